@@ -1,0 +1,22 @@
+//! Steward's wire formats, with no I/O: bytes in, values out.
+//!
+//! A reader of this crate learns the whole wire format without meeting a socket:
+//! - [`handshake`]: the `/wsagents/` request and answer headers, their messages, and the
+//!   negotiation of our channel protocol version (Jenkins JEP-222 plus one header of ours).
+//! - [`secret`]: the controller's HMAC key and the node secrets derived from it.
+//! - [`channel`]: the binary frames agent and controller exchange after the upgrade.
+//! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
+//! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
+//! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
+
+pub mod channel;
+pub mod handshake;
+pub mod jnlp;
+pub mod node_xml;
+pub mod plaincli;
+pub mod secret;
+pub mod xml;
+
+/// The product version, reported by `version`, `X-Jenkins` and the hello frames.
+pub const STEWARD_VERSION: &str = env!("CARGO_PKG_VERSION");

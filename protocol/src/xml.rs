@@ -1,0 +1,314 @@
+//! A small, hardened XML tree reader and writer shared by JNLP and node XML.
+//!
+//! Documents come from the network or stdin, so reading refuses DOCTYPE (no entity
+//! expansion, no external fetches) and bounds size, depth and element count before the
+//! tree is built. Unknown elements survive a read/write round trip.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+/// Largest XML document accepted: node and job configs are a few KiB.
+pub const MAX_XML_BYTES: usize = 1 << 20;
+/// Deepest element nesting accepted; real configs nest a handful of levels.
+pub const MAX_XML_DEPTH: usize = 64;
+/// Most elements accepted in one document.
+pub const MAX_XML_ELEMENTS: usize = 20_000;
+
+/// Why a document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("XML document of {0} bytes is over the limit of {MAX_XML_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("DOCTYPE is not allowed in XML documents")]
+    Doctype,
+    #[error("XML nests deeper than {MAX_XML_DEPTH} elements")]
+    TooDeep,
+    #[error("XML has more than {MAX_XML_ELEMENTS} elements")]
+    TooManyElements,
+    #[error("malformed XML at byte {position}: {reason}")]
+    Syntax { position: u64, reason: String },
+    #[error("XML document has no root element")]
+    NoRoot,
+    #[error("expected root element <{expected}>, found <{found}>")]
+    UnexpectedRoot { expected: String, found: String },
+    #[error("invalid value {value:?} in <{element}>: {reason}")]
+    BadValue {
+        element: String,
+        value: String,
+        reason: String,
+    },
+    #[error("missing element <{0}>")]
+    Missing(String),
+}
+
+/// An element with its attributes and children, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub name: String,
+    pub attributes: Vec<(String, String)>,
+    pub children: Vec<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+impl Element {
+    pub fn new(name: impl Into<String>) -> Self {
+        Element {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// An element holding only text.
+    pub fn with_text(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let mut e = Element::new(name);
+        e.children.push(Node::Text(text.into()));
+        e
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn child_elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.child_elements().find(|e| e.name == name)
+    }
+
+    /// The concatenated text directly inside this element.
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Element(_) => None,
+            })
+            .collect()
+    }
+
+    /// Text of the child `name`, trimmed; `None` when the child is absent.
+    pub fn child_text(&self, name: &str) -> Option<String> {
+        self.child(name).map(|e| e.text().trim().to_owned())
+    }
+
+    /// Writes the element as XML, indented by `depth` levels of two spaces. Elements holding
+    /// only text stay on one line; whitespace-only text between elements is re-indented.
+    pub fn write(&self, out: &mut String, depth: usize) {
+        let indent = "  ".repeat(depth);
+        out.push_str(&indent);
+        out.push('<');
+        out.push_str(&self.name);
+        for (k, v) in &self.attributes {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(v, out, true);
+            out.push('"');
+        }
+        let has_elements = self.child_elements().next().is_some();
+        let text = self.text();
+        if !has_elements && text.is_empty() {
+            out.push_str("/>\n");
+            return;
+        }
+        out.push('>');
+        if !has_elements {
+            escape_into(&text, out, false);
+        } else {
+            out.push('\n');
+            for child in &self.children {
+                match child {
+                    Node::Element(e) => e.write(out, depth + 1),
+                    Node::Text(t) if t.trim().is_empty() => {}
+                    Node::Text(t) => {
+                        out.push_str(&"  ".repeat(depth + 1));
+                        escape_into(t.trim(), out, false);
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push_str(&indent);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push_str(">\n");
+    }
+}
+
+/// Escapes text for XML; in attributes quotes are escaped too.
+pub fn escape_into(text: &str, out: &mut String, attribute: bool) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Parses a whole document into its root element, enforcing the limits above.
+pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
+    if xml.len() > MAX_XML_BYTES {
+        return Err(XmlError::TooLarge(xml.len()));
+    }
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().trim_text(false);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut elements = 0usize;
+    let syntax = |reader: &Reader<&[u8]>, reason: String| XmlError::Syntax {
+        position: reader.buffer_position(),
+        reason,
+    };
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| syntax(&reader, e.to_string()))?;
+        match event {
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Start(start) | Event::Empty(start) if root.is_some() => {
+                let _ = start;
+                return Err(syntax(&reader, "content after the root element".into()));
+            }
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                elements += 1;
+                if elements > MAX_XML_ELEMENTS {
+                    return Err(XmlError::TooManyElements);
+                }
+                if stack.len() >= MAX_XML_DEPTH {
+                    return Err(XmlError::TooDeep);
+                }
+                let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                let mut element = Element::new(name);
+                for attr in start.attributes() {
+                    let attr = attr.map_err(|e| syntax(&reader, e.to_string()))?;
+                    let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+                    let value = attr
+                        .unescape_value()
+                        .map_err(|e| syntax(&reader, e.to_string()))?;
+                    element.attributes.push((key, value.into_owned()));
+                }
+                if matches!(event, Event::Empty(_)) {
+                    close(&mut stack, &mut root, element);
+                } else {
+                    stack.push(element);
+                }
+            }
+            Event::End(_) => {
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| syntax(&reader, "unexpected end tag".into()))?;
+                close(&mut stack, &mut root, element);
+            }
+            Event::Text(text) => {
+                let text = text
+                    .unescape()
+                    .map_err(|e| syntax(&reader, e.to_string()))?;
+                push_text(&mut stack, &text, &reader)?;
+            }
+            Event::CData(data) => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                push_text(&mut stack, &text, &reader)?;
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(syntax(
+            &reader,
+            format!(
+                "unclosed element <{}>",
+                stack.last().map_or("", |e| &e.name)
+            ),
+        ));
+    }
+    root.ok_or(XmlError::NoRoot)
+}
+
+/// Attaches a finished element to its parent. Whitespace between child elements is layout,
+/// not content, so it is dropped; text inside text-only elements is kept as written.
+fn close(stack: &mut Vec<Element>, root: &mut Option<Element>, mut element: Element) {
+    if element.child_elements().next().is_some() {
+        element
+            .children
+            .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
+    }
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(element)),
+        None => *root = Some(element),
+    }
+}
+
+fn push_text(stack: &mut [Element], text: &str, reader: &Reader<&[u8]>) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.children.push(Node::Text(text.to_owned()));
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(XmlError::Syntax {
+            position: reader.buffer_position(),
+            reason: "text outside the root element".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctype_is_refused() {
+        let xml = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><slave><name>&a;</name></slave>"#;
+        assert_eq!(parse_document(xml), Err(XmlError::Doctype));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let deep = "<a>".repeat(MAX_XML_DEPTH + 1) + &"</a>".repeat(MAX_XML_DEPTH + 1);
+        assert_eq!(parse_document(&deep), Err(XmlError::TooDeep));
+        let big = format!("<a>{}</a>", "x".repeat(MAX_XML_BYTES));
+        assert!(matches!(parse_document(&big), Err(XmlError::TooLarge(_))));
+        let many = format!("<a>{}</a>", "<b/>".repeat(MAX_XML_ELEMENTS));
+        assert_eq!(parse_document(&many), Err(XmlError::TooManyElements));
+    }
+
+    #[test]
+    fn malformed_documents_name_the_problem() {
+        for bad in ["<a><b></a>", "<a>", "", "text", "<a/><b/>"] {
+            let err = parse_document(bad).unwrap_err();
+            assert!(
+                matches!(err, XmlError::Syntax { .. } | XmlError::NoRoot),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_unknown_elements_and_escapes() {
+        let xml = "<root a=\"1 &amp; &quot;2&quot;\"><x>1 &lt; 2</x><y><z/></y></root>";
+        let root = parse_document(xml).unwrap();
+        let mut out = String::new();
+        root.write(&mut out, 0);
+        assert_eq!(parse_document(&out).unwrap(), root);
+        assert_eq!(root.child_text("x").as_deref(), Some("1 < 2"));
+        assert_eq!(root.attribute("a"), Some("1 & \"2\""));
+    }
+}
