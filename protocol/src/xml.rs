@@ -244,7 +244,7 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
 
 /// Attaches a finished element to its parent. Whitespace between child elements is layout,
 /// not content, so it is dropped; text inside text-only elements is kept as written.
-fn close(stack: &mut Vec<Element>, root: &mut Option<Element>, mut element: Element) {
+fn close(stack: &mut [Element], root: &mut Option<Element>, mut element: Element) {
     if element.child_elements().next().is_some() {
         element
             .children
