@@ -1,1 +1,113 @@
+//! The Steward controller: an HTTP server that inbound agents dial into over WebSocket and
+//! that serves the Jenkins CLI protocols.
+//!
+//! Map of the crate:
+//! - [`config`]: settings; [`home`]: the home directory and its secret files;
+//!   [`store`]: the SQLite database (nodes, users, token hashes).
+//! - [`http`]: the router and the small routes (`/`, `/login`, JNLP, `/wsecho`,
+//!   `/jnlpJars/agent`).
+//! - [`agents`]: the `/wsagents/` handshake, live connections, agent sessions.
+//! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
+//! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
+//!   registry; [`keepalive`]: WebSocket ping and idle timers.
+//!
+//! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
+pub mod agents;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod home;
+pub mod http;
+pub mod keepalive;
+pub mod nodes;
+pub mod state;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use steward_protocol::channel::{GoAway, GoAwayCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, default_root_url};
+use crate::home::{Home, INITIAL_ADMIN_TOKEN_FILE, write_secret_file};
+use crate::state::AppState;
+use crate::store::Store;
+
+/// How long shutdown waits for sessions to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A controller that is listening.
+pub struct Started {
+    pub local_addr: SocketAddr,
+    pub root_url: url::Url,
+    /// The admin token, on the first start only.
+    pub initial_admin_token: Option<String>,
+    pub home: Home,
+    serve: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Started {
+    /// Waits until the server has stopped (after the shutdown token was cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.serve.await.context("server task failed")?
+    }
+}
+
+/// Prepares the home, opens the database, binds and starts serving until `shutdown`.
+pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    let home = Home::prepare(&config.home)?;
+    let secret_key = home.load_or_create_hmac_key()?;
+    let store = Store::open(&home.database())
+        .with_context(|| format!("opening {}", home.database().display()))?;
+    let initial_admin_token = store.call(store::users::ensure_admin).await?;
+    if let Some(token) = &initial_admin_token {
+        write_secret_file(
+            &home.secret_file(INITIAL_ADMIN_TOKEN_FILE),
+            format!("{token}\n").as_bytes(),
+        )?;
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    if config.listen.port() == 0 && config.root_url == default_root_url(config.listen) {
+        config.root_url = default_root_url(local_addr);
+    }
+    let root_url = config.root_url.clone();
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        secret_key: Arc::new(secret_key),
+        agents: Arc::default(),
+        duplex: Arc::default(),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+    };
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let serve = tokio::spawn(async move {
+        let server =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let result = server.await.context("HTTP server failed");
+        state.agents.disconnect_all(GoAway {
+            code: GoAwayCode::Shutdown,
+            reason: "controller shutting down".into(),
+        });
+        state.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await;
+        result
+    });
+    Ok(Started {
+        local_addr,
+        root_url,
+        initial_admin_token,
+        home,
+        serve,
+    })
+}

@@ -1,1 +1,100 @@
-fn main() {}
+//! `controller`: parse options, set up logging, run until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use steward_controller::config::{self, Config};
+use steward_controller::home::INITIAL_ADMIN_TOKEN_FILE;
+use tokio_util::sync::CancellationToken;
+
+/// Steward controller: a Jenkins-compatible CI controller whose agents dial in over WebSocket.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Options {
+    /// Home directory holding the database and secrets.
+    #[arg(long, env = "STEWARD_HOME", default_value = "./steward-home")]
+    home: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "STEWARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Public root URL (behind a reverse proxy); default http://<listen>/.
+    #[arg(long, env = "STEWARD_URL")]
+    url: Option<String>,
+    /// Seconds between WebSocket pings; 0 disables.
+    #[arg(long, env = "STEWARD_WS_PING_INTERVAL", default_value_t = 30)]
+    ws_ping_interval: u64,
+    /// Seconds of silence after which a WebSocket is closed; 0 disables.
+    #[arg(long, env = "STEWARD_WS_IDLE_TIMEOUT", default_value_t = 60)]
+    ws_idle_timeout: u64,
+    /// Turn off the WebSocket CLI endpoint (/cli/ws); CLIs then use full-duplex HTTP.
+    #[arg(long, env = "STEWARD_NO_WEBSOCKET_CLI")]
+    no_websocket_cli: bool,
+    /// The agent executable served at /jnlpJars/agent (default: `agent` beside this binary).
+    #[arg(long, env = "STEWARD_AGENT_BINARY")]
+    agent_binary: Option<PathBuf>,
+}
+
+fn seconds(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let options = Options::parse();
+    let mut config = Config::new(options.home, options.listen);
+    if let Some(url) = &options.url {
+        config.root_url = config::parse_root_url(url).map_err(anyhow::Error::msg)?;
+    }
+    config.ws_ping_interval = seconds(options.ws_ping_interval);
+    config.ws_idle_timeout = seconds(options.ws_idle_timeout);
+    config.websocket_cli = !options.no_websocket_cli;
+    config.agent_binary = options.agent_binary;
+
+    let shutdown = CancellationToken::new();
+    let started = steward_controller::start(config, shutdown.clone())
+        .await
+        .context("starting the controller")?;
+    println!(
+        "Steward controller {} listening on {}",
+        steward_protocol::STEWARD_VERSION,
+        started.local_addr
+    );
+    println!("Root URL: {}", started.root_url);
+    if let Some(token) = &started.initial_admin_token {
+        let file = started.home.secret_file(INITIAL_ADMIN_TOKEN_FILE);
+        println!(
+            "Created user 'admin'. Its API token, shown only now (also in {}):",
+            file.display()
+        );
+        println!("    {token}");
+        println!(
+            "Try: cli -s {} -auth admin:{token} who-am-i",
+            started.root_url
+        );
+    }
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    started.wait().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,11 @@
+//! Inbound agents: the `/wsagents/` handshake, the live-connection registry, and the
+//! session each accepted connection runs.
+//!
+//! Path of a connection: [`handshake::wsagents`] validates the request in Jenkins' order
+//! (headers, node, secret, launcher, duplicate, upgrade), registers it in
+//! [`registry::AgentRegistry`] and answers 101; [`session::run`] then exchanges hellos and
+//! keeps the socket alive until it ends, which takes the node offline.
+
+pub mod handshake;
+pub mod registry;
+pub mod session;

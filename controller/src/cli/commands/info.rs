@@ -1,0 +1,76 @@
+//! `who-am-i`, `help` and `version`.
+
+use futures_util::FutureExt;
+
+use super::args::Args;
+use super::{Command, CommandError, CommandResult, Context};
+use crate::auth::Permission;
+
+pub const COMMANDS: &[&Command] = &[&WHO_AM_I, &HELP, &VERSION];
+
+const WHO_AM_I: Command = Command {
+    name: "who-am-i",
+    summary: "Reports your credential and permissions.",
+    usage: "",
+    needs_overall_read: false,
+    run: |ctx| who_am_i(ctx).boxed(),
+};
+
+const HELP: Command = Command {
+    name: "help",
+    summary: "Lists all the available commands or a detailed description of single command.",
+    usage: "[COMMAND]",
+    needs_overall_read: false,
+    run: |ctx| help(ctx).boxed(),
+};
+
+const VERSION: Command = Command {
+    name: "version",
+    summary: "Outputs the current version.",
+    usage: "",
+    needs_overall_read: true,
+    run: |ctx| version(ctx).boxed(),
+};
+
+async fn who_am_i(ctx: &mut Context) -> CommandResult {
+    Args::none(&ctx.args)?;
+    let mut text = format!("Authenticated as: {}\nAuthorities:\n", ctx.identity.name());
+    for authority in ctx.identity.authorities() {
+        text.push_str(&format!("  {authority}\n"));
+    }
+    ctx.out.stdout(text).await;
+    Ok(0)
+}
+
+async fn help(ctx: &mut Context) -> CommandResult {
+    if !ctx.identity.has(Permission::OverallRead) {
+        return Err(CommandError::AccessDenied(crate::auth::AccessDenied(
+            "You must authenticate to access this Jenkins.".into(),
+        )));
+    }
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let text = match args.optional_one()? {
+        Some(name) => {
+            let command = super::find(name)
+                .ok_or_else(|| CommandError::IllegalArgument(format!("No such command {name}")))?;
+            format!(
+                "cli {} {}\n{}\n",
+                command.name, command.usage, command.summary
+            )
+        }
+        None => super::all()
+            .iter()
+            .map(|c| format!("  {}\n    {}\n", c.name, c.summary))
+            .collect(),
+    };
+    ctx.out.stderr(text).await;
+    Ok(0)
+}
+
+async fn version(ctx: &mut Context) -> CommandResult {
+    Args::none(&ctx.args)?;
+    ctx.out
+        .stdout(format!("{}\n", steward_protocol::STEWARD_VERSION))
+        .await;
+    Ok(0)
+}

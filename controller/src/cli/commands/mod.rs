@@ -1,0 +1,180 @@
+//! CLI commands, one file per group, and the dispatcher that applies Jenkins' rules:
+//! unknown command → exit 2; bad credentials → exit 7; no Overall/Read → exit 6; then each
+//! command checks its own permission.
+
+pub mod args;
+pub mod info;
+pub mod node_state;
+pub mod nodes;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::io::{Output, Stdin};
+use crate::auth::{AccessDenied, AuthError, Identity, Permission};
+use crate::nodes::NodeError;
+use crate::state::AppState;
+
+/// Everything a running command gets.
+pub struct Invocation {
+    pub state: AppState,
+    pub auth: Result<Identity, AuthError>,
+    /// The command line, command name first.
+    pub args: Vec<String>,
+    pub stdin: Stdin,
+    pub out: Output,
+    /// Cancelled when the client goes away.
+    pub cancel: CancellationToken,
+}
+
+/// What the caller is, once the dispatcher has checked the credentials.
+pub struct Context {
+    pub state: AppState,
+    pub identity: Identity,
+    /// Arguments after the command name.
+    pub args: Vec<String>,
+    pub stdin: Stdin,
+    pub out: Output,
+    pub cancel: CancellationToken,
+}
+
+impl Context {
+    pub fn require(&self, permission: Permission) -> Result<(), CommandError> {
+        self.identity
+            .require(permission)
+            .map_err(CommandError::from)
+    }
+}
+
+/// A command's failure, mapped to Jenkins' exit codes (compat §7.2).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Exit 2, with the command's usage.
+    #[error("{0}")]
+    BadArgs(String),
+    /// Exit 3.
+    #[error("{0}")]
+    IllegalArgument(String),
+    /// Exit 4.
+    #[error("{0}")]
+    IllegalState(String),
+    /// Exit 5: some of several items failed; their errors are already printed.
+    #[error("Error occurred while performing this command, see previous stderr output.")]
+    Partial,
+    /// Exit 6.
+    #[error("{0}")]
+    AccessDenied(#[from] AccessDenied),
+    /// Exit 1.
+    #[error("Unexpected exception occurred while performing {command} command: {reason}")]
+    Unexpected { command: String, reason: String },
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CommandError::BadArgs(_) => 2,
+            CommandError::IllegalArgument(_) => 3,
+            CommandError::IllegalState(_) => 4,
+            CommandError::Partial => 5,
+            CommandError::AccessDenied(_) => 6,
+            CommandError::Unexpected { .. } => 1,
+        }
+    }
+
+    pub fn unexpected(command: &str, reason: impl std::fmt::Display) -> Self {
+        CommandError::Unexpected {
+            command: command.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<NodeError> for CommandError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::NotFound(_) | NodeError::BadName(_) => {
+                CommandError::IllegalArgument(e.to_string())
+            }
+            NodeError::Exists(_) => CommandError::IllegalState(e.to_string()),
+            NodeError::Store(s) => CommandError::unexpected("node", s),
+        }
+    }
+}
+
+pub type CommandResult = Result<i32, CommandError>;
+type Runner = for<'a> fn(&'a mut Context) -> BoxFuture<'a, CommandResult>;
+
+/// A command as `help` lists it.
+pub struct Command {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Arguments after the name, as usage prints them.
+    pub usage: &'static str,
+    /// `help` and `who-am-i` run without Overall/Read; everything else needs it.
+    pub needs_overall_read: bool,
+    pub run: Runner,
+}
+
+/// Every command, sorted by name.
+pub fn all() -> Vec<&'static Command> {
+    let mut all: Vec<&'static Command> =
+        [info::COMMANDS, nodes::COMMANDS, node_state::COMMANDS].concat();
+    all.sort_by_key(|c| c.name);
+    all
+}
+
+pub fn find(name: &str) -> Option<&'static Command> {
+    all().into_iter().find(|c| c.name == name)
+}
+
+/// Runs the command line of `invocation` and returns its exit code; errors are printed.
+pub async fn dispatch(invocation: Invocation) -> i32 {
+    let Invocation {
+        state,
+        auth,
+        mut args,
+        stdin,
+        out,
+        cancel,
+    } = invocation;
+    let name = args.remove(0);
+    let Some(command) = find(&name) else {
+        out.stderr(format!("No such command {name}\n")).await;
+        return 2;
+    };
+    let identity = match auth {
+        Ok(identity) => identity,
+        Err(e) => {
+            out.error(&e.to_string()).await;
+            return 7;
+        }
+    };
+    if command.needs_overall_read
+        && let Err(denied) = identity.require(Permission::OverallRead)
+    {
+        out.error(&denied.0).await;
+        return 6;
+    }
+    let mut ctx = Context {
+        state,
+        identity,
+        args,
+        stdin,
+        out: out.clone(),
+        cancel,
+    };
+    match (command.run)(&mut ctx).await {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e.to_string()).await;
+            if let CommandError::BadArgs(_) = e {
+                out.stderr(format!(
+                    "cli {} {}\n{}\n",
+                    command.name, command.usage, command.summary
+                ))
+                .await;
+            }
+            e.exit_code()
+        }
+    }
+}

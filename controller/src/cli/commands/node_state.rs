@@ -1,0 +1,144 @@
+//! Connection and availability commands: `connect-node`, `disconnect-node`, `offline-node`,
+//! `online-node`, `wait-node-online`, `wait-node-offline`.
+
+use futures_util::FutureExt;
+
+use super::args::Args;
+use super::nodes::for_each_node;
+use super::{Command, CommandResult, Context};
+use crate::auth::Permission;
+use crate::nodes;
+use crate::store::nodes::OfflineMark;
+
+pub const COMMANDS: &[&Command] = &[
+    &CONNECT_NODE,
+    &DISCONNECT_NODE,
+    &OFFLINE_NODE,
+    &ONLINE_NODE,
+    &WAIT_ONLINE,
+    &WAIT_OFFLINE,
+];
+
+const CONNECT_NODE: Command = Command {
+    name: "connect-node",
+    summary: "Reconnect to a node(s)",
+    usage: "[-f] NAME ...",
+    needs_overall_read: true,
+    run: |ctx| connect_node(ctx).boxed(),
+};
+
+const DISCONNECT_NODE: Command = Command {
+    name: "disconnect-node",
+    summary: "Disconnects from a node.",
+    usage: "[-m MESSAGE] NAME ...",
+    needs_overall_read: true,
+    run: |ctx| disconnect_node(ctx).boxed(),
+};
+
+const OFFLINE_NODE: Command = Command {
+    name: "offline-node",
+    summary: "Stop using a node for performing builds temporarily, until the next \"online-node\" command.",
+    usage: "[-m MESSAGE] NAME ...",
+    needs_overall_read: true,
+    run: |ctx| offline_node(ctx).boxed(),
+};
+
+const ONLINE_NODE: Command = Command {
+    name: "online-node",
+    summary: "Resume using a node for performing builds, to cancel out the earlier \"offline-node\" command.",
+    usage: "NAME ...",
+    needs_overall_read: true,
+    run: |ctx| online_node(ctx).boxed(),
+};
+
+const WAIT_ONLINE: Command = Command {
+    name: "wait-node-online",
+    summary: "Wait for a node to become online.",
+    usage: "NODE",
+    needs_overall_read: true,
+    run: |ctx| wait(ctx, true).boxed(),
+};
+
+const WAIT_OFFLINE: Command = Command {
+    name: "wait-node-offline",
+    summary: "Wait for a node to become offline.",
+    usage: "NODE",
+    needs_overall_read: true,
+    run: |ctx| wait(ctx, false).boxed(),
+};
+
+/// Inbound agents dial in by themselves, so there is nothing to launch: the command checks
+/// the node exists; `-f` drops a live connection so the agent reconnects afresh.
+async fn connect_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentConnect)?;
+    let args = Args::parse(&ctx.args, &["-f"], &[])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    let force = args.flag("-f");
+    for_each_node(ctx, &names, |ctx, name| {
+        async move {
+            if force {
+                nodes::disconnect(
+                    &ctx.state,
+                    &name,
+                    Some("reconnecting (connect-node -f)"),
+                    ctx.identity.name(),
+                )
+                .await?;
+            } else {
+                nodes::get(&ctx.state, &name).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+}
+
+async fn disconnect_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentDisconnect)?;
+    let args = Args::parse(&ctx.args, &[], &["-m"])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    let message = args.value("-m").map(str::to_owned);
+    for_each_node(ctx, &names, |ctx, name| {
+        let message = message.clone();
+        async move {
+            nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name()).await?;
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+}
+
+async fn offline_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentDisconnect)?;
+    let args = Args::parse(&ctx.args, &[], &["-m"])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    let mark = OfflineMark {
+        message: args.value("-m").unwrap_or("").to_owned(),
+        by: ctx.identity.name().to_owned(),
+    };
+    for_each_node(ctx, &names, |ctx, name| {
+        let mark = mark.clone();
+        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?) }
+            .boxed()
+    })
+    .await
+}
+
+async fn online_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentConnect)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    for_each_node(ctx, &names, |ctx, name| {
+        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, None).await?) }.boxed()
+    })
+    .await
+}
+
+async fn wait(ctx: &mut Context, online: bool) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let name = args.one("NODE")?.to_owned();
+    nodes::wait_for(&ctx.state, &name, online, &ctx.cancel).await?;
+    Ok(0)
+}

@@ -1,0 +1,310 @@
+//! Node configuration commands: `create-node`, `get-node`, `update-node`, `delete-node`,
+//! and our own `list-nodes` and `agent-command`.
+
+use futures_util::FutureExt;
+use steward_protocol::node_xml::{NodeConfig, XML_DECLARATION};
+use steward_protocol::xml::MAX_XML_BYTES;
+
+use super::args::Args;
+use super::{Command, CommandError, CommandResult, Context};
+use crate::auth::Permission;
+use crate::nodes;
+
+pub const COMMANDS: &[&Command] = &[
+    &CREATE_NODE,
+    &GET_NODE,
+    &UPDATE_NODE,
+    &DELETE_NODE,
+    &LIST_NODES,
+    &AGENT_COMMAND,
+];
+
+const CREATE_NODE: Command = Command {
+    name: "create-node",
+    summary: "Creates a new node by reading stdin as a XML configuration.",
+    usage: "[NODE]",
+    needs_overall_read: true,
+    run: |ctx| create_node(ctx).boxed(),
+};
+
+const GET_NODE: Command = Command {
+    name: "get-node",
+    summary: "Dumps the node definition XML to stdout.",
+    usage: "NODE",
+    needs_overall_read: true,
+    run: |ctx| get_node(ctx).boxed(),
+};
+
+const UPDATE_NODE: Command = Command {
+    name: "update-node",
+    summary: "Updates the node definition XML from stdin. The opposite of the get-node command.",
+    usage: "NODE",
+    needs_overall_read: true,
+    run: |ctx| update_node(ctx).boxed(),
+};
+
+const DELETE_NODE: Command = Command {
+    name: "delete-node",
+    summary: "Deletes node(s)",
+    usage: "NAME ...",
+    needs_overall_read: true,
+    run: |ctx| delete_node(ctx).boxed(),
+};
+
+const LIST_NODES: Command = Command {
+    name: "list-nodes",
+    summary: "Lists nodes with their state, labels and executors (-json for machine-readable output).",
+    usage: "[-json]",
+    needs_overall_read: true,
+    run: |ctx| list_nodes(ctx).boxed(),
+};
+
+const AGENT_COMMAND: Command = Command {
+    name: "agent-command",
+    summary: "Prints the command that starts the agent for a node, secret included.",
+    usage: "NODE",
+    needs_overall_read: true,
+    run: |ctx| agent_command(ctx).boxed(),
+};
+
+/// Reads and parses node XML from stdin; bad input is exit 3 with the parser's reason.
+async fn read_node_xml(ctx: &mut Context) -> Result<NodeConfig, CommandError> {
+    let bytes = ctx
+        .stdin
+        .read_to_end(MAX_XML_BYTES)
+        .await
+        .map_err(|e| CommandError::IllegalArgument(format!("Invalid node XML: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CommandError::IllegalArgument("Invalid node XML: not UTF-8".into()))?;
+    NodeConfig::from_xml(&text)
+        .map_err(|e| CommandError::IllegalArgument(format!("Invalid node XML: {e}")))
+}
+
+async fn create_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentCreate)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let name_override = args.optional_one()?.map(str::to_owned);
+    let mut config = read_node_xml(ctx).await?;
+    if let Some(name) = name_override {
+        config.name = name;
+    }
+    nodes::create(&ctx.state, config).await?;
+    Ok(0)
+}
+
+async fn get_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentExtendedRead)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let record = nodes::get(&ctx.state, args.one("NODE")?).await?;
+    ctx.out
+        .stdout(format!("{XML_DECLARATION}\n{}", record.config.to_xml()))
+        .await;
+    Ok(0)
+}
+
+async fn update_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentConfigure)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let name = args.one("NODE")?.to_owned();
+    nodes::get(&ctx.state, &name).await?;
+    let mut config = read_node_xml(ctx).await?;
+    if config.name.is_empty() {
+        config.name = name.clone();
+    }
+    nodes::update(&ctx.state, &name, config).await?;
+    Ok(0)
+}
+
+async fn delete_node(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentDelete)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    for_each_node(ctx, &names, |ctx, name| {
+        async move { Ok(nodes::delete(&ctx.state, &name).await?) }.boxed()
+    })
+    .await
+}
+
+/// Runs `action` for each name. With one name its error is the command's; with several,
+/// each failure prints `NAME: message` and the command ends with exit 5.
+pub async fn for_each_node<'c>(
+    ctx: &'c Context,
+    names: &[String],
+    action: impl Fn(
+        &'c Context,
+        String,
+    ) -> futures_util::future::BoxFuture<'c, Result<(), CommandError>>,
+) -> CommandResult {
+    if let [only] = names {
+        action(ctx, only.clone()).await?;
+        return Ok(0);
+    }
+    let mut failed = false;
+    for name in names {
+        if let Err(e) = action(ctx, name.clone()).await {
+            failed = true;
+            ctx.out.stderr(format!("{name}: {e}\n")).await;
+        }
+    }
+    if failed {
+        Err(CommandError::Partial)
+    } else {
+        Ok(0)
+    }
+}
+
+async fn list_nodes(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &["-json"], &[])?;
+    Args::none(&args.positional)?;
+    let records = nodes::list(&ctx.state).await?;
+    let rows: Vec<_> = records
+        .iter()
+        .map(|r| (r, nodes::status(&ctx.state, r)))
+        .collect();
+    if args.flag("-json") {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(r, s)| {
+                serde_json::json!({
+                    "name": r.config.name,
+                    "online": s.online,
+                    "connected": s.connected,
+                    "state": s.describe(),
+                    "offlineReason": if s.online { None } else { s.reason.clone() },
+                    "status": s.reason,
+                    "temporarilyOffline": r.temporarily_offline.is_some(),
+                    "labels": r.config.label_list(),
+                    "executors": r.config.num_executors,
+                    "mode": r.config.mode.as_str(),
+                    "description": r.config.description,
+                    "agentVersion": s.live.as_ref().and_then(|l| l.agent_version.clone()),
+                    "remoteAddress": s.live.as_ref().map(|l| l.remote.to_string()),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&json)
+            .map_err(|e| CommandError::unexpected("list-nodes", e))?;
+        ctx.out.stdout(format!("{text}\n")).await;
+        return Ok(0);
+    }
+    let table: Vec<[String; 4]> = rows
+        .iter()
+        .map(|(r, s)| {
+            [
+                r.config.name.clone(),
+                s.describe(),
+                r.config.label_list().join(" "),
+                r.config.num_executors.to_string(),
+            ]
+        })
+        .collect();
+    ctx.out
+        .stdout(render_table(
+            ["NAME", "STATE", "LABELS", "EXECUTORS"],
+            &table,
+        ))
+        .await;
+    Ok(0)
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+async fn agent_command(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::AgentConnect)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let record = nodes::get(&ctx.state, args.one("NODE")?).await?;
+    if !record.config.is_inbound() {
+        return Err(CommandError::IllegalState(format!(
+            "{} is not an inbound agent",
+            record.config.name
+        )));
+    }
+    ctx.out
+        .stdout(agent_command_text(&ctx.state, &record.config))
+        .await;
+    Ok(0)
+}
+
+/// The lines a user pastes on the agent machine: download, then run.
+pub fn agent_command_text(state: &crate::state::AppState, config: &NodeConfig) -> String {
+    let root = state.config.root_url.as_str();
+    let secret = state.secret_key.node_secret(&config.name);
+    let mut run = format!(
+        "./agent -webSocket -url {} -name {} -secret {}",
+        shell_quote(root),
+        shell_quote(&config.name),
+        secret.expose()
+    );
+    if !config.remote_fs.is_empty() && !config.work_dir_disabled {
+        run.push_str(&format!(" -workDir {}", shell_quote(&config.remote_fs)));
+    }
+    format!(
+        "curl -fsSLo agent {} && chmod +x agent\n{run}\n",
+        shell_quote(&format!("{root}jnlpJars/agent"))
+    )
+}
+
+/// Quotes for POSIX shells when needed.
+pub fn shell_quote(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if safe {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = [[
+            "a".to_string(),
+            "online".to_string(),
+            "".to_string(),
+            "1".to_string(),
+        ]];
+        assert_eq!(
+            render_table(["NAME", "STATE", "LABELS", "EXECUTORS"], &rows),
+            "NAME  STATE   LABELS  EXECUTORS\na     online          1\n"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("linux-1"), "linux-1");
+        assert_eq!(shell_quote("build box"), "'build box'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}

@@ -1,0 +1,217 @@
+//! `POST /cli?remoting=false` (compat §5): the CLI over two HTTP requests. The download
+//! side answers at once with `Hudson-Duplex: true` and a `0x00` byte, then waits for the
+//! upload side with the same `Session`; frames carry a 4-byte length.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use steward_protocol::plaincli::{self, Frame};
+use tokio::sync::{mpsc, oneshot};
+
+use super::io::OUTPUT_QUEUE;
+use super::session::{self, FrameStream, Transport};
+use crate::auth::{AuthError, authenticate};
+use crate::state::AppState;
+
+/// How long a download side waits for its upload side (Jenkins: 15 s).
+pub const PAIRING_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most download sides waiting for their upload at once; more are refused (503) so a flood
+/// of half-sessions cannot grow memory.
+pub const MAX_PENDING_SESSIONS: usize = 256;
+/// Longest `Session` header accepted (clients send a 36-character UUID).
+pub const MAX_SESSION_ID_LEN: usize = 128;
+
+/// The upload side's body, handed to the waiting download side.
+struct UploadHandoff {
+    body: Body,
+    done: oneshot::Sender<()>,
+}
+
+/// Download sides waiting for their upload side, by `Session`.
+#[derive(Default)]
+pub struct PendingDuplex {
+    waiting: Mutex<HashMap<String, oneshot::Sender<UploadHandoff>>>,
+}
+
+impl PendingDuplex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<UploadHandoff>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of download sides waiting now.
+    pub fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    (status, format!("{text}\n")).into_response()
+}
+
+pub async fn cli_post(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if query.get("remoting").map(String::as_str) != Some("false") {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "Remoting-based CLI is not supported; use ?remoting=false",
+        );
+    }
+    let session = match headers.get("Session").and_then(|v| v.to_str().ok()) {
+        Some(s) if !s.is_empty() && s.len() <= MAX_SESSION_ID_LEN => s.to_owned(),
+        _ => return plain(StatusCode::BAD_REQUEST, "Missing or invalid Session header"),
+    };
+    match headers.get("Side").and_then(|v| v.to_str().ok()) {
+        Some("download") => download(state, session, &headers).await,
+        Some("upload") => upload(state, session, body).await,
+        _ => plain(
+            StatusCode::BAD_REQUEST,
+            "Missing or invalid Side header: expected download or upload",
+        ),
+    }
+}
+
+async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> Response {
+    let auth = match authenticate(&state.store, headers).await {
+        Err(AuthError::Store(e)) => {
+            tracing::error!(error = %e, "authentication failed on a database error");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "database error");
+        }
+        other => other,
+    };
+    let (handoff_tx, handoff_rx) = oneshot::channel();
+    {
+        let mut waiting = state.duplex.lock();
+        if waiting.len() >= MAX_PENDING_SESSIONS {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many CLI sessions waiting for their upload side",
+            );
+        }
+        if waiting.contains_key(&session_id) {
+            return plain(StatusCode::BAD_REQUEST, "Duplicate CLI session");
+        }
+        waiting.insert(session_id.clone(), handoff_tx);
+    }
+    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(OUTPUT_QUEUE);
+    let _ = body_tx.try_send(Ok(Bytes::from_static(&[0])));
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        let handoff = tokio::time::timeout(PAIRING_TIMEOUT, handoff_rx).await;
+        let Ok(Ok(UploadHandoff { body, done })) = handoff else {
+            task_state.duplex.lock().remove(&session_id);
+            tracing::debug!(session = %session_id, "CLI download side got no upload side in time");
+            return;
+        };
+        let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
+        let transport = Transport {
+            incoming: upload_frames(body),
+            outgoing: out_tx,
+        };
+        tokio::join!(
+            session::run(transport, auth, task_state),
+            encode_frames(out_rx, body_tx)
+        );
+        let _ = done.send(());
+    });
+    let mut response = Response::new(Body::from_stream(tokio_stream_from(body_rx)));
+    let h = response.headers_mut();
+    h.insert("Hudson-Duplex", HeaderValue::from_static("true"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
+async fn upload(state: AppState, session_id: String, body: Body) -> Response {
+    let Some(waiting) = state.duplex.lock().remove(&session_id) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Unknown CLI session: the upload side arrived without a waiting download side",
+        );
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    if waiting
+        .send(UploadHandoff {
+            body,
+            done: done_tx,
+        })
+        .is_err()
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "CLI session timed out before the upload side arrived",
+        );
+    }
+    // Answer only once the session is over: the client streams this body until then.
+    let _ = done_rx.await;
+    StatusCode::OK.into_response()
+}
+
+/// Frames in the HTTP framing, from the upload body. A body that ends inside a frame, fails,
+/// or carries a bad frame means the client is gone.
+fn upload_frames(body: Body) -> FrameStream {
+    let state = Some((body.into_data_stream(), BytesMut::new()));
+    Box::pin(futures_util::stream::unfold(state, |state| async move {
+        let (mut data, mut buf) = state?;
+        loop {
+            match plaincli::decode_http(&mut buf) {
+                Ok(Some(frame)) => return Some((Ok(frame), Some((data, buf)))),
+                Ok(None) => {}
+                Err(e) => return Some((Err(e.to_string()), None)),
+            }
+            match data.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Some((Err(format!("upload failed: {e}")), None)),
+                None if buf.is_empty() => return None,
+                None => {
+                    return Some((
+                        Err(format!(
+                            "upload ended inside a frame ({} bytes left)",
+                            buf.len()
+                        )),
+                        None,
+                    ));
+                }
+            }
+        }
+    }))
+}
+
+/// Writes the session's frames into the download body.
+async fn encode_frames(
+    mut frames: mpsc::Receiver<Frame>,
+    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let mut buf = BytesMut::new();
+        if let Err(e) = plaincli::encode_http(&frame, &mut buf) {
+            tracing::error!(error = %e, "unencodable CLI frame");
+            continue;
+        }
+        if body.send(Ok(buf.freeze())).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,162 @@
+//! `GET /cli/ws` (compat §4): the CLI over WebSocket, one PlainCLI frame per binary message.
+
+use axum::extract::State;
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code,
+    rejection::WebSocketUpgradeRejection,
+};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use http::header::ORIGIN;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use steward_protocol::plaincli::{self, Frame, MAX_FRAME_PAYLOAD};
+use tokio::sync::mpsc;
+
+use super::io::OUTPUT_QUEUE;
+use super::session::{self, FrameStream, Transport};
+use crate::agents::session::SEND_TIMEOUT;
+use crate::auth::{AuthError, authenticate};
+use crate::config::expected_origin;
+use crate::keepalive::Keepalive;
+use crate::state::AppState;
+
+/// Header carrying the reason for a refused CLI handshake.
+pub const HEADER_CLI_ERROR: &str = "X-CLI-Error";
+/// Message for a cross-site (or misconfigured proxy) request.
+pub const MSG_BAD_ORIGIN: &str = "Unexpected request origin (check your reverse proxy settings)";
+
+/// A refusal before the upgrade: status, `X-CLI-Error`, empty body.
+pub fn cli_refusal(status: StatusCode, text: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(text) {
+        response.headers_mut().insert(HEADER_CLI_ERROR, v);
+    }
+    response
+}
+
+pub async fn cli_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !state.config.websocket_cli {
+        return cli_refusal(
+            StatusCode::NOT_FOUND,
+            "The WebSocket CLI is turned off on this controller",
+        );
+    }
+    let expected = expected_origin(&state.config.root_url);
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    if origin != Some(expected.as_str()) {
+        tracing::warn!(origin = origin.unwrap_or("(none)"), expected = %expected, "refused CLI WebSocket: unexpected origin");
+        return cli_refusal(StatusCode::FORBIDDEN, MSG_BAD_ORIGIN);
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return cli_refusal(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
+    let auth = match authenticate(&state.store, &headers).await {
+        Err(AuthError::Store(e)) => {
+            tracing::error!(error = %e, "authentication failed on a database error");
+            return cli_refusal(StatusCode::INTERNAL_SERVER_ERROR, "database error");
+        }
+        other => other,
+    };
+    upgrade
+        .max_message_size(MAX_FRAME_PAYLOAD + 1)
+        .max_frame_size(MAX_FRAME_PAYLOAD + 1)
+        .on_upgrade(move |socket| serve(socket, auth, state))
+}
+
+async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>, state: AppState) {
+    let (sink, stream) = socket.split();
+    let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
+    let incoming = incoming_frames(stream, state.config.ws_idle_timeout);
+    let writer = write_frames(sink, out_rx, state.config.ws_ping_interval);
+    tokio::join!(
+        session::run(
+            Transport {
+                incoming,
+                outgoing: out_tx
+            },
+            auth,
+            state.clone()
+        ),
+        writer
+    );
+}
+
+/// Client messages as frames. Pings and pongs only prove the client alive; silence past the
+/// idle timeout, a close, or a text message end the session.
+fn incoming_frames(
+    stream: SplitStream<WebSocket>,
+    idle_timeout: Option<std::time::Duration>,
+) -> FrameStream {
+    let state = Some(stream);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        move |state| async move {
+            let mut stream = state?;
+            loop {
+                let next = match idle_timeout {
+                    Some(t) => match tokio::time::timeout(t, stream.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return Some((
+                                Err(format!("no message for {}s (idle timeout)", t.as_secs())),
+                                None,
+                            ));
+                        }
+                    },
+                    None => stream.next().await,
+                };
+                let item = match next {
+                    None | Some(Ok(Message::Close(_))) => {
+                        Err("client closed the connection".to_owned())
+                    }
+                    Some(Err(e)) => Err(format!("connection error: {e}")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Text(_))) => {
+                        Err("text message on the CLI WebSocket".to_owned())
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        plaincli::decode_ws(bytes).map_err(|e| e.to_string())
+                    }
+                };
+                let more = item.is_ok();
+                return Some((item, more.then_some(stream)));
+            }
+        },
+    ))
+}
+
+/// Sends the session's frames and the keepalive pings; closes normally when the session
+/// drops its sender (after `EXIT`).
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Frame>,
+    ping: Option<std::time::Duration>,
+) {
+    let mut keepalive = Keepalive::new(ping, None);
+    loop {
+        let message = tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(frame) => match plaincli::encode_ws(&frame) {
+                    Ok(bytes) => Message::Binary(bytes),
+                    Err(e) => {
+                        tracing::error!(error = %e, "unencodable CLI frame");
+                        continue;
+                    }
+                },
+                None => Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() })),
+            },
+            _ = keepalive.tick() => Message::Ping(Default::default()),
+        };
+        let closing = matches!(message, Message::Close(_));
+        match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) if !closing => {}
+            _ => return,
+        }
+    }
+}

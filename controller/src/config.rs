@@ -1,0 +1,105 @@
+//! The controller's settings, as parsed from the command line and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default interval between WebSocket pings (compat §9).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default idle close: nginx and most ingresses drop WebSockets silent for 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything [`crate::run`] needs to start a controller.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The home directory holding the database and `secrets/`.
+    pub home: PathBuf,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Public root URL with its trailing slash, used for the Origin check, JNLP documents and
+    /// printed agent commands. Defaults to `http://<listen>/`.
+    pub root_url: url::Url,
+    /// Interval between server pings on every WebSocket; `None` disables pings.
+    pub ws_ping_interval: Option<Duration>,
+    /// A WebSocket that sends nothing for this long is closed; `None` disables the check.
+    pub ws_idle_timeout: Option<Duration>,
+    /// Serve `/cli/ws` (on by default; off makes CLIs fall back to full-duplex HTTP).
+    pub websocket_cli: bool,
+    /// The agent executable served at `/jnlpJars/agent`; defaults to `agent` next to the
+    /// controller's own executable.
+    pub agent_binary: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration with the defaults for `home` and `listen`.
+    pub fn new(home: PathBuf, listen: SocketAddr) -> Self {
+        Config {
+            home,
+            listen,
+            root_url: default_root_url(listen),
+            ws_ping_interval: Some(DEFAULT_PING_INTERVAL),
+            ws_idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            websocket_cli: true,
+            agent_binary: None,
+        }
+    }
+}
+
+/// `http://<listen>/`.
+pub fn default_root_url(listen: SocketAddr) -> url::Url {
+    url::Url::parse(&format!("http://{listen}/")).expect("a socket address makes a valid URL")
+}
+
+/// Normalises a user-given root URL: http(s) only, with a trailing slash.
+pub fn parse_root_url(text: &str) -> Result<url::Url, String> {
+    let mut url = url::Url::parse(text).map_err(|e| format!("invalid --url {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid --url {text:?}: expected http:// or https://"
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("invalid --url {text:?}: no host"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// The `Origin` browsers and CLIs send for pages under `root`: scheme, host and port.
+pub fn expected_origin(root: &url::Url) -> String {
+    root.origin().ascii_serialization()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_url_gets_trailing_slash() {
+        assert_eq!(
+            parse_root_url("https://ci.example.com/jenkins")
+                .unwrap()
+                .as_str(),
+            "https://ci.example.com/jenkins/"
+        );
+        assert!(parse_root_url("ftp://x/").is_err());
+        assert!(parse_root_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn origin_is_scheme_host_port() {
+        assert_eq!(
+            expected_origin(&parse_root_url("https://ci.example.com/jenkins/").unwrap()),
+            "https://ci.example.com"
+        );
+        assert_eq!(
+            expected_origin(&parse_root_url("http://127.0.0.1:8080/").unwrap()),
+            "http://127.0.0.1:8080"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! The HTTP surface: every route, mounted under the path of the public root URL.
+//!
+//! | route | handler |
+//! | --- | --- |
+//! | `GET /`, `GET /login` | [`root`] |
+//! | `GET /wsagents/` | [`crate::agents::handshake::wsagents`] |
+//! | `GET /computer/NAME/jenkins-agent.jnlp` (and `slave-agent.jnlp`) | [`jnlp`] |
+//! | `GET /cli/ws` | [`crate::cli::ws::cli_ws`] |
+//! | `POST /cli?remoting=false` | [`crate::cli::duplex::cli_post`] |
+//! | `GET /wsecho` | [`echo`] |
+//! | `GET /jnlpJars/agent` | [`agent_binary`] |
+
+pub mod agent_binary;
+pub mod echo;
+pub mod jnlp;
+pub mod root;
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::HeaderValue;
+
+use crate::state::AppState;
+
+/// The Jenkins version whose wire behaviour Steward follows, sent as `X-Jenkins` so Jenkins
+/// clients (jenkins-cli.jar, python-jenkins) recognise a compatible controller.
+pub const JENKINS_COMPAT_VERSION: &str = "2.579";
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/", get(root::index))
+        .route("/login", get(root::login))
+        .route("/wsagents/", get(crate::agents::handshake::wsagents))
+        .route("/wsagents", get(crate::agents::handshake::wsagents))
+        .route("/computer/{name}/jenkins-agent.jnlp", get(jnlp::jnlp))
+        .route("/computer/{name}/slave-agent.jnlp", get(jnlp::jnlp))
+        .route("/cli/ws", get(crate::cli::ws::cli_ws))
+        .route("/cli", post(crate::cli::duplex::cli_post))
+        .route("/cli/", post(crate::cli::duplex::cli_post))
+        .route("/wsecho", get(echo::wsecho))
+        .route("/wsecho/", get(echo::wsecho))
+        .route("/jnlpJars/agent", get(agent_binary::agent_binary))
+        .fallback(root::not_found)
+        .layer(axum::middleware::map_response(add_version_headers))
+        .with_state(state.clone());
+    let prefix = state.config.root_url.path().trim_end_matches('/');
+    if prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(prefix, routes)
+    }
+}
+
+async fn add_version_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        "X-Jenkins",
+        HeaderValue::from_static(JENKINS_COMPAT_VERSION),
+    );
+    h.insert(
+        "X-Steward-Version",
+        HeaderValue::from_static(steward_protocol::STEWARD_VERSION),
+    );
+    response
+}

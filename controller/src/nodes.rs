@@ -1,0 +1,205 @@
+//! Node operations on top of the store and the live-connection registry: what the CLI
+//! commands (and later the REST API and web UI) call.
+
+use steward_protocol::channel::{GoAway, GoAwayCode};
+use steward_protocol::node_xml::{NodeConfig, NodeNameError, validate_node_name};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::registry::{AgentKind, JAVA_AGENT_STATUS, LiveAgent};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::nodes::{self, NodeRecord, OfflineMark, WriteOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("No such node '{0}'")]
+    NotFound(String),
+    #[error("Node '{0}' already exists")]
+    Exists(String),
+    #[error("{0}")]
+    BadName(#[from] NodeNameError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A node's state as users see it.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// An agent connection is live.
+    pub connected: bool,
+    /// Connected and not temporarily offline: it may take work.
+    pub online: bool,
+    /// Why the node is offline, or a note on an online one (a Java agent).
+    pub reason: Option<String>,
+    pub live: Option<LiveAgent>,
+}
+
+impl NodeStatus {
+    /// `online`, `offline`, and the reason in parentheses when there is one.
+    pub fn describe(&self) -> String {
+        let state = if self.online { "online" } else { "offline" };
+        match &self.reason {
+            Some(reason) => format!("{state} ({reason})"),
+            None => state.to_owned(),
+        }
+    }
+}
+
+pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
+    let name = &record.config.name;
+    let live = state.agents.live(name);
+    let connected = live.is_some();
+    let reason = match (&record.temporarily_offline, &live) {
+        (Some(mark), _) => Some(format!(
+            "temporarily offline by {}: {}",
+            mark.by, mark.message
+        )),
+        (None, Some(l)) if l.kind == AgentKind::JavaRemoting => Some(JAVA_AGENT_STATUS.to_owned()),
+        (None, Some(_)) => None,
+        (None, None) => Some(
+            state
+                .agents
+                .offline_reason(name)
+                .unwrap_or_else(|| "not connected".into()),
+        ),
+    };
+    let online = connected && record.temporarily_offline.is_none();
+    NodeStatus {
+        connected,
+        online,
+        reason,
+        live,
+    }
+}
+
+pub async fn create(state: &AppState, config: NodeConfig) -> Result<(), NodeError> {
+    validate_node_name(&config.name)?;
+    let name = config.name.clone();
+    match state.store.call(move |c| nodes::insert(c, &config)).await? {
+        WriteOutcome::Done => {
+            state.agents.forget(&name);
+            state.agents.notify_changed();
+            Ok(())
+        }
+        _ => Err(NodeError::Exists(name)),
+    }
+}
+
+pub async fn get(state: &AppState, name: &str) -> Result<NodeRecord, NodeError> {
+    let key = name.to_owned();
+    state
+        .store
+        .call(move |c| nodes::get(c, &key))
+        .await?
+        .ok_or_else(|| NodeError::NotFound(name.to_owned()))
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<NodeRecord>, NodeError> {
+    Ok(state.store.call(|c| nodes::list(c)).await?)
+}
+
+/// Replaces a node's configuration. A rename ends the old name's connection, whose secret
+/// no longer matches; other changes leave a live agent connected.
+pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<(), NodeError> {
+    validate_node_name(&config.name)?;
+    let (old, new) = (name.to_owned(), config.name.clone());
+    let cfg = config.clone();
+    match state
+        .store
+        .call(move |c| nodes::replace(c, &old, &cfg))
+        .await?
+    {
+        WriteOutcome::Done => {}
+        WriteOutcome::NotFound => return Err(NodeError::NotFound(name.to_owned())),
+        WriteOutcome::NameTaken => return Err(NodeError::Exists(new)),
+    }
+    if new != name {
+        state.agents.disconnect(
+            name,
+            GoAway {
+                code: GoAwayCode::NodeDeleted,
+                reason: format!("node renamed to {new}"),
+            },
+        );
+        state.agents.forget(name);
+    }
+    state.agents.notify_changed();
+    Ok(())
+}
+
+pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
+    let key = name.to_owned();
+    if !state.store.call(move |c| nodes::delete(c, &key)).await? {
+        return Err(NodeError::NotFound(name.to_owned()));
+    }
+    state.agents.disconnect(
+        name,
+        GoAway {
+            code: GoAwayCode::NodeDeleted,
+            reason: "node deleted".into(),
+        },
+    );
+    state.agents.forget(name);
+    state.agents.notify_changed();
+    Ok(())
+}
+
+/// Sets (`Some`) or clears (`None`) the temporarily-offline mark.
+pub async fn set_temporarily_offline(
+    state: &AppState,
+    name: &str,
+    mark: Option<OfflineMark>,
+) -> Result<(), NodeError> {
+    let key = name.to_owned();
+    if !state
+        .store
+        .call(move |c| nodes::set_offline(c, &key, mark.as_ref()))
+        .await?
+    {
+        return Err(NodeError::NotFound(name.to_owned()));
+    }
+    state.agents.notify_changed();
+    Ok(())
+}
+
+/// Drops the agent connection of `name`; the agent reconnects by itself, as with Jenkins.
+pub async fn disconnect(
+    state: &AppState,
+    name: &str,
+    message: Option<&str>,
+    by: &str,
+) -> Result<bool, NodeError> {
+    get(state, name).await?;
+    let reason = match message {
+        Some(m) => format!("disconnected by {by}: {m}"),
+        None => format!("disconnected by {by}"),
+    };
+    Ok(state.agents.disconnect(
+        name,
+        GoAway {
+            code: GoAwayCode::Disconnected,
+            reason,
+        },
+    ))
+}
+
+/// Waits until `name` is online (`want_online`) or offline; fails if the node disappears.
+pub async fn wait_for(
+    state: &AppState,
+    name: &str,
+    want_online: bool,
+    cancel: &CancellationToken,
+) -> Result<(), NodeError> {
+    let mut changes = state.agents.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let record = get(state, name).await?;
+        if status(state, &record).online == want_online {
+            return Ok(());
+        }
+        tokio::select! {
+            r = changes.changed() => { if r.is_err() { return Ok(()); } }
+            _ = cancel.cancelled() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The embedded database (SQLite) under the home directory: nodes, users and API token
+//! hashes.
+//!
+//! SQLite calls block, so async code reaches the connection through [`Store::call`], which
+//! runs the closure on tokio's blocking pool. The schema is versioned with
+//! `PRAGMA user_version`; [`MIGRATIONS`] brings any older file up to date. Writes are
+//! durable before they are acknowledged (WAL with `synchronous=FULL`).
+
+pub mod nodes;
+pub mod users;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How long a statement waits for a lock held by another connection (e.g. an operator's
+/// `sqlite3` shell) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema steps, applied in order; entry N brings `user_version` from N to N+1.
+const MIGRATIONS: &[&str] = &["CREATE TABLE nodes (
+        name TEXT PRIMARY KEY NOT NULL,
+        config_xml TEXT NOT NULL,
+        offline_message TEXT,
+        offline_by TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY NOT NULL,
+        full_name TEXT NOT NULL,
+        is_admin INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sha256 BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "database file was written by a newer Steward (schema {found}, this build knows {known})"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still
+            // consistent (SQLite rolls back the open transaction), so keep using it.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the file is sound.
+    pub async fn integrity_check(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            if result == "ok" {
+                Ok(())
+            } else {
+                Err(StoreError::Corrupt(result))
+            }
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::NewerSchema {
+            found: version,
+            known,
+        });
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", step as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, for `created_at`/`updated_at` columns.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        store.integrity_check().await.unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let v: i64 = store
+            .call(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+    }
+}
