@@ -1,1 +1,90 @@
-fn main() {}
+//! `agent`: the Steward agent program. Parses the command line, sets up logging and the
+//! TLS provider, and runs [`steward_agent::run`] until it stops or a signal arrives.
+//!
+//! Exit codes: 0 when the agent stops on purpose (signal, `-noReconnect`,
+//! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document,
+//! bad `-cert`), 2 for command-line errors (`agent.jar` exits 0 there; scripts need a
+//! failure code).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use steward_agent::{AgentOptions, ExitReason, LogFile};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    // Prints the message and the usage (exit 2), or the help/version (exit 0).
+    let options = steward_agent::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+
+    let log_file = LogFile::new();
+    steward_agent::logging::init(log_file.clone());
+    steward_transport::install_crypto_provider();
+
+    match start(options, log_file) {
+        Ok(reason) => {
+            info!("Agent stopped: {}", describe(reason));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(options: AgentOptions, log_file: LogFile) -> anyhow::Result<ExitReason> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let agent = steward_agent::run(options, &log_file, shutdown.clone());
+        tokio::pin!(agent);
+        tokio::select! {
+            result = &mut agent => return result.context("the agent cannot run"),
+            signal = shutdown_signal() => {
+                info!("Received {signal}, closing the connection");
+                shutdown.cancel();
+            }
+        }
+        // The agent closes its connection (bounded by its close timeout) and returns.
+        agent.await.context("the agent cannot run")
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                error!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn describe(reason: ExitReason) -> String {
+    match reason {
+        ExitReason::Shutdown => "shutdown requested".to_owned(),
+        ExitReason::ConnectionEnded => "the connection ended and -noReconnect is set".to_owned(),
+        ExitReason::BailedOut(after) => format!(
+            "no connection within {}",
+            steward_agent::duration::format_duration(after)
+        ),
+    }
+}

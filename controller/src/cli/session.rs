@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// How long a client has to send `START` after connecting (Jenkins waits 15 s).
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a finished session waits for the client to close its side.
+pub const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most arguments a command line may have.
 pub const MAX_ARGS: usize = 1024;
 
@@ -65,8 +67,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
 
     let client_gone = CancellationToken::new();
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-    let pump = tokio::spawn(pump_stdin(incoming, stdin_tx, client_gone.clone()));
-    let _abort_pump = AbortOnDrop(pump);
+    let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(incoming, stdin_tx, client_gone.clone())));
 
     let invocation = Invocation {
         state: state.clone(),
@@ -88,6 +89,11 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         }
     };
     out.exit(code).await;
+    drop(out);
+    // Keep reading until the client closes its side: dropping a connection the client is
+    // still writing to (END_STDIN, a pong) makes the kernel reset it, and a reset can
+    // discard the EXIT the client has not read yet.
+    let _ = tokio::time::timeout(CLOSE_DRAIN_TIMEOUT, &mut pump.0).await;
 }
 
 async fn read_until_start(incoming: &mut FrameStream) -> Result<Vec<String>, String> {

@@ -1,0 +1,105 @@
+//! The connect loop (compat §3.3): attempt, session, and again, printing the status lines
+//! the real agent prints.
+//!
+//! ```text
+//! Setting up agent: NAME
+//! ┌─> attempt (login probe + upgrade) ── fails ──> Failed to connect: REASON
+//! │     │ 101                                      Waiting N seconds before retry ──┐
+//! │     v                                                                          │
+//! │   WebSocket connection open, hello exchange, Connected                         │
+//! │     │ connection ends                                                          │
+//! │     v                                                                          │
+//! └── Terminated (reconnect at once with the cookie; -noReconnect exits) <──────────┘
+//! ```
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span};
+
+use crate::ExitReason;
+use crate::connect::{self, AttemptError, Endpoint, Transport};
+use crate::retry::Retry;
+use crate::session::{self, SessionEnd, SessionParams};
+
+/// How the loop behaves between connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReconnectPolicy {
+    /// `-noReconnect`: stop when an established connection ends.
+    pub no_reconnect: bool,
+    /// `-noReconnectAfter`: stop retrying after this long.
+    pub give_up_after: Option<std::time::Duration>,
+}
+
+/// Connects and stays connected until shutdown or the policy says stop.
+pub async fn connect_loop(
+    endpoint: &Endpoint,
+    transport: &Transport,
+    policy: ReconnectPolicy,
+    shutdown: &CancellationToken,
+) -> ExitReason {
+    let span = info_span!("agent", node = %endpoint.node_name);
+    run(endpoint, transport, policy, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn run(
+    endpoint: &Endpoint,
+    transport: &Transport,
+    policy: ReconnectPolicy,
+    shutdown: &CancellationToken,
+) -> ExitReason {
+    info!("Setting up agent: {}", endpoint.node_name);
+    let mut cookie: Option<String> = None;
+    let mut retry = Retry::new(policy.give_up_after);
+    loop {
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => return ExitReason::Shutdown,
+            attempt = connect::attempt(endpoint, transport, cookie.as_deref()) => attempt,
+        };
+        match attempt {
+            Err(e) => report_failure(&e),
+            Ok((ws, answer)) => {
+                info!(
+                    channel_version = answer.channel_version,
+                    "WebSocket connection open"
+                );
+                if answer.cookie.is_some() {
+                    cookie = answer.cookie;
+                }
+                let params = SessionParams {
+                    node_name: endpoint.node_name.clone(),
+                    channel_version: answer.channel_version,
+                    idle_timeout: session::DEFAULT_IDLE_TIMEOUT,
+                };
+                let outcome = session::run_session(ws, &params, shutdown).await;
+                if outcome.end == SessionEnd::Shutdown {
+                    return ExitReason::Shutdown;
+                }
+                if outcome.established {
+                    info!(reason = %outcome.end, "Terminated");
+                    if policy.no_reconnect {
+                        return ExitReason::ConnectionEnded;
+                    }
+                    retry.reset();
+                    continue;
+                }
+                info!("Failed to connect: {}", outcome.end);
+            }
+        }
+        if let Err(stop) = retry.wait(shutdown).await {
+            return stop;
+        }
+    }
+}
+
+/// `Failed to connect: REASON`, and the controller's own words at error level when it gave any.
+fn report_failure(error: &AttemptError) {
+    info!("Failed to connect: {error}");
+    match error {
+        AttemptError::Refused { body, .. } if !body.is_empty() => {
+            error!("The controller refused the connection: {body}");
+        }
+        AttemptError::BadAnswer(reason) => error!("{reason}"),
+        _ => {}
+    }
+}
