@@ -1,5 +1,6 @@
 //! `controller`: parse options, set up logging, run until SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let options = Options::parse();
     let mut config = Config::new(options.home, options.listen);

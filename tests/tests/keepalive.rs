@@ -1,0 +1,127 @@
+//! Keepalive (compat §9) with a 1 s ping interval and a 3 s idle timeout: quiet peers that
+//! answer pings stay connected; peers that stop answering are closed and their nodes go
+//! offline.
+
+use std::time::{Duration, Instant};
+
+use steward_protocol::handshake as hs;
+use steward_tests::raw::{self, block_on, wsagents_url};
+use steward_tests::{Controller, DEADLINE, wait_until};
+
+const FAST_KEEPALIVE: &[&str] = &["--ws-ping-interval", "1", "--ws-idle-timeout", "3"];
+/// How long quiet peers must survive: more than three idle timeouts.
+const QUIET_PERIOD: Duration = Duration::from_secs(10);
+
+/// Checks `check` continuously for `period`; any failure fails the test at once.
+fn holds_for(period: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < period {
+        assert!(
+            check(),
+            "{what} stopped holding after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn idle_agent_stays_connected() {
+    let c = Controller::start_with(FAST_KEEPALIVE);
+    c.create_node("linux-1", "");
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    let first = c.node_json("linux-1")["remoteAddress"].clone();
+    holds_for(QUIET_PERIOD, "the same connection online", || {
+        let node = c.node_json("linux-1");
+        node["online"] == true && node["remoteAddress"] == first
+    });
+    assert_eq!(
+        agent.output.count("Connected"),
+        1,
+        "{}",
+        agent.output.text()
+    );
+}
+
+#[test]
+fn stopped_agent_goes_offline_frees_its_name_and_comes_back() {
+    let c = Controller::start_with(FAST_KEEPALIVE);
+    c.create_node("linux-1", "");
+    let agent = c.agent("linux-1", &[]);
+    c.wait_online("linux-1", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+
+    agent.signal("STOP");
+    let stopped = Instant::now();
+    c.wait_online("linux-1", false, DEADLINE);
+    let took = stopped.elapsed();
+    c.log.wait_for("idle timeout", DEADLINE);
+    eprintln!("half-open agent went offline after {took:?}");
+    // The name is free for the next connection.
+    let secret = c.secret("linux-1");
+    let headers = [
+        (hs::HEADER_NODE_NAME, "linux-1"),
+        (hs::HEADER_SECRET_KEY, secret.as_str()),
+        (hs::HEADER_REMOTING_CAPABILITY, hs::REMOTING_CAPABILITY),
+    ];
+    let (socket, _) = block_on(raw::upgrade(&wsagents_url(&c.url), &headers)).accepted();
+    drop(socket);
+    c.wait_online("linux-1", false, DEADLINE);
+
+    agent.signal("CONT");
+    wait_until(DEADLINE, "agent reconnects", || {
+        agent.output.count("Connected") >= 2
+    });
+    c.wait_online("linux-1", true, DEADLINE);
+}
+
+#[test]
+fn silent_peer_is_closed_and_its_node_goes_offline() {
+    let c = Controller::start_with(FAST_KEEPALIVE);
+    c.create_node("silent", "");
+    let secret = c.secret("silent");
+    let headers = [
+        (hs::HEADER_NODE_NAME, "silent"),
+        (hs::HEADER_SECRET_KEY, secret.as_str()),
+        (hs::HEADER_REMOTING_CAPABILITY, hs::REMOTING_CAPABILITY),
+    ];
+    // Holding the socket without polling it means pings are never answered.
+    let (_socket, _) = block_on(raw::upgrade(&wsagents_url(&c.url), &headers)).accepted();
+    c.wait_online("silent", true, DEADLINE);
+    c.wait_online("silent", false, DEADLINE);
+    c.log.wait_for("idle timeout", DEADLINE);
+    assert!(
+        c.node_json("silent")["state"]
+            .as_str()
+            .unwrap()
+            .contains("idle timeout")
+    );
+}
+
+#[test]
+fn idle_websocat_stays_connected() {
+    use std::io::{BufRead, BufReader, Write};
+    let c = Controller::start_with(FAST_KEEPALIVE);
+    let mut child = steward_tests::websocat()
+        .args([
+            &format!("-H={}", c.admin_basic_auth_header()),
+            &c.ws_url("wsecho"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("websocat");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    writeln!(stdin, "first").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "hello first");
+    holds_for(QUIET_PERIOD, "websocat running", || {
+        child.try_wait().unwrap().is_none()
+    });
+    writeln!(stdin, "second").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "hello second");
+    let _ = child.kill();
+    let _ = child.wait();
+}
