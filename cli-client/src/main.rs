@@ -1,1 +1,71 @@
-fn main() {}
+//! `cli`: run a command on a Steward (or Jenkins) controller, like `jenkins-cli.jar`.
+//!
+//! Parses the command line, installs the TLS provider, and hands over to
+//! [`steward_cli::run`]. The process exits with the command's exit code, or with the
+//! client's own (usage 2, not a controller 3, handshake refused 15, connection 255).
+
+use anyhow::Context as _;
+use steward_cli::options::{self, Invocation, ProcessEnv, USAGE};
+use steward_cli::{Config, Stdio, exit};
+
+fn main() {
+    // Errors are reported as one line and an exit code; a bug should look the same rather
+    // than dump a backtrace on a user.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic");
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("cli: internal error: {message}{place}");
+        std::process::exit(exit::CONNECTION);
+    }));
+    // `process::exit` rather than returning: a stdin read on tokio's blocking pool may
+    // still be pending after EXIT, and must not keep the process alive.
+    std::process::exit(real_main());
+}
+
+fn real_main() -> i32 {
+    let invocation = match options::parse(std::env::args_os().skip(1), &ProcessEnv) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{USAGE}");
+            return exit::USAGE;
+        }
+    };
+    match invocation {
+        Invocation::Version => {
+            println!("Version: {}", steward_protocol::STEWARD_VERSION);
+            0
+        }
+        Invocation::Run(config) => match run(&config) {
+            Ok(code) => code,
+            Err((code, message)) => {
+                eprintln!("{message}");
+                code
+            }
+        },
+    }
+}
+
+/// Runs the command; on failure, the exit code and the one message to print.
+fn run(config: &Config) -> Result<i32, (i32, String)> {
+    steward_transport::install_crypto_provider();
+    // One thread is plenty for two sockets and three standard streams; stdin and stdout
+    // reads and writes go to tokio's blocking pool either way.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(|e| (exit::CONNECTION, format!("{e:#}")))?;
+    let result = runtime.block_on(steward_cli::run(config, &mut Stdio::process()));
+    // Do not wait for a stdin read that may never return.
+    runtime.shutdown_background();
+    result.map_err(|e| (e.exit_code(), e.to_string()))
+}

@@ -315,10 +315,10 @@ pub fn run_cli(args: &[&str], stdin: &str) -> CliOutput {
 pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutput {
     let mut child = Command::new(bin("cli"))
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("JENKINS_URL")
         .env_remove("JENKINS_USER_ID")
         .env_remove("JENKINS_API_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,446 @@
+//! The client's command line (compat §7.1), parsed left to right by hand.
+//!
+//! Client options come first; the first word that is not an option is the command, and every
+//! word after it belongs to the command and is sent verbatim as an `ARG` frame, even when it
+//! starts with `-` (`cli build job -s -v` passes `-s -v` to `build`). A generic argument parser
+//! would try to interpret those, hence the small loop here.
+//!
+//! The environment is read through [`Env`] so tests inject a map instead of mutating the
+//! process environment.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use url::Url;
+
+use crate::auth::Credentials;
+
+/// Controller root URL when `-s` is not given.
+pub const ENV_URL: &str = "JENKINS_URL";
+/// User id for Basic auth when neither `-auth` nor `-bearer` is given.
+pub const ENV_USER_ID: &str = "JENKINS_USER_ID";
+/// API token going with [`ENV_USER_ID`].
+pub const ENV_API_TOKEN: &str = "JENKINS_API_TOKEN";
+/// The command run when the command line names none, like `jenkins-cli.jar`.
+pub const DEFAULT_COMMAND: &str = "help";
+/// Locale sent when the environment names none we can use; what a JVM reports by default.
+pub const DEFAULT_LOCALE: &str = "en_US";
+
+/// Printed to stderr on a usage error.
+pub const USAGE: &str = "\
+Usage: cli [-s URL] [-webSocket|-http] [-auth USER:TOKEN|@FILE] [-bearer TOKEN|@FILE]
+           [-noCertificateCheck] [-version] COMMAND [ARGS...]
+Options:
+  -s URL              controller root URL (default: $JENKINS_URL)
+  -webSocket          talk to /cli/ws over WebSocket (default; falls back to -http
+                      when the controller or a proxy does not offer it)
+  -http               talk full-duplex HTTP to /cli?remoting=false
+  -auth USER:TOKEN    HTTP Basic credentials; @FILE reads them from FILE
+                      (default: $JENKINS_USER_ID and $JENKINS_API_TOKEN)
+  -bearer TOKEN       bearer token; @FILE reads it from FILE
+  -noCertificateCheck trust any TLS certificate (insecure)
+  -version            print the client version and exit
+Options take one or two dashes. Everything after COMMAND is passed to the command as is.
+Run 'cli help' for the list of commands.";
+
+/// How to reach `/cli`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `GET /cli/ws` (compat §4), falling back to [`Mode::Http`] when refused with 404 etc.
+    WebSocket,
+    /// `POST /cli?remoting=false` (compat §5).
+    Http,
+}
+
+/// Everything a CLI run needs, resolved from the command line and the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Controller root URL, always ending in `/`.
+    pub root: Url,
+    pub mode: Mode,
+    pub credentials: Option<Credentials>,
+    pub no_certificate_check: bool,
+    /// The command name followed by its arguments, each one `ARG` frame.
+    pub args: Vec<String>,
+    /// Sent in the `LOCALE` frame, e.g. `en_US`.
+    pub locale: String,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// `-version`: print the client version and exit 0.
+    Version,
+    /// Run a command on the controller.
+    Run(Config),
+}
+
+/// A command line the client cannot run; `main` prints it with [`USAGE`] and exits 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    #[error("option -{0} needs a value")]
+    MissingValue(&'static str),
+    #[error("-webSocket and -http cannot be combined")]
+    ModeClash,
+    #[error("-auth and -bearer cannot be combined")]
+    AuthAndBearer,
+    #[error("-auth expects USER:TOKEN")]
+    MalformedAuth,
+    #[error("cannot read {}: {reason}", path.display())]
+    ReadFile { path: PathBuf, reason: String },
+    #[error("no controller URL: give -s URL or set {ENV_URL}")]
+    NoUrl,
+    #[error("{url:?} is not an http:// or https:// URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{ENV_USER_ID} and {ENV_API_TOKEN} must be set together")]
+    HalfEnvCredentials,
+    #[error("command-line argument {0:?} is not valid UTF-8")]
+    NotUnicode(String),
+}
+
+/// Read access to environment variables.
+pub trait Env {
+    /// The variable's value; unset, empty or whitespace-only count as absent.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.trim().is_empty()).cloned()
+    }
+}
+
+/// Parses the words after the program name.
+pub fn parse<I, S>(words: I, env: &dyn Env) -> Result<Invocation, UsageError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let mut words = words.into_iter().map(|w| {
+        w.into()
+            .into_string()
+            .map_err(|w| UsageError::NotUnicode(w.to_string_lossy().into_owned()))
+    });
+    let mut url = None;
+    let mut mode = None;
+    let mut auth = None;
+    let mut bearer = None;
+    let mut no_certificate_check = false;
+    let mut args = Vec::new();
+
+    while let Some(word) = words.next() {
+        let word = word?;
+        let Some(name) = option_name(&word) else {
+            args.push(word);
+            break;
+        };
+        let mut value =
+            |option: &'static str| words.next().ok_or(UsageError::MissingValue(option))?;
+        match name {
+            "s" => url = Some(value("s")?),
+            "webSocket" => set_mode(&mut mode, Mode::WebSocket)?,
+            "http" => set_mode(&mut mode, Mode::Http)?,
+            "auth" => auth = Some(value("auth")?),
+            "bearer" => bearer = Some(value("bearer")?),
+            "noCertificateCheck" => no_certificate_check = true,
+            // Like jenkins-cli.jar: answered at once, whatever else the line holds.
+            "version" => return Ok(Invocation::Version),
+            _ => return Err(UsageError::UnknownOption(word)),
+        }
+    }
+    for word in words {
+        args.push(word?);
+    }
+    if args.is_empty() {
+        args.push(DEFAULT_COMMAND.to_owned());
+    }
+
+    let credentials = match (auth, bearer) {
+        (Some(_), Some(_)) => return Err(UsageError::AuthAndBearer),
+        (Some(auth), None) => Some(
+            Credentials::basic_from_pair(&value_or_file(&auth)?)
+                .ok_or(UsageError::MalformedAuth)?,
+        ),
+        (None, Some(bearer)) => Some(Credentials::Bearer(value_or_file(&bearer)?)),
+        (None, None) => match (env.var(ENV_USER_ID), env.var(ENV_API_TOKEN)) {
+            (Some(user), Some(token)) => Some(Credentials::Basic { user, token }),
+            (None, None) => None,
+            _ => return Err(UsageError::HalfEnvCredentials),
+        },
+    };
+    let url = url.or_else(|| env.var(ENV_URL)).ok_or(UsageError::NoUrl)?;
+
+    Ok(Invocation::Run(Config {
+        root: root_url(&url)?,
+        mode: mode.unwrap_or(Mode::WebSocket),
+        credentials,
+        no_certificate_check,
+        args,
+        locale: locale_from_env(env),
+    }))
+}
+
+/// `-s` → `s`, `--http` → `http`; `None` for a word that is not an option.
+fn option_name(word: &str) -> Option<&str> {
+    word.strip_prefix("--").or_else(|| word.strip_prefix('-'))
+}
+
+fn set_mode(current: &mut Option<Mode>, wanted: Mode) -> Result<(), UsageError> {
+    match current {
+        Some(mode) if *mode != wanted => Err(UsageError::ModeClash),
+        _ => {
+            *current = Some(wanted);
+            Ok(())
+        }
+    }
+}
+
+/// `@FILE` → the file's contents without the trailing newline; anything else as given.
+fn value_or_file(value: &str) -> Result<String, UsageError> {
+    let Some(path) = value.strip_prefix('@') else {
+        return Ok(value.to_owned());
+    };
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path).map_err(|e| UsageError::ReadFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Parses the root URL and makes sure it ends in `/`, so that `cli/ws` and
+/// `cli?remoting=false` resolve under a path prefix such as `/jenkins/`.
+fn root_url(text: &str) -> Result<Url, UsageError> {
+    let bad = |reason: String| UsageError::BadUrl {
+        url: text.to_owned(),
+        reason,
+    };
+    let mut url = Url::parse(text).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!("unsupported scheme {:?}", url.scheme())));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// The POSIX locale (`LC_ALL`, `LC_MESSAGES`, `LANG`) as Java writes it: `de_DE.UTF-8@euro`
+/// → `de_DE`; `C`, `POSIX` or nothing usable → [`DEFAULT_LOCALE`].
+fn locale_from_env(env: &dyn Env) -> String {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .find_map(|name| env.var(name))
+        .map(|value| {
+            value
+                .split(['.', '@'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|locale| {
+            !matches!(locale.as_str(), "" | "C" | "POSIX")
+                && locale
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .unwrap_or_else(|| DEFAULT_LOCALE.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn run(words: &[&str], env: &HashMap<String, String>) -> Result<Config, UsageError> {
+        match parse(words.iter().copied(), env)? {
+            Invocation::Run(config) => Ok(config),
+            Invocation::Version => panic!("unexpected -version"),
+        }
+    }
+
+    fn with_url() -> HashMap<String, String> {
+        env(&[(ENV_URL, "http://ci.example:8080/jenkins")])
+    }
+
+    #[test]
+    fn options_then_command_then_verbatim_args() {
+        let config = run(
+            &[
+                "-s",
+                "http://h:1/",
+                "--http",
+                "-noCertificateCheck",
+                "build",
+                "job",
+                "-s",
+                "-v",
+                "--http",
+                "-p",
+                "K=V",
+            ],
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(config.root.as_str(), "http://h:1/");
+        assert_eq!(config.mode, Mode::Http);
+        assert!(config.no_certificate_check);
+        assert_eq!(
+            config.args,
+            ["build", "job", "-s", "-v", "--http", "-p", "K=V"]
+        );
+        assert_eq!(config.credentials, None);
+    }
+
+    #[test]
+    fn defaults_websocket_help_and_env_url_with_trailing_slash() {
+        let config = run(&[], &with_url()).unwrap();
+        assert_eq!(config.root.as_str(), "http://ci.example:8080/jenkins/");
+        assert_eq!(config.mode, Mode::WebSocket);
+        assert_eq!(config.args, [DEFAULT_COMMAND]);
+        assert!(!config.no_certificate_check);
+        assert_eq!(config.locale, DEFAULT_LOCALE);
+    }
+
+    #[test]
+    fn flag_s_wins_over_env() {
+        let config = run(&["--s", "https://other/", "who-am-i"], &with_url()).unwrap();
+        assert_eq!(config.root.as_str(), "https://other/");
+    }
+
+    #[test]
+    fn auth_pair_bearer_and_at_file() {
+        let config = run(&["-auth", "alice:t0k", "who-am-i"], &with_url()).unwrap();
+        assert_eq!(
+            config.credentials,
+            Credentials::basic_from_pair("alice:t0k")
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let auth_file = dir.path().join("auth");
+        std::fs::write(&auth_file, "bob:secret\n").unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "abc\r\n").unwrap();
+
+        let at_auth = format!("@{}", auth_file.display());
+        let config = run(&["-auth", &at_auth, "who-am-i"], &with_url()).unwrap();
+        assert_eq!(
+            config.credentials,
+            Some(Credentials::Basic {
+                user: "bob".into(),
+                token: "secret".into()
+            })
+        );
+        let at_token = format!("@{}", token_file.display());
+        let config = run(&["--bearer", &at_token], &with_url()).unwrap();
+        assert_eq!(config.credentials, Some(Credentials::Bearer("abc".into())));
+
+        let missing = format!("@{}", dir.path().join("nope").display());
+        assert!(matches!(
+            run(&["-bearer", &missing], &with_url()),
+            Err(UsageError::ReadFile { .. })
+        ));
+    }
+
+    #[test]
+    fn env_credentials_both_or_neither() {
+        let mut vars = with_url();
+        vars.insert(ENV_USER_ID.into(), "carol".into());
+        assert_eq!(run(&[], &vars), Err(UsageError::HalfEnvCredentials));
+        vars.insert(ENV_API_TOKEN.into(), "tok".into());
+        assert_eq!(
+            run(&[], &vars).unwrap().credentials,
+            Some(Credentials::Basic {
+                user: "carol".into(),
+                token: "tok".into()
+            })
+        );
+        // An explicit option wins over the environment.
+        assert_eq!(
+            run(&["-bearer", "b"], &vars).unwrap().credentials,
+            Some(Credentials::Bearer("b".into()))
+        );
+        // Empty counts as unset.
+        vars.insert(ENV_USER_ID.into(), "".into());
+        assert_eq!(run(&[], &vars), Err(UsageError::HalfEnvCredentials));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let vars = with_url();
+        assert_eq!(
+            run(&["-x", "help"], &vars),
+            Err(UsageError::UnknownOption("-x".into()))
+        );
+        assert_eq!(
+            run(&["--", "help"], &vars),
+            Err(UsageError::UnknownOption("--".into()))
+        );
+        assert_eq!(run(&["-s"], &vars), Err(UsageError::MissingValue("s")));
+        assert_eq!(
+            run(&["-http", "-webSocket"], &vars),
+            Err(UsageError::ModeClash)
+        );
+        assert_eq!(
+            run(&["-auth", "a:b", "-bearer", "c"], &vars),
+            Err(UsageError::AuthAndBearer)
+        );
+        assert_eq!(
+            run(&["-auth", "nocolon"], &vars),
+            Err(UsageError::MalformedAuth)
+        );
+        assert_eq!(run(&["help"], &env(&[])), Err(UsageError::NoUrl));
+        assert!(matches!(
+            run(&["-s", "ftp://x/"], &vars),
+            Err(UsageError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            run(&["-s", "not a url"], &vars),
+            Err(UsageError::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn version_is_answered_where_it_appears() {
+        assert_eq!(
+            parse(["-version", "-bogus"], &env(&[])),
+            Ok(Invocation::Version)
+        );
+        assert_eq!(parse(["--version"], &env(&[])), Ok(Invocation::Version));
+        // After the command it is the command's argument.
+        assert!(matches!(
+            parse(["version", "-version"], &with_url()),
+            Ok(Invocation::Run(Config { args, .. })) if args == ["version", "-version"]
+        ));
+    }
+
+    #[test]
+    fn locale_follows_posix_variables() {
+        let mut vars = with_url();
+        vars.insert("LANG".into(), "de_DE.UTF-8".into());
+        assert_eq!(run(&[], &vars).unwrap().locale, "de_DE");
+        vars.insert("LC_ALL".into(), "fr_FR@euro".into());
+        assert_eq!(run(&[], &vars).unwrap().locale, "fr_FR");
+        vars.insert("LC_ALL".into(), "C.UTF-8".into());
+        assert_eq!(run(&[], &vars).unwrap().locale, DEFAULT_LOCALE);
+    }
+}

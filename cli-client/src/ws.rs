@@ -1,0 +1,176 @@
+//! The WebSocket transport (compat §4): `GET <root>cli/ws`, one PlainCLI frame per binary
+//! message.
+//!
+//! [`dial`] opens the socket through `steward-transport` and decides what a refusal means:
+//! statuses that say "no WebSocket CLI here" fall back to full-duplex HTTP (`http.rs`), any
+//! other is a failed handshake. [`frames`] turns an open socket into the frame sink and
+//! stream that `session.rs` runs on.
+
+use std::sync::Arc;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use steward_protocol::plaincli::{self, Frame};
+use steward_transport::{WsConnectError, WsStream};
+use tokio_tungstenite::tungstenite::{self, Message};
+use url::Url;
+
+use crate::auth::{AUTHORIZATION, Credentials};
+use crate::error::CliError;
+use crate::session::SessionError;
+
+/// Path of the WebSocket CLI endpoint, relative to the root URL.
+pub const CLI_WS_PATH: &str = "cli/ws";
+/// Largest message we accept: the protocol's largest payload plus its opcode byte, so any
+/// frame the server may legally send fits and nothing larger is buffered.
+pub const MAX_WS_MESSAGE: usize = plaincli::MAX_FRAME_PAYLOAD + 1;
+/// Header in which the controller explains a refused handshake.
+pub const HEADER_CLI_ERROR: &str = "X-CLI-Error";
+
+/// The outcome of the upgrade request.
+pub enum Dialed {
+    /// 101: the session can start.
+    Open(Box<WsStream>),
+    /// Refused in a way that means "use full-duplex HTTP instead".
+    FallBack { status: u16 },
+}
+
+/// Whether a refused upgrade should be retried over full-duplex HTTP: 404 (a controller
+/// without `/cli/ws`), or 400/426/501 (a proxy in between that does not pass WebSockets).
+/// Anything else, such as 401 or a 403 origin mismatch, is the controller's answer to us.
+pub fn falls_back_to_http(status: u16) -> bool {
+    matches!(status, 400 | 404 | 426 | 501)
+}
+
+/// Sends the upgrade request with our credentials and the root's `Origin`.
+pub async fn dial(
+    root: &Url,
+    credentials: Option<&Credentials>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Dialed, CliError> {
+    let url = steward_transport::ws_url(root, CLI_WS_PATH)?;
+    // The controller compares Origin with its configured root URL (cross-site WebSocket
+    // hijacking defence), so it must be the root's, not the ws:// URL's.
+    let mut headers = vec![("Origin".to_owned(), steward_transport::origin_of(root))];
+    if let Some(credentials) = credentials {
+        headers.push((AUTHORIZATION.to_owned(), credentials.header_value()));
+    }
+    match steward_transport::connect_websocket(&url, &headers, tls, MAX_WS_MESSAGE).await {
+        Ok((socket, _response)) => Ok(Dialed::Open(Box::new(socket))),
+        Err(WsConnectError::Refused { status, .. }) if falls_back_to_http(status) => {
+            Ok(Dialed::FallBack { status })
+        }
+        Err(WsConnectError::Refused {
+            status, headers, ..
+        }) => Err(CliError::HandshakeRefused {
+            status,
+            message: headers
+                .get(HEADER_CLI_ERROR)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+                .filter(|m| !m.is_empty()),
+        }),
+        Err(WsConnectError::Other(reason)) => Err(CliError::Connect {
+            url: url.to_string(),
+            reason,
+        }),
+    }
+}
+
+/// Splits an open socket into a sink of frames to the server and a stream of frames from it.
+///
+/// Only binary messages carry frames; text, ping and pong messages are skipped (tungstenite
+/// answers pings itself while the stream is read), and a close ends the stream.
+pub fn frames<W>(
+    socket: W,
+) -> (
+    impl Sink<Frame, Error = SessionError>,
+    impl Stream<Item = Result<Frame, SessionError>>,
+)
+where
+    W: Sink<Message, Error = tungstenite::Error>
+        + Stream<Item = Result<Message, tungstenite::Error>>,
+{
+    let (tx, rx) = socket.split();
+    let sink = futures_util::sink::unfold(tx, |mut tx, frame: Frame| async move {
+        let message = plaincli::encode_ws(&frame).map_err(SessionError::Encode)?;
+        tx.send(Message::Binary(message))
+            .await
+            .map_err(|e| SessionError::Connection(e.to_string()))?;
+        Ok::<_, SessionError>(tx)
+    });
+    let stream = rx.filter_map(|message| {
+        std::future::ready(match message {
+            Ok(Message::Binary(bytes)) => Some(plaincli::decode_ws(bytes).map_err(Into::into)),
+            Ok(_) => None,
+            Err(e) => Some(Err(SessionError::Connection(e.to_string()))),
+        })
+    });
+    (sink, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[test]
+    fn fallback_statuses() {
+        for status in [400, 404, 426, 501] {
+            assert!(falls_back_to_http(status), "{status}");
+        }
+        for status in [401, 403, 500, 502, 503] {
+            assert!(!falls_back_to_http(status), "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_travel_as_binary_messages() {
+        let (client_io, server_io) = tokio::io::duplex(1024);
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let (sink, stream) = frames(client);
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = std::pin::pin!(stream);
+
+        sink.send(Frame::Arg("who-am-i".into())).await.unwrap();
+        let Some(Ok(Message::Binary(sent))) = server.next().await else {
+            panic!("expected a binary message");
+        };
+        assert_eq!(sent.as_ref(), b"\x00\x00\x08who-am-i");
+
+        server.send(Message::text("ignored")).await.unwrap();
+        server
+            .send(Message::Binary(Bytes::from_static(b"\x07hi")))
+            .await
+            .unwrap();
+        server
+            .send(Message::Binary(Bytes::from_static(&[0x90])))
+            .await
+            .unwrap();
+        let server_side = async move {
+            server.close(None).await.unwrap();
+            // Wait for the client's answering close, then drop the connection: a client
+            // ends only once the server closed the TCP connection.
+            while let Some(Ok(_)) = server.next().await {}
+        };
+        let client_side = async {
+            let mut seen = Vec::new();
+            while let Some(item) = stream.next().await {
+                seen.push(item);
+            }
+            seen
+        };
+        let ((), seen) = tokio::join!(server_side, client_side);
+        assert!(
+            matches!(
+                seen.as_slice(),
+                [
+                    Ok(Frame::Stdout(out)),
+                    Err(SessionError::BadFrame(plaincli::FrameError::FatalOpcode(0x90))),
+                ] if out.as_ref() == b"hi"
+            ),
+            "{seen:?}"
+        );
+    }
+}
