@@ -67,7 +67,11 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
 
     let client_gone = CancellationToken::new();
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-    let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(incoming, stdin_tx, client_gone.clone())));
+    let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(
+        incoming,
+        stdin_tx,
+        client_gone.clone(),
+    )));
 
     let invocation = Invocation {
         state: state.clone(),
