@@ -5,6 +5,7 @@
 //! The binaries come from the workspace target directory (`cargo build --workspace --bins`
 //! first; `scripts/test` does it).
 
+pub mod net;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -230,7 +231,8 @@ impl Controller {
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> CliOutput {
         let auth = format!("admin:{}", self.token);
-        let mut full = vec!["-s", &self.url, "-auth", &auth];
+        // The URL may be a test TLS front with a throwaway certificate.
+        let mut full = vec!["-s", &self.url, "-noCertificateCheck", "-auth", &auth];
         full.extend_from_slice(args);
         run_cli(&full, stdin)
     }
@@ -318,6 +320,12 @@ pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutpu
         .env_remove("JENKINS_URL")
         .env_remove("JENKINS_USER_ID")
         .env_remove("JENKINS_API_TOKEN")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -371,8 +379,20 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(args: &[&str]) -> Agent {
+        Agent::spawn_env(args, &[])
+    }
+
+    /// Starts an agent with extra environment variables (proxies are cleared first).
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut child = Command::new(bin("agent"))
             .args(args)
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -397,3 +397,98 @@ fn deleted_node_goes_offline_and_its_name_is_refused() {
         c.log.contains("reason=no such node")
     });
 }
+
+#[test]
+fn no_reconnect_exits_when_the_connection_ends() {
+    let c = Controller::start();
+    c.create_node("once", "");
+    let mut agent = c.agent("once", &["-noReconnect"]);
+    c.wait_online("once", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    assert_eq!(c.cli(&["disconnect-node", "once"]).code, 0);
+    wait_until(DEADLINE, "agent exits", || agent.try_exit_code().is_some());
+    assert_eq!(agent.try_exit_code(), Some(0));
+    assert_eq!(agent.output.count("Connected"), 1);
+}
+
+#[test]
+fn no_reconnect_after_bails_out() {
+    let c = Controller::start();
+    // No such node: every attempt is refused.
+    let mut agent = steward_tests::Agent::spawn(&[
+        "-webSocket",
+        "-url",
+        &c.url,
+        "-name",
+        "ghost",
+        "-secret",
+        &"0".repeat(64),
+        "-noReconnectAfter",
+        "2s",
+    ]);
+    wait_until(DEADLINE, "agent gives up", || {
+        agent.try_exit_code().is_some()
+    });
+    assert_eq!(agent.try_exit_code(), Some(0));
+    assert!(
+        agent.output.contains("Bailing out after 2s"),
+        "{}",
+        agent.output.text()
+    );
+}
+
+#[test]
+fn agent_waits_for_the_controller_to_come_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let agent = steward_tests::Agent::spawn(&[
+        "-webSocket",
+        "-url",
+        &url,
+        "-name",
+        "early",
+        "-secret",
+        &"0".repeat(64),
+    ]);
+    wait_until(DEADLINE, "retries while nothing listens", || {
+        agent.output.count("Failed to connect") >= 2
+    });
+    assert!(
+        agent.output.contains("Setting up agent: early"),
+        "{}",
+        agent.output.text()
+    );
+    assert!(
+        agent.output.contains("Waiting 1 seconds before retry"),
+        "{}",
+        agent.output.text()
+    );
+}
+
+#[test]
+fn bad_agent_options_print_usage() {
+    let mut agent = steward_tests::Agent::spawn(&["-webSocket", "-bogus"]);
+    wait_until(DEADLINE, "agent exits", || agent.try_exit_code().is_some());
+    assert_eq!(agent.try_exit_code(), Some(2));
+    assert!(
+        agent.output.text().to_lowercase().contains("usage"),
+        "{}",
+        agent.output.text()
+    );
+    let mut conflict = steward_tests::Agent::spawn(&[
+        "-jnlpUrl",
+        "http://127.0.0.1:1/x.jnlp",
+        "-url",
+        "http://127.0.0.1:1/",
+    ]);
+    wait_until(DEADLINE, "agent exits", || {
+        conflict.try_exit_code().is_some()
+    });
+    assert_eq!(conflict.try_exit_code(), Some(2));
+    assert!(
+        conflict.output.contains("-jnlpUrl cannot be combined"),
+        "{}",
+        conflict.output.text()
+    );
+}
