@@ -9,8 +9,10 @@
 //! | `POST /cli?remoting=false` | [`crate::cli::duplex::cli_post`] |
 //! | `GET /wsecho` | [`echo`] |
 //! | `GET /jnlpJars/agent` | [`agent_binary`] |
+//! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
 
 pub mod agent_binary;
+pub mod api;
 pub mod echo;
 pub mod jnlp;
 pub mod root;
@@ -40,6 +42,25 @@ pub fn router(state: AppState) -> Router {
         .route("/wsecho", get(echo::wsecho))
         .route("/wsecho/", get(echo::wsecho))
         .route("/jnlpJars/agent", get(agent_binary::agent_binary))
+        .route("/api/json", get(api::root::api_json))
+        .route("/me/api/json", get(api::root::me))
+        .route("/crumbIssuer/api/json", get(api::root::crumb_issuer))
+        .route("/computer", get(api::computers::index))
+        .route("/computer/", get(api::computers::index))
+        .route("/computer/api/json", get(api::computers::list))
+        .route("/computer/doCreateItem", post(api::computers::create))
+        .route("/computer/{name}", get(api::computers::page))
+        .route("/computer/{name}/", get(api::computers::page))
+        .route("/computer/{name}/api/json", get(api::computers::show))
+        .route("/computer/{name}/doDelete", post(api::computers::delete))
+        .route(
+            "/computer/{name}/toggleOffline",
+            post(api::computers::toggle_offline),
+        )
+        .route(
+            "/computer/{name}/config.xml",
+            get(api::computers::get_config).post(api::computers::post_config),
+        )
         .fallback(root::not_found)
         .layer(axum::middleware::map_response(add_version_headers))
         .with_state(state.clone());
