@@ -37,6 +37,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A command for a workspace binary, without proxy settings from the environment (tests
+/// that want a proxy set one explicitly).
+pub fn command(name: &str) -> Command {
+    let mut command = Command::new(bin(name));
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// Waits until `check` holds, failing the test with `what` after `deadline`.
 pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -138,7 +155,7 @@ impl Controller {
     }
 
     fn launch(&mut self, listen: &str) {
-        let mut child = Command::new(bin("controller"))
+        let mut child = command("controller")
             .arg("--home")
             .arg(self.home.path())
             .args(["--listen", listen])
@@ -278,6 +295,15 @@ impl Controller {
         });
     }
 
+    /// Creates `node`, starts its agent and waits until it is connected and online.
+    pub fn connected_agent(&self, node: &str, labels: &str) -> Agent {
+        self.create_node(node, labels);
+        let agent = self.agent(node, &[]);
+        self.wait_online(node, true, DEADLINE);
+        agent.output.wait_for("Connected", DEADLINE);
+        agent
+    }
+
     /// Starts an agent for `node` with `-url`/`-name`/`-secret`.
     pub fn agent(&self, node: &str, extra: &[&str]) -> Agent {
         let secret = self.secret(node);
@@ -315,17 +341,11 @@ pub fn run_cli(args: &[&str], stdin: &str) -> CliOutput {
 }
 
 pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutput {
-    let mut child = Command::new(bin("cli"))
+    let mut child = command("cli")
         .args(args)
         .env_remove("JENKINS_URL")
         .env_remove("JENKINS_USER_ID")
         .env_remove("JENKINS_API_TOKEN")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -384,14 +404,8 @@ impl Agent {
 
     /// Starts an agent with extra environment variables (proxies are cleared first).
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut child = Command::new(bin("agent"))
+        let mut child = command("agent")
             .args(args)
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -87,10 +87,7 @@ fn wrong_secret_gets_403_agent_retries_and_node_stays_offline() {
 #[test]
 fn agent_connects_with_url_and_name() {
     let c = Controller::start();
-    c.create_node("linux-1", "linux");
-    let agent = c.agent("linux-1", &[]);
-    c.wait_online("linux-1", true, DEADLINE);
-    agent.output.wait_for("Connected", DEADLINE);
+    let _agent = c.connected_agent("linux-1", "linux");
     let node = c.node_json("linux-1");
     assert_eq!(node["agentVersion"], steward_protocol::STEWARD_VERSION);
     assert_eq!(node["state"], "online");
@@ -134,10 +131,7 @@ fn agent_connects_with_plain_jnlp_url_and_credentials() {
 #[test]
 fn second_agent_with_same_name_is_refused_and_first_stays() {
     let c = Controller::start();
-    c.create_node("linux-1", "");
-    let first = c.agent("linux-1", &[]);
-    c.wait_online("linux-1", true, DEADLINE);
-    first.output.wait_for("Connected", DEADLINE);
+    let _first = c.connected_agent("linux-1", "");
     let before = c.node_json("linux-1")["remoteAddress"].clone();
 
     let secret = c.secret("linux-1");
@@ -368,10 +362,7 @@ fn agent_reconnects_after_controller_is_killed_and_restarted() {
 #[test]
 fn disconnect_node_drops_the_agent_which_reconnects() {
     let c = Controller::start();
-    c.create_node("linux-1", "");
-    let agent = c.agent("linux-1", &[]);
-    c.wait_online("linux-1", true, DEADLINE);
-    agent.output.wait_for("Connected", DEADLINE);
+    let agent = c.connected_agent("linux-1", "");
     let out = c.cli(&["disconnect-node", "-m", "maintenance", "linux-1"]);
     assert_eq!(out.code, 0, "{out:?}");
     wait_until(DEADLINE, "agent told why", || {

@@ -47,10 +47,7 @@ fn idle_agent_stays_connected() {
 #[test]
 fn stopped_agent_goes_offline_frees_its_name_and_comes_back() {
     let c = Controller::start_with(FAST_KEEPALIVE);
-    c.create_node("linux-1", "");
-    let agent = c.agent("linux-1", &[]);
-    c.wait_online("linux-1", true, DEADLINE);
-    agent.output.wait_for("Connected", DEADLINE);
+    let agent = c.connected_agent("linux-1", "");
 
     agent.signal("STOP");
     let stopped = Instant::now();
