@@ -226,9 +226,10 @@ where
                     close(&mut ws, CloseCode::Normal, "", true).await;
                     return outcome(&controller, SessionEnd::GoAway(goaway));
                 }
-                Ok(Some(Frame::Reserved { kind, stream })) => {
+                Ok(Some(other)) => {
                     let reason = format!(
-                        "frame kind 0x{kind:02x} (stream {stream}) is not part of channel version {}",
+                        "{} frame before the multiplexed channel was agreed (channel version {})",
+                        other.name(),
                         params.channel_version
                     );
                     return protocol_error(&mut ws, controller.is_some(), reason).await;

@@ -352,14 +352,8 @@ async fn protocol_errors_close_with_1002() {
             vec![Message::binary(vec![0x30, 0, 0, 0, 0, 0])],
         ),
         (
-            "reserved kind",
-            vec![Message::binary(
-                Frame::Reserved {
-                    kind: 0x10,
-                    stream: 3,
-                }
-                .encode(),
-            )],
+            "stream frame",
+            vec![Message::binary(Frame::Eof { stream: 3 }.encode())],
         ),
         (
             "agent role",
