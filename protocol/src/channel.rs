@@ -132,13 +132,32 @@ pub struct Open {
 pub enum Frame {
     Hello(Hello),
     GoAway(GoAway),
-    Open { stream: u32, open: Open },
-    Data { stream: u32, payload: bytes::Bytes },
-    Eof { stream: u32 },
-    Reset { stream: u32, code: ResetCode, reason: String },
-    Window { stream: u32, increment: u32 },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Open {
+        stream: u32,
+        open: Open,
+    },
+    Data {
+        stream: u32,
+        payload: bytes::Bytes,
+    },
+    Eof {
+        stream: u32,
+    },
+    Reset {
+        stream: u32,
+        code: ResetCode,
+        reason: String,
+    },
+    Window {
+        stream: u32,
+        increment: u32,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +177,11 @@ pub enum ChannelError {
     #[error("channel frame kind 0x{kind:02x} needs a stream id other than 0")]
     NeedsStream { kind: u8 },
     #[error("{what} of {len} bytes is over the limit of {max}")]
-    PayloadTooLarge { what: &'static str, len: usize, max: usize },
+    PayloadTooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl Frame {
@@ -204,7 +227,11 @@ impl Frame {
                 out.extend_from_slice(payload);
             }
             Frame::Eof { stream } => header(kind::EOF, *stream),
-            Frame::Reset { stream, code, reason } => {
+            Frame::Reset {
+                stream,
+                code,
+                reason,
+            } => {
                 header(kind::RESET, *stream);
                 let body = (code, reason);
                 out.extend_from_slice(&postcard::to_allocvec(&body).expect("reset serializes"));
@@ -249,13 +276,28 @@ impl Frame {
         let kind = message[0];
         let stream = u32::from_be_bytes(message[2..6].try_into().expect("four bytes"));
         let payload = message.slice(HEADER_LEN..);
-        let on_stream_zero = || if stream == 0 { Ok(()) } else { Err(ChannelError::WrongStream { kind, stream }) };
-        let on_a_stream = || if stream != 0 { Ok(()) } else { Err(ChannelError::NeedsStream { kind }) };
+        let on_stream_zero = || {
+            if stream == 0 {
+                Ok(())
+            } else {
+                Err(ChannelError::WrongStream { kind, stream })
+            }
+        };
+        let on_a_stream = || {
+            if stream != 0 {
+                Ok(())
+            } else {
+                Err(ChannelError::NeedsStream { kind })
+            }
+        };
         let fixed = |what: &'static str, len: usize| -> Result<(), ChannelError> {
             if payload.len() == len {
                 Ok(())
             } else {
-                Err(ChannelError::BadPayload { what, reason: format!("expected {len} bytes, got {}", payload.len()) })
+                Err(ChannelError::BadPayload {
+                    what,
+                    reason: format!("expected {len} bytes, got {}", payload.len()),
+                })
             }
         };
         let frame = match kind {
@@ -281,18 +323,35 @@ impl Frame {
             kind::OPEN => {
                 on_a_stream()?;
                 if payload.len() < 4 {
-                    return Err(ChannelError::BadPayload { what: "OPEN", reason: "no window".into() });
+                    return Err(ChannelError::BadPayload {
+                        what: "OPEN",
+                        reason: "no window".into(),
+                    });
                 }
                 if payload.len() - 4 > MAX_OPEN_HEADER {
-                    return Err(ChannelError::PayloadTooLarge { what: "OPEN header", len: payload.len() - 4, max: MAX_OPEN_HEADER });
+                    return Err(ChannelError::PayloadTooLarge {
+                        what: "OPEN header",
+                        len: payload.len() - 4,
+                        max: MAX_OPEN_HEADER,
+                    });
                 }
                 let window = u32::from_be_bytes(payload[..4].try_into().expect("four bytes"));
-                Frame::Open { stream, open: Open { window, header: payload.slice(4..) } }
+                Frame::Open {
+                    stream,
+                    open: Open {
+                        window,
+                        header: payload.slice(4..),
+                    },
+                }
             }
             kind::DATA => {
                 on_a_stream()?;
                 if payload.len() > MAX_DATA_PAYLOAD {
-                    return Err(ChannelError::PayloadTooLarge { what: "DATA payload", len: payload.len(), max: MAX_DATA_PAYLOAD });
+                    return Err(ChannelError::PayloadTooLarge {
+                        what: "DATA payload",
+                        len: payload.len(),
+                        max: MAX_DATA_PAYLOAD,
+                    });
                 }
                 Frame::Data { stream, payload }
             }
@@ -305,18 +364,29 @@ impl Frame {
                 on_a_stream()?;
                 let (code, reason): (ResetCode, String) = decode_payload("RESET", &payload)?;
                 check_text("reason", &reason)?;
-                Frame::Reset { stream, code, reason }
+                Frame::Reset {
+                    stream,
+                    code,
+                    reason,
+                }
             }
             kind::WINDOW => {
                 on_a_stream()?;
                 fixed("WINDOW", 4)?;
-                Frame::Window { stream, increment: u32::from_be_bytes(payload[..4].try_into().expect("four bytes")) }
+                Frame::Window {
+                    stream,
+                    increment: u32::from_be_bytes(payload[..4].try_into().expect("four bytes")),
+                }
             }
             kind::PING | kind::PONG => {
                 on_stream_zero()?;
                 fixed(if kind == kind::PING { "PING" } else { "PONG" }, 8)?;
                 let nonce = u64::from_be_bytes(payload[..8].try_into().expect("eight bytes"));
-                if kind == kind::PING { Frame::Ping { nonce } } else { Frame::Pong { nonce } }
+                if kind == kind::PING {
+                    Frame::Ping { nonce }
+                } else {
+                    Frame::Pong { nonce }
+                }
             }
             kind::FIRST_EXTENSION..=kind::LAST_EXTENSION => return Ok(None),
             other => return Err(ChannelError::UnknownKind(other)),
@@ -378,11 +448,27 @@ mod tests {
     #[test]
     fn stream_frames_round_trip() {
         let frames = [
-            Frame::Open { stream: 1, open: Open { window: 1 << 20, header: bytes::Bytes::from_static(b"exec") } },
-            Frame::Data { stream: 7, payload: bytes::Bytes::from(vec![9u8; MAX_DATA_PAYLOAD]) },
+            Frame::Open {
+                stream: 1,
+                open: Open {
+                    window: 1 << 20,
+                    header: bytes::Bytes::from_static(b"exec"),
+                },
+            },
+            Frame::Data {
+                stream: 7,
+                payload: bytes::Bytes::from(vec![9u8; MAX_DATA_PAYLOAD]),
+            },
             Frame::Eof { stream: 2 },
-            Frame::Reset { stream: 3, code: ResetCode::Cancelled, reason: "ctrl-c".into() },
-            Frame::Window { stream: 4, increment: 65536 },
+            Frame::Reset {
+                stream: 3,
+                code: ResetCode::Cancelled,
+                reason: "ctrl-c".into(),
+            },
+            Frame::Window {
+                stream: 4,
+                increment: 65536,
+            },
             Frame::Ping { nonce: 42 },
             Frame::Pong { nonce: u64::MAX },
         ];
@@ -393,12 +479,24 @@ mod tests {
 
     #[test]
     fn stream_frames_need_a_stream_and_bounded_payloads() {
-        assert_eq!(Frame::decode(&[kind::DATA, 0, 0, 0, 0, 0, 1]), Err(ChannelError::NeedsStream { kind: kind::DATA }));
+        assert_eq!(
+            Frame::decode(&[kind::DATA, 0, 0, 0, 0, 0, 1]),
+            Err(ChannelError::NeedsStream { kind: kind::DATA })
+        );
         let mut big = vec![kind::DATA, 0, 0, 0, 0, 1];
         big.extend(vec![0u8; MAX_DATA_PAYLOAD + 1]);
-        assert!(matches!(Frame::decode(&big), Err(ChannelError::PayloadTooLarge { .. })));
-        assert!(matches!(Frame::decode(&[kind::WINDOW, 0, 0, 0, 0, 1, 1]), Err(ChannelError::BadPayload { .. })));
-        assert!(matches!(Frame::decode(&[kind::PING, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Err(ChannelError::WrongStream { .. })));
+        assert!(matches!(
+            Frame::decode(&big),
+            Err(ChannelError::PayloadTooLarge { .. })
+        ));
+        assert!(matches!(
+            Frame::decode(&[kind::WINDOW, 0, 0, 0, 0, 1, 1]),
+            Err(ChannelError::BadPayload { .. })
+        ));
+        assert!(matches!(
+            Frame::decode(&[kind::PING, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(ChannelError::WrongStream { .. })
+        ));
     }
 
     #[test]

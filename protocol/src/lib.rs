@@ -8,6 +8,7 @@
 //! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
 pub mod channel;
@@ -16,6 +17,7 @@ pub mod jnlp;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
+pub mod services;
 pub mod xml;
 
 /// The product version, reported by `version`, `X-Jenkins` and the hello frames.

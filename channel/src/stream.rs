@@ -1,0 +1,282 @@
+//! One logical stream: a send half that spends credit, a receive half that grants it back.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use steward_protocol::channel::{Frame, MAX_DATA_PAYLOAD, ResetCode};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::{Inbound, Shared, StreamEntry};
+
+/// Why a stream operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("stream reset by the peer ({code:?}): {reason}")]
+    Reset { code: ResetCode, reason: String },
+    #[error("connection lost: {0}")]
+    ChannelLost(String),
+    #[error("stream data over the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("the stream is already finished")]
+    Finished,
+}
+
+/// Removes the stream from the channel once both halves are gone.
+struct StreamGuard {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.shared.streams().remove(&self.id);
+    }
+}
+
+pub(crate) fn new_pair(
+    shared: &Arc<Shared>,
+    id: u32,
+    peer_window: u32,
+) -> (StreamEntry, MuxStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let credit = Arc::new(Semaphore::new(peer_window as usize));
+    let failure = Arc::new(Mutex::new(None));
+    let guard = Arc::new(StreamGuard {
+        shared: shared.clone(),
+        id,
+    });
+    let entry = StreamEntry {
+        inbound: tx,
+        recv_remaining: shared.window,
+        credit: credit.clone(),
+        failure: failure.clone(),
+    };
+    let stream = MuxStream {
+        send: SendHalf {
+            id,
+            shared: shared.clone(),
+            credit,
+            failure,
+            finished: false,
+            _guard: guard.clone(),
+        },
+        recv: RecvHalf {
+            id,
+            shared: shared.clone(),
+            rx,
+            consumed: 0,
+            done: false,
+            _guard: guard,
+        },
+    };
+    (entry, stream)
+}
+
+/// A stream, both directions.
+pub struct MuxStream {
+    pub send: SendHalf,
+    pub recv: RecvHalf,
+}
+
+impl MuxStream {
+    pub fn id(&self) -> u32 {
+        self.send.id
+    }
+
+    pub fn into_split(self) -> (SendHalf, RecvHalf) {
+        (self.send, self.recv)
+    }
+
+    pub async fn send(&mut self, data: Bytes) -> Result<(), StreamError> {
+        self.send.send(data).await
+    }
+
+    pub async fn finish(&mut self) -> Result<(), StreamError> {
+        self.send.finish().await
+    }
+
+    pub async fn recv(&mut self) -> Option<Result<Bytes, StreamError>> {
+        self.recv.recv().await
+    }
+
+    /// Resets both directions.
+    pub fn reset(self, code: ResetCode, reason: &str) {
+        self.send.reset(code, reason);
+    }
+}
+
+/// Sends DATA within the credit the peer granted.
+pub struct SendHalf {
+    id: u32,
+    shared: Arc<Shared>,
+    credit: Arc<Semaphore>,
+    failure: Arc<Mutex<Option<StreamError>>>,
+    finished: bool,
+    _guard: Arc<StreamGuard>,
+}
+
+impl SendHalf {
+    fn failed(&self) -> StreamError {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| StreamError::ChannelLost(self.shared.reason()))
+    }
+
+    /// Sends `data`, waiting for credit as needed; cut into frames of at most 64 KiB.
+    pub async fn send(&mut self, mut data: Bytes) -> Result<(), StreamError> {
+        if self.finished {
+            return Err(StreamError::Finished);
+        }
+        while !data.is_empty() {
+            let chunk = data.split_to(data.len().min(MAX_DATA_PAYLOAD));
+            let permit = self
+                .credit
+                .acquire_many(chunk.len() as u32)
+                .await
+                .map_err(|_| self.failed())?;
+            permit.forget();
+            self.shared
+                .data_tx
+                .send(Frame::Data {
+                    stream: self.id,
+                    payload: chunk,
+                })
+                .await
+                .map_err(|_| StreamError::ChannelLost(self.shared.reason()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends EOF: no more data in this direction.
+    pub async fn finish(&mut self) -> Result<(), StreamError> {
+        if self.finished {
+            return Ok(());
+        }
+        if self.credit.is_closed() {
+            return Err(self.failed());
+        }
+        self.finished = true;
+        // EOF shares the data queue so it cannot overtake this stream's DATA.
+        self.shared
+            .data_tx
+            .send(Frame::Eof { stream: self.id })
+            .await
+            .map_err(|_| StreamError::ChannelLost(self.shared.reason()))
+    }
+
+    /// Aborts the stream, telling the peer why.
+    pub fn reset(mut self, code: ResetCode, reason: &str) {
+        self.finished = true;
+        let reason: String = reason.chars().take(200).collect();
+        self.shared.try_control(Frame::Reset {
+            stream: self.id,
+            code,
+            reason,
+        });
+    }
+}
+
+impl Drop for SendHalf {
+    fn drop(&mut self) {
+        if !self.finished && !self.credit.is_closed() {
+            self.shared.try_control(Frame::Reset {
+                stream: self.id,
+                code: ResetCode::Cancelled,
+                reason: "sender went away".into(),
+            });
+        }
+    }
+}
+
+/// Receives DATA and grants credit back as it is consumed.
+pub struct RecvHalf {
+    id: u32,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Inbound>,
+    consumed: u32,
+    done: bool,
+    _guard: Arc<StreamGuard>,
+}
+
+impl RecvHalf {
+    /// The next chunk; `None` after EOF.
+    pub async fn recv(&mut self) -> Option<Result<Bytes, StreamError>> {
+        if self.done {
+            return None;
+        }
+        let item = self.rx.recv().await;
+        match item {
+            Some(Inbound::Data(bytes)) => {
+                self.consumed += bytes.len() as u32;
+                if self.consumed >= self.shared.window / 2 {
+                    self.grant().await;
+                }
+                Some(Ok(bytes))
+            }
+            Some(Inbound::Eof) => {
+                self.done = true;
+                None
+            }
+            Some(Inbound::Reset(code, reason)) => {
+                self.done = true;
+                Some(Err(StreamError::Reset { code, reason }))
+            }
+            Some(Inbound::Lost(reason)) => {
+                self.done = true;
+                Some(Err(StreamError::ChannelLost(reason)))
+            }
+            None => {
+                self.done = true;
+                Some(Err(StreamError::ChannelLost(self.shared.reason())))
+            }
+        }
+    }
+
+    /// Reads everything until EOF, refusing more than `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, StreamError> {
+        let mut all = BytesMut::new();
+        while let Some(chunk) = self.recv().await {
+            let chunk = chunk?;
+            if all.len() + chunk.len() > limit {
+                self.done = true;
+                self.shared.try_control(Frame::Reset {
+                    stream: self.id,
+                    code: ResetCode::ProtocolError,
+                    reason: format!("response over {limit} bytes"),
+                });
+                return Err(StreamError::TooLarge(limit));
+            }
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
+    }
+
+    async fn grant(&mut self) {
+        let increment = std::mem::take(&mut self.consumed);
+        if let Some(entry) = self.shared.streams().get_mut(&self.id) {
+            entry.recv_remaining = entry.recv_remaining.saturating_add(increment);
+        }
+        let _ = self
+            .shared
+            .control_tx
+            .send(Frame::Window {
+                stream: self.id,
+                increment,
+            })
+            .await;
+    }
+}
+
+impl Drop for RecvHalf {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.try_control(Frame::Reset {
+                stream: self.id,
+                code: ResetCode::Cancelled,
+                reason: "reader went away".into(),
+            });
+        }
+    }
+}
