@@ -144,8 +144,8 @@ impl Shared {
 
     pub(crate) fn owns(&self, id: u32) -> bool {
         match self.side {
-            Side::Controller => id % 2 == 1,
-            Side::Agent => id % 2 == 0,
+            Side::Controller => id & 1 == 1,
+            Side::Agent => id & 1 == 0,
         }
     }
 }
