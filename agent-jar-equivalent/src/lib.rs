@@ -26,6 +26,7 @@ pub mod logging;
 pub mod options;
 pub mod reconnect;
 pub mod retry;
+pub mod services;
 pub mod session;
 pub mod workdir;
 
@@ -111,7 +112,13 @@ pub async fn run(
         no_reconnect: options.no_reconnect,
         give_up_after: options.no_reconnect_after,
     };
-    Ok(reconnect::connect_loop(&endpoint, &transport, policy, &shutdown).await)
+    // Relative paths in requests resolve against the work dir, as remoteFS does in Jenkins.
+    let work_dir = match options.work_dir {
+        Some(dir) => dir,
+        None => std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")),
+    };
+    let services = services::Context::new(work_dir);
+    Ok(reconnect::connect_loop(&endpoint, &transport, policy, &services, &shutdown).await)
 }
 
 /// Creates the work directory and starts appending the log there.

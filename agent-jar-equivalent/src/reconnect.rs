@@ -18,6 +18,7 @@ use tracing::{Instrument, error, info, info_span};
 use crate::ExitReason;
 use crate::connect::{self, AttemptError, Endpoint, Transport};
 use crate::retry::Retry;
+use crate::services;
 use crate::session::{self, SessionEnd, SessionParams};
 
 /// How the loop behaves between connections.
@@ -34,10 +35,11 @@ pub async fn connect_loop(
     endpoint: &Endpoint,
     transport: &Transport,
     policy: ReconnectPolicy,
+    services: &services::Context,
     shutdown: &CancellationToken,
 ) -> ExitReason {
     let span = info_span!("agent", node = %endpoint.node_name);
-    run(endpoint, transport, policy, shutdown)
+    run(endpoint, transport, policy, services, shutdown)
         .instrument(span)
         .await
 }
@@ -46,6 +48,7 @@ async fn run(
     endpoint: &Endpoint,
     transport: &Transport,
     policy: ReconnectPolicy,
+    services: &services::Context,
     shutdown: &CancellationToken,
 ) -> ExitReason {
     info!("Setting up agent: {}", endpoint.node_name);
@@ -70,6 +73,7 @@ async fn run(
                     node_name: endpoint.node_name.clone(),
                     channel_version: answer.channel_version,
                     idle_timeout: session::DEFAULT_IDLE_TIMEOUT,
+                    services: services.clone(),
                 };
                 let outcome = session::run_session(ws, &params, shutdown).await;
                 if outcome.end == SessionEnd::Shutdown {

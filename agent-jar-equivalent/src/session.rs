@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use steward_protocol::channel::{Frame, GoAway, Hello, Role};
+use steward_protocol::channel::{FEATURE_MUX, Frame, GoAway, Hello, Role};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::connect::printable;
+use crate::services;
+
+mod mux;
 
 /// How long the controller has to send its hello after the upgrade: it answers at once
 /// when healthy, and a wedged controller should cost one short retry, not a minute.
@@ -42,6 +45,8 @@ pub struct SessionParams {
     pub channel_version: u16,
     /// Our idle timeout, announced in our hello and used until the controller's arrives.
     pub idle_timeout: Duration,
+    /// What the services run with, once the channel is up.
+    pub services: services::Context,
 }
 
 /// Why a session ended.
@@ -119,9 +124,13 @@ pub async fn run_session<W, SendErr, RecvErr>(
     shutdown: &CancellationToken,
 ) -> SessionOutcome
 where
-    W: Sink<Message, Error = SendErr> + Stream<Item = Result<Message, RecvErr>> + Unpin,
-    SendErr: std::fmt::Display,
-    RecvErr: std::fmt::Display,
+    W: Sink<Message, Error = SendErr>
+        + Stream<Item = Result<Message, RecvErr>>
+        + Send
+        + Unpin
+        + 'static,
+    SendErr: std::fmt::Display + Send + 'static,
+    RecvErr: std::fmt::Display + Send + 'static,
 {
     let started = Instant::now();
     let mut controller: Option<Hello> = None;
@@ -135,7 +144,7 @@ where
         channel_version: params.channel_version,
         software_version: steward_protocol::STEWARD_VERSION.to_owned(),
         node_name: params.node_name.clone(),
-        features: vec![],
+        features: vec![FEATURE_MUX.to_owned()],
         ping_interval_secs: 0,
         idle_timeout_secs: u32::try_from(params.idle_timeout.as_secs()).unwrap_or(u32::MAX),
     });
@@ -218,7 +227,12 @@ where
                         ping_interval_secs = hello.ping_interval_secs,
                         "Connected"
                     );
+                    let mux = hello.features.iter().any(|f| f == FEATURE_MUX);
                     controller = Some(hello);
+                    if mux {
+                        let end = mux::run(ws, idle_timeout, &params.services, shutdown).await;
+                        return outcome(&controller, end);
+                    }
                 }
                 Ok(Some(Frame::GoAway(mut goaway))) => {
                     goaway.reason = printable(&goaway.reason);

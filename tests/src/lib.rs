@@ -5,8 +5,13 @@
 //! The binaries come from the workspace target directory (`cargo build --workspace --bins`
 //! first; `scripts/test` does it).
 
+mod agent;
+mod cli;
 pub mod net;
 pub mod raw;
+
+pub use agent::Agent;
+pub use cli::{CliOutput, run_cli, run_cli_env};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -323,136 +328,6 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A finished `cli` run.
-#[derive(Debug, Clone)]
-pub struct CliOutput {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs the cli binary to completion with a deadline.
-pub fn run_cli(args: &[&str], stdin: &str) -> CliOutput {
-    run_cli_env(args, stdin, &[])
-}
-
-pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutput {
-    let mut child = command("cli")
-        .args(args)
-        .env_remove("JENKINS_URL")
-        .env_remove("JENKINS_USER_ID")
-        .env_remove("JENKINS_API_TOKEN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting cli");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let stdout = Captured::default();
-    let stderr = Captured::default();
-    let readers = [
-        stdout.follow(child.stdout.take().unwrap()),
-        stderr.follow(child.stderr.take().unwrap()),
-    ];
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cli") {
-            break status;
-        }
-        if start.elapsed() > DEADLINE * 3 {
-            let _ = child.kill();
-            panic!(
-                "cli {args:?} did not finish within {:?}; stderr so far: {}",
-                DEADLINE * 3,
-                stderr.text()
-            );
-        }
-        std::thread::sleep(POLL);
-    };
-    let _ = writer.join();
-    // The readers end when the pipes close, which the exit of the cli does.
-    for reader in readers {
-        let _ = reader.join();
-    }
-    CliOutput {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-    }
-}
-
-/// A running agent.
-pub struct Agent {
-    child: Option<Child>,
-    pub output: Captured,
-    pub pid: u32,
-}
-
-impl Agent {
-    pub fn spawn(args: &[&str]) -> Agent {
-        Agent::spawn_env(args, &[])
-    }
-
-    /// Starts an agent with extra environment variables (proxies are cleared first).
-    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut child = command("agent")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting agent");
-        let output = Captured::default();
-        let _ = output.follow(child.stdout.take().unwrap());
-        let _ = output.follow(child.stderr.take().unwrap());
-        let pid = child.id();
-        Agent {
-            child: Some(child),
-            output,
-            pid,
-        }
-    }
-
-    /// Sends a signal (`STOP`, `CONT`, `TERM`…) with kill(1).
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{name} {}", self.pid);
-    }
-
-    /// Exit code, once exited.
-    pub fn try_exit_code(&mut self) -> Option<i32> {
-        self.child
-            .as_mut()?
-            .try_wait()
-            .ok()
-            .flatten()
-            .map(|s| s.code().unwrap_or(-1))
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SIGKILL ends stopped processes too on Linux.
         self.kill();
     }
 }

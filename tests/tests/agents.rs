@@ -397,8 +397,7 @@ fn no_reconnect_exits_when_the_connection_ends() {
     c.wait_online("once", true, DEADLINE);
     agent.output.wait_for("Connected", DEADLINE);
     assert_eq!(c.cli(&["disconnect-node", "once"]).code, 0);
-    wait_until(DEADLINE, "agent exits", || agent.try_exit_code().is_some());
-    assert_eq!(agent.try_exit_code(), Some(0));
+    assert_eq!(agent.wait_exit(DEADLINE), 0);
     assert_eq!(agent.output.count("Connected"), 1);
 }
 
@@ -417,10 +416,7 @@ fn no_reconnect_after_bails_out() {
         "-noReconnectAfter",
         "2s",
     ]);
-    wait_until(DEADLINE, "agent gives up", || {
-        agent.try_exit_code().is_some()
-    });
-    assert_eq!(agent.try_exit_code(), Some(0));
+    assert_eq!(agent.wait_exit(DEADLINE), 0);
     assert!(
         agent.output.contains("Bailing out after 2s"),
         "{}",
@@ -460,8 +456,7 @@ fn agent_waits_for_the_controller_to_come_up() {
 #[test]
 fn bad_agent_options_print_usage() {
     let mut agent = steward_tests::Agent::spawn(&["-webSocket", "-bogus"]);
-    wait_until(DEADLINE, "agent exits", || agent.try_exit_code().is_some());
-    assert_eq!(agent.try_exit_code(), Some(2));
+    assert_eq!(agent.wait_exit(DEADLINE), 2);
     assert!(
         agent.output.text().to_lowercase().contains("usage"),
         "{}",
@@ -473,10 +468,7 @@ fn bad_agent_options_print_usage() {
         "-url",
         "http://127.0.0.1:1/",
     ]);
-    wait_until(DEADLINE, "agent exits", || {
-        conflict.try_exit_code().is_some()
-    });
-    assert_eq!(conflict.try_exit_code(), Some(2));
+    assert_eq!(conflict.wait_exit(DEADLINE), 2);
     assert!(
         conflict.output.contains("-jnlpUrl cannot be combined"),
         "{}",

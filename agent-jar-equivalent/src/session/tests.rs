@@ -118,6 +118,7 @@ fn params() -> SessionParams {
         node_name: "linux-1".into(),
         channel_version: 1,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        services: crate::services::Context::new(std::env::temp_dir()),
     }
 }
 
@@ -154,7 +155,7 @@ async fn hello_exchange_then_goaway() {
             channel_version: 1,
             software_version: steward_protocol::STEWARD_VERSION.into(),
             node_name: "linux-1".into(),
-            features: vec![],
+            features: vec![steward_protocol::channel::FEATURE_MUX.into()],
             ping_interval_secs: 0,
             idle_timeout_secs: 60,
         }

@@ -4,8 +4,11 @@
 //! Path of a connection: [`handshake::wsagents`] validates the request in Jenkins' order
 //! (headers, node, secret, launcher, duplicate, upgrade), registers it in
 //! [`registry::AgentRegistry`] and answers 101; [`session::run`] then exchanges hellos and
-//! keeps the socket alive until it ends, which takes the node offline.
+//! keeps the socket alive until it ends, which takes the node offline. When both sides offer
+//! `mux`, [`mux::run`] carries the multiplexed channel and publishes its handle in the
+//! registry for commands that run work on the agent.
 
 pub mod handshake;
+pub mod mux;
 pub mod registry;
 pub mod session;

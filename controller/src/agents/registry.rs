@@ -43,6 +43,8 @@ struct Entry {
     live: LiveAgent,
     cookie: String,
     control: mpsc::Sender<GoAway>,
+    /// The multiplexed channel, once the hello exchange agreed on it.
+    channel: Option<steward_channel::Channel>,
 }
 
 #[derive(Default)]
@@ -147,6 +149,7 @@ impl AgentRegistry {
                     live,
                     cookie: cookie.clone(),
                     control,
+                    channel: None,
                 },
             );
             inner.offline_reasons.remove(node);
@@ -200,6 +203,24 @@ impl AgentRegistry {
             e.live.agent_version = Some(version);
         }
         self.bump();
+    }
+
+    /// Publishes the channel of a live connection.
+    pub fn set_channel(&self, node: &str, connection_id: u64, channel: steward_channel::Channel) {
+        if let Some(e) = self
+            .lock()
+            .live
+            .get_mut(node)
+            .filter(|e| e.live.connection_id == connection_id)
+        {
+            e.channel = Some(channel);
+        }
+        self.bump();
+    }
+
+    /// The channel to `node`'s agent, when it is connected and speaks the channel.
+    pub fn channel(&self, node: &str) -> Option<steward_channel::Channel> {
+        self.lock().live.get(node).and_then(|e| e.channel.clone())
     }
 
     /// Number of live connections.

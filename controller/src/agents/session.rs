@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use steward_protocol::STEWARD_VERSION;
-use steward_protocol::channel::{Frame, GoAway, GoAwayCode, Hello, Role};
+use steward_protocol::channel::{FEATURE_MUX, Frame, GoAway, GoAwayCode, Hello, Role};
 use tracing::Instrument;
 
 use super::registry::{AgentKind, JAVA_AGENT_STATUS, Registration};
@@ -38,7 +38,7 @@ impl Ending {
     fn closing(reason: impl Into<String>, code: u16) -> Self {
         let reason = reason.into();
         Ending {
-            close: Some((code, reason.chars().take(120).collect())),
+            close: Some((code, super::mux::close_reason(&reason))),
             reason,
         }
     }
@@ -84,7 +84,7 @@ async fn drive(
             channel_version,
             software_version: STEWARD_VERSION.into(),
             node_name: registration.node.clone(),
-            features: Vec::new(),
+            features: vec![FEATURE_MUX.to_owned()],
             ping_interval_secs: secs(state.config.ws_ping_interval),
             idle_timeout_secs: secs(state.config.ws_idle_timeout),
         });
@@ -93,6 +93,7 @@ async fn drive(
         }
         hello_deadline = Some(tokio::time::Instant::now() + HELLO_TIMEOUT);
     }
+    let mut multiplexed = false;
     let ending = loop {
         tokio::select! {
             goaway = registration.control.recv() => {
@@ -139,17 +140,25 @@ async fn drive(
                                 break protocol_error(&mut socket, why).await;
                             }
                             tracing::info!(agent_version = %hello.software_version, "agent hello");
+                            let mux = hello.features.iter().any(|f| f == FEATURE_MUX);
                             state.agents.set_agent_version(&registration.node, registration.connection_id, hello.software_version);
                             hello_deadline = None;
+                            if mux {
+                                multiplexed = true;
+                                break Ending::quiet("");
+                            }
                         }
                         Ok(Some(Frame::GoAway(g))) => break Ending::quiet(format!("agent went away: {}", g.reason)),
-                        Ok(Some(other)) => break protocol_error(&mut socket, format!("unexpected frame {other:?}")).await,
+                        Ok(Some(other)) => break protocol_error(&mut socket, format!("unexpected {} frame", other.name())).await,
                         Err(e) => break protocol_error(&mut socket, e.to_string()).await,
                     },
                 }
             }
         }
     };
+    if multiplexed {
+        return Ending::quiet(super::mux::run(socket, registration, state).await);
+    }
     if let Some((code, reason)) = &ending.close {
         let _ = send(
             &mut socket,
