@@ -267,4 +267,5 @@ fn fail(entry: &crate::StreamEntry, code: ResetCode, reason: &str) {
         reason: reason.into(),
     });
     entry.credit.close();
+    entry.closed.cancel();
 }

@@ -86,6 +86,8 @@ pub(crate) struct StreamEntry {
     pub credit: Arc<Semaphore>,
     /// Why the stream failed, for the send half to report once its credit is closed.
     pub failure: Arc<Mutex<Option<StreamError>>>,
+    /// Cancelled when the peer resets the stream or the channel is lost.
+    pub closed: CancellationToken,
 }
 
 pub(crate) struct Shared {
@@ -132,6 +134,7 @@ impl Shared {
             *entry.failure.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(StreamError::ChannelLost(reason.clone()));
             entry.credit.close();
+            entry.closed.cancel();
         }
         self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.closed.cancel();

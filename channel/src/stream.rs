@@ -1,10 +1,12 @@
 //! One logical stream: a send half that spends credit, a receive half that grants it back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use steward_protocol::channel::{Frame, MAX_DATA_PAYLOAD, ResetCode};
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::{Inbound, Shared, StreamEntry};
 
@@ -25,6 +27,8 @@ pub enum StreamError {
 struct StreamGuard {
     shared: Arc<Shared>,
     id: u32,
+    /// This side sent EOF: its last DATA and EOF may still wait in the data queue.
+    eof_sent: AtomicBool,
 }
 
 impl Drop for StreamGuard {
@@ -41,15 +45,18 @@ pub(crate) fn new_pair(
     let (tx, rx) = mpsc::unbounded_channel();
     let credit = Arc::new(Semaphore::new(peer_window as usize));
     let failure = Arc::new(Mutex::new(None));
+    let closed = CancellationToken::new();
     let guard = Arc::new(StreamGuard {
         shared: shared.clone(),
         id,
+        eof_sent: AtomicBool::new(false),
     });
     let entry = StreamEntry {
         inbound: tx,
         recv_remaining: shared.window,
         credit: credit.clone(),
         failure: failure.clone(),
+        closed: closed.clone(),
     };
     let stream = MuxStream {
         send: SendHalf {
@@ -57,8 +64,9 @@ pub(crate) fn new_pair(
             shared: shared.clone(),
             credit,
             failure,
+            closed,
             finished: false,
-            _guard: guard.clone(),
+            guard: guard.clone(),
         },
         recv: RecvHalf {
             id,
@@ -66,7 +74,7 @@ pub(crate) fn new_pair(
             rx,
             consumed: 0,
             done: false,
-            _guard: guard,
+            guard,
         },
     };
     (entry, stream)
@@ -111,8 +119,9 @@ pub struct SendHalf {
     shared: Arc<Shared>,
     credit: Arc<Semaphore>,
     failure: Arc<Mutex<Option<StreamError>>>,
+    closed: CancellationToken,
     finished: bool,
-    _guard: Arc<StreamGuard>,
+    guard: Arc<StreamGuard>,
 }
 
 impl SendHalf {
@@ -122,6 +131,18 @@ impl SendHalf {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .unwrap_or_else(|| StreamError::ChannelLost(self.shared.reason()))
+    }
+
+    /// Completes when the peer resets the stream or the channel is lost, with why. Lets a
+    /// side that has nothing to send or read (a running process) notice a cancel at once.
+    pub async fn closed(&self) -> StreamError {
+        self.closed.cancelled().await;
+        self.failed()
+    }
+
+    /// A token cancelled on reset or loss, for code that cannot hold this half.
+    pub fn closed_token(&self) -> CancellationToken {
+        self.closed.clone()
     }
 
     /// Sends `data`, waiting for credit as needed; cut into frames of at most 64 KiB.
@@ -158,6 +179,7 @@ impl SendHalf {
             return Err(self.failed());
         }
         self.finished = true;
+        self.guard.eof_sent.store(true, Ordering::Release);
         // EOF shares the data queue so it cannot overtake this stream's DATA.
         self.shared
             .data_tx
@@ -197,7 +219,7 @@ pub struct RecvHalf {
     rx: mpsc::UnboundedReceiver<Inbound>,
     consumed: u32,
     done: bool,
-    _guard: Arc<StreamGuard>,
+    guard: Arc<StreamGuard>,
 }
 
 impl RecvHalf {
@@ -271,11 +293,24 @@ impl RecvHalf {
 
 impl Drop for RecvHalf {
     fn drop(&mut self) {
-        if !self.done {
-            self.shared.try_control(Frame::Reset {
-                stream: self.id,
-                code: ResetCode::Cancelled,
-                reason: "reader went away".into(),
+        if self.done {
+            return;
+        }
+        let reset = Frame::Reset {
+            stream: self.id,
+            code: ResetCode::Cancelled,
+            reason: "reader went away".into(),
+        };
+        if !self.guard.eof_sent.load(Ordering::Acquire) {
+            self.shared.try_control(reset);
+            return;
+        }
+        // Our answer (DATA, then EOF) may still be queued: the RESET that stops the peer's
+        // sending must not overtake it, so it goes through the data queue behind it.
+        if let Err(mpsc::error::TrySendError::Full(reset)) = self.shared.data_tx.try_send(reset) {
+            let data_tx = self.shared.data_tx.clone();
+            tokio::spawn(async move {
+                let _ = data_tx.send(reset).await;
             });
         }
     }

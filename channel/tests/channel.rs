@@ -383,3 +383,53 @@ async fn close_sends_goaway_and_fails_streams() {
     );
     assert!(matches!(s.recv().await, Some(Err(StreamError::ChannelLost(r))) if r.contains("bye")));
 }
+
+#[tokio::test]
+async fn a_reply_then_drop_delivers_the_reply_before_the_reset() {
+    // The answering side sends its reply and EOF, then drops the stream without reading the
+    // opener's EOF: the opener must still get the whole reply.
+    let p = start_pair();
+    let mut agent_incoming = p.agent_incoming;
+    tokio::spawn(async move {
+        while let Some(accepted) = agent_incoming.accept().await {
+            let mut s = accepted.stream;
+            for _ in 0..16 {
+                s.send(Bytes::from(vec![3u8; 64 * 1024])).await.unwrap();
+            }
+            s.finish().await.unwrap();
+            drop(s);
+        }
+    });
+    for _ in 0..20 {
+        let mut s = p.controller.open(Bytes::new()).await.unwrap();
+        let got = s.recv.read_to_end(2 << 20).await.unwrap();
+        assert_eq!(got.len(), 16 * 64 * 1024);
+    }
+}
+
+#[tokio::test]
+async fn a_peer_reset_is_seen_without_sending_or_reading() {
+    let p = start_pair();
+    let mut agent_incoming = p.agent_incoming;
+    let mut s = p.controller.open(Bytes::new()).await.unwrap();
+    s.finish().await.unwrap();
+    let accepted = agent_incoming.accept().await.unwrap();
+    let (send, mut recv) = accepted.stream.into_split();
+    assert!(recv.recv().await.is_none(), "the opener finished");
+    let waiting = tokio::spawn(async move { send.closed().await });
+    drop(s);
+    let why = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            why,
+            StreamError::Reset {
+                code: ResetCode::Cancelled,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
+}

@@ -2,16 +2,25 @@
 //! request (`steward_protocol::services`), served here until it is done or cancelled.
 //!
 //! - [`info`]: OS, arch, CPUs, memory, free disk, version, clock.
+//! - [`exec`]: run a process in its own process group, streaming its output as events.
+//! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
+//! - [`transfer`]: streamed file reads, and atomic streamed writes.
 //!
-//! Unknown versions and requests are refused with a RESET that names them.
+//! Unknown versions and requests are refused with a RESET that names them. A handler that
+//! has answered lingers until the controller closes its half, so that dropping the stream
+//! never sends a RESET that could overtake the answer.
 
+pub mod exec;
+pub mod files;
 pub mod info;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use steward_channel::call;
-use steward_channel::{Incoming, IncomingStream};
+use steward_channel::{Incoming, IncomingStream, MuxStream, RecvHalf};
 use steward_protocol::channel::ResetCode;
 use steward_protocol::services::{self, Request, Response};
 use tokio::task::JoinSet;
@@ -70,7 +79,7 @@ pub async fn serve(mut incoming: Incoming, context: Context) {
 }
 
 async fn handle(accepted: IncomingStream, context: Context) {
-    let IncomingStream { header, mut stream } = accepted;
+    let IncomingStream { header, stream } = accepted;
     let request = match services::decode_request(&header) {
         Ok(request) => request,
         Err(e) => {
@@ -82,15 +91,41 @@ async fn handle(accepted: IncomingStream, context: Context) {
     match request {
         Request::Info => {
             let response = Response::Info(info::collect(&context));
-            let _ = call::reply(&mut stream, &response).await;
+            answer(stream, &response).await;
         }
-        other => {
-            let what = format!("{other:?}");
-            let name = what.split(['(', ' ', '{']).next().unwrap_or("request");
-            stream.reset(
-                ResetCode::Refused,
-                &format!("{name} is not offered by this agent yet"),
-            );
+        Request::Exec(exec) => exec::run(stream, exec, &context).await,
+        Request::ReadFile { path, offset } => {
+            transfer::read(stream, &context.resolve(&path), offset).await
+        }
+        Request::WriteFile { path, mode } => {
+            transfer::write(stream, &context.resolve(&path), mode).await
+        }
+        simple @ (Request::Stat { .. }
+        | Request::List { .. }
+        | Request::MakeDirs { .. }
+        | Request::Remove { .. }
+        | Request::Sha256 { .. }) => {
+            let response = files::respond(simple, &context).await;
+            answer(stream, &response).await;
         }
     }
+}
+
+/// How long a handler that has answered waits for the controller to close its half of the
+/// stream. Past it the stream is dropped (and reset); by then the answer is long delivered.
+pub const LINGER: Duration = Duration::from_secs(30);
+
+/// Sends one response and EOF, then lingers.
+async fn answer(mut stream: MuxStream, response: &Response) {
+    if call::reply(&mut stream, response).await.is_ok() {
+        linger(&mut stream.recv).await;
+    }
+}
+
+/// Waits until the controller has closed its half (EOF or RESET), discarding what it still
+/// sends. Dropping a receive half before its EOF queues a RESET, and RESET travels ahead of
+/// queued DATA: without this wait it could overtake the answer just sent.
+pub(crate) async fn linger(recv: &mut RecvHalf) {
+    let drained = async { while let Some(Ok(_)) = recv.recv().await {} };
+    let _ = tokio::time::timeout(LINGER, drained).await;
 }
