@@ -288,7 +288,7 @@ where
         loop {
             // decode_http refuses oversized lengths before buffering, so `buf` stays
             // within one frame plus one chunk.
-            match plaincli::decode_http(&mut state.buf) {
+            match plaincli::decode_http(&mut state.buf, plaincli::Direction::ServerToClient) {
                 Ok(Some(frame)) => return Some((Ok(frame), state)),
                 Ok(None) => {}
                 Err(e) => {
@@ -438,7 +438,9 @@ mod tests {
             let mut seen = Vec::new();
             while !seen.contains(&Frame::Start) {
                 upload.extend_from_slice(&upload_rx.recv().await.unwrap());
-                while let Some(frame) = plaincli::decode_http(&mut upload).unwrap() {
+                while let Some(frame) =
+                    plaincli::decode_http(&mut upload, plaincli::Direction::ClientToServer).unwrap()
+                {
                     seen.push(frame);
                 }
             }

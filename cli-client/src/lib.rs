@@ -5,7 +5,8 @@
 //! back from the first to the second when the WebSocket endpoint is missing; either way
 //! [`session`] speaks PlainCLIProtocol (§6) over a frame sink and stream, pumping stdin up and
 //! output down until the command's exit code arrives. [`auth`] builds the `Authorization`
-//! header and [`error`] maps failures to the client's own exit codes.
+//! header and [`error`] maps failures to the client's own exit codes; [`progress`] shows a
+//! progress bar for copies when stderr is a terminal.
 //!
 //! Frames are encoded by `steward_protocol::plaincli`; sockets, TLS and proxies come from
 //! `steward_transport`.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod http;
 pub mod options;
+pub mod progress;
 pub mod session;
 pub mod ws;
 

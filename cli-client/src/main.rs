@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use steward_cli::options::{self, Invocation, ProcessEnv, USAGE};
-use steward_cli::{Config, Stdio, exit};
+use steward_cli::{Config, exit};
 
 fn main() {
     // Errors are reported as one line and an exit code; a bug should look the same rather
@@ -36,7 +36,7 @@ fn real_main() -> i32 {
         Err(e) => {
             eprintln!("{e}");
             eprintln!("{USAGE}");
-            return exit::USAGE;
+            return e.exit_code();
         }
     };
     match invocation {
@@ -64,7 +64,11 @@ fn run(config: &Config) -> Result<i32, (i32, String)> {
         .build()
         .context("cannot start the async runtime")
         .map_err(|e| (exit::CONNECTION, format!("{e:#}")))?;
-    let result = runtime.block_on(steward_cli::run(config, &mut Stdio::process()));
+    let (mut stdio, progress) = steward_cli::progress::process_stdio(&config.args);
+    let result = runtime.block_on(steward_cli::run(config, &mut stdio));
+    if let Some(progress) = progress {
+        progress.finish(matches!(result, Ok(0)));
+    }
     // Do not wait for a stdin read that may never return.
     runtime.shutdown_background();
     result.map_err(|e| (e.exit_code(), e.to_string()))

@@ -76,7 +76,8 @@ pub enum Invocation {
     Run(Config),
 }
 
-/// A command line the client cannot run; `main` prints it with [`USAGE`] and exits 2.
+/// A command line the client cannot run; `main` prints it with [`USAGE`] and exits with
+/// [`UsageError::exit_code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
     #[error("unknown option {0:?}")]
@@ -99,6 +100,17 @@ pub enum UsageError {
     HalfEnvCredentials,
     #[error("command-line argument {0:?} is not valid UTF-8")]
     NotUnicode(String),
+}
+
+impl UsageError {
+    /// An unknown option exits 2, as jenkins-cli.jar's option parser does; every other usage
+    /// error is 255 (compat §7.1: "255 on connection and usage errors").
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UsageError::UnknownOption(_) => crate::error::exit::USAGE,
+            _ => crate::error::exit::CONNECTION,
+        }
+    }
 }
 
 /// Read access to environment variables.
@@ -262,6 +274,13 @@ fn locale_from_env(env: &dyn Env) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unknown_options_exit_2_other_usage_errors_255() {
+        assert_eq!(UsageError::UnknownOption("-x".into()).exit_code(), 2);
+        assert_eq!(UsageError::NoUrl.exit_code(), 255);
+        assert_eq!(UsageError::HalfEnvCredentials.exit_code(), 255);
+    }
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -99,7 +99,9 @@ where
     });
     let stream = rx.filter_map(|message| {
         std::future::ready(match message {
-            Ok(Message::Binary(bytes)) => Some(plaincli::decode_ws(bytes).map_err(Into::into)),
+            Ok(Message::Binary(bytes)) => Some(
+                plaincli::decode_ws(bytes, plaincli::Direction::ServerToClient).map_err(Into::into),
+            ),
             Ok(_) => None,
             Err(e) => Some(Err(SessionError::Connection(e.to_string()))),
         })

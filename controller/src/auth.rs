@@ -22,6 +22,8 @@ pub enum Permission {
     AgentConnect,
     AgentDisconnect,
     AgentExtendedRead,
+    /// Run processes and read or write files on an agent (our own; admins only).
+    AgentExec,
 }
 
 impl Permission {
@@ -35,6 +37,7 @@ impl Permission {
             Permission::AgentConnect => "Agent/Connect",
             Permission::AgentDisconnect => "Agent/Disconnect",
             Permission::AgentExtendedRead => "Agent/ExtendedRead",
+            Permission::AgentExec => "Agent/Exec",
         }
     }
 }
@@ -167,7 +170,11 @@ mod tests {
     async fn headers_authenticate_or_fail_loudly() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let token = store.call(users::ensure_admin).await.unwrap().unwrap();
+        let token = store
+            .call(|c| users::ensure_admin(c, |_| Ok(())))
+            .await
+            .unwrap()
+            .unwrap();
         let mut h = HeaderMap::new();
         assert_eq!(authenticate(&store, &h).await.unwrap(), Identity::Anonymous);
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{token}"));

@@ -19,6 +19,9 @@ pub struct Config {
     /// Public root URL with its trailing slash, used for the Origin check, JNLP documents and
     /// printed agent commands. Defaults to `http://<listen>/`.
     pub root_url: url::Url,
+    /// Whether `root_url` was given (`--url`). Without it, the CLI's Origin check accepts the
+    /// origin the request itself names in `Host`, as Jenkins does without a configured URL.
+    pub root_url_given: bool,
     /// Interval between server pings on every WebSocket; `None` disables pings.
     pub ws_ping_interval: Option<Duration>,
     /// A WebSocket that sends nothing for this long is closed; `None` disables the check.
@@ -37,6 +40,7 @@ impl Config {
             home,
             listen,
             root_url: default_root_url(listen),
+            root_url_given: false,
             ws_ping_interval: Some(DEFAULT_PING_INTERVAL),
             ws_idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             websocket_cli: true,
@@ -75,6 +79,48 @@ pub fn expected_origin(root: &url::Url) -> String {
     root.origin().ascii_serialization()
 }
 
+impl Config {
+    /// The `Origin` a CLI WebSocket request must carry. With `--url` it is that URL's origin;
+    /// without, the one the request addresses (`X-Forwarded-Proto` and `Host`), so
+    /// `localhost`, another interface's address or a wildcard listen all work.
+    pub fn origin_for(&self, headers: &http::HeaderMap) -> Option<String> {
+        if self.root_url_given {
+            return Some(expected_origin(&self.root_url));
+        }
+        let host = headers.get(http::header::HOST)?.to_str().ok()?;
+        let scheme = headers
+            .get("X-Forwarded-Proto")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| *s == "https" || *s == "http")
+            .unwrap_or("http");
+        let url = url::Url::parse(&format!("{scheme}://{host}/")).ok()?;
+        Some(expected_origin(&url))
+    }
+
+    /// Checks combinations of settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(idle) = self.ws_idle_timeout {
+            match self.ws_ping_interval {
+                None => {
+                    return Err(format!(
+                        "--ws-ping-interval 0 with --ws-idle-timeout {}: agents only answer pings, so every quiet connection would be closed; disable both or ping more often than the idle timeout",
+                        idle.as_secs()
+                    ));
+                }
+                Some(ping) if ping >= idle => {
+                    return Err(format!(
+                        "--ws-ping-interval {} must be shorter than --ws-idle-timeout {}",
+                        ping.as_secs(),
+                        idle.as_secs()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +135,47 @@ mod tests {
         );
         assert!(parse_root_url("ftp://x/").is_err());
         assert!(parse_root_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn origin_follows_the_request_without_url() {
+        let mut config = Config::new("h".into(), "0.0.0.0:8080".parse().unwrap());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, "localhost:8080".parse().unwrap());
+        assert_eq!(
+            config.origin_for(&headers).as_deref(),
+            Some("http://localhost:8080")
+        );
+        headers.insert("X-Forwarded-Proto", "https".parse().unwrap());
+        headers.insert(http::header::HOST, "ci.example.com".parse().unwrap());
+        assert_eq!(
+            config.origin_for(&headers).as_deref(),
+            Some("https://ci.example.com")
+        );
+        config.root_url = parse_root_url("https://ci.example.com/jenkins/").unwrap();
+        config.root_url_given = true;
+        headers.insert(http::header::HOST, "evil.example".parse().unwrap());
+        assert_eq!(
+            config.origin_for(&headers).as_deref(),
+            Some("https://ci.example.com")
+        );
+    }
+
+    #[test]
+    fn pings_must_come_before_the_idle_timeout() {
+        let mut config = Config::new("h".into(), "127.0.0.1:0".parse().unwrap());
+        assert!(config.validate().is_ok());
+        config.ws_ping_interval = None;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--ws-ping-interval 0")
+        );
+        config.ws_ping_interval = Some(Duration::from_secs(60));
+        assert!(config.validate().is_err());
+        config.ws_idle_timeout = None;
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -90,6 +90,17 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a secret file (0600) atomically, replacing any previous one: a temp file beside
+/// it, synced, then renamed over it.
+pub fn replace_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    write_secret_file(&tmp, contents)?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, default_root_url};
-use crate::home::{Home, INITIAL_ADMIN_TOKEN_FILE, write_secret_file};
+use crate::home::{Home, INITIAL_ADMIN_TOKEN_FILE, replace_secret_file};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -49,10 +49,16 @@ pub struct Started {
     /// The admin token, on the first start only.
     pub initial_admin_token: Option<String>,
     pub home: Home,
+    state: AppState,
     serve: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Started {
+    /// The running controller's shared state (registry, store), for in-process tools.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Waits until the server has stopped (after the shutdown token was cancelled).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.serve.await.context("server task failed")?
@@ -61,17 +67,20 @@ impl Started {
 
 /// Prepares the home, opens the database, binds and starts serving until `shutdown`.
 pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    config.validate().map_err(anyhow::Error::msg)?;
     let home = Home::prepare(&config.home)?;
     let secret_key = home.load_or_create_hmac_key()?;
     let store = Store::open(&home.database())
         .with_context(|| format!("opening {}", home.database().display()))?;
-    let initial_admin_token = store.call(store::users::ensure_admin).await?;
-    if let Some(token) = &initial_admin_token {
-        write_secret_file(
-            &home.secret_file(INITIAL_ADMIN_TOKEN_FILE),
-            format!("{token}\n").as_bytes(),
-        )?;
-    }
+    let token_file = home.secret_file(INITIAL_ADMIN_TOKEN_FILE);
+    let initial_admin_token = store
+        .call(move |c| {
+            store::users::ensure_admin(c, |token| {
+                replace_secret_file(&token_file, format!("{token}\n").as_bytes())
+                    .map_err(|e| format!("{e:#}"))
+            })
+        })
+        .await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -91,6 +100,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         shutdown: shutdown.clone(),
     };
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let shared = state.clone();
     let serve = tokio::spawn(async move {
         let server =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -108,6 +118,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         root_url,
         initial_admin_token,
         home,
+        state: shared,
         serve,
     })
 }

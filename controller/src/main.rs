@@ -56,11 +56,19 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(options.home, options.listen);
     if let Some(url) = &options.url {
         config.root_url = config::parse_root_url(url).map_err(anyhow::Error::msg)?;
+        config.root_url_given = true;
+    } else if options.listen.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on {} without --url: JNLP documents and printed agent commands will name {}; pass --url with the address agents use",
+            options.listen,
+            config.root_url
+        );
     }
     config.ws_ping_interval = seconds(options.ws_ping_interval);
     config.ws_idle_timeout = seconds(options.ws_idle_timeout);
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
+    config.validate().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();
     let started = steward_controller::start(config, shutdown.clone())

@@ -3,6 +3,7 @@
 
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use steward_protocol::node_xml::{NodeConfig, NodeNameError, validate_node_name};
+use steward_protocol::xml::MAX_XML_BYTES;
 use tokio_util::sync::CancellationToken;
 
 use crate::agents::registry::{AgentKind, JAVA_AGENT_STATUS, LiveAgent};
@@ -20,6 +21,21 @@ pub enum NodeError {
     BadName(#[from] NodeNameError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("Interrupted while waiting for node '{0}'")]
+    Interrupted(String),
+    #[error("Node configuration is {0} bytes once written, over the limit of {MAX_XML_BYTES}")]
+    TooLarge(usize),
+}
+
+/// Checks what will be stored: the name, and that the written XML can be read back (escaping
+/// and indentation make it longer than what the user sent).
+fn check_storable(config: &NodeConfig) -> Result<(), NodeError> {
+    validate_node_name(&config.name)?;
+    let written = config.to_xml().len();
+    if written > MAX_XML_BYTES {
+        return Err(NodeError::TooLarge(written));
+    }
+    Ok(())
 }
 
 /// A node's state as users see it.
@@ -73,7 +89,7 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
 }
 
 pub async fn create(state: &AppState, config: NodeConfig) -> Result<(), NodeError> {
-    validate_node_name(&config.name)?;
+    check_storable(&config)?;
     let name = config.name.clone();
     match state.store.call(move |c| nodes::insert(c, &config)).await? {
         WriteOutcome::Done => {
@@ -101,7 +117,7 @@ pub async fn list(state: &AppState) -> Result<Vec<NodeRecord>, NodeError> {
 /// Replaces a node's configuration. A rename ends the old name's connection, whose secret
 /// no longer matches; other changes leave a live agent connected.
 pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<(), NodeError> {
-    validate_node_name(&config.name)?;
+    check_storable(&config)?;
     let (old, new) = (name.to_owned(), config.name.clone());
     let cfg = config.clone();
     match state
@@ -198,8 +214,8 @@ pub async fn wait_for(
             return Ok(());
         }
         tokio::select! {
-            r = changes.changed() => { if r.is_err() { return Ok(()); } }
-            _ = cancel.cancelled() => return Ok(()),
+            r = changes.changed() => { if r.is_err() { return Err(NodeError::Interrupted(name.to_owned())); } }
+            _ = cancel.cancelled() => return Err(NodeError::Interrupted(name.to_owned())),
         }
     }
 }

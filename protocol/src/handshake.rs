@@ -97,9 +97,15 @@ impl fmt::Display for VersionList<'_> {
     }
 }
 
+/// Most versions an offer may list.
+pub const MAX_OFFERED_VERSIONS: usize = 16;
+/// Longest piece of a malformed header quoted back in an error.
+pub const MAX_QUOTED_HEADER: usize = 64;
+
 /// Parses `steward-channel/1,2` into its versions.
 pub fn parse_channel_versions(value: &str) -> Result<Vec<u16>, ChannelVersionError> {
-    let malformed = || ChannelVersionError::Malformed(value.chars().take(64).collect());
+    let malformed =
+        || ChannelVersionError::Malformed(value.chars().take(MAX_QUOTED_HEADER).collect());
     let rest = value
         .trim()
         .strip_prefix(CHANNEL_PROTOCOL_NAME)
@@ -110,7 +116,7 @@ pub fn parse_channel_versions(value: &str) -> Result<Vec<u16>, ChannelVersionErr
         .map(|v| v.trim().parse::<u16>())
         .collect::<Result<_, _>>()
         .map_err(|_| malformed())?;
-    if versions.is_empty() || versions.len() > 16 {
+    if versions.is_empty() || versions.len() > MAX_OFFERED_VERSIONS {
         return Err(malformed());
     }
     Ok(versions)
@@ -138,7 +144,7 @@ pub fn parse_channel_answer(value: &str) -> Result<u16, ChannelVersionError> {
     match parse_channel_versions(value)?.as_slice() {
         [one] => Ok(*one),
         _ => Err(ChannelVersionError::Malformed(
-            value.chars().take(64).collect(),
+            value.chars().take(MAX_QUOTED_HEADER).collect(),
         )),
     }
 }

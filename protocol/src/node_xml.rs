@@ -227,10 +227,13 @@ fn parse_bool(element: &str, text: &str) -> Result<bool, XmlError> {
     }
 }
 
+/// Longest bad value quoted back in an error.
+const MAX_QUOTED_VALUE: usize = 80;
+
 fn bad(element: &str, value: &str, reason: &str) -> XmlError {
     XmlError::BadValue {
         element: element.into(),
-        value: value.chars().take(80).collect(),
+        value: value.chars().take(MAX_QUOTED_VALUE).collect(),
         reason: reason.into(),
     }
 }

@@ -113,10 +113,23 @@ impl Frame {
         Ok(())
     }
 
-    /// Builds a frame from an opcode and its payload.
-    pub fn from_parts(opcode: u8, payload: Bytes) -> Result<Frame, FrameError> {
+    /// Builds a frame from an opcode and its payload, as received from a peer sending in
+    /// direction `from`. A known opcode that travels the other way is kept as
+    /// [`Frame::Unknown`] (to be skipped) without reading its payload.
+    pub fn from_parts(opcode: u8, payload: Bytes, from: Direction) -> Result<Frame, FrameError> {
         if opcode >= 0x80 {
             return Err(FrameError::FatalOpcode(opcode));
+        }
+        let expected = match opcode {
+            op::EXIT | op::STDOUT | op::STDERR => Some(Direction::ServerToClient),
+            op::ARG..=op::END_STDIN => Some(Direction::ClientToServer),
+            _ => None,
+        };
+        if expected.is_some_and(|d| d != from) {
+            return Ok(Frame::Unknown {
+                op: opcode,
+                payload,
+            });
         }
         let utf = |name: &'static str| {
             read_utf(&payload).map_err(|reason| FrameError::BadPayload { op: name, reason })
@@ -155,13 +168,13 @@ pub fn encode_ws(frame: &Frame) -> Result<Bytes, FrameError> {
     Ok(out.freeze())
 }
 
-/// Decodes one WebSocket binary message.
-pub fn decode_ws(message: Bytes) -> Result<Frame, FrameError> {
+/// Decodes one WebSocket binary message sent in direction `from`.
+pub fn decode_ws(message: Bytes, from: Direction) -> Result<Frame, FrameError> {
     let Some(&opcode) = message.first() else {
         return Err(FrameError::Empty);
     };
     check_len(message.len() - 1)?;
-    Frame::from_parts(opcode, message.slice(1..))
+    Frame::from_parts(opcode, message.slice(1..), from)
 }
 
 /// Appends one frame in the HTTP framing: length (payload only), opcode, payload.
@@ -179,9 +192,10 @@ pub fn encode_http(frame: &Frame, out: &mut BytesMut) -> Result<(), FrameError> 
     Ok(())
 }
 
-/// Takes one frame in the HTTP framing off the front of `buf`; `Ok(None)` means more bytes
-/// are needed. A length over [`MAX_FRAME_PAYLOAD`] or negative is refused before buffering.
-pub fn decode_http(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+/// Takes one frame in the HTTP framing, sent in direction `from`, off the front of `buf`;
+/// `Ok(None)` means more bytes are needed. A length over [`MAX_FRAME_PAYLOAD`] or negative
+/// is refused before buffering.
+pub fn decode_http(buf: &mut BytesMut, from: Direction) -> Result<Option<Frame>, FrameError> {
     if buf.len() < HTTP_LENGTH_PREFIX + 1 {
         return Ok(None);
     }
@@ -197,7 +211,7 @@ pub fn decode_http(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     buf.advance(HTTP_LENGTH_PREFIX);
     let opcode = buf.get_u8();
     let payload = buf.split_to(len).freeze();
-    Frame::from_parts(opcode, payload).map(Some)
+    Frame::from_parts(opcode, payload, from).map(Some)
 }
 
 fn check_len(len: usize) -> Result<(), FrameError> {
@@ -282,7 +296,8 @@ pub fn read_utf(payload: &[u8]) -> Result<String, String> {
     while i < body.len() {
         let b = body[i];
         match b {
-            0x01..=0x7f => {
+            // Java's readUTF also takes a raw 0 byte as U+0000 (writeUTF never writes one).
+            0x00..=0x7f => {
                 units.push(b as u16);
                 i += 1;
             }
@@ -342,7 +357,7 @@ mod tests {
         encode_http(&Frame::Arg("help".into()), &mut buf).unwrap();
         assert_eq!(buf.as_ref(), [0, 0, 0, 6, 0, 0, 4, b'h', b'e', b'l', b'p']);
         assert_eq!(
-            decode_http(&mut buf).unwrap(),
+            decode_http(&mut buf, Direction::ClientToServer).unwrap(),
             Some(Frame::Arg("help".into()))
         );
         assert!(buf.is_empty());
@@ -355,17 +370,24 @@ mod tests {
         let whole = buf.split();
         for cut in 0..whole.len() {
             let mut part = BytesMut::from(&whole[..cut]);
-            assert_eq!(decode_http(&mut part).unwrap(), None, "cut at {cut}");
+            assert_eq!(
+                decode_http(&mut part, Direction::ClientToServer).unwrap(),
+                None,
+                "cut at {cut}"
+            );
         }
     }
 
     #[test]
     fn hostile_lengths_are_refused() {
         let mut neg = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe, 5][..]);
-        assert_eq!(decode_http(&mut neg), Err(FrameError::NegativeLength(-2)));
+        assert_eq!(
+            decode_http(&mut neg, Direction::ClientToServer),
+            Err(FrameError::NegativeLength(-2))
+        );
         let mut huge = BytesMut::from(&[0x10, 0, 0, 0, 5][..]);
         assert!(matches!(
-            decode_http(&mut huge),
+            decode_http(&mut huge, Direction::ClientToServer),
             Err(FrameError::TooLarge { .. })
         ));
     }
@@ -373,17 +395,47 @@ mod tests {
     #[test]
     fn opcodes_from_0x80_are_fatal_and_lower_unknowns_are_kept() {
         assert_eq!(
-            decode_ws(Bytes::from_static(&[0x80])),
+            decode_ws(Bytes::from_static(&[0x80]), Direction::ClientToServer),
             Err(FrameError::FatalOpcode(0x80))
         );
         assert_eq!(
-            decode_ws(Bytes::from_static(&[0x42, 1])),
+            decode_ws(Bytes::from_static(&[0x42, 1]), Direction::ClientToServer),
             Ok(Frame::Unknown {
                 op: 0x42,
                 payload: Bytes::from_static(&[1])
             })
         );
-        assert_eq!(decode_ws(Bytes::new()), Err(FrameError::Empty));
+        assert_eq!(
+            decode_ws(Bytes::new(), Direction::ClientToServer),
+            Err(FrameError::Empty)
+        );
+    }
+
+    /// The direction a frame is sent in (unknown opcodes: either).
+    fn sent_by(frame: &Frame) -> Direction {
+        frame.direction().unwrap_or(Direction::ClientToServer)
+    }
+
+    #[test]
+    fn frames_in_the_wrong_direction_are_kept_unknown_not_fatal() {
+        // A client that sends EXIT with a short payload must not end the session.
+        let bogus = Bytes::from_static(&[op::EXIT, 1]);
+        assert_eq!(
+            decode_ws(bogus, Direction::ClientToServer),
+            Ok(Frame::Unknown {
+                op: op::EXIT,
+                payload: Bytes::from_static(&[1])
+            })
+        );
+        assert!(matches!(
+            decode_ws(Bytes::from_static(&[op::ARG, 0]), Direction::ServerToClient),
+            Ok(Frame::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn read_utf_takes_a_raw_nul_like_java() {
+        assert_eq!(read_utf(&[0, 1, 0]).unwrap(), "\0");
     }
 
     fn any_frame() -> impl Strategy<Value = Frame> {
@@ -405,7 +457,7 @@ mod tests {
     proptest! {
         #[test]
         fn ws_round_trip(frame in any_frame()) {
-            prop_assert_eq!(decode_ws(encode_ws(&frame).unwrap()).unwrap(), frame);
+            prop_assert_eq!(decode_ws(encode_ws(&frame).unwrap(), sent_by(&frame)).unwrap(), frame);
         }
 
         #[test]
@@ -413,16 +465,17 @@ mod tests {
             let mut buf = BytesMut::new();
             for f in &frames { encode_http(f, &mut buf).unwrap(); }
             let mut back = Vec::new();
-            while let Some(f) = decode_http(&mut buf).unwrap() { back.push(f); }
+            for f in &frames { back.extend(decode_http(&mut buf, sent_by(f)).unwrap()); }
             prop_assert_eq!(back, frames);
             prop_assert!(buf.is_empty());
         }
 
         #[test]
         fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_ws(Bytes::from(data.clone()));
+            let _ = decode_ws(Bytes::from(data.clone()), Direction::ClientToServer);
+            let _ = decode_ws(Bytes::from(data.clone()), Direction::ServerToClient);
             let mut buf = BytesMut::from(&data[..]);
-            while let Ok(Some(_)) = decode_http(&mut buf) {}
+            while let Ok(Some(_)) = decode_http(&mut buf, Direction::ClientToServer) {}
             let _ = read_utf(&data);
         }
     }

@@ -425,3 +425,48 @@ fn root_and_login_answer() {
     );
     assert_eq!(steward_tests::http_get(&c.addr, "/login").status, 200);
 }
+
+#[test]
+fn without_url_the_origin_follows_the_address_used() {
+    // No --url: a CLI that reaches the controller as `localhost` is not a cross-site request.
+    let c = Controller::start();
+    let port = c.addr.rsplit(':').next().unwrap();
+    let via_localhost = format!("http://localhost:{port}/");
+    let out = run_cli(
+        &[
+            "-s",
+            &via_localhost,
+            "-webSocket",
+            "-auth",
+            &format!("admin:{}", c.token),
+            "who-am-i",
+        ],
+        "",
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, ADMIN_WHO_AM_I),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn pings_must_come_before_the_idle_timeout() {
+    let home = tempfile::tempdir().unwrap();
+    let out = steward_tests::command("controller")
+        .arg("--home")
+        .arg(home.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ws-ping-interval",
+            "0",
+            "--ws-idle-timeout",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ws-ping-interval 0"), "{stderr}");
+}

@@ -162,3 +162,61 @@ fn cli_over_wss_and_https_duplex() {
         );
     }
 }
+
+#[test]
+fn controller_under_a_path_prefix_behind_a_proxy() {
+    let front = TlsFront::start();
+    let public = format!("{}jenkins/", front.url());
+    let c = Controller::start_with(&["--url", &public]);
+    front.set_backend(&c.addr);
+    assert_eq!(c.url, public);
+    let auth = format!("admin:{}", c.token);
+    for mode in ["-webSocket", "-http"] {
+        let out = run_cli_env(
+            &[
+                "-s",
+                &public,
+                mode,
+                "-noCertificateCheck",
+                "-auth",
+                &auth,
+                "who-am-i",
+            ],
+            "",
+            &[],
+        );
+        assert_eq!(out.code, 0, "{mode}: {out:?}");
+        assert!(
+            out.stdout.starts_with("Authenticated as: admin\n"),
+            "{mode}: {out:?}"
+        );
+    }
+    c.create_node("prefixed", "");
+    let secret = c.secret("prefixed");
+    let agent = Agent::spawn(&[
+        "-webSocket",
+        "-url",
+        &public,
+        "-name",
+        "prefixed",
+        "-secret",
+        &secret,
+        "-noCertificateCheck",
+    ]);
+    c.wait_online("prefixed", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+    // The JNLP document names the public URL.
+    let jnlp = format!("{public}computer/prefixed/jenkins-agent.jnlp");
+    let jnlp_agent = Agent::spawn(&[
+        "-jnlpUrl",
+        &jnlp,
+        "-jnlpCredentials",
+        &auth,
+        "-noCertificateCheck",
+        "-noReconnectAfter",
+        "5s",
+    ]);
+    wait_until(DEADLINE, "second agent refused as a duplicate", || {
+        jnlp_agent.output.contains("already connected")
+    });
+}

@@ -14,6 +14,9 @@ use super::session;
 use crate::state::AppState;
 use crate::store::nodes;
 
+/// Longest header value copied into a log line; names and addresses are far shorter.
+const MAX_LOGGED_HEADER: usize = 256;
+
 /// A request that passed validation, before its upgrade.
 struct Admitted {
     node: String,
@@ -38,11 +41,13 @@ impl Refusal {
     }
 }
 
+/// A header as text. Agents send node names as UTF-8 (Jenkins allows any Unicode name), which
+/// `HeaderValue::to_str` would refuse; an empty value counts as present (an empty secret is a
+/// wrong secret, 403, not a missing header).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
 /// Steps 1–5 of §1.2 plus the channel version; changes nothing.
@@ -133,10 +138,16 @@ pub async fn wsagents(
     let node_for_log = header(&headers, hs::HEADER_NODE_NAME)
         .unwrap_or("-")
         .chars()
-        .take(256)
+        .take(MAX_LOGGED_HEADER)
         .collect::<String>();
+    // Behind a reverse proxy the peer address is the proxy's; say who it forwarded for.
+    let forwarded_for: String = header(&headers, "X-Forwarded-For")
+        .unwrap_or("-")
+        .chars()
+        .take(MAX_LOGGED_HEADER)
+        .collect();
     let refuse = |r: Refusal| {
-        tracing::warn!(node = %node_for_log, remote = %remote, status = r.status.as_u16(), reason = %r.reason, "refused agent connection");
+        tracing::warn!(node = %node_for_log, remote = %remote, forwarded_for = %forwarded_for, status = r.status.as_u16(), reason = %r.reason, "refused agent connection");
         (r.status, r.body).into_response()
     };
     let admitted = match admit(&state, &headers).await {
@@ -169,6 +180,27 @@ pub async fn wsagents(
             ));
         }
     };
+    // A delete or rename between the checks above and the registration would leave a live
+    // connection for a node that no longer exists: look again now that we are registered
+    // (a delete from here on finds the registration and disconnects it).
+    let key = admitted.node.clone();
+    match state.store.call(move |c| nodes::get(c, &key)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return refuse(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                hs::MSG_NO_SUCH_AGENT,
+                "node deleted during the handshake",
+            ));
+        }
+        Err(e) => {
+            return refuse(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "",
+                format!("database error: {e}"),
+            ));
+        }
+    }
     let cookie = registration.cookie.clone();
     let kind = admitted.kind;
     let session_state = state.clone();

@@ -6,9 +6,11 @@
 //! [`registry::AgentRegistry`] and answers 101; [`session::run`] then exchanges hellos and
 //! keeps the socket alive until it ends, which takes the node offline. When both sides offer
 //! `mux`, [`mux::run`] carries the multiplexed channel and publishes its handle in the
-//! registry for commands that run work on the agent.
+//! registry for commands that run work on the agent, while [`monitors`] samples the node's
+//! round trip, clock offset and free disk for `list-nodes` and `node-info`.
 
 pub mod handshake;
+pub mod monitors;
 pub mod mux;
 pub mod registry;
 pub mod session;

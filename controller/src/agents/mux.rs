@@ -2,6 +2,8 @@
 //! socket carries channel frames. The channel handle is published in the registry so CLI
 //! commands can open streams to the agent.
 //!
+//! Alongside the channel, `monitors::watch` samples the node until the channel ends.
+//!
 //! A writer task owns the socket's sending half: it forwards the channel's messages, adds
 //! the keepalive pings, and sends the close frame the session chose once the channel ends.
 
@@ -48,6 +50,12 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
         channel.clone(),
     );
     let refusing = refuse_agent_streams(incoming);
+    let monitoring = super::monitors::watch(
+        channel.clone(),
+        state.agents.clone(),
+        registration.node.clone(),
+        registration.connection_id,
+    );
 
     let session = async {
         tokio::pin!(driver);
@@ -67,7 +75,7 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
         let _ = driver.await;
         reason
     };
-    let (reason, (), ()) = tokio::join!(session, writer, refusing);
+    let (reason, (), (), ()) = tokio::join!(session, writer, refusing, monitoring);
     reason
 }
 

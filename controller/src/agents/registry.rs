@@ -15,6 +15,8 @@ use steward_protocol::handshake;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch};
 
+use super::monitors::Monitors;
+
 /// The status a Java agent.jar connection shows: it is held but cannot run anything.
 pub const JAVA_AGENT_STATUS: &str =
     "Java remoting agent: cannot run work; use the agent binary from /jnlpJars/agent";
@@ -37,6 +39,8 @@ pub struct LiveAgent {
     pub since: SystemTime,
     /// The agent's software version, once its hello arrived.
     pub agent_version: Option<String>,
+    /// The latest monitor sample (round trip, clock offset, free disk), once one was taken.
+    pub monitors: Option<Monitors>,
 }
 
 struct Entry {
@@ -131,6 +135,7 @@ impl AgentRegistry {
             remote,
             since: SystemTime::now(),
             agent_version: None,
+            monitors: None,
         };
         {
             let mut inner = self.lock();
@@ -216,6 +221,19 @@ impl AgentRegistry {
             e.channel = Some(channel);
         }
         self.bump();
+    }
+
+    /// Records the latest monitor sample of a live connection. Not announced as a change:
+    /// it alters no node's state, and watchers would wake every interval for nothing.
+    pub fn set_monitors(&self, node: &str, connection_id: u64, monitors: Monitors) {
+        if let Some(e) = self
+            .lock()
+            .live
+            .get_mut(node)
+            .filter(|e| e.live.connection_id == connection_id)
+        {
+            e.live.monitors = Some(monitors);
+        }
     }
 
     /// The channel to `node`'s agent, when it is connected and speaks the channel.

@@ -27,6 +27,8 @@ pub const PAIRING_TIMEOUT: Duration = Duration::from_secs(15);
 pub const MAX_PENDING_SESSIONS: usize = 256;
 /// Longest `Session` header accepted (clients send a 36-character UUID).
 pub const MAX_SESSION_ID_LEN: usize = 128;
+/// An upload silent this long is dead: the real client sends ENCODING every 3 s.
+pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The upload side's body, handed to the waiting download side.
 struct UploadHandoff {
@@ -107,21 +109,24 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
     let _ = body_tx.try_send(Ok(Bytes::from_static(&[0])));
     let task_state = state.clone();
     state.tasks.spawn(async move {
-        let handoff = tokio::time::timeout(PAIRING_TIMEOUT, handoff_rx).await;
-        let Ok(Ok(UploadHandoff { body, done })) = handoff else {
+        let handoff = tokio::select! {
+            handoff = tokio::time::timeout(PAIRING_TIMEOUT, handoff_rx) => handoff.ok().and_then(Result::ok),
+            // The client hung up its download side: forget the session now, not in 15 s.
+            () = body_tx.closed() => None,
+        };
+        let Some(UploadHandoff { body, done }) = handoff else {
             task_state.duplex.lock().remove(&session_id);
-            tracing::debug!(session = %session_id, "CLI download side got no upload side in time");
+            tracing::debug!(session = %session_id, "CLI download side got no upload side");
             return;
         };
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-        let transport = Transport {
-            incoming: upload_frames(body),
-            outgoing: out_tx,
+        let gone = tokio_util::sync::CancellationToken::new();
+        let transport = Transport { incoming: upload_frames(body), outgoing: out_tx, gone: gone.clone() };
+        let writer = async {
+            encode_frames(out_rx, body_tx).await;
+            gone.cancel();
         };
-        tokio::join!(
-            session::run(transport, auth, task_state),
-            encode_frames(out_rx, body_tx)
-        );
+        tokio::join!(session::run(transport, auth, task_state), writer);
         let _ = done.send(());
     });
     let mut response = Response::new(Body::from_stream(tokio_stream_from(body_rx)));
@@ -170,12 +175,24 @@ fn upload_frames(body: Body) -> FrameStream {
     Box::pin(futures_util::stream::unfold(state, |state| async move {
         let (mut data, mut buf) = state?;
         loop {
-            match plaincli::decode_http(&mut buf) {
+            match plaincli::decode_http(&mut buf, plaincli::Direction::ClientToServer) {
                 Ok(Some(frame)) => return Some((Ok(frame), Some((data, buf)))),
                 Ok(None) => {}
                 Err(e) => return Some((Err(e.to_string()), None)),
             }
-            match data.next().await {
+            let next = match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, data.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    return Some((
+                        Err(format!(
+                            "upload silent for {}s",
+                            UPLOAD_IDLE_TIMEOUT.as_secs()
+                        )),
+                        None,
+                    ));
+                }
+            };
+            match next {
                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                 Some(Err(e)) => return Some((Err(format!("upload failed: {e}")), None)),
                 None if buf.is_empty() => return None,

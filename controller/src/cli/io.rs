@@ -67,6 +67,12 @@ impl Stdin {
         Stdin { rx }
     }
 
+    /// The next chunk of stdin as the client sent it; `None` after END_STDIN. Lets a command
+    /// stream stdin onwards with memory bounded by [`STDIN_QUEUE`].
+    pub async fn read_chunk(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
     /// Reads until END_STDIN, refusing more than `limit` bytes.
     pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, StdinTooLarge> {
         let mut all = Vec::new();

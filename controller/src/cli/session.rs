@@ -21,6 +21,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most arguments a command line may have.
 pub const MAX_ARGS: usize = 1024;
+/// Most bytes of arguments held before `START`: a command line is a few KiB, and an
+/// anonymous client must not make the controller hold more.
+pub const MAX_ARG_BYTES: usize = 1024 * 1024;
 
 /// Frames from the client. An `Err` means the client is gone (the text says why, for the
 /// log); a clean end means only that the client has nothing more to send.
@@ -30,6 +33,8 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, String>> + Send>>
 pub struct Transport {
     pub incoming: FrameStream,
     pub outgoing: mpsc::Sender<Frame>,
+    /// Cancelled by the transport when it can no longer deliver output (the client is gone).
+    pub gone: CancellationToken,
 }
 
 /// Runs the session to its `EXIT`. The transport ends when `outgoing` is dropped.
@@ -37,6 +42,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     let Transport {
         mut incoming,
         outgoing,
+        gone,
     } = transport;
     let out = Output::new(outgoing);
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
@@ -65,8 +71,15 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         return;
     }
 
-    let client_gone = CancellationToken::new();
+    let client_gone = gone.child_token();
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    // A command that never reads stdin must not stall the pump (which also notices a
+    // client that went away): its stdin is closed and whatever the client sends is dropped.
+    let stdin_rx = if commands::reads_stdin(&args[0]) {
+        stdin_rx
+    } else {
+        mpsc::channel(1).1
+    };
     let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(
         incoming,
         stdin_tx,
@@ -82,11 +95,13 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         cancel: client_gone.clone(),
     };
     let code = tokio::select! {
-        code = commands::dispatch(invocation) => code,
+        // A client that left gets no answer, even if the command finished at the same time.
+        biased;
         _ = client_gone.cancelled() => {
             tracing::debug!("CLI client disconnected during the command");
             return;
         }
+        code = commands::dispatch(invocation) => code,
         _ = state.shutdown.cancelled() => {
             out.error("The controller is shutting down").await;
             1
@@ -102,10 +117,18 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
 
 async fn read_until_start(incoming: &mut FrameStream) -> Result<Vec<String>, String> {
     let mut args = Vec::new();
+    let mut bytes = 0;
     while let Some(frame) = incoming.next().await {
         match frame? {
-            Frame::Arg(a) if args.len() < MAX_ARGS => args.push(a),
-            Frame::Arg(_) => return Err(format!("more than {MAX_ARGS} arguments")),
+            Frame::Arg(a) if args.len() < MAX_ARGS && bytes + a.len() <= MAX_ARG_BYTES => {
+                bytes += a.len();
+                args.push(a);
+            }
+            Frame::Arg(_) => {
+                return Err(format!(
+                    "more than {MAX_ARGS} arguments or {MAX_ARG_BYTES} bytes of them"
+                ));
+            }
             Frame::Start => return Ok(args),
             _ => {}
         }

@@ -17,7 +17,6 @@ use super::io::OUTPUT_QUEUE;
 use super::session::{self, FrameStream, Transport};
 use crate::agents::session::SEND_TIMEOUT;
 use crate::auth::{AuthError, authenticate};
-use crate::config::expected_origin;
 use crate::keepalive::Keepalive;
 use crate::state::AppState;
 
@@ -46,10 +45,14 @@ pub async fn cli_ws(
             "The WebSocket CLI is turned off on this controller",
         );
     }
-    let expected = expected_origin(&state.config.root_url);
+    let expected = state.config.origin_for(&headers);
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-    if origin != Some(expected.as_str()) {
-        tracing::warn!(origin = origin.unwrap_or("(none)"), expected = %expected, "refused CLI WebSocket: unexpected origin");
+    if origin.is_none() || origin != expected.as_deref() {
+        tracing::warn!(
+            origin = origin.unwrap_or("(none)"),
+            expected = expected.as_deref().unwrap_or("(no Host)"),
+            "refused CLI WebSocket: unexpected origin"
+        );
         return cli_refusal(StatusCode::FORBIDDEN, MSG_BAD_ORIGIN);
     }
     let upgrade = match upgrade {
@@ -73,18 +76,19 @@ async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>
     let (sink, stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let incoming = incoming_frames(stream, state.config.ws_idle_timeout);
-    let writer = write_frames(sink, out_rx, state.config.ws_ping_interval);
-    tokio::join!(
-        session::run(
-            Transport {
-                incoming,
-                outgoing: out_tx
-            },
-            auth,
-            state.clone()
-        ),
-        writer
-    );
+    let gone = tokio_util::sync::CancellationToken::new();
+    let writer = async {
+        write_frames(sink, out_rx, state.config.ws_ping_interval).await;
+        // After the close frame, or on a failed send: either way nothing more reaches the
+        // client, so a command still running for it should stop.
+        gone.cancel();
+    };
+    let transport = Transport {
+        incoming,
+        outgoing: out_tx,
+        gone: gone.clone(),
+    };
+    tokio::join!(session::run(transport, auth, state.clone()), writer);
 }
 
 /// Client messages as frames. Pings and pongs only prove the client alive; silence past the
@@ -121,7 +125,8 @@ fn incoming_frames(
                         Err("text message on the CLI WebSocket".to_owned())
                     }
                     Some(Ok(Message::Binary(bytes))) => {
-                        plaincli::decode_ws(bytes).map_err(|e| e.to_string())
+                        plaincli::decode_ws(bytes, plaincli::Direction::ClientToServer)
+                            .map_err(|e| e.to_string())
                     }
                 };
                 let more = item.is_ok();

@@ -61,15 +61,19 @@ pub fn router(state: AppState) -> Router {
             "/computer/{name}/config.xml",
             get(api::computers::get_config).post(api::computers::post_config),
         )
-        .fallback(root::not_found)
-        .layer(axum::middleware::map_response(add_version_headers))
         .with_state(state.clone());
+    // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
+    // itself, with or without its slash, is the root page.
     let prefix = state.config.root_url.path().trim_end_matches('/');
-    if prefix.is_empty() {
+    let app = if prefix.is_empty() {
         routes
     } else {
-        Router::new().nest(prefix, routes)
-    }
+        Router::new()
+            .route(&format!("{prefix}/"), get(root::index))
+            .nest(prefix, routes)
+    };
+    app.fallback(root::not_found)
+        .layer(axum::middleware::map_response(add_version_headers))
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

@@ -54,6 +54,8 @@ pub enum StoreError {
     NewerSchema { found: i64, known: i64 },
     #[error("database task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Persist(String),
 }
 
 /// A handle on the database; cheap to clone.

@@ -28,13 +28,19 @@ pub fn new_token() -> String {
 }
 
 /// Creates `admin` with a fresh token when no user exists; returns that token once.
-pub fn ensure_admin(conn: &mut Connection) -> Result<Option<String>, StoreError> {
+/// `persist` saves the token where the operator finds it *before* the user is committed, so
+/// a crash in between cannot leave an admin nobody knows the token of.
+pub fn ensure_admin(
+    conn: &mut Connection,
+    persist: impl FnOnce(&str) -> Result<(), String>,
+) -> Result<Option<String>, StoreError> {
     let tx = conn.transaction()?;
     let users: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
     if users > 0 {
         return Ok(None);
     }
     let token = new_token();
+    persist(&token).map_err(StoreError::Persist)?;
     let now = now_unix();
     tx.execute(
         "INSERT INTO users (name, full_name, is_admin, created_at) VALUES (?1, ?1, 1, ?2)",
@@ -77,12 +83,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let token = store
-            .call(ensure_admin)
+            .call(|c| ensure_admin(c, |_| Ok(())))
             .await
             .unwrap()
             .expect("first start creates admin");
         assert_eq!(token.len(), 34);
-        assert_eq!(store.call(ensure_admin).await.unwrap(), None);
+        assert_eq!(
+            store.call(|c| ensure_admin(c, |_| Ok(()))).await.unwrap(),
+            None
+        );
+        let failing = tempfile::tempdir().unwrap();
+        let other = Store::open(&failing.path().join("t.db")).unwrap();
+        assert!(
+            other
+                .call(|c| ensure_admin(c, |_| Err("disk full".into())))
+                .await
+                .is_err()
+        );
+        assert!(
+            other
+                .call(|c| ensure_admin(c, |_| Ok(())))
+                .await
+                .unwrap()
+                .is_some(),
+            "a failed save leaves no admin behind"
+        );
         let t = token.clone();
         let user = store
             .call(move |c| find_by_token(c, Some("admin"), &token_hash(&t)))

@@ -3,9 +3,12 @@
 //! command checks its own permission.
 
 pub mod args;
+pub mod files;
 pub mod info;
+pub mod node_info;
 pub mod node_state;
 pub mod nodes;
+pub mod remote;
 
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +64,9 @@ pub enum CommandError {
     /// Exit 5: some of several items failed; their errors are already printed.
     #[error("Error occurred while performing this command, see previous stderr output.")]
     Partial,
+    /// Exit 5: the command was interrupted.
+    #[error("{0}")]
+    Aborted(String),
     /// Exit 6.
     #[error("{0}")]
     AccessDenied(#[from] AccessDenied),
@@ -75,7 +81,7 @@ impl CommandError {
             CommandError::BadArgs(_) => 2,
             CommandError::IllegalArgument(_) => 3,
             CommandError::IllegalState(_) => 4,
-            CommandError::Partial => 5,
+            CommandError::Partial | CommandError::Aborted(_) => 5,
             CommandError::AccessDenied(_) => 6,
             CommandError::Unexpected { .. } => 1,
         }
@@ -92,11 +98,12 @@ impl CommandError {
 impl From<NodeError> for CommandError {
     fn from(e: NodeError) -> Self {
         match e {
-            NodeError::NotFound(_) | NodeError::BadName(_) => {
+            NodeError::NotFound(_) | NodeError::BadName(_) | NodeError::TooLarge(_) => {
                 CommandError::IllegalArgument(e.to_string())
             }
             NodeError::Exists(_) => CommandError::IllegalState(e.to_string()),
             NodeError::Store(s) => CommandError::unexpected("node", s),
+            NodeError::Interrupted(_) => CommandError::Aborted(e.to_string()),
         }
     }
 }
@@ -117,10 +124,25 @@ pub struct Command {
 
 /// Every command, sorted by name.
 pub fn all() -> Vec<&'static Command> {
-    let mut all: Vec<&'static Command> =
-        [info::COMMANDS, nodes::COMMANDS, node_state::COMMANDS].concat();
+    let mut all: Vec<&'static Command> = [
+        info::COMMANDS,
+        nodes::COMMANDS,
+        node_state::COMMANDS,
+        remote::COMMANDS,
+        files::COMMANDS,
+        node_info::COMMANDS,
+    ]
+    .concat();
     all.sort_by_key(|c| c.name);
     all
+}
+
+/// Whether a command reads its stdin; the others get a closed stdin.
+pub fn reads_stdin(name: &str) -> bool {
+    matches!(
+        name,
+        "create-node" | "update-node" | "exec-on-node" | "copy-to-node"
+    )
 }
 
 pub fn find(name: &str) -> Option<&'static Command> {
@@ -163,7 +185,12 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
         out: out.clone(),
         cancel,
     };
-    match (command.run)(&mut ctx).await {
+    let result = (command.run)(&mut ctx).await.map_err(|e| match e {
+        // Helpers deep down do not know which command they serve; name it here.
+        CommandError::Unexpected { reason, .. } => CommandError::unexpected(command.name, reason),
+        other => other,
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
             out.error(&e.to_string()).await;

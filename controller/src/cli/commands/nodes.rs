@@ -1,11 +1,12 @@
 //! Node configuration commands: `create-node`, `get-node`, `update-node`, `delete-node`,
-//! and our own `list-nodes` and `agent-command`.
+//! and our own `list-nodes` (with each node's monitors) and `agent-command`.
 
 use futures_util::FutureExt;
 use steward_protocol::node_xml::{NodeConfig, XML_DECLARATION};
 use steward_protocol::xml::MAX_XML_BYTES;
 
 use super::args::Args;
+use super::node_info::{format_bytes, format_rtt, monitors_json};
 use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
 use crate::nodes;
@@ -135,6 +136,14 @@ pub async fn for_each_node<'c>(
         String,
     ) -> futures_util::future::BoxFuture<'c, Result<(), CommandError>>,
 ) -> CommandResult {
+    // Jenkins takes the names as a set: `delete-node a a` deletes `a` once.
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !unique.contains(name) {
+            unique.push(name.clone());
+        }
+    }
+    let names = unique.as_slice();
     if let [only] = names {
         action(ctx, only.clone()).await?;
         return Ok(0);
@@ -165,7 +174,7 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
         let json: Vec<serde_json::Value> = rows
             .iter()
             .map(|(r, s)| {
-                serde_json::json!({
+                let mut node = serde_json::json!({
                     "name": r.config.name,
                     "online": s.online,
                     "connected": s.connected,
@@ -179,7 +188,13 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
                     "description": r.config.description,
                     "agentVersion": s.live.as_ref().and_then(|l| l.agent_version.clone()),
                     "remoteAddress": s.live.as_ref().map(|l| l.remote.to_string()),
-                })
+                });
+                if let Some(object) = node.as_object_mut() {
+                    object.extend(monitors_json(
+                        s.live.as_ref().and_then(|l| l.monitors.as_ref()),
+                    ));
+                }
+                node
             })
             .collect();
         let text = serde_json::to_string_pretty(&json)
@@ -187,20 +202,25 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
         ctx.out.stdout(format!("{text}\n")).await;
         return Ok(0);
     }
-    let table: Vec<[String; 4]> = rows
+    let table: Vec<[String; 6]> = rows
         .iter()
         .map(|(r, s)| {
+            let monitors = s.live.as_ref().and_then(|l| l.monitors.as_ref());
             [
                 r.config.name.clone(),
                 s.describe(),
                 r.config.label_list().join(" "),
                 r.config.num_executors.to_string(),
+                format_rtt(monitors.and_then(|m| m.rtt)),
+                monitors
+                    .and_then(|m| m.free_disk_bytes)
+                    .map_or_else(|| "-".into(), format_bytes),
             ]
         })
         .collect();
     ctx.out
         .stdout(render_table(
-            ["NAME", "STATE", "LABELS", "EXECUTORS"],
+            ["NAME", "STATE", "LABELS", "EXECUTORS", "RTT", "FREE DISK"],
             &table,
         ))
         .await;
