@@ -13,7 +13,9 @@ use steward_protocol::channel::{Frame, GoAway, GoAwayCode, ResetCode};
 use tokio::sync::mpsc;
 
 use crate::stream::{self, StreamError};
-use crate::{ChannelEnd, Inbound, IncomingStream, MAX_CREDIT, MAX_STREAMS, MIN_WINDOW, Shared};
+use crate::{
+    ChannelEnd, Inbound, IncomingStream, MAX_CREDIT, MAX_STREAMS, MIN_WINDOW, Outgoing, Shared,
+};
 
 /// Frames written before a flush when more are ready: enough to fill a socket buffer.
 const WRITE_BATCH: usize = 32;
@@ -24,7 +26,7 @@ pub(crate) async fn run<Tx, Rx, TxErr, RxErr>(
     shared: Arc<Shared>,
     mut sink: Tx,
     mut messages: Rx,
-    mut data_rx: mpsc::Receiver<Frame>,
+    mut data_rx: mpsc::Receiver<Outgoing>,
     mut control_rx: mpsc::Receiver<Frame>,
     accept_tx: mpsc::Sender<IncomingStream>,
 ) -> ChannelEnd
@@ -36,9 +38,9 @@ where
 {
     let writer = async {
         loop {
-            let frame = tokio::select! {
+            let message = tokio::select! {
                 biased;
-                frame = control_rx.recv() => frame,
+                frame = control_rx.recv() => frame.map(|f| Bytes::from(f.encode())),
                 _ = shared.closing.cancelled() => {
                     while let Ok(frame) = control_rx.try_recv() {
                         sink.feed(Bytes::from(frame.encode())).await.map_err(|e| e.to_string())?;
@@ -46,17 +48,23 @@ where
                     sink.flush().await.map_err(|e| e.to_string())?;
                     return Ok::<(), String>(());
                 }
-                frame = data_rx.recv() => frame,
+                data = data_rx.recv() => data.map(Outgoing::into_message),
             };
-            let Some(frame) = frame else { return Ok(()) };
-            sink.feed(Bytes::from(frame.encode()))
+            let Some(message) = message else {
+                return Ok(());
+            };
+            sink.feed(message)
                 .await
                 .map_err(|e| format!("send failed: {e}"))?;
             for _ in 0..WRITE_BATCH {
-                let Ok(next) = control_rx.try_recv().or_else(|_| data_rx.try_recv()) else {
-                    break;
+                let next = match control_rx.try_recv() {
+                    Ok(frame) => Bytes::from(frame.encode()),
+                    Err(_) => match data_rx.try_recv() {
+                        Ok(data) => data.into_message(),
+                        Err(_) => break,
+                    },
                 };
-                sink.feed(Bytes::from(next.encode()))
+                sink.feed(next)
                     .await
                     .map_err(|e| format!("send failed: {e}"))?;
             }

@@ -25,7 +25,7 @@ use steward_protocol::channel::{Frame, GoAway, MAX_DATA_PAYLOAD, Open, ResetCode
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use stream::{MuxStream, RecvHalf, SendHalf, StreamError};
+pub use stream::{MuxStream, RecvHalf, SendHalf, StreamError, data_buffer};
 
 /// Default receive window per stream. Large enough to keep loopback transfers at full speed
 /// (the window covers many round trips), small enough that a stalled reader holds little.
@@ -67,6 +67,21 @@ pub enum ChannelError {
     PingTimeout,
 }
 
+/// What waits in the data queue: a frame, or a DATA message its sender already framed.
+pub(crate) enum Outgoing {
+    Frame(Frame),
+    Encoded(Bytes),
+}
+
+impl Outgoing {
+    pub(crate) fn into_message(self) -> Bytes {
+        match self {
+            Outgoing::Frame(frame) => Bytes::from(frame.encode()),
+            Outgoing::Encoded(message) => message,
+        }
+    }
+}
+
 /// What travels from the driver to a stream's receive half.
 #[derive(Debug)]
 pub(crate) enum Inbound {
@@ -94,7 +109,7 @@ pub(crate) struct Shared {
     side: Side,
     next_id: AtomicU32,
     streams: Mutex<HashMap<u32, StreamEntry>>,
-    data_tx: mpsc::Sender<Frame>,
+    data_tx: mpsc::Sender<Outgoing>,
     control_tx: mpsc::Sender<Frame>,
     /// Cancelled once the channel is dead.
     closed: CancellationToken,

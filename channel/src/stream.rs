@@ -4,11 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use steward_protocol::channel::{Frame, MAX_DATA_PAYLOAD, ResetCode};
+use steward_protocol::channel::{
+    Frame, HEADER_LEN, MAX_DATA_PAYLOAD, ResetCode, write_data_header,
+};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Inbound, Shared, StreamEntry};
+use crate::{Inbound, Outgoing, Shared, StreamEntry};
 
 /// Why a stream operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +23,14 @@ pub enum StreamError {
     TooLarge(usize),
     #[error("the stream is already finished")]
     Finished,
+}
+
+/// A buffer for [`SendHalf::send_buffer`]: the frame header's room, filled with zeros, and
+/// capacity for `payload` more bytes (at most `MAX_DATA_PAYLOAD`).
+pub fn data_buffer(payload: usize) -> BytesMut {
+    let mut buffer = BytesMut::with_capacity(HEADER_LEN + payload);
+    buffer.resize(HEADER_LEN, 0);
+    buffer
 }
 
 /// Removes the stream from the channel once both halves are gone.
@@ -160,14 +170,47 @@ impl SendHalf {
             permit.forget();
             self.shared
                 .data_tx
-                .send(Frame::Data {
+                .send(Outgoing::Frame(Frame::Data {
                     stream: self.id,
                     payload: chunk,
-                })
+                }))
                 .await
                 .map_err(|_| StreamError::ChannelLost(self.shared.reason()))?;
         }
         Ok(())
+    }
+
+    /// Sends a buffer made by [`data_buffer`] whose payload follows the reserved header: the
+    /// header is written in place and the buffer goes to the socket without a copy.
+    pub async fn send_buffer(&mut self, mut buffer: BytesMut) -> Result<(), StreamError> {
+        let payload = buffer.len().saturating_sub(HEADER_LEN);
+        if buffer.len() < HEADER_LEN || payload > MAX_DATA_PAYLOAD {
+            // Not laid out by `data_buffer`: take the copying path.
+            let data = if buffer.len() < HEADER_LEN {
+                Bytes::new()
+            } else {
+                buffer.split_off(HEADER_LEN).freeze()
+            };
+            return self.send(data).await;
+        }
+        if self.finished {
+            return Err(StreamError::Finished);
+        }
+        if payload == 0 {
+            return Ok(());
+        }
+        let permit = self
+            .credit
+            .acquire_many(payload as u32)
+            .await
+            .map_err(|_| self.failed())?;
+        permit.forget();
+        write_data_header(&mut buffer, self.id);
+        self.shared
+            .data_tx
+            .send(Outgoing::Encoded(buffer.freeze()))
+            .await
+            .map_err(|_| StreamError::ChannelLost(self.shared.reason()))
     }
 
     /// Sends EOF: no more data in this direction.
@@ -183,7 +226,7 @@ impl SendHalf {
         // EOF shares the data queue so it cannot overtake this stream's DATA.
         self.shared
             .data_tx
-            .send(Frame::Eof { stream: self.id })
+            .send(Outgoing::Frame(Frame::Eof { stream: self.id }))
             .await
             .map_err(|_| StreamError::ChannelLost(self.shared.reason()))
     }
@@ -307,7 +350,9 @@ impl Drop for RecvHalf {
         }
         // Our answer (DATA, then EOF) may still be queued: the RESET that stops the peer's
         // sending must not overtake it, so it goes through the data queue behind it.
-        if let Err(mpsc::error::TrySendError::Full(reset)) = self.shared.data_tx.try_send(reset) {
+        if let Err(mpsc::error::TrySendError::Full(reset)) =
+            self.shared.data_tx.try_send(Outgoing::Frame(reset))
+        {
             let data_tx = self.shared.data_tx.clone();
             tokio::spawn(async move {
                 let _ = data_tx.send(reset).await;

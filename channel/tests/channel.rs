@@ -433,3 +433,26 @@ async fn a_peer_reset_is_seen_without_sending_or_reading() {
         "{why:?}"
     );
 }
+
+#[tokio::test]
+async fn buffers_framed_in_place_arrive_like_plain_sends() {
+    let p = start_pair();
+    let mut agent_incoming = p.agent_incoming;
+    let s = p.controller.open(Bytes::new()).await.unwrap();
+    let (mut send, _recv) = s.into_split();
+    let writer = tokio::spawn(async move {
+        for i in 0..40u8 {
+            let mut buffer = steward_channel::data_buffer(64 * 1024);
+            buffer.extend_from_slice(&[i; 64 * 1024]);
+            send.send_buffer(buffer).await.unwrap();
+        }
+        send.finish().await.unwrap();
+    });
+    let mut peer = agent_incoming.accept().await.unwrap().stream;
+    let all = peer.recv.read_to_end(8 << 20).await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(all.len(), 40 * 64 * 1024);
+    for (i, block) in all.chunks(64 * 1024).enumerate() {
+        assert!(block.iter().all(|b| *b == i as u8), "block {i}");
+    }
+}

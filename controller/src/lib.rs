@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -102,8 +103,14 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shared = state.clone();
     let serve = tokio::spawn(async move {
-        let server =
-            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(
+            // Small frames (a call's answer, a CLI prompt) must not wait for Nagle's timer.
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            app,
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let result = server.await.context("HTTP server failed");
         state.agents.disconnect_all(GoAway {
             code: GoAwayCode::Shutdown,

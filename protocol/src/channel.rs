@@ -184,6 +184,15 @@ pub enum ChannelError {
     },
 }
 
+/// Writes a DATA header for `stream` into the first [`HEADER_LEN`] bytes of `message`, whose
+/// rest is the payload: lets a sender read data straight into a message buffer instead of
+/// copying it into one (`Frame::Data(..).encode()` copies the payload).
+pub fn write_data_header(message: &mut [u8], stream: u32) {
+    message[0] = kind::DATA;
+    message[1] = 0;
+    message[2..HEADER_LEN].copy_from_slice(&stream.to_be_bytes());
+}
+
 impl Frame {
     /// The frame's name, for messages.
     pub fn name(&self) -> &'static str {
@@ -443,6 +452,18 @@ mod tests {
         })
         .encode();
         assert_eq!(&bytes[..6], [kind::GOAWAY, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_data_header_written_in_place_decodes_like_an_encoded_frame() {
+        let mut message = vec![0u8; HEADER_LEN];
+        message.extend_from_slice(b"payload");
+        write_data_header(&mut message, 9);
+        let expected = Frame::Data {
+            stream: 9,
+            payload: bytes::Bytes::from_static(b"payload"),
+        };
+        assert_eq!(message, expected.encode());
     }
 
     #[test]

@@ -17,10 +17,10 @@ const BLOCK: usize = 1024 * 1024;
 /// A scratch directory in memory when the machine has one: the test is about the transfer,
 /// not the disk.
 fn scratch() -> tempfile::TempDir {
-    if Path::new("/dev/shm").is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in("/dev/shm") {
-            return dir;
-        }
+    if Path::new("/dev/shm").is_dir()
+        && let Ok(dir) = tempfile::tempdir_in("/dev/shm")
+    {
+        return dir;
     }
     tempfile::tempdir().unwrap()
 }

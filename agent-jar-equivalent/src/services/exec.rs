@@ -184,11 +184,11 @@ async fn pump_stdin(recv: &mut RecvHalf, mut stdin: Option<ChildStdin>) -> Resul
             None => return Ok(()),
             Some(Err(e)) => return Err(e),
             Some(Ok(chunk)) => {
-                if let Some(pipe) = stdin.as_mut() {
-                    if pipe.write_all(&chunk).await.is_err() {
-                        // The process closed its stdin; the rest of the data has no reader.
-                        stdin = None;
-                    }
+                if let Some(pipe) = stdin.as_mut()
+                    && pipe.write_all(&chunk).await.is_err()
+                {
+                    // The process closed its stdin; the rest of the data has no reader.
+                    stdin = None;
                 }
             }
         }

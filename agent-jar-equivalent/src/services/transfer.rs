@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use steward_channel::MuxStream;
-use steward_protocol::channel::{MAX_DATA_PAYLOAD, ResetCode};
+use steward_protocol::channel::{HEADER_LEN, MAX_DATA_PAYLOAD, ResetCode};
 use steward_protocol::services::{self, Response};
 use tokio::sync::mpsc;
 
@@ -22,8 +22,9 @@ use super::{answer, linger};
 
 /// Bytes read from disk per chunk: exactly one DATA frame.
 const CHUNK: usize = MAX_DATA_PAYLOAD;
-/// Chunks read ahead of the stream. One keeps the disk busy while the stream sends.
-const READ_AHEAD: usize = 1;
+/// Chunks read ahead of the stream (256 KiB): the reader thread keeps going while the
+/// stream sends, without waking for every chunk.
+const READ_AHEAD: usize = 4;
 /// Chunks received ahead of the disk (512 KiB): absorbs the disk's jitter so the sender
 /// keeps streaming; past it, credit stops and the channel's window bounds the rest.
 const WRITE_BEHIND: usize = 8;
@@ -64,7 +65,7 @@ async fn send_file(mut stream: MuxStream, path: &Path, offset: u64) -> Result<()
     };
     while let Some(chunk) = rx.recv().await {
         match chunk {
-            Ok(chunk) => stream.send(chunk).await.map_err(|_| ())?,
+            Ok(chunk) => stream.send.send_buffer(chunk).await.map_err(|_| ())?,
             Err(message) => {
                 stream.reset(ResetCode::Failed, &message);
                 return Err(());
@@ -90,14 +91,17 @@ fn open_for_read(path: &Path, offset: u64) -> Result<(File, u64), String> {
     Ok((file, metadata.len()))
 }
 
-fn read_chunks(mut file: File, path: &Path, tx: &mpsc::Sender<Result<Bytes, String>>) {
+/// Reads the file into message buffers that already have room for the frame header, so
+/// the bytes go from the disk to the socket without another copy.
+fn read_chunks(mut file: File, path: &Path, tx: &mpsc::Sender<Result<BytesMut, String>>) {
     loop {
-        let mut buffer = BytesMut::zeroed(CHUNK);
-        let chunk = match file.read(&mut buffer) {
+        let mut buffer = steward_channel::data_buffer(CHUNK);
+        buffer.resize(HEADER_LEN + CHUNK, 0);
+        let chunk = match file.read(&mut buffer[HEADER_LEN..]) {
             Ok(0) => return,
             Ok(n) => {
-                buffer.truncate(n);
-                Ok(buffer.freeze())
+                buffer.truncate(HEADER_LEN + n);
+                Ok(buffer)
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => Err(failed("read", path, e)),

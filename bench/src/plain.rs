@@ -1,0 +1,203 @@
+//! The ceiling: the same bytes over ONE plain WebSocket between the same kinds of
+//! processes, no channel. This process serves it with axum, as the controller does; the
+//! peer is this binary's hidden `plain-peer` subcommand in a child process, dialing with
+//! `steward_transport` exactly as the agent does. Messages are `CHUNK` bytes, the size of a
+//! channel DATA frame's payload.
+//!
+//! The parent drives with text commands: `send N` (peer sends N bytes in binary messages),
+//! `recv N` (the parent sends N bytes; the peer answers `got N` after the last one).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use steward_protocol::channel::MAX_MESSAGE_LEN;
+use tokio::net::TcpListener;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bulk::{CHUNK, Transfer};
+use crate::rig::PROXY_VARS;
+
+/// How long the peer may take to connect.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Plain {
+    ws: WebSocket,
+    peer: Child,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Plain {
+    /// Serves one WebSocket on 127.0.0.1:0 and starts the peer (`self_exe plain-peer URL`).
+    pub async fn start(self_exe: &Path) -> anyhow::Result<Plain> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, mut rx) = mpsc::channel::<WebSocket>(1);
+        let app = Router::new().route(
+            "/plain",
+            get(move |upgrade: WebSocketUpgrade| {
+                let tx = tx.clone();
+                async move {
+                    upgrade
+                        .max_message_size(MAX_MESSAGE_LEN)
+                        .max_frame_size(MAX_MESSAGE_LEN)
+                        .on_upgrade(move |ws| async move {
+                            let _ = tx.send(ws).await;
+                        })
+                }
+            }),
+        );
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        let mut command = tokio::process::Command::new(self_exe);
+        command
+            .arg("plain-peer")
+            .arg(format!("ws://{addr}/plain"))
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        for var in PROXY_VARS {
+            command.env_remove(var);
+        }
+        let mut peer = command.spawn().context("starting the plain peer")?;
+        let ws = tokio::select! {
+            ws = rx.recv() => ws.context("the plain server stopped")?,
+            status = peer.wait() => bail!("the plain peer exited ({}) before connecting", status?),
+            () = tokio::time::sleep(CONNECT_DEADLINE) => bail!("the plain peer did not connect within {CONNECT_DEADLINE:?}"),
+        };
+        Ok(Plain {
+            ws,
+            peer,
+            server,
+            shutdown,
+        })
+    }
+
+    /// The peer sends `size` bytes; timed from the command to the last byte.
+    pub async fn peer_to_parent(&mut self, size: u64) -> anyhow::Result<Transfer> {
+        let started = Instant::now();
+        self.ws
+            .send(Message::Text(format!("send {size}").into()))
+            .await?;
+        let mut got = 0u64;
+        while got < size {
+            match self.ws.recv().await {
+                Some(Ok(Message::Binary(bytes))) => got += bytes.len() as u64,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => bail!("plain peer: unexpected {other:?} after {got} bytes"),
+            }
+        }
+        Ok(Transfer {
+            bytes: got,
+            secs: started.elapsed().as_secs_f64(),
+            sent_secs: None,
+        })
+    }
+
+    /// This process sends `size` bytes (copies of `chunk`); timed to the peer's `got`.
+    pub async fn parent_to_peer(&mut self, size: u64, chunk: &Bytes) -> anyhow::Result<Transfer> {
+        let started = Instant::now();
+        self.ws
+            .send(Message::Text(format!("recv {size}").into()))
+            .await?;
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            self.ws.feed(Message::Binary(chunk.slice(..n))).await?;
+            left -= n as u64;
+        }
+        self.ws.flush().await?;
+        let sent = started.elapsed().as_secs_f64();
+        loop {
+            match self.ws.recv().await {
+                Some(Ok(Message::Text(text))) if text.as_str() == format!("got {size}") => break,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => bail!("plain peer: unexpected {other:?} instead of `got {size}`"),
+            }
+        }
+        Ok(Transfer {
+            bytes: size,
+            secs: started.elapsed().as_secs_f64(),
+            sent_secs: Some(sent),
+        })
+    }
+
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer.id()
+    }
+
+    /// Closes the WebSocket; the peer exits on the close.
+    pub async fn stop(mut self) {
+        let _ = self.ws.send(Message::Close(None)).await;
+        if tokio::time::timeout(Duration::from_secs(10), self.peer.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.peer.kill().await;
+        }
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
+
+/// `channel-bench plain-peer URL`: the baseline's child process.
+pub async fn peer(url: &str) -> anyhow::Result<()> {
+    steward_transport::install_crypto_provider();
+    let tls = steward_transport::tls_config(&Default::default())?;
+    let url = url::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+    let (mut ws, _) = steward_transport::connect_websocket(&url, &[], &tls, MAX_MESSAGE_LEN)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    use tokio_tungstenite::tungstenite::Message as M;
+    let chunk = crate::bulk::chunk();
+    while let Some(message) = ws.next().await {
+        let text = match message? {
+            M::Text(text) => text,
+            M::Close(_) => break,
+            _ => continue,
+        };
+        let (command, size) = text
+            .as_str()
+            .split_once(' ')
+            .and_then(|(c, n)| Some((c, n.parse::<u64>().ok()?)))
+            .with_context(|| format!("bad command {text:?}"))?;
+        match command {
+            "send" => {
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(CHUNK as u64) as usize;
+                    ws.feed(M::Binary(chunk.slice(..n))).await?;
+                    left -= n as u64;
+                }
+                ws.flush().await?;
+            }
+            "recv" => {
+                let mut got = 0u64;
+                while got < size {
+                    match ws.next().await.context("the parent hung up")?? {
+                        M::Binary(bytes) => got += bytes.len() as u64,
+                        M::Ping(_) | M::Pong(_) => {}
+                        other => bail!("unexpected {other:?} after {got} bytes"),
+                    }
+                }
+                ws.send(M::text(format!("got {got}"))).await?;
+            }
+            other => bail!("unknown command {other:?}"),
+        }
+    }
+    Ok(())
+}
