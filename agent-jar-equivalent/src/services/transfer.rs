@@ -25,9 +25,9 @@ const CHUNK: usize = MAX_DATA_PAYLOAD;
 /// Chunks read ahead of the stream (256 KiB): the reader thread keeps going while the
 /// stream sends, without waking for every chunk.
 const READ_AHEAD: usize = 4;
-/// Chunks received ahead of the disk (512 KiB): absorbs the disk's jitter so the sender
-/// keeps streaming; past it, credit stops and the channel's window bounds the rest.
-const WRITE_BEHIND: usize = 8;
+/// Chunks received ahead of the disk (1 MiB): absorbs the disk's jitter and lets the disk
+/// thread write in batches; past it, credit stops and the channel's window bounds the rest.
+const WRITE_BEHIND: usize = 16;
 
 /// `ReadFile`: [`Response::FileStart`] with the file's size, then the bytes from `offset`
 /// as raw DATA, then EOF. Failing to open answers [`Response::Error`]; failing midway resets
@@ -178,6 +178,10 @@ pub async fn write(mut stream: MuxStream, path: &Path, mode: Option<u32>) {
     answer(stream, &response).await;
 }
 
+/// Chunks written by one system call at most: whatever arrived while the last write ran
+/// goes out together, so the disk thread wakes and calls the kernel once per batch.
+const WRITE_BATCH: usize = 16;
+
 /// Drains `rx` into the temp file; on Commit, makes it durable and renames it over `path`.
 fn write_chunks(
     mut temp: TempFile,
@@ -186,21 +190,47 @@ fn write_chunks(
     mode: Option<u32>,
 ) -> Result<u64, String> {
     let mut written = 0u64;
+    let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
     while let Some(message) = rx.blocking_recv() {
-        match message {
-            ToDisk::Data(chunk) => {
-                temp.file
-                    .write_all(&chunk)
-                    .map_err(|e| failed("write", path, e))?;
-                written += chunk.len() as u64;
+        let mut commit = matches!(message, ToDisk::Commit);
+        if let ToDisk::Data(chunk) = message {
+            batch.push(chunk);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(ToDisk::Data(chunk)) => batch.push(chunk),
+                    Ok(ToDisk::Commit) => {
+                        commit = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
-            ToDisk::Commit => {
-                temp.commit(path, mode)?;
-                return Ok(written);
-            }
+        }
+        written += write_batch(&mut temp.file, &mut batch).map_err(|e| failed("write", path, e))?;
+        if commit {
+            temp.commit(path, mode)?;
+            return Ok(written);
         }
     }
     Err(failed("write", path, "the transfer was cancelled"))
+}
+
+/// Writes every chunk of `batch` with vectored writes and empties it; the bytes written.
+fn write_batch(file: &mut File, batch: &mut Vec<Bytes>) -> std::io::Result<u64> {
+    let total: usize = batch.iter().map(Bytes::len).sum();
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        batch.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    batch.clear();
+    Ok(total as u64)
 }
 
 /// A temp file beside its target, deleted on drop unless committed.
