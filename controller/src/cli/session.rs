@@ -75,7 +75,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     // A command that never reads stdin must not stall the pump (which also notices a
     // client that went away): its stdin is closed and whatever the client sends is dropped.
-    let stdin_rx = if commands::reads_stdin(&args[0]) {
+    let stdin_rx = if commands::find(&args[0]).is_some_and(|c| c.reads_stdin) {
         stdin_rx
     } else {
         mpsc::channel(1).1

@@ -24,6 +24,7 @@ const COPY_TO_NODE: Command = Command {
     summary: "Writes stdin to a file on a node's agent (atomically: a temp file, then rename).",
     usage: "NODE REMOTE_PATH",
     needs_overall_read: true,
+    reads_stdin: true,
     run: |ctx| copy_to_node(ctx).boxed(),
 };
 
@@ -32,6 +33,7 @@ const COPY_FROM_NODE: Command = Command {
     summary: "Writes a file from a node's agent to stdout.",
     usage: "NODE REMOTE_PATH",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| copy_from_node(ctx).boxed(),
 };
 

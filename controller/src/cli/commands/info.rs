@@ -13,6 +13,7 @@ const WHO_AM_I: Command = Command {
     summary: "Reports your credential and permissions.",
     usage: "",
     needs_overall_read: false,
+    reads_stdin: false,
     run: |ctx| who_am_i(ctx).boxed(),
 };
 
@@ -21,6 +22,7 @@ const HELP: Command = Command {
     summary: "Lists all the available commands or a detailed description of single command.",
     usage: "[COMMAND]",
     needs_overall_read: false,
+    reads_stdin: false,
     run: |ctx| help(ctx).boxed(),
 };
 
@@ -29,6 +31,7 @@ const VERSION: Command = Command {
     summary: "Outputs the current version.",
     usage: "",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| version(ctx).boxed(),
 };
 

@@ -119,6 +119,9 @@ pub struct Command {
     pub usage: &'static str,
     /// `help` and `who-am-i` run without Overall/Read; everything else needs it.
     pub needs_overall_read: bool,
+    /// Whether the command reads stdin; the others get a closed stdin, so a client's input
+    /// never stalls the session's reading of the transport.
+    pub reads_stdin: bool,
     pub run: Runner,
 }
 
@@ -135,14 +138,6 @@ pub fn all() -> Vec<&'static Command> {
     .concat();
     all.sort_by_key(|c| c.name);
     all
-}
-
-/// Whether a command reads its stdin; the others get a closed stdin.
-pub fn reads_stdin(name: &str) -> bool {
-    matches!(
-        name,
-        "create-node" | "update-node" | "exec-on-node" | "copy-to-node"
-    )
 }
 
 pub fn find(name: &str) -> Option<&'static Command> {

@@ -20,6 +20,7 @@ const NODE_INFO: Command = Command {
     summary: "Shows a node's OS, CPUs, memory, free disk, agent version, clock offset and round trip (-json for machine-readable output).",
     usage: "[-json] NODE",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| node_info(ctx).boxed(),
 };
 

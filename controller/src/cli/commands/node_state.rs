@@ -24,6 +24,7 @@ const CONNECT_NODE: Command = Command {
     summary: "Reconnect to a node(s)",
     usage: "[-f] NAME ...",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| connect_node(ctx).boxed(),
 };
 
@@ -32,6 +33,7 @@ const DISCONNECT_NODE: Command = Command {
     summary: "Disconnects from a node.",
     usage: "[-m MESSAGE] NAME ...",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| disconnect_node(ctx).boxed(),
 };
 
@@ -40,6 +42,7 @@ const OFFLINE_NODE: Command = Command {
     summary: "Stop using a node for performing builds temporarily, until the next \"online-node\" command.",
     usage: "[-m MESSAGE] NAME ...",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| offline_node(ctx).boxed(),
 };
 
@@ -48,6 +51,7 @@ const ONLINE_NODE: Command = Command {
     summary: "Resume using a node for performing builds, to cancel out the earlier \"offline-node\" command.",
     usage: "NAME ...",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| online_node(ctx).boxed(),
 };
 
@@ -56,6 +60,7 @@ const WAIT_ONLINE: Command = Command {
     summary: "Wait for a node to become online.",
     usage: "NODE",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| wait(ctx, true).boxed(),
 };
 
@@ -64,6 +69,7 @@ const WAIT_OFFLINE: Command = Command {
     summary: "Wait for a node to become offline.",
     usage: "NODE",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| wait(ctx, false).boxed(),
 };
 

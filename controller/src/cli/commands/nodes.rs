@@ -25,6 +25,7 @@ const CREATE_NODE: Command = Command {
     summary: "Creates a new node by reading stdin as a XML configuration.",
     usage: "[NODE]",
     needs_overall_read: true,
+    reads_stdin: true,
     run: |ctx| create_node(ctx).boxed(),
 };
 
@@ -33,6 +34,7 @@ const GET_NODE: Command = Command {
     summary: "Dumps the node definition XML to stdout.",
     usage: "NODE",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| get_node(ctx).boxed(),
 };
 
@@ -41,6 +43,7 @@ const UPDATE_NODE: Command = Command {
     summary: "Updates the node definition XML from stdin. The opposite of the get-node command.",
     usage: "NODE",
     needs_overall_read: true,
+    reads_stdin: true,
     run: |ctx| update_node(ctx).boxed(),
 };
 
@@ -49,6 +52,7 @@ const DELETE_NODE: Command = Command {
     summary: "Deletes node(s)",
     usage: "NAME ...",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| delete_node(ctx).boxed(),
 };
 
@@ -57,6 +61,7 @@ const LIST_NODES: Command = Command {
     summary: "Lists nodes with their state, labels and executors (-json for machine-readable output).",
     usage: "[-json]",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| list_nodes(ctx).boxed(),
 };
 
@@ -65,6 +70,7 @@ const AGENT_COMMAND: Command = Command {
     summary: "Prints the command that starts the agent for a node, secret included.",
     usage: "NODE",
     needs_overall_read: true,
+    reads_stdin: false,
     run: |ctx| agent_command(ctx).boxed(),
 };
 

@@ -32,6 +32,7 @@ const EXEC_ON_NODE: Command = Command {
     summary: "Runs a command on a node's agent, streaming stdin, stdout and stderr; exits with its exit code.",
     usage: "NODE [-C DIR] [-e K=V]... [-timeout SECONDS] -- CMD ARGS...",
     needs_overall_read: true,
+    reads_stdin: true,
     run: |ctx| exec_on_node(ctx).boxed(),
 };
 
