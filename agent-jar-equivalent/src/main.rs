@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
+    steward_channel::allocator::keep_freed_memory();
     // Prints the message and the usage (exit 2), or the help/version (exit 0).
     let options = steward_agent::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
 
@@ -40,18 +41,31 @@ fn start(options: AgentOptions, log_file: LogFile) -> anyhow::Result<ExitReason>
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let agent = steward_agent::run(options, &log_file, shutdown.clone());
-        tokio::pin!(agent);
+        // On a worker thread, not this one: the connection's tasks and the service tasks
+        // they wake then share a worker instead of waking each other across threads.
+        let mut agent = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { steward_agent::run(options, &log_file, shutdown).await }
+        });
         tokio::select! {
-            result = &mut agent => return result.context("the agent cannot run"),
+            result = &mut agent => return joined(result),
             signal = shutdown_signal() => {
                 info!("Received {signal}, closing the connection");
                 shutdown.cancel();
             }
         }
         // The agent closes its connection (bounded by its close timeout) and returns.
-        agent.await.context("the agent cannot run")
+        joined(agent.await)
     })
+}
+
+fn joined(
+    result: Result<Result<ExitReason, steward_agent::AgentError>, tokio::task::JoinError>,
+) -> anyhow::Result<ExitReason> {
+    match result {
+        Ok(result) => result.context("the agent cannot run"),
+        Err(e) => Err(anyhow::anyhow!("the agent's task failed: {e}")),
+    }
 }
 
 /// Waits for SIGINT or SIGTERM and names it.

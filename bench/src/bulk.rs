@@ -1,6 +1,7 @@
 //! Bulk transfers over the channel: `ReadFile` (agent→controller) counted and discarded,
-//! `WriteFile` (controller→agent) from one reused buffer. Each is timed from opening the
-//! stream to the last byte (read) or to the agent's `Written` answer (write).
+//! `WriteFile` (controller→agent) from one reused buffer, and the same without the disk:
+//! `Generate` and `Discard`. Each is timed from opening the stream to the last byte
+//! (agent→controller) or to the agent's answer (controller→agent).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -53,14 +54,7 @@ pub async fn read_file(
         Response::FileStart { size } => size,
         other => bail!("ReadFile {path} answered {other:?}"),
     };
-    let mut got = 0u64;
-    while let Some(chunk) = stream.recv().await {
-        let n = chunk?.len() as u64;
-        got += n;
-        if let Some(progress) = progress {
-            progress.fetch_add(n, Ordering::Relaxed);
-        }
-    }
+    let got = count_to_end(&mut stream, progress).await?;
     ensure!(
         got + offset == size,
         "ReadFile {path} from {offset}: {got} bytes for a file of {size}"
@@ -72,6 +66,36 @@ pub async fn read_file(
     })
 }
 
+/// Asks the agent to `Generate` `size` bytes and counts them: `ReadFile` without the disk.
+pub async fn generate(channel: &Channel, size: u64) -> anyhow::Result<Transfer> {
+    let started = Instant::now();
+    let mut stream = call::open(channel, &Request::Generate { bytes: size }).await?;
+    stream.finish().await?;
+    let got = count_to_end(&mut stream, None).await?;
+    ensure!(got == size, "Generate: {got} bytes of {size}");
+    Ok(Transfer {
+        bytes: got,
+        secs: started.elapsed().as_secs_f64(),
+        sent_secs: None,
+    })
+}
+
+/// Counts (and drops) the stream's bytes until EOF.
+async fn count_to_end(
+    stream: &mut steward_channel::MuxStream,
+    progress: Option<&AtomicU64>,
+) -> anyhow::Result<u64> {
+    let mut got = 0u64;
+    while let Some(chunk) = stream.recv().await {
+        let n = chunk?.len() as u64;
+        got += n;
+        if let Some(progress) = progress {
+            progress.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    Ok(got)
+}
+
 /// Writes `size` bytes (copies of `chunk`) to `path` and waits for `Written`.
 pub async fn write_file(
     channel: &Channel,
@@ -79,21 +103,12 @@ pub async fn write_file(
     size: u64,
     chunk: &Bytes,
 ) -> anyhow::Result<Transfer> {
-    let started = Instant::now();
     let request = Request::WriteFile {
         path: path.to_owned(),
         mode: None,
     };
-    let mut stream = call::open(channel, &request).await?;
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        stream.send(chunk.slice(..n)).await?;
-        left -= n as u64;
-    }
-    stream.finish().await?;
-    let sent = started.elapsed().as_secs_f64();
-    match call::read_response(&mut stream).await? {
+    let (transfer, answer) = send_all(channel, &request, size, chunk).await?;
+    match answer {
         Response::Written { bytes } => {
             ensure!(
                 bytes == size,
@@ -102,15 +117,50 @@ pub async fn write_file(
         }
         other => bail!("WriteFile {path} answered {other:?}"),
     }
-    Ok(Transfer {
+    Ok(transfer)
+}
+
+/// Sends `size` bytes for the agent to `Discard`: `WriteFile` without the disk.
+pub async fn discard(channel: &Channel, size: u64, chunk: &Bytes) -> anyhow::Result<Transfer> {
+    let (transfer, answer) = send_all(channel, &Request::Discard, size, chunk).await?;
+    match answer {
+        Response::Discarded { bytes } => {
+            ensure!(bytes == size, "Discard: {bytes} of {size} bytes arrived")
+        }
+        other => bail!("Discard answered {other:?}"),
+    }
+    Ok(transfer)
+}
+
+/// Opens `request`, sends `size` bytes (copies of `chunk`) and EOF, and reads the answer.
+async fn send_all(
+    channel: &Channel,
+    request: &Request,
+    size: u64,
+    chunk: &Bytes,
+) -> anyhow::Result<(Transfer, Response)> {
+    let started = Instant::now();
+    let mut stream = call::open(channel, request).await?;
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        stream.send(chunk.slice(..n)).await?;
+        left -= n as u64;
+    }
+    stream.finish().await?;
+    let sent = started.elapsed().as_secs_f64();
+    let answer = call::read_response(&mut stream).await?;
+    let transfer = Transfer {
         bytes: size,
         secs: started.elapsed().as_secs_f64(),
         sent_secs: Some(sent),
-    })
+    };
+    Ok((transfer, answer))
 }
 
-/// The disk alone, no network: writes `size` bytes to `path` in `CHUNK` pieces and fsyncs
-/// (what `WriteFile` does on the agent), or reads it back (what `ReadFile` does).
+/// The disk alone, no network. Writing does what `WriteFile` does on the agent: `size`
+/// bytes in `CHUNK` pieces to a new file beside `path`, fsync, and a rename over `path`,
+/// whose old pages are freed only then. Reading reads `path` back (what `ReadFile` does).
 pub async fn local_disk(
     path: std::path::PathBuf,
     size: u64,
@@ -121,7 +171,8 @@ pub async fn local_disk(
         let started = Instant::now();
         let mut buffer = vec![7u8; CHUNK];
         if write {
-            let mut file = std::fs::File::create(&path)?;
+            let temp = path.with_extension("tmp");
+            let mut file = std::fs::File::create(&temp)?;
             let mut left = size;
             while left > 0 {
                 let n = left.min(CHUNK as u64) as usize;
@@ -129,6 +180,7 @@ pub async fn local_disk(
                 left -= n as u64;
             }
             file.sync_all()?;
+            std::fs::rename(&temp, &path)?;
         } else {
             let mut file = std::fs::File::open(&path)?;
             while file.read(&mut buffer)? > 0 {}

@@ -19,6 +19,7 @@ mod report;
 mod rig;
 mod rss;
 mod run;
+mod throughput;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +71,9 @@ enum Hidden {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // In this process (controller side and plain peer) as in the agent, so both sides of
+    // both links run with the same allocator settings.
+    steward_channel::allocator::keep_freed_memory();
     let options = Options::parse();
     if let Some(Hidden::PlainPeer { url }) = options.command {
         return plain::peer(&url).await;

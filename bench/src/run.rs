@@ -10,18 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde_json::json;
 
-use crate::bulk::{self, Transfer};
+use crate::bulk;
 use crate::latency::{self, Load, Probe, Summary};
 use crate::plain::Plain;
-use crate::report::{Report, gbps, median_range, mib, verdict};
+use crate::report::{Report, gbps, mib, verdict};
 use crate::rig::{self, Rig};
-use crate::{fairness, rss};
+use crate::{fairness, rss, throughput};
 
 const MIB: u64 = 1024 * 1024;
-/// Target: bulk throughput in each direction, GB/s.
-const TARGET_GBPS: f64 = 1.0;
-/// Target: the channel's share of the plain WebSocket's throughput.
-const TARGET_SHARE: f64 = 0.80;
 /// Target: p99 of a small call while a bulk transfer runs, milliseconds.
 const TARGET_P99_MS: f64 = 5.0;
 /// Concurrent transfers, each a fair share.
@@ -202,126 +198,21 @@ async fn measure(
     // ---- Bulk throughput, channel and baseline interleaved.
     report.line("");
     report.line(format!(
-        "== Bulk throughput: {} MiB, {} runs, channel and plain WebSocket interleaved ==",
+        "== Bulk throughput: {} MiB, {} runs; channel alone, channel + file, plain WebSocket and the disk interleaved ==",
         plan.bulk / MIB,
         plan.repeat
     ));
-    let mut runs: [Vec<Transfer>; 4] = Default::default();
-    let mut costs: [Vec<Cost>; 4] = Default::default();
-    let peer = plain.peer_pid();
-    for i in 0..plan.repeat {
-        let read = costed(agent, bulk::read_file(ch, &big, 0, None)).await?;
-        let up = costed(peer, plain.peer_to_parent(plan.bulk)).await?;
-        let write = costed(agent, bulk::write_file(ch, &written, plan.bulk, &chunk)).await?;
-        let down = costed(peer, plain.parent_to_peer(plan.bulk, &chunk)).await?;
-        report.line(format!("run {}:", i + 1));
-        for (what, (t, cost)) in [
-            ("channel ReadFile   agent->controller", &read),
-            ("plain WS           peer->parent     ", &up),
-            ("channel WriteFile  controller->agent", &write),
-            ("plain WS           parent->peer     ", &down),
-        ] {
-            let queued = match t.sent_secs {
-                Some(sent) if what.contains("WriteFile") => format!(
-                    "; last byte queued at {sent:.3} s ({:.3} GB/s), Written at {:.3} s",
-                    gbps(t.bytes, sent),
-                    t.secs
-                ),
-                _ => String::new(),
-            };
-            report.line(format!(
-                "  {what} {:.3} GB/s  CPU per GB: here {:.2} s + other process {:.2} s = {:.2} s{queued}",
-                t.gbps(),
-                cost.here,
-                cost.there,
-                cost.here + cost.there,
-            ));
-        }
-        for (i, (t, cost)) in [read, up, write, down].into_iter().enumerate() {
-            runs[i].push(t);
-            costs[i].push(cost);
-        }
-    }
-    let rates =
-        |list: &[Transfer]| median_range(&list.iter().map(Transfer::gbps).collect::<Vec<_>>());
-    let sent_rates = |list: &[Transfer]| {
-        median_range(
-            &list
-                .iter()
-                .map(|t| gbps(t.bytes, t.sent_secs.unwrap_or(t.secs)))
-                .collect::<Vec<_>>(),
-        )
+    let files = throughput::Files {
+        big: &big,
+        written: &written,
     };
-    let mut bulk_json = serde_json::Map::new();
-    let cpu_per_gb =
-        |list: &[Cost]| median_range(&list.iter().map(|c| c.here + c.there).collect::<Vec<_>>()).0;
-    for (name, channel_runs, plain_runs, what, channel_cost, plain_cost) in [
-        (
-            "agent_to_controller",
-            &runs[0],
-            &runs[1],
-            "ReadFile ",
-            &costs[0],
-            &costs[1],
-        ),
-        (
-            "controller_to_agent",
-            &runs[2],
-            &runs[3],
-            "WriteFile",
-            &costs[2],
-            &costs[3],
-        ),
-    ] {
-        let (c, c_lo, c_hi) = rates(channel_runs);
-        let (p, p_lo, p_hi) = rates(plain_runs);
-        let share = c / p;
-        report.line(format!(
-            "{:<19} channel {what} {c:.3} GB/s [{c_lo:.3}-{c_hi:.3}]   plain WS {p:.3} GB/s [{p_lo:.3}-{p_hi:.3}]   channel = {:.0}% of plain   target >= {TARGET_GBPS} GB/s: {}, >= {:.0}%: {}",
-            name.replace('_', " "),
-            share * 100.0,
-            verdict(c >= TARGET_GBPS),
-            TARGET_SHARE * 100.0,
-            verdict(share >= TARGET_SHARE),
-        ));
-        let mut entry = json!({
-            "channel_gbps": c, "channel_runs_gbps": channel_runs.iter().map(Transfer::gbps).collect::<Vec<_>>(),
-            "plain_gbps": p, "plain_runs_gbps": plain_runs.iter().map(Transfer::gbps).collect::<Vec<_>>(),
-            "share": share,
-            "channel_cpu_secs_per_gb": cpu_per_gb(channel_cost),
-            "plain_cpu_secs_per_gb": cpu_per_gb(plain_cost),
-        });
-        report.line(format!(
-            "{:<19} CPU per GB, both processes (median): channel {:.2} s, plain {:.2} s",
-            "",
-            cpu_per_gb(channel_cost),
-            cpu_per_gb(plain_cost)
-        ));
-        if channel_runs[0].sent_secs.is_some() {
-            let (s, s_lo, s_hi) = sent_rates(channel_runs);
-            report.line(format!(
-                "{:<19} (WriteFile until the last byte was queued, before the agent's fsync and rename: {s:.3} GB/s [{s_lo:.3}-{s_hi:.3}])",
-                ""
-            ));
-            entry["channel_until_queued_gbps"] = json!(s);
-        }
-        bulk_json.insert(name.to_owned(), entry);
-    }
-    bulk_json.insert("bytes".into(), json!(plan.bulk));
-    report.value("bulk", serde_json::Value::Object(bulk_json));
-
+    throughput::measure(plan.repeat, plan.bulk, rig, plain, files, report).await?;
     let disk_read = bulk::local_disk(big.clone().into(), plan.bulk, false).await?;
-    let disk_write = bulk::local_disk(rig.work_dir().join("disk.bin"), plan.bulk, true).await?;
-    let _ = std::fs::remove_file(rig.work_dir().join("disk.bin"));
     report.line(format!(
-        "reference, same work dir, no network, one thread: read {:.3} GB/s (page cache), write + fsync {:.3} GB/s",
+        "reference, same work dir, no network, one thread: read {:.3} GB/s (page cache)",
         disk_read.gbps(),
-        disk_write.gbps()
     ));
-    report.value(
-        "local_disk",
-        json!({ "read_gbps": disk_read.gbps(), "write_fsync_gbps": disk_write.gbps() }),
-    );
+    report.value("local_disk", json!({ "read_gbps": disk_read.gbps() }));
 
     // ---- Small-call round trips.
     report.line("");
@@ -430,36 +321,6 @@ async fn measure(
         }),
     );
     Ok(())
-}
-
-/// CPU seconds per GB a transfer cost in this process and in the other one.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cost {
-    here: f64,
-    there: f64,
-}
-
-async fn costed(
-    other: Option<u32>,
-    transfer: impl std::future::Future<Output = anyhow::Result<Transfer>>,
-) -> anyhow::Result<(Transfer, Cost)> {
-    let cpu = || {
-        (
-            rss::cpu_secs(None).unwrap_or(0.0),
-            other.and_then(|p| rss::cpu_secs(Some(p))).unwrap_or(0.0),
-        )
-    };
-    let before = cpu();
-    let t = transfer.await?;
-    let after = cpu();
-    let gb = t.bytes as f64 / 1e9;
-    Ok((
-        t,
-        Cost {
-            here: (after.0 - before.0) / gb,
-            there: (after.1 - before.1) / gb,
-        },
-    ))
 }
 
 fn mem(pid: Option<u32>) -> anyhow::Result<rss::Mem> {

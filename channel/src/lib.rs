@@ -10,6 +10,7 @@
 //!
 //! Frame formats live in `steward_protocol::channel`; this crate owns the state machines.
 
+pub mod allocator;
 pub mod call;
 mod driver;
 pub mod stream;

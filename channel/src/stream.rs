@@ -156,26 +156,17 @@ impl SendHalf {
     }
 
     /// Sends `data`, waiting for credit as needed; cut into frames of at most 64 KiB.
-    pub async fn send(&mut self, mut data: Bytes) -> Result<(), StreamError> {
+    ///
+    /// Each frame is laid out here, in the sender's task, so the copy runs in parallel
+    /// with the connection's driver rather than inside it.
+    pub async fn send(&mut self, data: Bytes) -> Result<(), StreamError> {
         if self.finished {
             return Err(StreamError::Finished);
         }
-        while !data.is_empty() {
-            let chunk = data.split_to(data.len().min(MAX_DATA_PAYLOAD));
-            let permit = self
-                .credit
-                .acquire_many(chunk.len() as u32)
-                .await
-                .map_err(|_| self.failed())?;
-            permit.forget();
-            self.shared
-                .data_tx
-                .send(Outgoing::Frame(Frame::Data {
-                    stream: self.id,
-                    payload: chunk,
-                }))
-                .await
-                .map_err(|_| StreamError::ChannelLost(self.shared.reason()))?;
+        for chunk in data.chunks(MAX_DATA_PAYLOAD) {
+            let mut buffer = data_buffer(chunk.len());
+            buffer.extend_from_slice(chunk);
+            self.send_framed(buffer).await?;
         }
         Ok(())
     }
@@ -196,6 +187,12 @@ impl SendHalf {
         if self.finished {
             return Err(StreamError::Finished);
         }
+        self.send_framed(buffer).await
+    }
+
+    /// Waits for credit for `buffer`'s payload, writes the header and queues it.
+    async fn send_framed(&mut self, mut buffer: BytesMut) -> Result<(), StreamError> {
+        let payload = buffer.len() - HEADER_LEN;
         if payload == 0 {
             return Ok(());
         }

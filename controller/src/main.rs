@@ -44,6 +44,7 @@ fn seconds(n: u64) -> Option<Duration> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    steward_channel::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")

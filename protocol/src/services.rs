@@ -49,6 +49,13 @@ pub enum Request {
     Sha256 {
         path: String,
     },
+    /// Throughput test, no disk: receive raw bytes until EOF and drop them, answering
+    /// [`Response::Discarded`].
+    Discard,
+    /// Throughput test, no disk: send `bytes` raw bytes (a fixed pattern), then EOF.
+    Generate {
+        bytes: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +149,10 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// A `Discard` finished: bytes received.
+    Discarded {
+        bytes: u64,
+    },
 }
 
 /// Encodes a request as an OPEN header.
@@ -202,6 +213,8 @@ mod tests {
                 path: "/y".into(),
                 mode: Some(0o644),
             },
+            Request::Discard,
+            Request::Generate { bytes: 1 << 30 },
         ];
         for r in requests {
             assert_eq!(decode_request(&encode_request(&r)), Ok(r));

@@ -1,7 +1,8 @@
 //! Running commands and moving files on agents through the CLI, end to end: `exec-on-node`
 //! with streamed stdin, stdout and stderr, exit codes and signals, cancellation that kills
 //! the whole process tree; `copy-to-node` and `copy-from-node` with matching hashes;
-//! `node-info`, the monitors in `list-nodes`, and clear failures when the agent dies.
+//! `node-info`, `measure-node`, the monitors in `list-nodes`, and clear failures when the
+//! agent dies.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Stdio};
@@ -359,6 +360,63 @@ fn node_info_and_monitors() {
         "{json}"
     );
     assert!(json["rttMs"].is_number(), "{json}");
+}
+
+#[test]
+fn measure_node_moves_the_bytes_both_ways_and_reports_rates() {
+    let c = Controller::start();
+    let _agent = c.connected_agent("linux-1", "");
+
+    let json = c.cli(&["measure-node", "-size", "3", "-json", "linux-1"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["name"], "linux-1");
+    // The command checks that the agent counted (or sent) exactly this many bytes.
+    assert_eq!(json["bytes"], 3 * 1024 * 1024);
+    for key in [
+        "toAgentBytesPerSecond",
+        "fromAgentBytesPerSecond",
+        "rttMedianMs",
+    ] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
+    }
+    assert!(
+        json["rttMaxMs"].as_f64() >= json["rttMedianMs"].as_f64(),
+        "{json}"
+    );
+
+    let text = c.cli(&["measure-node", "-size", "1", "linux-1"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    let keys: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "node",
+            "round trip",
+            "controller -> agent",
+            "agent -> controller"
+        ]
+    );
+    assert!(text.stdout.contains("/s (1.0 MiB in "), "{}", text.stdout);
+
+    let bad = c.cli(&["measure-node", "-size", "0", "linux-1"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("-size must be a whole number of MiB from 1 to 4096, not \"0\""),
+        "{bad:?}"
+    );
+    c.create_node("idle-1", "");
+    let offline = c.cli(&["measure-node", "idle-1"]);
+    assert_eq!(offline.code, 4, "{offline:?}");
+    assert!(
+        offline.stderr.contains("Node 'idle-1' is offline"),
+        "{offline:?}"
+    );
 }
 
 #[test]

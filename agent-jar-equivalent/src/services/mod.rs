@@ -13,6 +13,7 @@
 pub mod exec;
 pub mod files;
 pub mod info;
+pub mod throughput;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,8 @@ async fn handle(accepted: IncomingStream, context: Context) {
         Request::WriteFile { path, mode } => {
             transfer::write(stream, &context.resolve(&path), mode).await
         }
+        Request::Discard => throughput::discard(stream).await,
+        Request::Generate { bytes } => throughput::generate(stream, bytes).await,
         simple @ (Request::Stat { .. }
         | Request::List { .. }
         | Request::MakeDirs { .. }

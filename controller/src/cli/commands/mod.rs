@@ -5,6 +5,7 @@
 pub mod args;
 pub mod files;
 pub mod info;
+pub mod measure;
 pub mod node_info;
 pub mod node_state;
 pub mod nodes;
@@ -134,6 +135,7 @@ pub fn all() -> Vec<&'static Command> {
         remote::COMMANDS,
         files::COMMANDS,
         node_info::COMMANDS,
+        measure::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);
