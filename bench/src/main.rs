@@ -75,6 +75,23 @@ async fn main() -> anyhow::Result<()> {
     // both links run with the same allocator settings.
     steward_channel::allocator::keep_freed_memory();
     let options = Options::parse();
+    // Everything runs in a spawned task, on the runtime's workers, as the controller's
+    // connections and commands do: driving the channel from `main`'s own thread would make
+    // every frame a wake-up across threads, which neither side of the real thing pays.
+    let mut work = tokio::spawn(bench(options));
+    tokio::select! {
+        joined = &mut work => joined.context("the benchmark task failed")?,
+        _ = tokio::signal::ctrl_c() => {
+            // Aborting drops the run and its rig: children are killed and temporary
+            // directories removed.
+            work.abort();
+            let _ = work.await;
+            Err(anyhow::anyhow!("interrupted"))
+        }
+    }
+}
+
+async fn bench(options: Options) -> anyhow::Result<()> {
     if let Some(Hidden::PlainPeer { url }) = options.command {
         return plain::peer(&url).await;
     }
@@ -88,14 +105,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut report = report::Report::new(options.json);
     let limit = Duration::from_secs(options.timeout_secs);
-    // Dropping the run (timeout, Ctrl-C) drops the rig: children are killed and temporary
+    // Dropping the run on timeout drops the rig: children are killed and temporary
     // directories removed.
-    let outcome = tokio::select! {
-        outcome = tokio::time::timeout(limit, run::run(&settings, &mut report)) => {
-            outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("gave up after {limit:?} (--timeout-secs)")))
-        }
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
+    let outcome = tokio::time::timeout(limit, run::run(&settings, &mut report))
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("gave up after {limit:?} (--timeout-secs)")));
     report.finish();
     outcome
 }

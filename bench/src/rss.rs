@@ -55,3 +55,42 @@ pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Some(ticks as f64 / hz.max(1) as f64)
 }
+
+/// The machine's busy and total CPU time so far, in clock ticks (`/proc/stat`, all CPUs).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Waits until the whole machine is quiet (at most `QUIET_SHARE` busy over one
+/// `QUIET_WINDOW`), within `deadline`. The kernel keeps working after a large file is
+/// written and freed (writeback, handing freed pages back to the hypervisor); without this,
+/// whichever transfer comes next pays for it. Returns whether it settled.
+pub async fn settle(deadline: std::time::Duration) -> bool {
+    const QUIET_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+    const QUIET_SHARE: f64 = 0.10;
+    let give_up = tokio::time::Instant::now() + deadline;
+    let Some(mut last) = cpu_ticks() else {
+        return false;
+    };
+    while tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let Some(now) = cpu_ticks() else {
+            return false;
+        };
+        let (busy, total) = (now.0 - last.0, now.1 - last.1);
+        if total > 0 && (busy as f64) / (total as f64) <= QUIET_SHARE {
+            return true;
+        }
+        last = now;
+    }
+    false
+}

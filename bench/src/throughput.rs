@@ -1,7 +1,7 @@
 //! The bulk-throughput section: per run, the channel without the disk (`Generate`,
 //! `Discard`), the channel with files (`ReadFile`, `WriteFile`), the plain WebSocket in
 //! both directions, and the disk alone, interleaved so that a change in the host's speed
-//! touches all of them alike.
+//! touches all of them alike. Each starts on a quiet machine ([`rss::settle`]).
 
 use bytes::Bytes;
 use serde_json::json;
@@ -16,6 +16,8 @@ use crate::rss;
 pub const TARGET_GBPS: f64 = 1.0;
 /// Target: the channel's share of the plain WebSocket's throughput.
 pub const TARGET_SHARE: f64 = 0.80;
+/// How long each transfer waits for the machine to be quiet before it starts.
+const SETTLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What one run measures, in order.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,9 +108,13 @@ pub async fn measure(
     // The first disk-alone run replaces a file of the same size, as WriteFile does.
     bulk::local_disk(disk_path.clone(), size, true).await?;
     let mut results: Vec<Vec<(Transfer, Cost)>> = vec![Vec::new(); KINDS.len()];
+    let mut unsettled = 0;
     for run in 0..runs {
         report.line(format!("run {}:", run + 1));
         for (i, kind) in KINDS.into_iter().enumerate() {
+            if !rss::settle(SETTLE_DEADLINE).await {
+                unsettled += 1;
+            }
             let measured = match kind {
                 Kind::Generate => costed(agent, bulk::generate(ch, size)).await?,
                 Kind::PlainUp => costed(peer, plain.peer_to_parent(size)).await?,
@@ -128,6 +134,17 @@ pub async fn measure(
         }
     }
 
+    report.line(format!(
+        "each transfer started once the machine was quiet (<= 10% busy over 200 ms){}",
+        if unsettled == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {unsettled} of {} did not settle within {SETTLE_DEADLINE:?} and ran anyway",
+                runs as usize * KINDS.len()
+            )
+        }
+    ));
     let of = |kind: Kind| &results[KINDS.iter().position(|k| *k == kind).expect("listed")];
     let mut json = serde_json::Map::new();
     report.line(format!(
@@ -192,6 +209,7 @@ pub async fn measure(
     }
     let _ = std::fs::remove_file(&disk_path);
     json.insert("bytes".into(), json!(size));
+    json.insert("unsettled".into(), json!(unsettled));
     report.value("bulk", serde_json::Value::Object(json));
     Ok(())
 }
