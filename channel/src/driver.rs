@@ -27,8 +27,8 @@ pub(crate) async fn run<Tx, Rx, TxErr, RxErr>(
     mut sink: Tx,
     mut messages: Rx,
     mut data_rx: mpsc::Receiver<Outgoing>,
-    mut control_rx: mpsc::Receiver<Frame>,
-    accept_tx: mpsc::Sender<IncomingStream>,
+    mut control_rx: mpsc::Receiver<Box<Frame>>,
+    accept_tx: mpsc::Sender<Box<IncomingStream>>,
 ) -> ChannelEnd
 where
     Tx: Sink<Bytes, Error = TxErr> + Send + Unpin,
@@ -146,7 +146,7 @@ fn reset(shared: &Shared, stream: u32, code: ResetCode, reason: &str) {
 fn apply(
     shared: &Arc<Shared>,
     frame: Frame,
-    accept_tx: &mpsc::Sender<IncomingStream>,
+    accept_tx: &mpsc::Sender<Box<IncomingStream>>,
 ) -> Result<(), String> {
     match frame {
         Frame::Hello(_) => return Err("HELLO after the channel started".into()),
@@ -183,10 +183,10 @@ fn apply(
             let (entry, stream) = stream::new_pair(shared, id, open.window);
             streams.insert(id, entry);
             drop(streams);
-            if let Err(full) = accept_tx.try_send(IncomingStream {
+            if let Err(full) = accept_tx.try_send(Box::new(IncomingStream {
                 header: open.header,
                 stream,
-            }) {
+            })) {
                 // Dropping the stream resets it and removes the entry.
                 drop(full);
                 tracing::debug!(stream = id, "accept backlog full");

@@ -223,7 +223,7 @@ impl SendHalf {
         // EOF shares the data queue so it cannot overtake this stream's DATA.
         self.shared
             .data_tx
-            .send(Outgoing::Frame(Frame::Eof { stream: self.id }))
+            .send(Outgoing::Frame(Box::new(Frame::Eof { stream: self.id })))
             .await
             .map_err(|_| StreamError::ChannelLost(self.shared.reason()))
     }
@@ -323,10 +323,10 @@ impl RecvHalf {
         let _ = self
             .shared
             .control_tx
-            .send(Frame::Window {
+            .send(Box::new(Frame::Window {
                 stream: self.id,
                 increment,
-            })
+            }))
             .await;
     }
 }
@@ -347,8 +347,10 @@ impl Drop for RecvHalf {
         }
         // Our answer (DATA, then EOF) may still be queued: the RESET that stops the peer's
         // sending must not overtake it, so it goes through the data queue behind it.
-        if let Err(mpsc::error::TrySendError::Full(reset)) =
-            self.shared.data_tx.try_send(Outgoing::Frame(reset))
+        if let Err(mpsc::error::TrySendError::Full(reset)) = self
+            .shared
+            .data_tx
+            .try_send(Outgoing::Frame(Box::new(reset)))
         {
             let data_tx = self.shared.data_tx.clone();
             tokio::spawn(async move {

@@ -83,9 +83,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         })
         .await?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = listen(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     if config.listen.port() == 0 && config.root_url == default_root_url(config.listen) {
         config.root_url = default_root_url(local_addr);
@@ -94,6 +92,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let state = AppState {
         config: Arc::new(config),
         store,
+        node_list: Arc::default(),
         secret_key: Arc::new(secret_key),
         agents: Arc::default(),
         duplex: Arc::default(),
@@ -128,4 +127,22 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         state: shared,
         serve,
     })
+}
+
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). A fleet
+/// reconnecting at once after a restart arrives faster than one accept loop takes it; with
+/// the usual 1,024 the overflow's SYNs are dropped and retried a second or more later.
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds `addr` with address reuse (a restart does not wait for old connections) and
+/// [`LISTEN_BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

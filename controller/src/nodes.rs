@@ -91,7 +91,9 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
 pub async fn create(state: &AppState, config: NodeConfig) -> Result<(), NodeError> {
     check_storable(&config)?;
     let name = config.name.clone();
-    match state.store.call(move |c| nodes::insert(c, &config)).await? {
+    let outcome = state.store.call(move |c| nodes::insert(c, &config)).await;
+    state.node_list.invalidate();
+    match outcome? {
         WriteOutcome::Done => {
             state.agents.forget(&name);
             state.agents.notify_changed();
@@ -110,8 +112,52 @@ pub async fn get(state: &AppState, name: &str) -> Result<NodeRecord, NodeError> 
         .ok_or_else(|| NodeError::NotFound(name.to_owned()))
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<NodeRecord>, NodeError> {
-    Ok(state.store.call(|c| nodes::list(c)).await?)
+/// Every node, by name. The list parsed from the store is kept until a write through this
+/// module (create, update, delete, offline marks) replaces it: `list-nodes` and the REST API
+/// would otherwise parse every node's XML on each call, 10,000 of them in a large fleet.
+pub async fn list(state: &AppState) -> Result<std::sync::Arc<Vec<NodeRecord>>, NodeError> {
+    if let Some(list) = state.node_list.current() {
+        return Ok(list);
+    }
+    let generation = state.node_list.generation();
+    let list = std::sync::Arc::new(state.store.call(|c| nodes::list(c)).await?);
+    state.node_list.offer(generation, list.clone());
+    Ok(list)
+}
+
+/// The parsed node list shared by readers; see [`list`].
+#[derive(Default)]
+pub struct NodeListCache {
+    list: std::sync::Mutex<Option<std::sync::Arc<Vec<NodeRecord>>>>,
+    /// Bumped by every write, so a list read before a write is never kept after it.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl NodeListCache {
+    fn current(&self) -> Option<std::sync::Arc<Vec<NodeRecord>>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps `list`, read from the store after `generation` was current, unless a write
+    /// came since.
+    fn offer(&self, generation: u64, list: std::sync::Arc<Vec<NodeRecord>>) {
+        let mut slot = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation() == generation {
+            *slot = Some(list);
+        }
+    }
+
+    /// Called after every committed write.
+    fn invalidate(&self) {
+        let mut slot = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *slot = None;
+    }
 }
 
 /// Replaces a node's configuration. A rename ends the old name's connection, whose secret
@@ -120,11 +166,12 @@ pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<
     check_storable(&config)?;
     let (old, new) = (name.to_owned(), config.name.clone());
     let cfg = config.clone();
-    match state
+    let outcome = state
         .store
         .call(move |c| nodes::replace(c, &old, &cfg))
-        .await?
-    {
+        .await;
+    state.node_list.invalidate();
+    match outcome? {
         WriteOutcome::Done => {}
         WriteOutcome::NotFound => return Err(NodeError::NotFound(name.to_owned())),
         WriteOutcome::NameTaken => return Err(NodeError::Exists(new)),
@@ -145,7 +192,9 @@ pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<
 
 pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
     let key = name.to_owned();
-    if !state.store.call(move |c| nodes::delete(c, &key)).await? {
+    let deleted = state.store.call(move |c| nodes::delete(c, &key)).await;
+    state.node_list.invalidate();
+    if !deleted? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
     state.agents.disconnect(
@@ -167,11 +216,12 @@ pub async fn set_temporarily_offline(
     mark: Option<OfflineMark>,
 ) -> Result<(), NodeError> {
     let key = name.to_owned();
-    if !state
+    let marked = state
         .store
         .call(move |c| nodes::set_offline(c, &key, mark.as_ref()))
-        .await?
-    {
+        .await;
+    state.node_list.invalidate();
+    if !marked? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
     state.agents.notify_changed();
@@ -217,5 +267,39 @@ pub async fn wait_for(
             r = changes.changed() => { if r.is_err() { return Err(NodeError::Interrupted(name.to_owned())); } }
             _ = cancel.cancelled() => return Err(NodeError::Interrupted(name.to_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(names: &[&str]) -> std::sync::Arc<Vec<NodeRecord>> {
+        std::sync::Arc::new(
+            names
+                .iter()
+                .map(|n| NodeRecord {
+                    config: NodeConfig::inbound(*n),
+                    temporarily_offline: None,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_list_read_before_a_write_is_not_kept_after_it() {
+        let cache = NodeListCache::default();
+        assert!(cache.current().is_none());
+        let before = cache.generation();
+        // A reader started, then a write committed before the reader offered its list.
+        cache.invalidate();
+        cache.offer(before, records(&["old"]));
+        assert!(cache.current().is_none(), "a stale list was kept");
+
+        let now = cache.generation();
+        cache.offer(now, records(&["a", "b"]));
+        assert_eq!(cache.current().map(|l| l.len()), Some(2));
+        cache.invalidate();
+        assert!(cache.current().is_none(), "a write did not drop the list");
     }
 }

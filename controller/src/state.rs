@@ -16,6 +16,8 @@ use crate::store::Store;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// The parsed node list, kept between writes (`nodes::list`).
+    pub node_list: Arc<crate::nodes::NodeListCache>,
     /// The HMAC key node secrets derive from.
     pub secret_key: Arc<SecretKey>,
     pub agents: Arc<AgentRegistry>,

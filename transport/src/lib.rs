@@ -37,10 +37,16 @@ pub const HTTP_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 /// A reqwest client on the shared TLS settings. Proxies come from the usual environment
 /// variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, lower case too).
+///
+/// It keeps no idle connections: its requests are occasional (an agent's `login` probe
+/// before each connection, a JNLP document, the CLI's full-duplex pair), and a pooled
+/// connection left open by every agent of a fleet would cost the controller a socket and
+/// its HTTP buffers per agent (docs/benchmarks.md, fleet figures).
 pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, TransportError> {
     reqwest::Client::builder()
         .tls_backend_preconfigured((**tls).clone())
         .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(0)
         .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| TransportError::HttpClient(e.to_string()))

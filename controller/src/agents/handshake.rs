@@ -129,6 +129,12 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Admitted, Refusa
 }
 
 /// The `/wsagents/` handler.
+/// Bytes read from an agent's socket per system call. tungstenite zero-fills and keeps a
+/// buffer this large for every connection, idle or not, so it decides much of what an idle
+/// agent costs the controller (docs/benchmarks.md, fleet figures); a frame larger than it
+/// is still read whole into a buffer sized for that frame.
+pub const AGENT_READ_BUFFER: usize = 4 * 1024;
+
 pub async fn wsagents(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -208,6 +214,7 @@ pub async fn wsagents(
     let mut response = upgrade
         .max_message_size(MAX_MESSAGE_LEN)
         .max_frame_size(MAX_MESSAGE_LEN)
+        .read_buffer_size(AGENT_READ_BUFFER)
         .on_failed_upgrade(move |e| tracing::warn!(node = %node, remote = %remote, error = %e, "agent WebSocket upgrade failed"))
         .on_upgrade(move |socket| session::run(socket, registration, kind, remote, session_state));
     let h = response.headers_mut();

@@ -241,22 +241,25 @@ fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Stri
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut text = String::new();
+    // Written straight into one buffer: a fleet's table has tens of thousands of cells.
+    let line_len = widths.iter().sum::<usize>() + 2 * N;
+    let mut out = String::with_capacity((rows.len() + 1) * line_len);
+    let mut line = |cells: [&str; N]| {
+        let start = out.len();
         for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            out.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(text.trim_end());
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
         out.push('\n');
     };
-    line(header.to_vec());
+    line(header);
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.each_ref().map(String::as_str));
     }
     out
 }

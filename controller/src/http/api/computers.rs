@@ -86,7 +86,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let records = nodes::list(&state).await?;
     let mut computers = vec![built_in_json()];
     let mut total = 0;
-    for record in &records {
+    for record in records.iter() {
         let status = nodes::status(&state, record);
         if status.online {
             total += record.config.num_executors;
@@ -109,8 +109,8 @@ pub async fn index(
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, Permission::OverallRead).await?;
     let mut text = String::new();
-    for record in nodes::list(&state).await? {
-        let status = nodes::status(&state, &record);
+    for record in nodes::list(&state).await?.iter() {
+        let status = nodes::status(&state, record);
         text.push_str(&format!("{}\t{}\n", record.config.name, status.describe()));
     }
     Ok(text.into_response())
