@@ -29,9 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use steward_protocol::channel::{GoAway, GoAwayCode};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,9 +81,8 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         })
         .await?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        http::server::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     if config.listen.port() == 0 && config.root_url == default_root_url(config.listen) {
         config.root_url = default_root_url(local_addr);
@@ -100,25 +97,18 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
     };
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone());
+    let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();
     let serve = tokio::spawn(async move {
-        let server = axum::serve(
-            // Small frames (a call's answer, a CLI prompt) must not wait for Nagle's timer.
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let result = server.await.context("HTTP server failed");
+        http::server::serve(listener, app, header_read_timeout, shutdown.clone()).await;
         state.agents.disconnect_all(GoAway {
             code: GoAwayCode::Shutdown,
             reason: "controller shutting down".into(),
         });
         state.tasks.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await;
-        result
+        Ok(())
     });
     Ok(Started {
         local_addr,
