@@ -21,6 +21,9 @@ use crate::{
 const WRITE_BATCH: usize = 32;
 /// How long a failed write waits for the reader to reach a GOAWAY the peer sent.
 const READ_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long the writer gets to send the GOAWAY(ProtocolError) that explains a protocol
+/// error, before the connection is dropped anyway.
+const WRITE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub(crate) async fn run<Tx, Rx, TxErr, RxErr>(
     shared: Arc<Shared>,
@@ -36,12 +39,20 @@ where
     TxErr: std::fmt::Display,
     RxErr: std::fmt::Display,
 {
+    // Cancelled when the reader found a protocol error: the writer sends what control
+    // frames are queued (the GOAWAY saying why) and stops.
+    let goaway_queued = tokio_util::sync::CancellationToken::new();
     let writer = async {
         loop {
             let message = tokio::select! {
                 biased;
                 frame = control_rx.recv() => frame.map(|f| Bytes::from(f.encode())),
-                _ = shared.closing.cancelled() => {
+                _ = async {
+                    tokio::select! {
+                        _ = shared.closing.cancelled() => {}
+                        _ = goaway_queued.cancelled() => {}
+                    }
+                } => {
                     while let Ok(frame) = control_rx.try_recv() {
                         sink.feed(Bytes::from(frame.encode())).await.map_err(|e| e.to_string())?;
                     }
@@ -86,12 +97,14 @@ where
                 Ok(Some(frame)) => {
                     if let Err(why) = apply(&shared, frame, &accept_tx) {
                         protocol_error(&shared, &why);
+                        goaway_queued.cancel();
                         return ChannelEnd::Lost(format!("protocol error: {why}"));
                     }
                 }
                 Err(e) => {
                     let why = e.to_string();
                     protocol_error(&shared, &why);
+                    goaway_queued.cancel();
                     return ChannelEnd::Lost(format!("protocol error: {why}"));
                 }
             }
@@ -99,7 +112,12 @@ where
     };
     tokio::pin!(reader, writer);
     let end = tokio::select! {
-        end = &mut reader => end,
+        end = &mut reader => {
+            if goaway_queued.is_cancelled() {
+                let _ = tokio::time::timeout(WRITE_GRACE, &mut writer).await;
+            }
+            end
+        }
         written = &mut writer => match written {
             Ok(()) => ChannelEnd::Closed,
             // A failed write usually means the peer hung up, maybe right after a GOAWAY

@@ -291,6 +291,29 @@ async fn unknown_core_frame_kind_ends_the_channel_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_protocol_error_reaches_the_peer_as_goaway_before_the_end() {
+    let (_channel, _incoming, mut tx, mut rx, driver) = raw_peer();
+    send_raw(&mut tx, vec![0x00, 0, 0, 0, 0, 0]).await;
+    assert!(
+        matches!(driver.await.unwrap(), ChannelEnd::Lost(why) if why.starts_with("protocol error"))
+    );
+    // The driver has ended; the GOAWAY it queued was written before it did.
+    use futures_util::StreamExt;
+    let mut goaway = None;
+    while let Some(Ok(m)) = rx.next().await {
+        if let Ok(Some(Frame::GoAway(g))) = Frame::decode(&m) {
+            goaway = Some(g);
+            break;
+        }
+    }
+    let goaway = goaway.expect("a GOAWAY before the end");
+    assert_eq!(
+        goaway.code,
+        steward_protocol::channel::GoAwayCode::ProtocolError
+    );
+}
+
+#[tokio::test]
 async fn extension_frames_are_skipped() {
     let (channel, _incoming, mut tx, mut rx, _driver) = raw_peer();
     send_raw(&mut tx, vec![0x55, 0, 0, 0, 0, 0, 1, 2, 3]).await;

@@ -26,6 +26,9 @@ pub struct Config {
     pub ws_ping_interval: Option<Duration>,
     /// A WebSocket that sends nothing for this long is closed; `None` disables the check.
     pub ws_idle_timeout: Option<Duration>,
+    /// A client must send a complete request head within this long, or its connection is
+    /// closed (see [`crate::http::server`]).
+    pub http_header_timeout: Duration,
     /// Serve `/cli/ws` (on by default; off makes CLIs fall back to full-duplex HTTP).
     pub websocket_cli: bool,
     /// The agent executable served at `/jnlpJars/agent`; defaults to `agent` next to the
@@ -43,6 +46,7 @@ impl Config {
             root_url_given: false,
             ws_ping_interval: Some(DEFAULT_PING_INTERVAL),
             ws_idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            http_header_timeout: crate::http::server::DEFAULT_HEADER_READ_TIMEOUT,
             websocket_cli: true,
             agent_binary: None,
         }
@@ -99,6 +103,12 @@ impl Config {
 
     /// Checks combinations of settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        if self.http_header_timeout.is_zero() {
+            return Err(
+                "--http-header-timeout must be at least 1 second: it is what closes connections that never finish a request"
+                    .into(),
+            );
+        }
         if let Some(idle) = self.ws_idle_timeout {
             match self.ws_ping_interval {
                 None => {
@@ -176,6 +186,18 @@ mod tests {
         assert!(config.validate().is_err());
         config.ws_idle_timeout = None;
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_header_timeout_cannot_be_turned_off() {
+        let mut config = Config::new("h".into(), "127.0.0.1:0".parse().unwrap());
+        config.http_header_timeout = Duration::ZERO;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--http-header-timeout")
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`agents`]: the `/wsagents/` handshake, live connections, agent sessions.
 //! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
 //! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
-//!   registry; [`keepalive`]: WebSocket ping and idle timers.
+//!   registry; [`keepalive`]: WebSocket ping and idle timers; [`ws_close`]: the close
+//!   codes for a peer's broken WebSocket.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
@@ -23,15 +24,14 @@ pub mod keepalive;
 pub mod nodes;
 pub mod state;
 pub mod store;
+pub mod ws_close;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use steward_protocol::channel::{GoAway, GoAwayCode};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,7 +83,8 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         })
         .await?;
 
-    let listener = listen(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        http::server::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     if config.listen.port() == 0 && config.root_url == default_root_url(config.listen) {
         config.root_url = default_root_url(local_addr);
@@ -99,25 +100,18 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
     };
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone());
+    let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();
     let serve = tokio::spawn(async move {
-        let server = axum::serve(
-            // Small frames (a call's answer, a CLI prompt) must not wait for Nagle's timer.
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let result = server.await.context("HTTP server failed");
+        http::server::serve(listener, app, header_read_timeout, shutdown.clone()).await;
         state.agents.disconnect_all(GoAway {
             code: GoAwayCode::Shutdown,
             reason: "controller shutting down".into(),
         });
         state.tasks.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await;
-        result
+        Ok(())
     });
     Ok(Started {
         local_addr,
@@ -127,22 +121,4 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         state: shared,
         serve,
     })
-}
-
-/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). A fleet
-/// reconnecting at once after a restart arrives faster than one accept loop takes it; with
-/// the usual 1,024 the overflow's SYNs are dropped and retried a second or more later.
-pub const LISTEN_BACKLOG: u32 = 8192;
-
-/// Binds `addr` with address reuse (a restart does not wait for old connections) and
-/// [`LISTEN_BACKLOG`].
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
 }

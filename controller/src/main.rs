@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use steward_controller::config::{self, Config};
 use steward_controller::home::INITIAL_ADMIN_TOKEN_FILE;
+use steward_controller::http::server::DEFAULT_HEADER_READ_TIMEOUT;
 use tokio_util::sync::CancellationToken;
 
 /// Steward controller: a Jenkins-compatible CI controller whose agents dial in over WebSocket.
@@ -30,6 +31,10 @@ struct Options {
     /// Seconds of silence after which a WebSocket is closed; 0 disables.
     #[arg(long, env = "STEWARD_WS_IDLE_TIMEOUT", default_value_t = 60)]
     ws_idle_timeout: u64,
+    /// Seconds a client has to send a complete HTTP request head before its connection is
+    /// closed (also the idle limit of keep-alive connections between requests).
+    #[arg(long, env = "STEWARD_HTTP_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    http_header_timeout: u64,
     /// Turn off the WebSocket CLI endpoint (/cli/ws); CLIs then use full-duplex HTTP.
     #[arg(long, env = "STEWARD_NO_WEBSOCKET_CLI")]
     no_websocket_cli: bool,
@@ -67,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     }
     config.ws_ping_interval = seconds(options.ws_ping_interval);
     config.ws_idle_timeout = seconds(options.ws_idle_timeout);
+    config.http_header_timeout = Duration::from_secs(options.http_header_timeout);
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
     config.validate().map_err(anyhow::Error::msg)?;

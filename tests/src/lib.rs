@@ -7,6 +7,7 @@
 
 mod agent;
 mod cli;
+pub mod frames;
 pub mod net;
 pub mod raw;
 

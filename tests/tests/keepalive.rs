@@ -1,12 +1,15 @@
 //! Keepalive (compat §9) with a 1 s ping interval and a 3 s idle timeout: quiet peers that
-//! answer pings stay connected; peers that stop answering are closed and their nodes go
-//! offline.
+//! answer pings stay connected; peers that stop answering (a SIGSTOPped agent: a half-open
+//! connection) are closed, their nodes go offline, their names are free again, and the work
+//! running on them fails instead of hanging.
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use steward_protocol::handshake as hs;
 use steward_tests::raw::{self, block_on, wsagents_url};
-use steward_tests::{Controller, DEADLINE, wait_until};
+use steward_tests::{Controller, DEADLINE, command, wait_until};
 
 const FAST_KEEPALIVE: &[&str] = &["--ws-ping-interval", "1", "--ws-idle-timeout", "3"];
 /// How long quiet peers must survive: more than three idle timeouts.
@@ -53,8 +56,10 @@ fn stopped_agent_goes_offline_frees_its_name_and_comes_back() {
     let agent = c.connected_agent("linux-1", "");
 
     agent.signal("STOP");
+    let stopped = Instant::now();
     // The controller heard from the agent (a pong) at most one ping interval ago.
     c.wait_online("linux-1", false, OFFLINE_WITHIN);
+    eprintln!("stopped agent offline after {:?}", stopped.elapsed());
     c.log.wait_for("idle timeout", DEADLINE);
     // The name is free for the next connection.
     let secret = c.secret("linux-1");
@@ -72,6 +77,75 @@ fn stopped_agent_goes_offline_frees_its_name_and_comes_back() {
         agent.output.count("Connected") >= 2
     });
     c.wait_online("linux-1", true, DEADLINE);
+}
+
+#[test]
+fn stopped_agent_fails_its_running_command_and_its_process_dies_when_it_resumes() {
+    let c = Controller::start_with(FAST_KEEPALIVE);
+    let agent = c.connected_agent("linux-1", "");
+    let auth = format!("admin:{}", c.token);
+    let mut cli = command("cli")
+        .args([
+            "-s",
+            &c.url,
+            "-auth",
+            &auth,
+            "exec-on-node",
+            "linux-1",
+            "--",
+        ])
+        .args(["sh", "-c", "echo $$; exec sleep 1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(cli.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let sleeper: u32 = line.trim().parse().expect("the remote process's pid");
+
+    agent.signal("STOP");
+    let stopped = Instant::now();
+    // The command fails once the controller gives up on the silent agent.
+    let mut code = None;
+    wait_until(OFFLINE_WITHIN, "the command fails", || {
+        code = cli.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    });
+    let failed_after = stopped.elapsed();
+    let mut stderr = String::new();
+    cli.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(code, Some(Some(1)), "{stderr}");
+    assert!(
+        stderr.contains("ERROR: connection to agent linux-1 lost"),
+        "{stderr}"
+    );
+    // The process is orphaned on the frozen agent until it resumes, learns its connection
+    // is gone, and kills the process group.
+    assert!(process_alive(sleeper));
+    agent.signal("CONT");
+    wait_until(DEADLINE, "the orphaned process killed", || {
+        !process_alive(sleeper)
+    });
+    c.wait_online("linux-1", true, DEADLINE);
+    eprintln!("command on a stopped agent failed after {failed_after:?}");
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; it is dead for our purpose.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 #[test]

@@ -41,7 +41,12 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
         close_with.clone(),
         state.config.ws_ping_interval,
     );
-    let messages = read_socket(stream, state.config.ws_idle_timeout, idle_noted.clone());
+    let messages = read_socket(
+        stream,
+        state.config.ws_idle_timeout,
+        idle_noted.clone(),
+        close_with.clone(),
+    );
     let (channel, incoming, driver) =
         Channel::start(PollSender::new(to_socket), messages, Side::Controller);
     state.agents.set_channel(
@@ -89,7 +94,11 @@ fn describe(end: ChannelEnd, idle_noted: &Mutex<Option<String>>, close_with: &Cl
         ChannelEnd::GoAway(g) => format!("agent went away: {}", g.reason),
         ChannelEnd::Closed => "connection closed".into(),
         ChannelEnd::Lost(why) if why.starts_with("protocol error") => {
-            set(close_with, close_code::PROTOCOL, "protocol error");
+            // The socket reader may have chosen a more precise code (1003 for text).
+            let mut slot = close_with.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some((close_code::PROTOCOL, "protocol error".into()));
+            }
             why
         }
         ChannelEnd::Lost(why) => why,
@@ -161,18 +170,28 @@ async fn write_socket(
         code,
         reason: reason.into(),
     });
-    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(frame))).await;
+    let _ = tokio::time::timeout(SEND_TIMEOUT, async {
+        if sink.send(Message::Close(frame)).await.is_err() {
+            // The agent closed first: flush the close frame tungstenite queued to answer it.
+            let _ = sink.close().await;
+        }
+    })
+    .await;
 }
 
 /// The socket's binary messages, for the channel. Pings and pongs prove the agent alive;
-/// silence past the idle timeout, a close, or a text message end the stream.
+/// silence past the idle timeout, a close, a text message (close 1003) or a broken WebSocket
+/// (close 1002 or 1009, see [`crate::ws_close`]) end the stream; the close code goes into
+/// `close_with` for the writer.
 fn read_socket(
     stream: SplitStream<WebSocket>,
     idle: Option<std::time::Duration>,
     idle_noted: Arc<Mutex<Option<String>>>,
+    close_with: CloseSlot,
 ) -> impl Stream<Item = Result<Bytes, String>> + Send + Unpin {
     Box::pin(futures_util::stream::unfold(Some(stream), move |state| {
         let idle_noted = idle_noted.clone();
+        let close_with = close_with.clone();
         async move {
             let mut stream = state?;
             loop {
@@ -190,7 +209,13 @@ fn read_socket(
                 };
                 let item = match next {
                     None => return None,
-                    Some(Err(e)) => Err(format!("connection error: {e}")),
+                    Some(Err(e)) => match crate::ws_close::for_receive_error(&e) {
+                        Some((code, what)) => {
+                            set(&close_with, code, what);
+                            Err(format!("protocol error: {e}"))
+                        }
+                        None => Err(format!("connection error: {e}")),
+                    },
                     Some(Ok(Message::Binary(bytes))) => Ok(bytes),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
@@ -200,6 +225,11 @@ fn read_socket(
                         return Some((Err(format!("agent closed the connection{why}")), None));
                     }
                     Some(Ok(Message::Text(_))) => {
+                        set(
+                            &close_with,
+                            close_code::UNSUPPORTED,
+                            "text messages are not part of the agent protocol",
+                        );
                         Err("protocol error: text message on the agent channel".to_owned())
                     }
                 };

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures_util::SinkExt;
 use steward_protocol::STEWARD_VERSION;
 use steward_protocol::channel::{FEATURE_MUX, Frame, GoAway, GoAwayCode, Hello, Role};
 use tracing::Instrument;
@@ -121,8 +122,16 @@ async fn drive(
                 keepalive.seen();
                 match message {
                     None => break Ending::quiet("connection closed"),
-                    Some(Err(e)) => break Ending::quiet(format!("connection error: {e}")),
+                    Some(Err(e)) => break match crate::ws_close::for_receive_error(&e) {
+                        Some((code, what)) => {
+                            tracing::warn!(error = %e, "agent broke the WebSocket protocol");
+                            Ending { reason: e.to_string(), close: Some((code, what.into())) }
+                        }
+                        None => Ending::quiet(format!("connection error: {e}")),
+                    },
                     Some(Ok(Message::Close(frame))) => {
+                        // tungstenite has queued the answering close frame: send it.
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.flush()).await;
                         let why = frame.map(|f| format!(" ({} {})", f.code, f.reason)).unwrap_or_default();
                         break Ending::quiet(format!("agent closed the connection{why}"));
                     }

@@ -110,7 +110,15 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
     let task_state = state.clone();
     state.tasks.spawn(async move {
         let handoff = tokio::select! {
-            handoff = tokio::time::timeout(PAIRING_TIMEOUT, handoff_rx) => handoff.ok().and_then(Result::ok),
+            handoff = tokio::time::timeout(PAIRING_TIMEOUT, handoff_rx) => match handoff {
+                Ok(Ok(handoff)) => Some(handoff),
+                // Timed out (or the controller is going away): tell the client why its
+                // session ended, with an EXIT like every other ending.
+                _ => {
+                    let _ = body_tx.try_send(Ok(pairing_timeout_frames()));
+                    None
+                }
+            },
             // The client hung up its download side: forget the session now, not in 15 s.
             () = body_tx.closed() => None,
         };
@@ -121,7 +129,11 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
         };
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
         let gone = tokio_util::sync::CancellationToken::new();
-        let transport = Transport { incoming: upload_frames(body), outgoing: out_tx, gone: gone.clone() };
+        let transport = Transport {
+            incoming: upload_frames(body),
+            outgoing: out_tx,
+            gone: gone.clone(),
+        };
         let writer = async {
             encode_frames(out_rx, body_tx).await;
             gone.cancel();
@@ -166,6 +178,21 @@ async fn upload(state: AppState, session_id: String, body: Body) -> Response {
     // Answer only once the session is over: the client streams this body until then.
     let _ = done_rx.await;
     StatusCode::OK.into_response()
+}
+
+/// What a download side whose upload side never came gets: the reason on stderr and EXIT 2,
+/// as for a session that never got its `START`.
+fn pairing_timeout_frames() -> Bytes {
+    let message = format!(
+        "\nERROR: no upload side arrived for this CLI session within {}s \
+         (is a proxy buffering request bodies?)\n",
+        PAIRING_TIMEOUT.as_secs()
+    );
+    let mut buf = BytesMut::new();
+    for frame in [Frame::Stderr(message.into()), Frame::Exit(2)] {
+        plaincli::encode_http(&frame, &mut buf).expect("a short frame encodes");
+    }
+    buf.freeze()
 }
 
 /// Frames in the HTTP framing, from the upload body. A body that ends inside a frame, fails,
@@ -231,4 +258,24 @@ fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pairing_timeout_ends_with_the_reason_and_exit_2() {
+        let mut buf = BytesMut::from(&pairing_timeout_frames()[..]);
+        let from = plaincli::Direction::ServerToClient;
+        let Ok(Some(Frame::Stderr(text))) = plaincli::decode_http(&mut buf, from) else {
+            panic!("a STDERR frame first");
+        };
+        assert!(String::from_utf8_lossy(&text).contains("no upload side arrived"));
+        assert_eq!(
+            plaincli::decode_http(&mut buf, from),
+            Ok(Some(Frame::Exit(2)))
+        );
+        assert!(buf.is_empty());
+    }
 }

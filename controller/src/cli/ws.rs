@@ -1,5 +1,7 @@
 //! `GET /cli/ws` (compat §4): the CLI over WebSocket, one PlainCLI frame per binary message.
 
+use std::sync::{Arc, Mutex};
+
 use axum::extract::State;
 use axum::extract::ws::{
     CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code,
@@ -19,6 +21,7 @@ use crate::agents::session::SEND_TIMEOUT;
 use crate::auth::{AuthError, authenticate};
 use crate::keepalive::Keepalive;
 use crate::state::AppState;
+use crate::ws_close;
 
 /// Header carrying the reason for a refused CLI handshake.
 pub const HEADER_CLI_ERROR: &str = "X-CLI-Error";
@@ -72,13 +75,18 @@ pub async fn cli_ws(
         .on_upgrade(move |socket| serve(socket, auth, state))
 }
 
+/// The close frame the writer ends with when the client broke the protocol; empty means a
+/// normal close (1000).
+type CloseSlot = Arc<Mutex<Option<ws_close::Close>>>;
+
 async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>, state: AppState) {
     let (sink, stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-    let incoming = incoming_frames(stream, state.config.ws_idle_timeout);
+    let close_with = CloseSlot::default();
+    let incoming = incoming_frames(stream, state.config.ws_idle_timeout, close_with.clone());
     let gone = tokio_util::sync::CancellationToken::new();
     let writer = async {
-        write_frames(sink, out_rx, state.config.ws_ping_interval).await;
+        write_frames(sink, out_rx, state.config.ws_ping_interval, close_with).await;
         // After the close frame, or on a failed send: either way nothing more reaches the
         // client, so a command still running for it should stop.
         gone.cancel();
@@ -92,15 +100,18 @@ async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>
 }
 
 /// Client messages as frames. Pings and pongs only prove the client alive; silence past the
-/// idle timeout, a close, or a text message end the session.
+/// idle timeout, a close, a text message (close 1003), a malformed PlainCLI frame (1002) or a
+/// broken WebSocket (1002 or 1009, see [`ws_close`]) end the session; the close code goes
+/// into `close_with` for the writer.
 fn incoming_frames(
     stream: SplitStream<WebSocket>,
     idle_timeout: Option<std::time::Duration>,
+    close_with: CloseSlot,
 ) -> FrameStream {
     let state = Some(stream);
-    Box::pin(futures_util::stream::unfold(
-        state,
-        move |state| async move {
+    Box::pin(futures_util::stream::unfold(state, move |state| {
+        let close_with = close_with.clone();
+        async move {
             let mut stream = state?;
             loop {
                 let next = match idle_timeout {
@@ -115,25 +126,41 @@ fn incoming_frames(
                     },
                     None => stream.next().await,
                 };
+                let close = |c: ws_close::Close| {
+                    *close_with.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                };
                 let item = match next {
                     None | Some(Ok(Message::Close(_))) => {
                         Err("client closed the connection".to_owned())
                     }
-                    Some(Err(e)) => Err(format!("connection error: {e}")),
+                    Some(Err(e)) => {
+                        if let Some(c) = ws_close::for_receive_error(&e) {
+                            close(c);
+                        }
+                        Err(format!("connection error: {e}"))
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(_))) => {
+                        close((
+                            close_code::UNSUPPORTED,
+                            "text messages are not part of the CLI protocol",
+                        ));
                         Err("text message on the CLI WebSocket".to_owned())
                     }
                     Some(Ok(Message::Binary(bytes))) => {
-                        plaincli::decode_ws(bytes, plaincli::Direction::ClientToServer)
-                            .map_err(|e| e.to_string())
+                        plaincli::decode_ws(bytes, plaincli::Direction::ClientToServer).map_err(
+                            |e| {
+                                close((close_code::PROTOCOL, "malformed CLI frame"));
+                                e.to_string()
+                            },
+                        )
                     }
                 };
                 let more = item.is_ok();
                 return Some((item, more.then_some(stream)));
             }
-        },
-    ))
+        }
+    }))
 }
 
 /// Sends the session's frames and the keepalive pings; closes normally when the session
@@ -142,6 +169,7 @@ async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Frame>,
     ping: Option<std::time::Duration>,
+    close_with: CloseSlot,
 ) {
     let mut keepalive = Keepalive::new(ping, None);
     loop {
@@ -154,13 +182,22 @@ async fn write_frames(
                         continue;
                     }
                 },
-                None => Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() })),
+                None => {
+                    let (code, reason) = close_with.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((close_code::NORMAL, ""));
+                    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+                }
             },
             _ = keepalive.tick() => Message::Ping(Default::default()),
         };
         let closing = matches!(message, Message::Close(_));
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
             Ok(Ok(())) if !closing => {}
+            Ok(Err(_)) => {
+                // The client closed first (or the socket broke): flush the close frame
+                // tungstenite queued to answer the client's, if any.
+                let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+                return;
+            }
             _ => return,
         }
     }

@@ -54,7 +54,11 @@ async fn echo(mut socket: WebSocket, state: AppState) {
             message = socket.recv() => {
                 keepalive.seen();
                 match message {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    None | Some(Ok(Message::Close(_))) => return,
+                    Some(Err(e)) => match crate::ws_close::for_receive_error(&e) {
+                        Some((code, reason)) => Some(Message::Close(Some(axum::extract::ws::CloseFrame { code, reason: reason.into() }))),
+                        None => return,
+                    },
                     Some(Ok(Message::Text(text))) => Some(Message::Text(format!("hello {}", text.as_str()).into())),
                     Some(Ok(Message::Binary(bytes))) => Some(Message::Binary(bytes.to_ascii_uppercase().into())),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,

@@ -1,4 +1,5 @@
-//! The HTTP surface: every route, mounted under the path of the public root URL.
+//! The HTTP surface: every route, mounted under the path of the public root URL, and
+//! [`server`], the accept loop with its limits on request heads.
 //!
 //! | route | handler |
 //! | --- | --- |
@@ -16,6 +17,7 @@ pub mod api;
 pub mod echo;
 pub mod jnlp;
 pub mod root;
+pub mod server;
 
 use axum::Router;
 use axum::response::Response;
