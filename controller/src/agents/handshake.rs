@@ -137,7 +137,6 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Admitted, Refusa
 pub const AGENT_READ_BUFFER: usize = 8 * 1024;
 
 /// The `/wsagents/` handler.
-
 pub async fn wsagents(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
