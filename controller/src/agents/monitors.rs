@@ -14,9 +14,11 @@ use steward_protocol::services::{AgentInfo, Request, Response};
 
 use super::registry::AgentRegistry;
 
-/// Time between samples. Monitors feed a status display, not an alarm: once a minute keeps
-/// them fresh at a negligible cost, like Jenkins' node monitors.
-pub const MONITOR_INTERVAL: Duration = Duration::from_secs(60);
+/// Time between samples. Monitors feed a status display, not an alarm (Jenkins samples its
+/// node monitors hourly), and `node-info` measures afresh on demand. Each sample is a ping
+/// and a call on every connected agent: once a minute, they were more than half of what an
+/// idle fleet of 10,000 agents cost the controller's CPU (docs/benchmarks.md, fleet).
+pub const MONITOR_INTERVAL: Duration = Duration::from_secs(300);
 /// How long one `Info` call may take before the sample goes without it; a busy agent must
 /// not hold the watcher past its next turn.
 pub const INFO_TIMEOUT: Duration = Duration::from_secs(30);
