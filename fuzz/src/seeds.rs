@@ -191,7 +191,7 @@ fn node_xml() -> Vec<Vec<u8>> {
     vec![
         JENKINS_NODE.as_bytes().to_vec(),
         NodeConfig::inbound("build box").to_xml().into_bytes(),
-        b"<hudson.slaves.DumbSlave><name>ssh</name><launcher class=\"hudson.plugins.sshslaves.SSHLauncher\"/></hudson.slaves.DumbSlave>".to_vec(),
+        b"<hudson.slaves.DumbSlave><name>ssh</name><launcher class=\"hudson.plugins.sshslaves.SSHLauncher\"><host>build.example.com</host><port>22</port></launcher></hudson.slaves.DumbSlave>".to_vec(),
     ]
 }
 

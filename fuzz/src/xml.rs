@@ -96,11 +96,13 @@ pub fn node_xml(data: &[u8]) {
     };
 
     // The tree reader: whatever it accepts, our writer writes as a document it accepts again,
-    // and writing that changes nothing more (the first write may re-indent and drop layout).
+    // with the same elements, attributes and texts, and writing that changes nothing more
+    // (the first write may re-indent and trim text between elements).
     if let Ok(root) = xml::parse_document(text) {
         let first = write(&root);
         let reread = xml::parse_document(&first)
             .unwrap_or_else(|e| panic!("our own output is refused: {e}\n{first}"));
+        assert_eq!(Shape::of(&reread), Shape::of(&root), "{first}");
         assert_eq!(write(&reread), first, "a second write changed the document");
     }
 
@@ -126,17 +128,45 @@ fn settings(node: &NodeConfig) -> impl PartialEq + std::fmt::Debug {
             node.fail_if_work_dir_is_missing,
         )
     });
+    let shapes = |elements: &[Element]| elements.iter().map(Shape::of).collect::<Vec<_>>();
     (
-        node.name.clone(),
-        node.description.clone(),
-        node.remote_fs.clone(),
-        node.num_executors,
-        node.mode,
-        node.labels.clone(),
-        node.launcher.clone(),
-        node.retention_strategy.clone(),
+        (
+            node.name.clone(),
+            node.description.clone(),
+            node.remote_fs.clone(),
+            node.num_executors,
+            node.mode,
+            node.labels.clone(),
+            node.launcher.clone(),
+            node.retention_strategy.clone(),
+        ),
         inbound,
+        shapes(&node.launcher_elements),
+        shapes(&node.other_elements),
     )
+}
+
+/// What a write and a read must keep of an element: names, attributes, and the text of
+/// elements holding only text. (Text between child elements is layout to the writer: it is
+/// trimmed and re-indented.)
+#[derive(Debug, PartialEq, Eq)]
+struct Shape {
+    name: String,
+    attributes: Vec<(String, String)>,
+    text: Option<String>,
+    children: Vec<Shape>,
+}
+
+impl Shape {
+    fn of(e: &Element) -> Shape {
+        let children: Vec<Shape> = e.child_elements().map(Shape::of).collect();
+        Shape {
+            name: e.name.clone(),
+            attributes: e.attributes.clone(),
+            text: children.is_empty().then(|| e.text()),
+            children,
+        }
+    }
 }
 
 fn write(root: &Element) -> String {
