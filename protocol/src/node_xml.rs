@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub labels: String,
     /// Launcher class; [`INBOUND_LAUNCHER`] for nodes that dial in.
     pub launcher: String,
+    /// Launcher children Steward does not interpret (all of them for other launchers, e.g.
+    /// an SSH launcher's `host`), kept verbatim.
+    pub launcher_elements: Vec<Element>,
     pub web_socket: bool,
     pub work_dir_disabled: bool,
     pub internal_dir: String,
@@ -66,6 +69,7 @@ impl NodeConfig {
             mode: NodeMode::Normal,
             labels: String::new(),
             launcher: INBOUND_LAUNCHER.into(),
+            launcher_elements: Vec::new(),
             web_socket: true,
             work_dir_disabled: false,
             internal_dir: "remoting".into(),
@@ -171,6 +175,9 @@ impl NodeConfig {
                 self.web_socket.to_string(),
             )));
         }
+        for other in &self.launcher_elements {
+            launcher.children.push(Node::Element(other.clone()));
+        }
         push(launcher);
         push(Element::with_text("label", &self.labels));
         for other in &self.other_elements {
@@ -205,6 +212,15 @@ fn read_launcher(launcher: &Element, node: &mut NodeConfig) -> Result<(), XmlErr
             node.fail_if_work_dir_is_missing = parse_bool("failIfWorkDirIsMissing", &v)?;
         }
     }
+    // `to_xml` writes the two settings above for inbound nodes only; everything else is
+    // written back as it came.
+    node.launcher_elements = launcher
+        .child_elements()
+        .filter(|e| {
+            !(node.is_inbound() && matches!(e.name.as_str(), "workDirSettings" | "webSocket"))
+        })
+        .cloned()
+        .collect();
     Ok(())
 }
 
@@ -322,6 +338,20 @@ mod tests {
             node.to_xml()
                 .contains("<hudson.slaves.EnvironmentVariablesNodeProperty/>")
         );
+    }
+
+    #[test]
+    fn other_launchers_keep_their_settings() {
+        let xml = r#"<slave><name>ssh-1</name>
+  <launcher class="hudson.plugins.sshslaves.SSHLauncher"><host>build.example.com</host><port>22</port></launcher>
+</slave>"#;
+        let node = NodeConfig::from_xml(xml).unwrap();
+        let written = node.to_xml();
+        assert!(
+            written.contains("<host>build.example.com</host>"),
+            "{written}"
+        );
+        assert_eq!(NodeConfig::from_xml(&written).unwrap(), node);
     }
 
     #[test]

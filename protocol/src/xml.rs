@@ -195,10 +195,12 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooDeep);
                 }
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                check_name(&name, "element").map_err(|reason| syntax(&reader, reason))?;
                 let mut element = Element::new(name);
                 for attr in start.attributes() {
                     let attr = attr.map_err(|e| syntax(&reader, e.to_string()))?;
                     let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+                    check_name(&key, "attribute").map_err(|reason| syntax(&reader, reason))?;
                     let value = attr
                         .unescape_value()
                         .map_err(|e| syntax(&reader, e.to_string()))?;
@@ -240,6 +242,41 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
         ));
     }
     root.ok_or(XmlError::NoRoot)
+}
+
+/// Longest invalid name quoted back in an error.
+const MAX_QUOTED_NAME: usize = 64;
+
+/// Refuses element and attribute names that are not XML names (XML 1.0 §2.3). quick-xml
+/// takes whatever follows `<` up to the first blank as the name, even nothing (`<\r/>`); such
+/// an element would be written back as `</>`, which no reader takes, so a stored node holding
+/// one could never be read again.
+fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char);
+    if valid {
+        Ok(())
+    } else {
+        let quoted: String = name.chars().take(MAX_QUOTED_NAME).collect();
+        Err(format!("invalid {what} name {quoted:?}"))
+    }
+}
+
+/// XML 1.0 `NameStartChar`.
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 `NameChar`.
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c,
+            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 /// Attaches a finished element to its parent. Whitespace between child elements is layout,
@@ -299,6 +336,27 @@ mod tests {
                 "{bad}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn names_must_be_xml_names() {
+        // Found by the node_xml fuzz target: a nameless element was read, then written
+        // back as `</>`.
+        for bad in [
+            "<\r/>",
+            "< />",
+            "<a><\t/></a>",
+            "<1a/>",
+            "<a b\u{7f}=\"1\"/>",
+        ] {
+            let err = parse_document(bad).unwrap_err();
+            assert!(
+                matches!(&err, XmlError::Syntax { reason, .. } if reason.contains("name")),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let ok = "<hudson.slaves.RetentionStrategy_-Always x:y=\"1\"><ünï·1/></hudson.slaves.RetentionStrategy_-Always>";
+        assert!(parse_document(ok).is_ok());
     }
 
     #[test]
