@@ -128,12 +128,12 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Admitted, Refusa
     Ok(Admitted { node, cookie, kind })
 }
 
-/// Bytes read from an agent's socket per system call. tungstenite zero-fills and keeps a
+/// What tungstenite reads at a time from an agent's WebSocket. It zero-fills and keeps a
 /// buffer this large for every connection, idle or not, so it decides much of what an idle
 /// agent costs the controller: with its default of 128 KiB an idle agent cost 177 KiB, with
-/// 8 KiB about 37 KiB (16 KiB: 52). A frame larger than it is still read whole into a
-/// buffer sized for that frame, in more system calls: bulk transfers from agents pay about
-/// 0.1–0.2 CPU-s per GB for it (docs/benchmarks.md).
+/// 8 KiB about 37 KiB (16 KiB: 52). A frame larger than it is still read whole, into a
+/// buffer sized for that frame. The system calls underneath are larger while bulk data
+/// flows: every connection reads through [`crate::http::adaptive_read::AdaptiveRead`].
 pub const AGENT_READ_BUFFER: usize = 8 * 1024;
 
 /// The `/wsagents/` handler.

@@ -12,6 +12,7 @@
 //! | `GET /jnlpJars/agent` | [`agent_binary`] |
 //! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
 
+pub mod adaptive_read;
 pub mod agent_binary;
 pub mod api;
 pub mod echo;

@@ -17,6 +17,9 @@
 //!
 //! The header timeout also closes a keep-alive connection that stays idle that long between
 //! requests.
+//!
+//! Every connection reads through [`AdaptiveRead`], which batches reads while bulk data
+//! flows (an agent uploading a file) and holds no buffer at rest.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +34,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use super::adaptive_read::AdaptiveRead;
 
 /// How long a client may take to send a complete request head, unless configured: long
 /// enough for a slow link or a proxy, short enough that idle sockets do not pile up
@@ -98,7 +103,7 @@ pub async fn serve(
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = http
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(AdaptiveRead::new(tcp)), service)
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
