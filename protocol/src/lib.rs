@@ -8,12 +8,14 @@
 //! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
 pub mod channel;
 pub mod handshake;
 pub mod jnlp;
+pub mod label;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
