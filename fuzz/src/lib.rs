@@ -14,9 +14,11 @@
 //!   and the hardened XML reader under both.
 //! - [`handshake::handshake_headers`]: the `/wsagents/` header values.
 //! - [`services::services`]: service requests, responses and exec events.
+//! - [`label::label_expr`]: label expressions.
 //! - [`seeds`]: valid inputs for each target, written with the encoders.
 
 pub mod handshake;
+pub mod label;
 pub mod mux;
 pub mod plaincli;
 pub mod seeds;
@@ -35,4 +37,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("node_xml", xml::node_xml),
     ("handshake_headers", handshake::handshake_headers),
     ("services", services::services),
+    ("label_expr", label::label_expr),
 ];

@@ -8,6 +8,7 @@ use steward_protocol::channel::{
 };
 use steward_protocol::handshake::{channel_answer, channel_offer};
 use steward_protocol::jnlp::{self, AgentLaunch};
+use steward_protocol::label::LabelExpr;
 use steward_protocol::node_xml::NodeConfig;
 use steward_protocol::plaincli::{self, encode_http, encode_ws};
 use steward_protocol::secret::{NodeSecret, SecretKey};
@@ -28,6 +29,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "node_xml" => node_xml(),
         "handshake_headers" => handshake_headers(),
         "services" => services(),
+        "label_expr" => label_expr(),
         other => panic!("no target {other}"),
     }
 }
@@ -258,5 +260,23 @@ fn services() -> Vec<Vec<u8>> {
         }),
     ];
     seeds.push(encode(&ExecEvent::Started { pid: 4242 }));
+    seeds
+}
+
+fn label_expr() -> Vec<Vec<u8>> {
+    let written = [
+        "linux && !arm",
+        "(linux || mac) && x86-64",
+        "a -> b <-> !c",
+        "docker&&(\"build box\"||linux-1)",
+        "   ",
+    ];
+    let mut seeds: Vec<Vec<u8>> = written.iter().map(|e| e.as_bytes().to_vec()).collect();
+    // Quoting and escapes, as the canonical form writes them.
+    let quoted = LabelExpr::Or(vec![
+        LabelExpr::Atom("my label".into()),
+        LabelExpr::Not(Box::new(LabelExpr::Atom("a\"b\\c->d".into()))),
+    ]);
+    seeds.push(quoted.to_string().into_bytes());
     seeds
 }
