@@ -243,15 +243,8 @@ fn parse_bool(element: &str, text: &str) -> Result<bool, XmlError> {
     }
 }
 
-/// Longest bad value quoted back in an error.
-const MAX_QUOTED_VALUE: usize = 80;
-
 fn bad(element: &str, value: &str, reason: &str) -> XmlError {
-    XmlError::BadValue {
-        element: element.into(),
-        value: value.chars().take(MAX_QUOTED_VALUE).collect(),
-        reason: reason.into(),
-    }
+    XmlError::bad_value(element, value, reason)
 }
 
 /// Why a node name is refused.

@@ -39,6 +39,25 @@ pub enum XmlError {
     },
     #[error("missing element <{0}>")]
     Missing(String),
+    #[error("<{element}> appears more than once in <{parent}>")]
+    Duplicate { element: String, parent: String },
+    #[error("Steward runs freestyle jobs (<project>); this is <{0}>")]
+    NotFreestyleJob(String),
+}
+
+/// Longest bad value quoted back in an error.
+const MAX_QUOTED_VALUE: usize = 80;
+
+impl XmlError {
+    /// A [`XmlError::BadValue`] quoting at most the start of `value`: a config may hold
+    /// megabytes in one element, and the error goes back to the user in one line.
+    pub(crate) fn bad_value(element: &str, value: &str, reason: impl Into<String>) -> XmlError {
+        XmlError::BadValue {
+            element: element.into(),
+            value: value.chars().take(MAX_QUOTED_VALUE).collect(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// An element with its attributes and children, in document order.
