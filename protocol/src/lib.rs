@@ -8,12 +8,14 @@
 //! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
 pub mod channel;
 pub mod handshake;
 pub mod jnlp;
+pub mod job_xml;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
