@@ -13,7 +13,8 @@
 //!   (`plugin="…"`). `get-job` prints what `create-job` was given, re-indented, with the
 //!   elements Steward interprets always written, as Jenkins writes them (a `<project/>` comes
 //!   back with `<description/>`, `<canRoam>true</canRoam>`, `<disabled>false</disabled>`…).
-//!   Steward does not add the elements it does not interpret.
+//!   Steward does not add the elements it does not interpret. Text mixed with elements
+//!   inside a kept element is re-indented ([`Element::normalize`]); Jenkins writes none.
 //! - **Placement.** `<assignedNode>` is the label expression; `<canRoam>` is written from it
 //!   (`true` without one), as Jenkins does. On reading, `<canRoam>` is checked to be a
 //!   boolean and otherwise ignored: Jenkins never writes it against `<assignedNode>`, and
@@ -155,7 +156,9 @@ impl JobConfig {
 
     /// Parses job XML; see the module documentation for what is kept and what is refused.
     pub fn from_xml(document: &str) -> Result<JobConfig, XmlError> {
-        let root = xml::parse_document(document)?;
+        let mut root = xml::parse_document(document)?;
+        // Kept elements must read back equal to themselves once written.
+        root.normalize();
         if root.name != FREESTYLE_ROOT && root.name != FREESTYLE_CLASS {
             return Err(XmlError::NotFreestyleJob(root.name));
         }

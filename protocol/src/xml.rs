@@ -123,6 +123,36 @@ impl Element {
         self.child(name).map(|e| e.text().trim().to_owned())
     }
 
+    /// Puts the element in the form a [`write`](Element::write) and a [`parse_document`]
+    /// give back, at any depth: adjacent texts (split by a comment or CDATA) are merged and
+    /// empty ones dropped; text between child elements, which the writer re-indents, is
+    /// trimmed line by line, without blank lines. Models that keep elements verbatim use it
+    /// so that what they read equals what they read back after writing it.
+    pub fn normalize(&mut self) {
+        let mixed = self.child_elements().next().is_some();
+        let mut children: Vec<Node> = Vec::with_capacity(self.children.len());
+        for child in std::mem::take(&mut self.children) {
+            match (child, children.last_mut()) {
+                (Node::Text(t), Some(Node::Text(previous))) => previous.push_str(&t),
+                (Node::Element(mut e), _) => {
+                    e.normalize();
+                    children.push(Node::Element(e));
+                }
+                (text, _) => children.push(text),
+            }
+        }
+        for child in &mut children {
+            if let Node::Text(t) = child
+                && mixed
+            {
+                let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                *t = lines.join("\n");
+            }
+        }
+        children.retain(|n| !matches!(n, Node::Text(t) if t.is_empty()));
+        self.children = children;
+    }
+
     /// Writes the element as XML, indented by `depth` levels of two spaces. Elements holding
     /// only text stay on one line; whitespace-only text between elements is re-indented.
     pub fn write(&self, out: &mut String, depth: usize) {
@@ -376,6 +406,22 @@ mod tests {
         }
         let ok = "<hudson.slaves.RetentionStrategy_-Always x:y=\"1\"><ünï·1/></hudson.slaves.RetentionStrategy_-Always>";
         assert!(parse_document(ok).is_ok());
+    }
+
+    #[test]
+    fn normalized_elements_survive_a_write_and_a_read() {
+        let xml = "<root><a>x<!-- c -->y<![CDATA[<z>]]></a><m>\n  one\n    two  <b/><!-- c --> three<c>t</c>\r\n</m><e><![CDATA[]]></e></root>";
+        let mut root = parse_document(xml).unwrap();
+        root.normalize();
+        assert_eq!(root.child_text("a").as_deref(), Some("xy<z>"));
+        assert_eq!(root.child("e"), Some(&Element::new("e")));
+        for depth in [0, 3] {
+            let mut out = String::new();
+            root.write(&mut out, depth);
+            let mut again = parse_document(&out).unwrap();
+            again.normalize();
+            assert_eq!(again, root, "{out}");
+        }
     }
 
     #[test]

@@ -664,8 +664,9 @@ fn any_skeleton() -> impl Strategy<Value = String> {
         "<builders><hudson.tasks.Shell><x.S/><command>c</command></hudson.tasks.Shell></builders>",
         "<publishers/>",
         "<x.Plugin a=\"1\">text</x.Plugin>",
+        "<x.Mixed>\n  a<!-- c -->b<y/>\n c <![CDATA[<d>]]>\n</x.Mixed>",
     ];
-    (prop::sample::subsequence(pieces, 0..=12), any::<bool>())
+    (prop::sample::subsequence(pieces, 0..=13), any::<bool>())
         .prop_flat_map(|(pieces, attribute)| (Just(pieces).prop_shuffle(), Just(attribute)))
         .prop_map(|(pieces, attribute)| {
             let root = if attribute {
