@@ -12,6 +12,7 @@
 //! - [`plaincli::plaincli_ws`], [`plaincli::plaincli_http`]: PlainCLI in both framings.
 //! - [`xml::jnlp_xml`], [`xml::node_xml`]: JNLP documents and their encrypted form, node XML
 //!   and the hardened XML reader under both.
+//! - [`xml::job_xml`]: freestyle job XML and the build parameters it defines.
 //! - [`handshake::handshake_headers`]: the `/wsagents/` header values.
 //! - [`services::services`]: service requests, responses and exec events.
 //! - [`label::label_expr`]: label expressions.
@@ -35,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("plaincli_http", plaincli::plaincli_http),
     ("jnlp_xml", xml::jnlp_xml),
     ("node_xml", xml::node_xml),
+    ("job_xml", xml::job_xml),
     ("handshake_headers", handshake::handshake_headers),
     ("services", services::services),
     ("label_expr", label::label_expr),

@@ -9,6 +9,7 @@ use steward_protocol::channel::{
 use steward_protocol::handshake::{channel_answer, channel_offer};
 use steward_protocol::jnlp::{self, AgentLaunch};
 use steward_protocol::label::LabelExpr;
+use steward_protocol::job_xml::{Builder, JobConfig, Shell};
 use steward_protocol::node_xml::NodeConfig;
 use steward_protocol::plaincli::{self, encode_http, encode_ws};
 use steward_protocol::secret::{NodeSecret, SecretKey};
@@ -27,6 +28,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "plaincli_http" => plaincli_http(),
         "jnlp_xml" => jnlp_xml(),
         "node_xml" => node_xml(),
+        "job_xml" => job_xml(),
         "handshake_headers" => handshake_headers(),
         "services" => services(),
         "label_expr" => label_expr(),
@@ -194,6 +196,65 @@ fn node_xml() -> Vec<Vec<u8>> {
         JENKINS_NODE.as_bytes().to_vec(),
         NodeConfig::inbound("build box").to_xml().into_bytes(),
         b"<hudson.slaves.DumbSlave><name>ssh</name><launcher class=\"hudson.plugins.sshslaves.SSHLauncher\"><host>build.example.com</host><port>22</port></launcher></hudson.slaves.DumbSlave>".to_vec(),
+    ]
+}
+
+/// A job as Jenkins writes it: every element a freestyle project has, each parameter kind
+/// (choices in the list form), a kept property, parameter class and step.
+const JENKINS_JOB: &str = r#"<?xml version='1.1' encoding='UTF-8'?>
+<project plugin="freestyle@1.0">
+  <actions/>
+  <description>nightly &amp; more</description>
+  <keepDependencies>false</keepDependencies>
+  <properties>
+    <jenkins.model.BuildDiscarderProperty>
+      <strategy class="hudson.tasks.LogRotator"><daysToKeep>-1</daysToKeep><numToKeep>10</numToKeep></strategy>
+    </jenkins.model.BuildDiscarderProperty>
+    <hudson.model.ParametersDefinitionProperty>
+      <parameterDefinitions>
+        <hudson.model.StringParameterDefinition>
+          <name>BRANCH</name><description>branch</description><defaultValue>main</defaultValue><trim>true</trim>
+        </hudson.model.StringParameterDefinition>
+        <hudson.model.BooleanParameterDefinition>
+          <name>DEBUG</name><description/><defaultValue>false</defaultValue>
+        </hudson.model.BooleanParameterDefinition>
+        <hudson.model.ChoiceParameterDefinition>
+          <name>TARGET</name><description/>
+          <choices class="java.util.Arrays$ArrayList"><a class="string-array"><string>dev</string><string>prod</string></a></choices>
+        </hudson.model.ChoiceParameterDefinition>
+        <hudson.model.PasswordParameterDefinition>
+          <name>TOKEN</name><description/><defaultValue>{AQAAABAAAAAQ3v7Kq2E=}</defaultValue>
+        </hudson.model.PasswordParameterDefinition>
+      </parameterDefinitions>
+    </hudson.model.ParametersDefinitionProperty>
+  </properties>
+  <scm class="hudson.scm.NullSCM"/>
+  <assignedNode>linux &amp;&amp; !arm</assignedNode>
+  <canRoam>false</canRoam>
+  <disabled>false</disabled>
+  <blockBuildWhenDownstreamBuilding>false</blockBuildWhenDownstreamBuilding>
+  <blockBuildWhenUpstreamBuilding>false</blockBuildWhenUpstreamBuilding>
+  <triggers/>
+  <concurrentBuild>false</concurrentBuild>
+  <builders>
+    <hudson.tasks.Shell><command><![CDATA[make && make test]]></command><configuredLocalRules/></hudson.tasks.Shell>
+    <hudson.tasks.Maven><targets>clean install</targets></hudson.tasks.Maven>
+  </builders>
+  <publishers/>
+  <buildWrappers/>
+  <!-- a comment -->
+</project>"#;
+
+fn job_xml() -> Vec<Vec<u8>> {
+    let mut built = JobConfig::new();
+    built.assigned_node = Some("linux".into());
+    built.builders.push(Builder::Shell(Shell::new("echo hi")));
+    vec![
+        JENKINS_JOB.as_bytes().to_vec(),
+        built.to_xml().into_bytes(),
+        // The plain-text choices, and a root Steward refuses.
+        b"<project><properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions><hudson.model.ChoiceParameterDefinition><name>ENV</name><choices>dev\nprod</choices></hudson.model.ChoiceParameterDefinition></parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties></project>".to_vec(),
+        b"<flow-definition plugin=\"workflow-job@1400\"><definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\"><script>node {}</script></definition></flow-definition>".to_vec(),
     ]
 }
 

@@ -1,7 +1,8 @@
-//! `jnlp_xml` and `node_xml`: the XML the controller reads from users and agents, through
-//! the hardened reader in `steward_protocol::xml`.
+//! `jnlp_xml`, `node_xml` and `job_xml`: the XML the controller reads from users and agents,
+//! through the hardened reader in `steward_protocol::xml`.
 
 use steward_protocol::jnlp::{self, AgentLaunch, IV_LEN};
+use steward_protocol::job_xml::JobConfig;
 use steward_protocol::node_xml::{NodeConfig, validate_node_name};
 use steward_protocol::secret::NodeSecret;
 use steward_protocol::xml::{self, Element, Node};
@@ -115,6 +116,30 @@ pub fn node_xml(data: &[u8]) {
         assert_eq!(again.to_xml(), written, "a second write changed the node");
         assert_eq!(settings(&again), settings(&node), "{written}");
     }
+}
+
+/// Input: job XML, as `create-job` reads it from stdin and the store reads it back.
+pub fn job_xml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(job) = JobConfig::from_xml(text) else {
+        return;
+    };
+    // What `get-job` prints, `create-job` takes back as the same job: every field and every
+    // element kept, in place.
+    let written = job.to_xml();
+    let again = JobConfig::from_xml(&written)
+        .unwrap_or_else(|e| panic!("get-job output is refused: {e}\n{written}"));
+    assert_eq!(again, job, "{written}");
+    assert_eq!(again.to_xml(), written, "a second write changed the job");
+
+    // What the scheduler asks of it: a build without `-p` gets the defaults, and each
+    // default given back as a value is taken as it is.
+    let _ = job.unsupported_builders();
+    let defaults = job.parameter_defaults();
+    assert_eq!(job.resolve_parameters(&[]).as_ref(), Ok(&defaults));
+    assert_eq!(job.resolve_parameters(&defaults).as_ref(), Ok(&defaults));
 }
 
 /// The fields Steward interprets. The inbound-agent settings are written only for inbound

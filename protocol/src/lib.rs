@@ -9,6 +9,7 @@
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
+//! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
@@ -16,6 +17,7 @@ pub mod channel;
 pub mod handshake;
 pub mod jnlp;
 pub mod label;
+pub mod job_xml;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;

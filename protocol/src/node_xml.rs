@@ -243,55 +243,90 @@ fn parse_bool(element: &str, text: &str) -> Result<bool, XmlError> {
     }
 }
 
-/// Longest bad value quoted back in an error.
-const MAX_QUOTED_VALUE: usize = 80;
-
 fn bad(element: &str, value: &str, reason: &str) -> XmlError {
-    XmlError::BadValue {
-        element: element.into(),
-        value: value.chars().take(MAX_QUOTED_VALUE).collect(),
-        reason: reason.into(),
+    XmlError::bad_value(element, value, reason)
+}
+
+/// What a name names: the same rules apply to nodes and jobs (Jenkins' `checkGoodName`),
+/// and the word goes into [`NameError`]'s messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Node,
+    Job,
+}
+
+impl NameKind {
+    fn word(self) -> &'static str {
+        match self {
+            NameKind::Node => "node",
+            NameKind::Job => "job",
+        }
+    }
+
+    fn capitalized(self) -> &'static str {
+        match self {
+            NameKind::Node => "Node",
+            NameKind::Job => "Job",
+        }
     }
 }
 
-/// Why a node name is refused.
+/// Why a node or job name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeNameError {
-    #[error("Node name is empty")]
-    Empty,
-    #[error("‘{0}’ is not allowed as a node name")]
-    Reserved(String),
-    #[error("‘{ch}’ is an unsafe character in node name ‘{name}’")]
-    UnsafeChar { ch: char, name: String },
-    #[error("Node name is longer than {MAX_NODE_NAME_LEN} characters")]
-    TooLong,
+pub enum NameError {
+    #[error("{} name is empty", .0.capitalized())]
+    Empty(NameKind),
+    #[error("‘{name}’ is not allowed as a {} name", .kind.word())]
+    Reserved { kind: NameKind, name: String },
+    #[error("‘{ch}’ is an unsafe character in {} name ‘{name}’", .kind.word())]
+    UnsafeChar {
+        kind: NameKind,
+        ch: char,
+        name: String,
+    },
+    #[error("{} name is longer than {MAX_NODE_NAME_LEN} characters", .0.capitalized())]
+    TooLong(NameKind),
 }
 
-/// Characters Jenkins refuses in node names.
+/// Why a node name is refused.
+pub type NodeNameError = NameError;
+
+/// Characters Jenkins refuses in node and job names.
 pub const UNSAFE_NAME_CHARS: &str = "?*/\\%!@#$^&|<>[]:;";
 
 /// Checks a node name against Jenkins' rules, plus no control characters or blank edges.
 pub fn validate_node_name(name: &str) -> Result<(), NodeNameError> {
+    validate_name(NameKind::Node, name)
+}
+
+/// Checks a node or job name against Jenkins' rules, plus no control characters or blank
+/// edges. Names are at most [`MAX_NODE_NAME_LEN`] characters, for both.
+pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
     if name.trim().is_empty() {
-        return Err(NodeNameError::Empty);
+        return Err(NameError::Empty(kind));
     }
+    let reserved = || NameError::Reserved {
+        kind,
+        name: name.into(),
+    };
     if name == "." || name == ".." {
-        return Err(NodeNameError::Reserved(name.into()));
+        return Err(reserved());
     }
     if name.chars().count() > MAX_NODE_NAME_LEN {
-        return Err(NodeNameError::TooLong);
+        return Err(NameError::TooLong(kind));
     }
     if let Some(ch) = name
         .chars()
         .find(|c| UNSAFE_NAME_CHARS.contains(*c) || c.is_control())
     {
-        return Err(NodeNameError::UnsafeChar {
+        return Err(NameError::UnsafeChar {
+            kind,
             ch,
             name: name.into(),
         });
     }
     if name.trim() != name {
-        return Err(NodeNameError::Reserved(name.into()));
+        return Err(reserved());
     }
     Ok(())
 }
@@ -371,5 +406,20 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a?b", "a:b", "x;y", "a\nb", " lead"] {
             assert!(validate_node_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn node_name_messages_are_jenkins_wording() {
+        let message = |name: &str| validate_node_name(name).unwrap_err().to_string();
+        assert_eq!(message(" "), "Node name is empty");
+        assert_eq!(message(".."), "‘..’ is not allowed as a node name");
+        assert_eq!(
+            message("a/b"),
+            "‘/’ is an unsafe character in node name ‘a/b’"
+        );
+        assert_eq!(
+            message(&"x".repeat(256)),
+            "Node name is longer than 255 characters"
+        );
     }
 }

@@ -39,6 +39,25 @@ pub enum XmlError {
     },
     #[error("missing element <{0}>")]
     Missing(String),
+    #[error("<{element}> appears more than once in <{parent}>")]
+    Duplicate { element: String, parent: String },
+    #[error("Steward runs freestyle jobs (<project>); this is <{0}>")]
+    NotFreestyleJob(String),
+}
+
+/// Longest bad value quoted back in an error.
+const MAX_QUOTED_VALUE: usize = 80;
+
+impl XmlError {
+    /// A [`XmlError::BadValue`] quoting at most the start of `value`: a config may hold
+    /// megabytes in one element, and the error goes back to the user in one line.
+    pub(crate) fn bad_value(element: &str, value: &str, reason: impl Into<String>) -> XmlError {
+        XmlError::BadValue {
+            element: element.into(),
+            value: value.chars().take(MAX_QUOTED_VALUE).collect(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// An element with its attributes and children, in document order.
@@ -102,6 +121,36 @@ impl Element {
     /// Text of the child `name`, trimmed; `None` when the child is absent.
     pub fn child_text(&self, name: &str) -> Option<String> {
         self.child(name).map(|e| e.text().trim().to_owned())
+    }
+
+    /// Puts the element in the form a [`write`](Element::write) and a [`parse_document`]
+    /// give back, at any depth: adjacent texts (split by a comment or CDATA) are merged and
+    /// empty ones dropped; text between child elements, which the writer re-indents, is
+    /// trimmed line by line, without blank lines. Models that keep elements verbatim use it
+    /// so that what they read equals what they read back after writing it.
+    pub fn normalize(&mut self) {
+        let mixed = self.child_elements().next().is_some();
+        let mut children: Vec<Node> = Vec::with_capacity(self.children.len());
+        for child in std::mem::take(&mut self.children) {
+            match (child, children.last_mut()) {
+                (Node::Text(t), Some(Node::Text(previous))) => previous.push_str(&t),
+                (Node::Element(mut e), _) => {
+                    e.normalize();
+                    children.push(Node::Element(e));
+                }
+                (text, _) => children.push(text),
+            }
+        }
+        for child in &mut children {
+            if let Node::Text(t) = child
+                && mixed
+            {
+                let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                *t = lines.join("\n");
+            }
+        }
+        children.retain(|n| !matches!(n, Node::Text(t) if t.is_empty()));
+        self.children = children;
     }
 
     /// Writes the element as XML, indented by `depth` levels of two spaces. Elements holding
@@ -357,6 +406,22 @@ mod tests {
         }
         let ok = "<hudson.slaves.RetentionStrategy_-Always x:y=\"1\"><ünï·1/></hudson.slaves.RetentionStrategy_-Always>";
         assert!(parse_document(ok).is_ok());
+    }
+
+    #[test]
+    fn normalized_elements_survive_a_write_and_a_read() {
+        let xml = "<root><a>x<!-- c -->y<![CDATA[<z>]]></a><m>\n  one\n    two  <b/><!-- c --> three<c>t</c>\r\n</m><e><![CDATA[]]></e></root>";
+        let mut root = parse_document(xml).unwrap();
+        root.normalize();
+        assert_eq!(root.child_text("a").as_deref(), Some("xy<z>"));
+        assert_eq!(root.child("e"), Some(&Element::new("e")));
+        for depth in [0, 3] {
+            let mut out = String::new();
+            root.write(&mut out, depth);
+            let mut again = parse_document(&out).unwrap();
+            again.normalize();
+            assert_eq!(again, root, "{out}");
+        }
     }
 
     #[test]

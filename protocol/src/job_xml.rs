@@ -1,0 +1,346 @@
+//! Freestyle job configuration as XML (compat §7.3–§7.4): what `create-job` reads and
+//! `get-job` prints, and what a build needs of it: where it may run, its parameters, its
+//! steps.
+//!
+//! - **Roots.** Steward runs freestyle jobs: `<project>` (also read as
+//!   `<hudson.model.FreeStyleProject>`, and written as `<project>`). Other kinds of job
+//!   (`<flow-definition>`, `<maven2-moduleset>`, `<matrix-project>`…) are refused: stored,
+//!   they would never do what they say.
+//! - **What is kept.** Elements Steward does not interpret are written back as read and in
+//!   place: top-level ones (`<actions>`, `<scm>`, `<triggers>`, `<publishers>`…), other
+//!   properties, unknown children of the parameter definitions and shell steps it knows,
+//!   whole parameter definitions and steps of other classes, and root attributes
+//!   (`plugin="…"`). `get-job` prints what `create-job` was given, re-indented, with the
+//!   elements Steward interprets always written, as Jenkins writes them (a `<project/>` comes
+//!   back with `<description/>`, `<canRoam>true</canRoam>`, `<disabled>false</disabled>`…).
+//!   Steward does not add the elements it does not interpret. Text mixed with elements
+//!   inside a kept element is re-indented ([`Element::normalize`]); Jenkins writes none.
+//! - **Placement.** `<assignedNode>` is the label expression; `<canRoam>` is written from it
+//!   (`true` without one), as Jenkins does. On reading, `<canRoam>` is checked to be a
+//!   boolean and otherwise ignored: Jenkins never writes it against `<assignedNode>`, and
+//!   the label expression is what says where a job runs.
+//! - **Parameters.** See [`parameters`]: string, boolean and choice are understood, others
+//!   are kept with their name and default visible. The parameters property is written after
+//!   the other properties, and only when there are parameters; its own unknown children are
+//!   not kept (Jenkins has none).
+//! - **Steps.** [`Builder::Shell`] runs; any other step is kept, and
+//!   [`JobConfig::unsupported_builders`] names them for the scheduler's refusal.
+
+mod builders;
+mod layout;
+pub mod parameters;
+
+use std::collections::HashSet;
+
+pub use builders::{Builder, SHELL, Shell};
+pub use parameters::{
+    BooleanParameter, ChoiceParameter, OtherParameter, ParameterDefinition, ParameterError,
+    StringParameter,
+};
+
+use crate::node_xml::{MAX_NODE_NAME_LEN, NameError, NameKind, validate_name};
+use crate::xml::{self, Element, Node, XmlError};
+use layout::{Field, Layout};
+use parameters::parse_bool;
+
+/// The root element of a freestyle job, as Jenkins writes it.
+pub const FREESTYLE_ROOT: &str = "project";
+/// The same, under the class name XStream also reads.
+pub const FREESTYLE_CLASS: &str = "hudson.model.FreeStyleProject";
+/// The property holding parameter definitions.
+pub const PARAMETERS_PROPERTY: &str = "hudson.model.ParametersDefinitionProperty";
+/// Longest job name accepted: the same as a node name's.
+pub const MAX_JOB_NAME_LEN: usize = MAX_NODE_NAME_LEN;
+
+/// A freestyle job's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobConfig {
+    /// Trimmed.
+    pub description: String,
+    /// The label expression (`<assignedNode>`), trimmed; `None` when absent or blank: the
+    /// job runs on any node.
+    pub assigned_node: Option<String>,
+    pub disabled: bool,
+    /// Builds of this job may run at the same time.
+    pub concurrent_build: bool,
+    /// The parameter definitions, in order. Names are unique, not blank, and have no `=` or
+    /// control characters (`from_xml` refuses others).
+    pub parameters: Vec<ParameterDefinition>,
+    pub builders: Vec<Builder>,
+    /// Root attributes, and where the fields above go among the top-level elements kept.
+    layout: Layout<JobField>,
+    /// `<properties>` children other than the parameters property, kept verbatim.
+    other_properties: Vec<Element>,
+}
+
+/// The top-level children Steward interprets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobField {
+    Description,
+    Properties,
+    /// `<assignedNode>` and `<canRoam>`, written together.
+    Placement,
+    Disabled,
+    ConcurrentBuild,
+    Builders,
+}
+
+impl Field for JobField {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            JobField::Description => &["description"],
+            JobField::Properties => &["properties"],
+            JobField::Placement => &["assignedNode", "canRoam"],
+            JobField::Disabled => &["disabled"],
+            JobField::ConcurrentBuild => &["concurrentBuild"],
+            JobField::Builders => &["builders"],
+        }
+    }
+}
+
+const JOB_FIELDS: &[JobField] = &[
+    JobField::Description,
+    JobField::Properties,
+    JobField::Placement,
+    JobField::Disabled,
+    JobField::ConcurrentBuild,
+    JobField::Builders,
+];
+
+/// The order Jenkins writes a freestyle project's children in (`AbstractProject`,
+/// `Project`), to place an interpreted element the document lacks.
+const JENKINS_ORDER: &[&str] = &[
+    "actions",
+    "description",
+    "displayName",
+    "keepDependencies",
+    "properties",
+    "scm",
+    "quietPeriod",
+    "scmCheckoutRetryCount",
+    "assignedNode",
+    "canRoam",
+    "disabled",
+    "blockBuildWhenDownstreamBuilding",
+    "blockBuildWhenUpstreamBuilding",
+    "authToken",
+    "jdk",
+    "triggers",
+    "concurrentBuild",
+    "customWorkspace",
+    "builders",
+    "publishers",
+    "buildWrappers",
+];
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig::new()
+    }
+}
+
+impl JobConfig {
+    /// An empty freestyle job with Jenkins' defaults: enabled, runs anywhere, no steps.
+    pub fn new() -> Self {
+        JobConfig {
+            description: String::new(),
+            assigned_node: None,
+            disabled: false,
+            concurrent_build: false,
+            parameters: Vec::new(),
+            builders: Vec::new(),
+            layout: Layout::new(JOB_FIELDS),
+            other_properties: Vec::new(),
+        }
+    }
+
+    /// Parses job XML; see the module documentation for what is kept and what is refused.
+    pub fn from_xml(document: &str) -> Result<JobConfig, XmlError> {
+        let mut root = xml::parse_document(document)?;
+        // Kept elements must read back equal to themselves once written.
+        root.normalize();
+        if root.name != FREESTYLE_ROOT && root.name != FREESTYLE_CLASS {
+            return Err(XmlError::NotFreestyleJob(root.name));
+        }
+        let mut job = JobConfig::new();
+        job.layout = Layout::read(&root, JOB_FIELDS, JENKINS_ORDER, |field, child| {
+            let text = || child.text().trim().to_owned();
+            match field {
+                JobField::Description => job.description = text(),
+                JobField::Placement if child.name == "canRoam" => {
+                    parse_bool("canRoam", &child.text())?;
+                }
+                JobField::Placement => job.assigned_node = Some(text()).filter(|t| !t.is_empty()),
+                JobField::Disabled => job.disabled = parse_bool("disabled", &child.text())?,
+                JobField::ConcurrentBuild => {
+                    job.concurrent_build = parse_bool("concurrentBuild", &child.text())?
+                }
+                JobField::Properties => job.read_properties(child)?,
+                JobField::Builders => {
+                    job.builders = child
+                        .child_elements()
+                        .map(builders::read_builder)
+                        .collect::<Result<_, _>>()?
+                }
+            }
+            Ok(())
+        })?;
+        Ok(job)
+    }
+
+    fn read_properties(&mut self, properties: &Element) -> Result<(), XmlError> {
+        let mut seen = false;
+        for property in properties.child_elements() {
+            if property.name != PARAMETERS_PROPERTY {
+                self.other_properties.push(property.clone());
+                continue;
+            }
+            if std::mem::replace(&mut seen, true) {
+                return Err(XmlError::Duplicate {
+                    element: PARAMETERS_PROPERTY.into(),
+                    parent: "properties".into(),
+                });
+            }
+            let mut definitions = property
+                .child_elements()
+                .filter(|e| e.name == "parameterDefinitions");
+            if let Some(list) = definitions.next() {
+                if definitions.next().is_some() {
+                    return Err(XmlError::Duplicate {
+                        element: "parameterDefinitions".into(),
+                        parent: PARAMETERS_PROPERTY.into(),
+                    });
+                }
+                self.parameters = list
+                    .child_elements()
+                    .map(parameters::read_parameter)
+                    .collect::<Result<_, _>>()?;
+            }
+        }
+        let mut names = HashSet::new();
+        for parameter in &self.parameters {
+            if !names.insert(parameter.name()) {
+                return Err(XmlError::bad_value(
+                    "name",
+                    parameter.name(),
+                    "two parameters have this name",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the job XML without the declaration (`node_xml::XML_DECLARATION`).
+    pub fn to_xml(&self) -> String {
+        let text = |name: &str, value: &str| Element::with_text(name, value);
+        let root = self.layout.write(FREESTYLE_ROOT, |field, out| match field {
+            JobField::Description => out.push(text("description", &self.description)),
+            JobField::Placement => {
+                if let Some(label) = &self.assigned_node {
+                    out.push(text("assignedNode", label));
+                }
+                let can_roam = self.assigned_node.is_none();
+                out.push(text("canRoam", &can_roam.to_string()));
+            }
+            JobField::Disabled => out.push(text("disabled", &self.disabled.to_string())),
+            JobField::ConcurrentBuild => {
+                out.push(text("concurrentBuild", &self.concurrent_build.to_string()))
+            }
+            JobField::Properties => out.push(self.write_properties()),
+            JobField::Builders => out.push(list(
+                "builders",
+                self.builders.iter().map(builders::write_builder),
+            )),
+        });
+        let mut out = String::new();
+        root.write(&mut out, 0);
+        out
+    }
+
+    fn write_properties(&self) -> Element {
+        let mut properties = list("properties", self.other_properties.iter().cloned());
+        if !self.parameters.is_empty() {
+            let definitions = list(
+                "parameterDefinitions",
+                self.parameters.iter().map(parameters::write_parameter),
+            );
+            let property = list(PARAMETERS_PROPERTY, [definitions]);
+            properties.children.push(Node::Element(property));
+        }
+        properties
+    }
+
+    /// Top-level elements Steward does not interpret, in document order.
+    pub fn other_elements(&self) -> impl Iterator<Item = &Element> {
+        self.layout.kept()
+    }
+
+    /// Properties other than the parameters property, in document order.
+    pub fn other_properties(&self) -> &[Element] {
+        &self.other_properties
+    }
+
+    /// The root element's attributes (e.g. `plugin="…"`), as read.
+    pub fn root_attributes(&self) -> &[(String, String)] {
+        &self.layout.attributes
+    }
+
+    /// Classes of the steps Steward cannot run, each once, in the order of the steps. A job
+    /// with any is not built.
+    pub fn unsupported_builders(&self) -> Vec<&str> {
+        let mut classes = Vec::new();
+        for builder in &self.builders {
+            if let Builder::Other(step) = builder
+                && !classes.contains(&step.name.as_str())
+            {
+                classes.push(step.name.as_str());
+            }
+        }
+        classes
+    }
+
+    /// Every parameter's name and the value a build gets when none is given, in order.
+    pub fn parameter_defaults(&self) -> Vec<(String, String)> {
+        self.parameters
+            .iter()
+            .map(|p| (p.name().to_owned(), p.default_value()))
+            .collect()
+    }
+
+    /// The parameters of a build given `given` (`build -p NAME=VALUE`, in order; a name
+    /// given twice takes the last value, as Jenkins does): every parameter, in the order of
+    /// the definitions, with the value given or its default. A name that is not a parameter,
+    /// a value not among a choice's choices and a boolean that is neither `true` nor `false`
+    /// are refused.
+    pub fn resolve_parameters(
+        &self,
+        given: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ParameterError> {
+        parameters::resolve(&self.parameters, given)
+    }
+
+    /// Enables or disables the job; says whether that changed anything.
+    pub fn set_disabled(&mut self, disabled: bool) -> bool {
+        std::mem::replace(&mut self.disabled, disabled) != disabled
+    }
+}
+
+/// An element `name` holding `children`.
+fn list(name: &str, children: impl IntoIterator<Item = Element>) -> Element {
+    let mut element = Element::new(name);
+    element.children = children.into_iter().map(Node::Element).collect();
+    element
+}
+
+/// Why a job name is refused.
+pub type JobNameError = NameError;
+
+/// Checks a job name against Jenkins' rules, the same as a node name's: not blank, not `.`
+/// or `..`, none of `?*/\%!@#$^&|<>[]:;`, no control characters or blank edges, at most
+/// [`MAX_JOB_NAME_LEN`] characters.
+pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
+    validate_name(NameKind::Job, name)
+}
+
+#[cfg(test)]
+mod tests;
