@@ -9,6 +9,7 @@
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
 //! - [`services`]: the requests the controller makes of agents over the channel.
+//! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
 pub mod channel;
@@ -18,6 +19,7 @@ pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
 pub mod services;
+pub mod steps;
 pub mod xml;
 
 /// The product version, reported by `version`, `X-Jenkins` and the hello frames.
