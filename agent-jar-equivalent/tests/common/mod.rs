@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod steps;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

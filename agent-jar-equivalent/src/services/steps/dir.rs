@@ -15,7 +15,6 @@
 //! Linux only: it reads `/proc`.
 
 use std::fs::File;
-use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -246,11 +245,6 @@ pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), String> {
         .map_err(|e| failed("create", path, e))?;
     file.write_all(contents)
         .map_err(|e| failed("write", path, e))
-}
-
-/// Whether an I/O error says the path is missing.
-pub fn is_missing(e: &std::io::Error) -> bool {
-    e.kind() == ErrorKind::NotFound
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use super::Context;
 use super::files::failed;
-use dir::{StepDir, is_missing, steps_root};
+use dir::{StepDir, steps_root};
 
 /// The tasks a step request leaves running after it has answered (reaping a wrapper, a
 /// kill's escalation). They belong to the agent rather than to a connection, so a dropped
@@ -62,7 +62,7 @@ fn list_steps(context: &Context) -> Result<Vec<StepStatus>, String> {
     let entries = match std::fs::read_dir(&root) {
         Ok(entries) => entries,
         // No step was ever started here.
-        Err(e) if is_missing(&e) => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(failed("list", &root, e)),
     };
     let mut steps = Vec::new();
