@@ -100,12 +100,21 @@ async fn open_tail(channel: &Channel, offset: u64) -> MuxStream {
     stream
 }
 
-/// Creates the file a script waits for when dropped.
-struct Release(std::path::PathBuf);
+/// Kills the step's process group when dropped before the step has written its result, so
+/// a failing test leaves no step behind (it would outlive the test, by design).
+struct StepGuard {
+    pgid: i32,
+    result: std::path::PathBuf,
+}
 
-impl Drop for Release {
+impl Drop for StepGuard {
     fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, b"");
+        if self.pgid > 1 && !self.result.exists() {
+            // SAFETY: killpg only sends a signal, to the group this test started.
+            unsafe {
+                libc::killpg(self.pgid, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -153,8 +162,10 @@ async fn a_step_survives_kill_9_of_its_agent_and_a_new_agent_serves_the_rest() {
     };
     let step_dir = work.path().join("steps/build");
     assert_eq!(Path::new(&dir), step_dir);
-    // Whatever happens below, the step is let go, and ends by itself.
-    let _release = Release(work.path().join("ws/release"));
+    let _guard = StepGuard {
+        pgid,
+        result: step_dir.join("result"),
+    };
 
     let mut tail = open_tail(&channel, 0).await;
     let mut seen = Vec::new();
