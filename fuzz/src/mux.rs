@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use steward_protocol::channel::Frame;
 use steward_protocol::services::{self, ExecEvent, Response};
+use steward_protocol::steps::{StepEvent, StepSpec};
 
 pub fn mux_frame(data: &[u8]) {
     let decoded = Frame::decode_bytes(Bytes::copy_from_slice(data));
@@ -28,7 +29,8 @@ pub fn mux_frame(data: &[u8]) {
     assert_eq!(Frame::decode(&again), Ok(Some(frame.clone())), "round trip");
 
     // What the receivers do next with the payloads: the agent reads an OPEN header as a
-    // service request, the controller reads DATA as exec events or a response.
+    // service request, the controller reads DATA as exec events, step events or a response,
+    // and the agent reads a `StartStep`'s DATA as a step spec.
     match frame {
         Frame::Open { open, .. } => {
             let _ = services::decode_request(&open.header);
@@ -36,6 +38,8 @@ pub fn mux_frame(data: &[u8]) {
         Frame::Data { payload, .. } => {
             let _ = services::decode::<ExecEvent>(&payload);
             let _ = services::decode::<Response>(&payload);
+            let _ = services::decode::<StepEvent>(&payload);
+            let _ = services::decode::<StepSpec>(&payload);
         }
         _ => {}
     }

@@ -17,6 +17,7 @@ use steward_protocol::services::{
     AgentInfo, ExecEvent, ExecRequest, FileKind, FileStat, Request, Response, encode,
     encode_request,
 };
+use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec, StepState, StepStatus};
 
 use super::xml::{FIELD_SEPARATOR, JNLP_SECRET};
 
@@ -321,6 +322,7 @@ fn services() -> Vec<Vec<u8>> {
         }),
     ];
     seeds.push(encode(&ExecEvent::Started { pid: 4242 }));
+    seeds.extend(step_seeds());
     seeds
 }
 
@@ -340,4 +342,54 @@ fn label_expr() -> Vec<Vec<u8>> {
     ]);
     seeds.push(quoted.to_string().into_bytes());
     seeds
+}
+
+/// The durable-step requests, their answers, the tail's events and the start's spec.
+fn step_seeds() -> Vec<Vec<u8>> {
+    let id = || "build-42".to_owned();
+    vec![
+        encode_request(&Request::StartStep {
+            id: id(),
+            workspace: "workspace/app".into(),
+        }),
+        encode_request(&Request::TailStep {
+            id: id(),
+            offset: 1234,
+        }),
+        encode_request(&Request::KillStep {
+            id: id(),
+            grace_ms: 10_000,
+        }),
+        encode_request(&Request::ListSteps),
+        encode_request(&Request::RemoveStep { id: id() }),
+        encode(&Response::StepStarted {
+            pgid: 4242,
+            dir: "/home/ci/agent/steps/build-42".into(),
+        }),
+        encode(&Response::StepTail { log_len: 1234 }),
+        encode(&Response::Steps(vec![
+            StepStatus {
+                id: "build-41".into(),
+                state: StepState::Ended(StepOutcome::Exited { code: 143 }),
+                log_len: 99,
+            },
+            StepStatus {
+                id: id(),
+                state: StepState::Running { pgid: 4242 },
+                log_len: 1234,
+            },
+            StepStatus {
+                id: "build-40".into(),
+                state: StepState::Ended(StepOutcome::Lost),
+                log_len: 0,
+            },
+        ])),
+        encode(&StepEvent::Log(b"+ make\nok\n".to_vec())),
+        encode(&StepEvent::Ended(StepOutcome::Exited { code: 3 })),
+        encode(&StepEvent::Ended(StepOutcome::Lost)),
+        encode(&StepSpec {
+            script: b"make test\n".to_vec(),
+            env: vec![("BUILD_ID".into(), "42".into())],
+        }),
+    ]
 }

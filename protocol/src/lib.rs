@@ -11,6 +11,7 @@
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
+//! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 
 pub mod channel;
@@ -22,6 +23,7 @@ pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
 pub mod services;
+pub mod steps;
 pub mod xml;
 
 /// The product version, reported by `version`, `X-Jenkins` and the hello frames.

@@ -3,14 +3,25 @@
 //! A request travels as the OPEN header of a new stream: postcard of
 //! `(SERVICES_VERSION, Request)`. The agent answers on the same stream. Simple calls answer
 //! with one postcard [`Response`] and EOF; `Exec` streams [`ExecEvent`]s; `ReadFile` answers
-//! with a [`Response`] then raw file bytes; `WriteFile` takes raw bytes then answers. An
-//! unknown version or request is refused with a RESET naming it, never dropped.
+//! with a [`Response`] then raw file bytes; `WriteFile` takes raw bytes then answers;
+//! `StartStep` takes a [`StepSpec`] then answers; `TailStep` answers with a [`Response`]
+//! then [`StepEvent`]s (the durable-step types live in [`crate::steps`]). An unknown
+//! version or request is refused with a RESET naming it, never dropped.
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the request and response layouts. A new version may add requests; a layout
-/// never changes within a version.
+use crate::steps::StepStatus;
+#[cfg(doc)]
+use crate::steps::{StepEvent, StepSpec};
+
+/// Version of the request and response layouts. A layout never changes within a version;
+/// new requests and responses are added as new variants at the end of their enums, which
+/// leaves every existing encoding as it was, so they need no new version (an older agent
+/// refuses a request it does not know as [`RequestError::Unknown`]).
 pub const SERVICES_VERSION: u16 = 1;
+/// How many [`Request`] variants this side knows: a higher variant index is a request from
+/// a newer controller, named as such rather than as garbage.
+pub const KNOWN_REQUESTS: u32 = 16;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -55,6 +66,33 @@ pub enum Request {
     /// Throughput test, no disk: send `bytes` raw bytes (a fixed pattern), then EOF.
     Generate {
         bytes: u64,
+    },
+    /// Start a durable step `id` (see [`crate::steps`]) in `workspace` (created if missing;
+    /// relative to the work dir): the stream's data is a postcard [`StepSpec`] until EOF;
+    /// the answer is [`Response::StepStarted`].
+    StartStep {
+        id: String,
+        workspace: String,
+    },
+    /// Follow a step's log from byte `offset`: [`Response::StepTail`], then [`StepEvent`]s
+    /// as the log grows, ending with [`StepEvent::Ended`] and EOF. Resetting the stream
+    /// stops the tail, never the step.
+    TailStep {
+        id: String,
+        offset: u64,
+    },
+    /// SIGTERM to the step's process group, SIGKILL to what is left of it after `grace_ms`
+    /// (the wrapper is spared, so it still writes the result). Answers [`Response::Done`]
+    /// once SIGTERM is sent, or at once when the step has already ended.
+    KillStep {
+        id: String,
+        grace_ms: u64,
+    },
+    /// Every step in the work dir: [`Response::Steps`].
+    ListSteps,
+    /// Delete an ended step's directory: [`Response::Done`]; a running step is refused.
+    RemoveStep {
+        id: String,
     },
 }
 
@@ -153,6 +191,17 @@ pub enum Response {
     Discarded {
         bytes: u64,
     },
+    /// A `StartStep` is running: its process group and its directory on the agent.
+    StepStarted {
+        pgid: i32,
+        dir: String,
+    },
+    /// A `TailStep` is starting: the log's length now; [`StepEvent`]s follow.
+    StepTail {
+        log_len: u64,
+    },
+    /// The answer to `ListSteps`, sorted by id.
+    Steps(Vec<StepStatus>),
 }
 
 /// Encodes a request as an OPEN header.
@@ -165,6 +214,11 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
 pub enum RequestError {
     #[error("services version {found} is not supported (this agent speaks {SERVICES_VERSION})")]
     Version { found: u16 },
+    #[error(
+        "unknown request #{index}: this agent knows requests #0 to #{}; it may be older than the controller",
+        KNOWN_REQUESTS - 1
+    )]
+    Unknown { index: u32 },
     #[error("unknown or malformed request: {0}")]
     Malformed(String),
 }
@@ -175,6 +229,12 @@ pub fn decode_request(header: &[u8]) -> Result<Request, RequestError> {
         postcard::take_from_bytes(header).map_err(|e| RequestError::Malformed(e.to_string()))?;
     if version != SERVICES_VERSION {
         return Err(RequestError::Version { found: version });
+    }
+    // A request starts with its variant index, a varint like any u32.
+    if let Ok((index, _)) = postcard::take_from_bytes::<u32>(rest)
+        && index >= KNOWN_REQUESTS
+    {
+        return Err(RequestError::Unknown { index });
     }
     postcard::from_bytes(rest).map_err(|e| RequestError::Malformed(e.to_string()))
 }
@@ -215,6 +275,22 @@ mod tests {
             },
             Request::Discard,
             Request::Generate { bytes: 1 << 30 },
+            Request::StartStep {
+                id: "build-1".into(),
+                workspace: "ws".into(),
+            },
+            Request::TailStep {
+                id: "build-1".into(),
+                offset: 9,
+            },
+            Request::KillStep {
+                id: "build-1".into(),
+                grace_ms: 5000,
+            },
+            Request::ListSteps,
+            Request::RemoveStep {
+                id: "build-1".into(),
+            },
         ];
         for r in requests {
             assert_eq!(decode_request(&encode_request(&r)), Ok(r));
@@ -228,11 +304,50 @@ mod tests {
             decode_request(&other_version),
             Err(RequestError::Version { found: 2 })
         );
-        let unknown_variant = postcard::to_allocvec(&(SERVICES_VERSION, 200u8)).unwrap();
+        let unknown_variant = postcard::to_allocvec(&(SERVICES_VERSION, 200u32)).unwrap();
+        let refused = decode_request(&unknown_variant).unwrap_err();
+        assert_eq!(refused, RequestError::Unknown { index: 200 });
+        assert_eq!(
+            refused.to_string(),
+            "unknown request #200: this agent knows requests #0 to #15; it may be older than the controller"
+        );
+        let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
-            decode_request(&unknown_variant),
+            decode_request(&truncated),
             Err(RequestError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn known_requests_counts_every_variant() {
+        // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
+        let last = encode_request(&Request::RemoveStep { id: "x".into() });
+        let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
+        let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
+        assert_eq!(index, KNOWN_REQUESTS - 1);
+    }
+
+    #[test]
+    fn step_payloads_round_trip() {
+        use crate::steps::{StepEvent, StepOutcome, StepSpec, StepState};
+        let spec = StepSpec {
+            script: b"echo hi\n".to_vec(),
+            env: vec![("A".into(), "1".into())],
+        };
+        assert_eq!(decode(&encode(&spec)), Ok(spec));
+        for event in [
+            StepEvent::Log(b"x".to_vec()),
+            StepEvent::Ended(StepOutcome::Exited { code: 143 }),
+            StepEvent::Ended(StepOutcome::Lost),
+        ] {
+            assert_eq!(decode(&encode(&event)), Ok(event));
+        }
+        let steps = Response::Steps(vec![StepStatus {
+            id: "a".into(),
+            state: StepState::Running { pgid: 77 },
+            log_len: 5,
+        }]);
+        assert_eq!(decode(&encode(&steps)), Ok(steps));
     }
 
     proptest! {
@@ -241,6 +356,8 @@ mod tests {
             let _ = decode_request(&data);
             let _ = decode::<Response>(&data);
             let _ = decode::<ExecEvent>(&data);
+            let _ = decode::<crate::steps::StepSpec>(&data);
+            let _ = decode::<crate::steps::StepEvent>(&data);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`exec`]: run a process in its own process group, streaming its output as events.
 //! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
 //! - [`transfer`]: streamed file reads, and atomic streamed writes.
+//! - [`steps`]: durable build steps that outlive the connection and the agent process.
 //!
 //! Unknown versions and requests are refused with a RESET that names them. A handler that
 //! has answered lingers until the controller closes its half, so that dropping the stream
@@ -13,6 +14,7 @@
 pub mod exec;
 pub mod files;
 pub mod info;
+pub mod steps;
 pub mod throughput;
 pub mod transfer;
 
@@ -36,18 +38,27 @@ pub struct Context {
 #[derive(Debug)]
 struct ContextInner {
     work_dir: PathBuf,
+    steps: steps::StepTasks,
 }
 
 impl Context {
     /// `work_dir` is where relative paths resolve (`-workDir`, else the current directory).
     pub fn new(work_dir: PathBuf) -> Self {
         Context {
-            inner: Arc::new(ContextInner { work_dir }),
+            inner: Arc::new(ContextInner {
+                work_dir,
+                steps: steps::StepTasks::default(),
+            }),
         }
     }
 
     pub fn work_dir(&self) -> &Path {
         &self.inner.work_dir
+    }
+
+    /// The tasks steps leave running, which outlive connections but not the agent.
+    pub fn steps(&self) -> &steps::StepTasks {
+        &self.inner.steps
     }
 
     /// Resolves a path from the controller against the work dir.
@@ -103,6 +114,16 @@ async fn handle(accepted: IncomingStream, context: Context) {
         }
         Request::Discard => throughput::discard(stream).await,
         Request::Generate { bytes } => throughput::generate(stream, bytes).await,
+        Request::StartStep { id, workspace } => {
+            steps::start::start(stream, &context, &id, &workspace).await
+        }
+        Request::TailStep { id, offset } => steps::tail::tail(stream, &context, &id, offset).await,
+        Request::KillStep { id, grace_ms } => {
+            let response = steps::kill::kill(&context, &id, grace_ms).await;
+            answer(stream, &response).await;
+        }
+        Request::ListSteps => answer(stream, &steps::list(&context).await).await,
+        Request::RemoveStep { id } => answer(stream, &steps::remove(&context, &id).await).await,
         simple @ (Request::Stat { .. }
         | Request::List { .. }
         | Request::MakeDirs { .. }

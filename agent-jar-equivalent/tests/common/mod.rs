@@ -1,8 +1,14 @@
 //! The harness for the service tests: a controller-side channel wired over in-memory pipes
-//! to an agent running `services::serve` in a temp work dir, plus waiting helpers.
+//! to an agent running `services::serve` in a temp work dir, plus waiting helpers. An agent
+//! can lose its connection and get a new one ([`Agent::reconnect`]), or be dropped and a
+//! new one started on the same work dir ([`Agent::start_in`]), as a restarted agent is.
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod steps;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,35 +38,65 @@ fn pipe(cut: CancellationToken) -> (PollSender<Bytes>, Rx) {
     (PollSender::new(tx), Box::pin(rx))
 }
 
+/// A temp work dir. When the last agent using it is gone, the steps still running in it are
+/// killed (they outlive agents by design) before it is deleted.
+pub struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let Ok(steps) = std::fs::read_dir(self.dir.path().join("steps")) else {
+            return;
+        };
+        for entry in steps.flatten() {
+            let step = steward_agent::services::steps::dir::StepDir {
+                id: entry.file_name().to_string_lossy().into_owned(),
+                path: entry.path(),
+            };
+            if let Some(leader) = step.leader()
+                && leader.group_is_ours()
+            {
+                // SAFETY: killpg only sends a signal, to a group checked to be the step's.
+                unsafe {
+                    libc::killpg(leader.pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
 /// An agent serving a temp work dir, and the controller's end of its channel.
 pub struct Agent {
     pub controller: Channel,
-    pub work: tempfile::TempDir,
+    pub work: Arc<Work>,
+    context: Context,
     cut: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Agent {
     pub fn start() -> Agent {
-        let work = tempfile::tempdir().unwrap();
-        let cut = CancellationToken::new();
-        let (c_tx, a_rx) = pipe(cut.clone());
-        let (a_tx, c_rx) = pipe(cut.clone());
-        let (controller, _controller_incoming, c_driver) =
-            Channel::start(c_tx, c_rx, Side::Controller);
-        let (_agent, agent_incoming, a_driver) = Channel::start(a_tx, a_rx, Side::Agent);
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move {
-            c_driver.await;
-        });
-        tasks.spawn(async move {
-            a_driver.await;
-        });
+        let work = Work {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        Agent::start_in(Arc::new(work))
+    }
+
+    /// A new agent on `work`: what a restarted agent process is (nothing in memory).
+    pub fn start_in(work: Arc<Work>) -> Agent {
         let context = Context::new(work.path().to_path_buf());
-        tasks.spawn(services::serve(agent_incoming, context));
+        let (controller, cut, tasks) = connect(&context);
         Agent {
             controller,
             work,
+            context,
             cut,
             tasks,
         }
@@ -69,6 +105,14 @@ impl Agent {
     /// Loses the connection in both directions, as a dead socket would.
     pub fn cut(&self) {
         self.cut.cancel();
+    }
+
+    /// Loses the connection (aborting every handler) and connects again: the same agent,
+    /// a new channel.
+    pub async fn reconnect(&mut self) {
+        self.cut();
+        self.tasks.shutdown().await;
+        (self.controller, self.cut, self.tasks) = connect(&self.context);
     }
 
     pub fn path(&self, relative: &str) -> String {
@@ -84,6 +128,24 @@ impl Agent {
     pub async fn open(&self, request: &Request) -> MuxStream {
         call::open(&self.controller, request).await.unwrap()
     }
+}
+
+/// A channel over in-memory pipes with `context`'s services on the agent's end.
+fn connect(context: &Context) -> (Channel, CancellationToken, tokio::task::JoinSet<()>) {
+    let cut = CancellationToken::new();
+    let (c_tx, a_rx) = pipe(cut.clone());
+    let (a_tx, c_rx) = pipe(cut.clone());
+    let (controller, _controller_incoming, c_driver) = Channel::start(c_tx, c_rx, Side::Controller);
+    let (_agent, agent_incoming, a_driver) = Channel::start(a_tx, a_rx, Side::Agent);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        c_driver.await;
+    });
+    tasks.spawn(async move {
+        a_driver.await;
+    });
+    tasks.spawn(services::serve(agent_incoming, context.clone()));
+    (controller, cut, tasks)
 }
 
 /// Runs `future`, failing the test if it takes longer than [`DEADLINE`].

@@ -1,0 +1,192 @@
+//! `TailStep`: follows a step's log from an offset as it grows, and ends with the step.
+//!
+//! The answer is [`Response::StepTail`] (or [`Response::Error`]), then one [`StepEvent`]
+//! per DATA frame: `Log` chunks of at most [`TAIL_CHUNK`] bytes, then `Ended` once the step
+//! has ended *and* the log has been read to its end, then EOF. At the end of the log the
+//! tail polls: every [`TAIL_POLL_MIN`] while output flows, slowing to [`TAIL_POLL_MAX`]
+//! while the step is silent, so a quiet hour-long step costs a few reads a second.
+//!
+//! The tail owns nothing of the step: a RESET, a lost connection or this handler being
+//! dropped ends the tail and leaves the step running. The log is append-only, so a later
+//! tail from the last offset received continues with no gap and no repeat. Memory is one
+//! chunk; when the controller reads slowly, sending waits for credit and reading stops.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use steward_channel::{MuxStream, SendHalf, StreamError};
+use steward_protocol::channel::ResetCode;
+use steward_protocol::services::{self, Response};
+use steward_protocol::steps::{StepEvent, StepOutcome, StepState};
+
+use super::super::files::failed;
+use super::super::{Context, answer, linger};
+use super::dir::{LOG_FILE, Leader, StepDir};
+
+/// Most log bytes per event: an encoded event must fit one DATA frame (64 KiB), as for
+/// `Exec`'s output.
+pub const TAIL_CHUNK: usize = 32 * 1024;
+/// Poll interval at the end of the log right after output: new lines show within this.
+pub const TAIL_POLL_MIN: Duration = Duration::from_millis(20);
+/// Longest poll interval, reached by doubling while the step prints nothing: bounds the
+/// delay of the first line after a silence, and the cost of a silent step.
+pub const TAIL_POLL_MAX: Duration = Duration::from_millis(250);
+
+/// Serves one `TailStep`.
+pub async fn tail(stream: MuxStream, context: &Context, id: &str, offset: u64) {
+    let opened = {
+        let (context, id) = (context.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || open(&context, &id, offset)).await
+    };
+    let log = match opened {
+        Ok(Ok(log)) => log,
+        Ok(Err(message)) => return answer(stream, &Response::Error { message }).await,
+        Err(e) => {
+            let message = format!("cannot tail step {id}: {e}");
+            return answer(stream, &Response::Error { message }).await;
+        }
+    };
+    let (mut send, mut recv) = stream.into_split();
+    let start = Response::StepTail { log_len: log.len };
+    if send
+        .send(Bytes::from(services::encode(&start)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match follow(&mut send, log, offset).await {
+        Ok(()) => {
+            if send.finish().await.is_ok() {
+                linger(&mut recv).await;
+            }
+        }
+        Err(Stop::Failed(message)) => send.reset(ResetCode::Failed, &message),
+        // The controller went away or cancelled; the step goes on.
+        Err(Stop::Gone) => {}
+    }
+}
+
+/// An open log and what is needed to tell whether its step has ended.
+struct Log {
+    step: StepDir,
+    leader: Option<Leader>,
+    file: Arc<File>,
+    len: u64,
+}
+
+fn open(context: &Context, id: &str, offset: u64) -> Result<Log, String> {
+    let step = StepDir::new(context, id)?;
+    step.check_exists()?;
+    let path = step.file(LOG_FILE);
+    let file = File::open(&path).map_err(|e| failed("open", &path, e))?;
+    let len = file.metadata().map_err(|e| failed("stat", &path, e))?.len();
+    if offset > len {
+        return Err(format!(
+            "cannot tail {} from byte {offset}: the log has {len} bytes",
+            path.display()
+        ));
+    }
+    let leader = step.leader();
+    Ok(Log {
+        step,
+        leader,
+        file: Arc::new(file),
+        len,
+    })
+}
+
+enum Stop {
+    Failed(String),
+    Gone,
+}
+
+impl From<StreamError> for Stop {
+    fn from(_: StreamError) -> Stop {
+        Stop::Gone
+    }
+}
+
+/// What the log has next.
+enum Next {
+    Data(Vec<u8>),
+    /// At the end of the log, the step running.
+    Wait,
+    /// At the end of the log, the step ended before the last read: nothing more will come.
+    Ended(StepOutcome),
+}
+
+/// Sends the log from `offset` until the step has ended and all of it is sent.
+async fn follow(send: &mut SendHalf, log: Log, mut offset: u64) -> Result<(), Stop> {
+    let cancelled = send.closed_token();
+    let log = Arc::new(log);
+    let mut poll = TAIL_POLL_MIN;
+    loop {
+        let next = {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || next(&log, offset))
+                .await
+                .map_err(|e| Stop::Failed(format!("cannot read the log: {e}")))?
+                .map_err(Stop::Failed)?
+        };
+        match next {
+            Next::Data(data) => {
+                offset += data.len() as u64;
+                emit(send, &StepEvent::Log(data)).await?;
+                poll = TAIL_POLL_MIN;
+            }
+            Next::Ended(outcome) => {
+                emit(send, &StepEvent::Ended(outcome)).await?;
+                return Ok(());
+            }
+            Next::Wait => {
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = cancelled.cancelled() => return Err(Stop::Gone),
+                }
+                poll = (poll * 2).min(TAIL_POLL_MAX);
+            }
+        }
+    }
+}
+
+/// One look at the log at `offset`. The state is read only at the end of the log, and an
+/// ended step is read once more after it: output written before the end is never missed.
+fn next(log: &Log, offset: u64) -> Result<Next, String> {
+    let data = read_at(log, offset)?;
+    if !data.is_empty() {
+        return Ok(Next::Data(data));
+    }
+    match log.step.state_with(log.leader.as_ref()) {
+        StepState::Running { .. } => Ok(Next::Wait),
+        StepState::Ended(outcome) => {
+            let data = read_at(log, offset)?;
+            Ok(if data.is_empty() {
+                Next::Ended(outcome)
+            } else {
+                Next::Data(data)
+            })
+        }
+    }
+}
+
+fn read_at(log: &Log, offset: u64) -> Result<Vec<u8>, String> {
+    let mut buffer = vec![0u8; TAIL_CHUNK];
+    loop {
+        match log.file.read_at(&mut buffer, offset) {
+            Ok(n) => {
+                buffer.truncate(n);
+                return Ok(buffer);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed("read", &log.step.file(LOG_FILE), e)),
+        }
+    }
+}
+
+async fn emit(send: &mut SendHalf, event: &StepEvent) -> Result<(), StreamError> {
+    send.send(Bytes::from(services::encode(event))).await
+}
