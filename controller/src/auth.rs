@@ -24,6 +24,14 @@ pub enum Permission {
     AgentExtendedRead,
     /// Run processes and read or write files on an agent (our own; admins only).
     AgentExec,
+    JobCreate,
+    JobConfigure,
+    JobDelete,
+    JobRead,
+    /// Read a job's configuration XML.
+    JobExtendedRead,
+    JobBuild,
+    JobCancel,
 }
 
 impl Permission {
@@ -38,6 +46,13 @@ impl Permission {
             Permission::AgentDisconnect => "Agent/Disconnect",
             Permission::AgentExtendedRead => "Agent/ExtendedRead",
             Permission::AgentExec => "Agent/Exec",
+            Permission::JobCreate => "Job/Create",
+            Permission::JobConfigure => "Job/Configure",
+            Permission::JobDelete => "Job/Delete",
+            Permission::JobRead => "Job/Read",
+            Permission::JobExtendedRead => "Job/ExtendedRead",
+            Permission::JobBuild => "Job/Build",
+            Permission::JobCancel => "Job/Cancel",
         }
     }
 }
@@ -71,12 +86,15 @@ impl Identity {
     }
 
     /// Security is on: anonymous has no permission, administrators have all, other users
-    /// may read.
+    /// may read the controller and its jobs (not job configurations, which may hold
+    /// secrets).
     pub fn has(&self, permission: Permission) -> bool {
         match self {
             Identity::Anonymous => false,
             Identity::User(u) if u.is_admin => true,
-            Identity::User(_) => permission == Permission::OverallRead,
+            Identity::User(_) => {
+                matches!(permission, Permission::OverallRead | Permission::JobRead)
+            }
         }
     }
 

@@ -3,14 +3,14 @@
 //!
 //! Map of the crate:
 //! - [`config`]: settings; [`home`]: the home directory and its secret files;
-//!   [`store`]: the SQLite database (nodes, users, token hashes).
+//!   [`store`]: the SQLite database (nodes, users, token hashes, jobs).
 //! - [`http`]: the router and the small routes (`/`, `/login`, JNLP, `/wsecho`,
 //!   `/jnlpJars/agent`).
 //! - [`agents`]: the `/wsagents/` handshake, live connections, agent sessions.
 //! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
 //! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
-//!   registry; [`keepalive`]: WebSocket ping and idle timers; [`ws_close`]: the close
-//!   codes for a peer's broken WebSocket.
+//!   registry; [`jobs`]: job operations over the store; [`keepalive`]: WebSocket ping
+//!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod home;
 pub mod http;
+pub mod jobs;
 pub mod keepalive;
 pub mod nodes;
 pub mod state;

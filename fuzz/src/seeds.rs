@@ -8,8 +8,8 @@ use steward_protocol::channel::{
 };
 use steward_protocol::handshake::{channel_answer, channel_offer};
 use steward_protocol::jnlp::{self, AgentLaunch};
-use steward_protocol::label::LabelExpr;
 use steward_protocol::job_xml::{Builder, JobConfig, Shell};
+use steward_protocol::label::LabelExpr;
 use steward_protocol::node_xml::NodeConfig;
 use steward_protocol::plaincli::{self, encode_http, encode_ws};
 use steward_protocol::secret::{NodeSecret, SecretKey};

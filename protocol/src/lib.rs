@@ -17,8 +17,8 @@
 pub mod channel;
 pub mod handshake;
 pub mod jnlp;
-pub mod label;
 pub mod job_xml;
+pub mod label;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;

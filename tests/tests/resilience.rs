@@ -6,7 +6,7 @@
 //! - WebSocket frame abuse after the upgrade, on agent and CLI sockets;
 //! - full-duplex HTTP CLI abuse;
 //! - a CLI that stops reading a command that produces 1 GB;
-//! - kill -9 of the controller during a burst of `create-node`.
+//! - kill -9 of the controller during a burst of `create-node` and `create-job`.
 //!
 //! File descriptors: the handshake flood holds up to about 900 sockets in the test and as
 //! many in the controller (500 slowloris clients and 64 in flight for each of six kinds),
@@ -1099,8 +1099,9 @@ fn a_stopped_cli_keeps_controller_memory_bounded_and_killing_it_ends_the_command
 // Issue 4, item 6: Durability
 // ---------------------------------------------------------------------------------------
 
-/// `create-node` commands started at once.
-const BURST: usize = 48;
+/// `create-node` and `create-job` commands started at once (half each). The controller is
+/// killed as soon as one of each kind is acknowledged, while most are still in flight.
+const BURST: usize = 96;
 
 fn inbound_node_xml(name: &str) -> String {
     format!(
@@ -1110,41 +1111,67 @@ fn inbound_node_xml(name: &str) -> String {
     )
 }
 
+fn job_xml(name: &str) -> String {
+    format!(
+        "<project><description>{name}</description><builders><hudson.tasks.Shell>\
+         <command>echo {name}</command></hudson.tasks.Shell></builders></project>"
+    )
+}
+
+/// The job names `list-jobs` shows.
+fn job_names(c: &Controller) -> Vec<String> {
+    let out = c.cli(&["list-jobs"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
 #[test]
-fn acknowledged_create_nodes_survive_kill_9_and_the_database_stays_sound() {
+fn acknowledged_creates_survive_kill_9_and_the_database_stays_sound() {
     let mut c = Controller::start();
     let url = c.url.clone();
     let auth = format!("admin:{}", c.token);
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    // (is a job, name) of every create the controller acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::<(bool, String)>::new()));
     let threads: Vec<_> = (0..BURST)
         .map(|i| {
             let (url, auth, acknowledged) = (url.clone(), auth.clone(), acknowledged.clone());
             std::thread::spawn(move || {
+                let is_job = i % 2 == 1;
                 let name = format!("burst-{i}");
-                let out = run_cli(
-                    &["-s", &url, "-auth", &auth, "create-node"],
-                    &inbound_node_xml(&name),
-                );
+                let out = if is_job {
+                    run_cli(
+                        &["-s", &url, "-auth", &auth, "create-job", &name],
+                        &job_xml(&name),
+                    )
+                } else {
+                    run_cli(
+                        &["-s", &url, "-auth", &auth, "create-node"],
+                        &inbound_node_xml(&name),
+                    )
+                };
                 if out.code == 0 {
-                    acknowledged.lock().unwrap().push(name);
+                    acknowledged.lock().unwrap().push((is_job, name));
                 }
                 out
             })
         })
         .collect();
-    wait_until(DEADLINE, "the first create-nodes acknowledged", || {
-        acknowledged.lock().unwrap().len() >= BURST / 8
-    });
+    wait_until(
+        DEADLINE,
+        "a create-node and a create-job acknowledged",
+        || {
+            let acknowledged = acknowledged.lock().unwrap();
+            acknowledged.iter().any(|(is_job, _)| *is_job)
+                && acknowledged.iter().any(|(is_job, _)| !*is_job)
+        },
+    );
     c.kill();
     // The unacknowledged ones failed with an exit code and a reason, none hung.
     let mut failures = std::collections::BTreeMap::<i32, (usize, String)>::new();
     for thread in threads {
         let out = thread.join().unwrap();
         if out.code != 0 {
-            assert!(
-                !out.stderr.trim().is_empty(),
-                "a failed create-node says why"
-            );
+            assert!(!out.stderr.trim().is_empty(), "a failed create says why");
             let entry = failures.entry(out.code).or_default();
             entry.0 += 1;
             entry.1 = out
@@ -1163,15 +1190,30 @@ fn acknowledged_create_nodes_survive_kill_9_and_the_database_stays_sound() {
     );
     c.kill_and_restart();
 
-    for name in &acknowledged {
-        let xml = node_xml(&c, name);
-        assert!(xml.contains(&format!("<name>{name}</name>")), "{xml}");
+    for (is_job, name) in &acknowledged {
+        if *is_job {
+            let out = c.cli(&["get-job", name]);
+            assert_eq!(out.code, 0, "get-job {name}: {out:?}");
+            assert!(
+                out.stdout
+                    .contains(&format!("<command>echo {name}</command>")),
+                "{out:?}"
+            );
+        } else {
+            let xml = node_xml(&c, name);
+            assert!(xml.contains(&format!("<name>{name}</name>")), "{xml}");
+        }
     }
     // Whatever else is there is whole: only names of the burst, each readable.
     let names = node_names(&c);
     for name in &names {
         assert!(name.starts_with("burst-"), "{names:?}");
         node_xml(&c, name);
+    }
+    let jobs = job_names(&c);
+    for name in &jobs {
+        assert!(name.starts_with("burst-"), "{jobs:?}");
+        assert_eq!(c.cli(&["get-job", name]).code, 0, "job {name} is readable");
     }
     let db = rusqlite::Connection::open_with_flags(
         c.home().join("steward.db"),
@@ -1183,9 +1225,11 @@ fn acknowledged_create_nodes_survive_kill_9_and_the_database_stays_sound() {
         .unwrap();
     assert_eq!(check, "ok");
     eprintln!(
-        "kill -9 during {BURST} create-nodes: {} acknowledged, all present; {} nodes after the \
-         restart; integrity_check ok; failures by exit code: {failures:?}",
+        "kill -9 during {BURST} create-nodes and create-jobs: {} acknowledged, all present; {} \
+         nodes and {} jobs after the restart; integrity_check ok; failures by exit code: \
+         {failures:?}",
         acknowledged.len(),
-        names.len()
+        names.len(),
+        jobs.len()
     );
 }

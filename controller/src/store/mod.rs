@@ -1,11 +1,12 @@
 //! The embedded database (SQLite) under the home directory: nodes, users and API token
-//! hashes.
+//! hashes, jobs and their build-number counters.
 //!
 //! SQLite calls block, so async code reaches the connection through [`Store::call`], which
 //! runs the closure on tokio's blocking pool. The schema is versioned with
 //! `PRAGMA user_version`; [`MIGRATIONS`] brings any older file up to date. Writes are
 //! durable before they are acknowledged (WAL with `synchronous=FULL`).
 
+pub mod jobs;
 pub mod nodes;
 pub mod users;
 
@@ -20,7 +21,8 @@ use rusqlite::Connection;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema steps, applied in order; entry N brings `user_version` from N to N+1.
-const MIGRATIONS: &[&str] = &["CREATE TABLE nodes (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE nodes (
         name TEXT PRIMARY KEY NOT NULL,
         config_xml TEXT NOT NULL,
         offline_message TEXT,
@@ -40,7 +42,19 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE nodes (
         name TEXT NOT NULL,
         sha256 BLOB NOT NULL UNIQUE,
         created_at INTEGER NOT NULL
-    );"];
+    );",
+    // Jobs. `build_numbers` is separate so a job's counter outlives the job (jobs.rs).
+    "CREATE TABLE jobs (
+        name TEXT PRIMARY KEY NOT NULL,
+        config_xml TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE build_numbers (
+        job TEXT PRIMARY KEY NOT NULL,
+        next_number INTEGER NOT NULL
+    );",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

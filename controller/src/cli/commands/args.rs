@@ -86,6 +86,23 @@ impl Args {
         }
     }
 
+    /// Exactly two positional arguments, named `first` and `second` in the errors.
+    pub fn two(&self, first: &str, second: &str) -> Result<(&str, &str), CommandError> {
+        match self.positional.as_slice() {
+            [a, b] => Ok((a, b)),
+            [] => Err(CommandError::BadArgs(format!(
+                "Argument \"{first}\" is required"
+            ))),
+            [_] => Err(CommandError::BadArgs(format!(
+                "Argument \"{second}\" is required"
+            ))),
+            _ => Err(CommandError::BadArgs(format!(
+                "Too many arguments: {}",
+                self.positional[2..].join(" ")
+            ))),
+        }
+    }
+
     /// At most one positional argument.
     pub fn optional_one(&self) -> Result<Option<&str>, CommandError> {
         match self.positional.as_slice() {

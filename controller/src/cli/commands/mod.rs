@@ -5,6 +5,7 @@
 pub mod args;
 pub mod files;
 pub mod info;
+pub mod jobs;
 pub mod measure;
 pub mod node_info;
 pub mod node_state;
@@ -130,6 +131,7 @@ pub struct Command {
 pub fn all() -> Vec<&'static Command> {
     let mut all: Vec<&'static Command> = [
         info::COMMANDS,
+        jobs::COMMANDS,
         nodes::COMMANDS,
         node_state::COMMANDS,
         remote::COMMANDS,

@@ -4,7 +4,7 @@
 use futures_util::FutureExt;
 
 use super::args::Args;
-use super::nodes::for_each_node;
+use super::nodes::for_each_name;
 use super::{Command, CommandResult, Context};
 use crate::auth::Permission;
 use crate::nodes;
@@ -80,7 +80,7 @@ async fn connect_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &["-f"], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     let force = args.flag("-f");
-    for_each_node(ctx, &names, |ctx, name| {
+    for_each_name(ctx, &names, |ctx, name| {
         async move {
             if force {
                 nodes::disconnect(
@@ -105,7 +105,7 @@ async fn disconnect_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &["-m"])?;
     let names = args.at_least_one("NAME")?.to_vec();
     let message = args.value("-m").map(str::to_owned);
-    for_each_node(ctx, &names, |ctx, name| {
+    for_each_name(ctx, &names, |ctx, name| {
         let message = message.clone();
         async move {
             nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name()).await?;
@@ -124,7 +124,7 @@ async fn offline_node(ctx: &mut Context) -> CommandResult {
         message: args.value("-m").unwrap_or("").to_owned(),
         by: ctx.identity.name().to_owned(),
     };
-    for_each_node(ctx, &names, |ctx, name| {
+    for_each_name(ctx, &names, |ctx, name| {
         let mark = mark.clone();
         async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?) }
             .boxed()
@@ -136,7 +136,7 @@ async fn online_node(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::AgentConnect)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
-    for_each_node(ctx, &names, |ctx, name| {
+    for_each_name(ctx, &names, |ctx, name| {
         async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, None).await?) }.boxed()
     })
     .await

@@ -74,17 +74,26 @@ const AGENT_COMMAND: Command = Command {
     run: |ctx| agent_command(ctx).boxed(),
 };
 
-/// Reads and parses node XML from stdin; bad input is exit 3 with the parser's reason.
-async fn read_node_xml(ctx: &mut Context) -> Result<NodeConfig, CommandError> {
+/// Reads an XML document of at most [`MAX_XML_BYTES`] from stdin and parses it with
+/// `parse`; bad input is exit 3 as `Invalid WHAT XML: reason`.
+pub async fn read_xml_stdin<T, E: std::fmt::Display>(
+    ctx: &mut Context,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, CommandError> {
+    let invalid = |why: String| CommandError::IllegalArgument(format!("Invalid {what} XML: {why}"));
     let bytes = ctx
         .stdin
         .read_to_end(MAX_XML_BYTES)
         .await
-        .map_err(|e| CommandError::IllegalArgument(format!("Invalid node XML: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| CommandError::IllegalArgument("Invalid node XML: not UTF-8".into()))?;
-    NodeConfig::from_xml(&text)
-        .map_err(|e| CommandError::IllegalArgument(format!("Invalid node XML: {e}")))
+        .map_err(|e| invalid(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
+    parse(&text).map_err(|e| invalid(e.to_string()))
+}
+
+/// Reads and parses node XML from stdin.
+async fn read_node_xml(ctx: &mut Context) -> Result<NodeConfig, CommandError> {
+    read_xml_stdin(ctx, "node", NodeConfig::from_xml).await
 }
 
 async fn create_node(ctx: &mut Context) -> CommandResult {
@@ -126,7 +135,7 @@ async fn delete_node(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::AgentDelete)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
-    for_each_node(ctx, &names, |ctx, name| {
+    for_each_name(ctx, &names, |ctx, name| {
         async move { Ok(nodes::delete(&ctx.state, &name).await?) }.boxed()
     })
     .await
@@ -134,7 +143,7 @@ async fn delete_node(ctx: &mut Context) -> CommandResult {
 
 /// Runs `action` for each name. With one name its error is the command's; with several,
 /// each failure prints `NAME: message` and the command ends with exit 5.
-pub async fn for_each_node<'c>(
+pub async fn for_each_name<'c>(
     ctx: &'c Context,
     names: &[String],
     action: impl Fn(

@@ -1,0 +1,201 @@
+//! Job configuration commands, as Jenkins names them (compat §7.3): `create-job`, `get-job`,
+//! `update-job`, `delete-job`, `copy-job`, `list-jobs`, `enable-job`, `disable-job`.
+
+use futures_util::FutureExt;
+use steward_protocol::job_xml::JobConfig;
+use steward_protocol::node_xml::XML_DECLARATION;
+
+use super::args::Args;
+use super::nodes::{for_each_name, read_xml_stdin};
+use super::{Command, CommandError, CommandResult, Context};
+use crate::auth::Permission;
+use crate::jobs::{self, JobError};
+
+pub const COMMANDS: &[&Command] = &[
+    &CREATE_JOB,
+    &GET_JOB,
+    &UPDATE_JOB,
+    &DELETE_JOB,
+    &COPY_JOB,
+    &LIST_JOBS,
+    &ENABLE_JOB,
+    &DISABLE_JOB,
+];
+
+const CREATE_JOB: Command = Command {
+    name: "create-job",
+    summary: "Creates a new job by reading stdin as a configuration XML file.",
+    usage: "NAME",
+    needs_overall_read: true,
+    reads_stdin: true,
+    run: |ctx| create_job(ctx).boxed(),
+};
+
+const GET_JOB: Command = Command {
+    name: "get-job",
+    summary: "Dumps the job definition XML to stdout.",
+    usage: "JOB",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| get_job(ctx).boxed(),
+};
+
+const UPDATE_JOB: Command = Command {
+    name: "update-job",
+    summary: "Updates the job definition XML from stdin. The opposite of the get-job command.",
+    usage: "JOB",
+    needs_overall_read: true,
+    reads_stdin: true,
+    run: |ctx| update_job(ctx).boxed(),
+};
+
+const DELETE_JOB: Command = Command {
+    name: "delete-job",
+    summary: "Deletes job(s).",
+    usage: "NAME ...",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| delete_job(ctx).boxed(),
+};
+
+const COPY_JOB: Command = Command {
+    name: "copy-job",
+    summary: "Copies a job.",
+    usage: "SRC DST",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| copy_job(ctx).boxed(),
+};
+
+const LIST_JOBS: Command = Command {
+    name: "list-jobs",
+    summary: "Lists all jobs.",
+    usage: "[all]",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| list_jobs(ctx).boxed(),
+};
+
+const ENABLE_JOB: Command = Command {
+    name: "enable-job",
+    summary: "Enables a job.",
+    usage: "NAME",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| enable_job(ctx).boxed(),
+};
+
+const DISABLE_JOB: Command = Command {
+    name: "disable-job",
+    summary: "Disables a job.",
+    usage: "NAME",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| disable_job(ctx).boxed(),
+};
+
+impl From<JobError> for CommandError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound(_) | JobError::BadName(_) | JobError::TooLarge(_) => {
+                CommandError::IllegalArgument(e.to_string())
+            }
+            JobError::Exists(_) => CommandError::IllegalState(e.to_string()),
+            JobError::Store(s) => CommandError::unexpected("job", s),
+        }
+    }
+}
+
+/// Reads and parses job XML from stdin.
+async fn read_job_xml(ctx: &mut Context) -> Result<JobConfig, CommandError> {
+    read_xml_stdin(ctx, "job", JobConfig::from_xml).await
+}
+
+async fn create_job(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobCreate)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let name = args.one("NAME")?.to_owned();
+    // Refuse a taken or bad name before reading stdin, as Jenkins does.
+    steward_protocol::job_xml::validate_job_name(&name).map_err(JobError::from)?;
+    match jobs::get(&ctx.state, &name).await {
+        Ok(_) => return Err(JobError::Exists(name).into()),
+        Err(JobError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let config = read_job_xml(ctx).await?;
+    jobs::create(&ctx.state, &name, config).await?;
+    Ok(0)
+}
+
+async fn get_job(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobExtendedRead)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let record = jobs::get(&ctx.state, args.one("JOB")?).await?;
+    ctx.out
+        .stdout(format!("{XML_DECLARATION}\n{}", record.config.to_xml()))
+        .await;
+    Ok(0)
+}
+
+async fn update_job(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobConfigure)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let name = args.one("JOB")?.to_owned();
+    jobs::get(&ctx.state, &name).await?;
+    let config = read_job_xml(ctx).await?;
+    jobs::update(&ctx.state, &name, config).await?;
+    Ok(0)
+}
+
+async fn delete_job(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobDelete)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let names = args.at_least_one("NAME")?.to_vec();
+    for_each_name(ctx, &names, |ctx, name| {
+        async move { Ok(jobs::delete(&ctx.state, &name).await?) }.boxed()
+    })
+    .await
+}
+
+async fn copy_job(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobCreate)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let (from, to) = args.two("SRC", "DST")?;
+    jobs::copy(&ctx.state, from, to).await?;
+    Ok(0)
+}
+
+async fn list_jobs(ctx: &mut Context) -> CommandResult {
+    ctx.require(Permission::JobRead)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    // Jenkins takes a view name; Steward has one view, "all".
+    if let Some(view) = args.optional_one()?
+        && !view.eq_ignore_ascii_case("all")
+    {
+        return Err(CommandError::IllegalArgument(format!(
+            "No view or item group with the given name '{view}' found."
+        )));
+    }
+    let mut listing = String::new();
+    for name in jobs::names(&ctx.state).await? {
+        listing.push_str(&name);
+        listing.push('\n');
+    }
+    ctx.out.stdout(listing).await;
+    Ok(0)
+}
+
+async fn enable_job(ctx: &mut Context) -> CommandResult {
+    set_disabled(ctx, false).await
+}
+
+async fn disable_job(ctx: &mut Context) -> CommandResult {
+    set_disabled(ctx, true).await
+}
+
+async fn set_disabled(ctx: &mut Context, disabled: bool) -> CommandResult {
+    ctx.require(Permission::JobConfigure)?;
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    jobs::set_disabled(&ctx.state, args.one("NAME")?, disabled).await?;
+    Ok(0)
+}
