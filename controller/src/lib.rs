@@ -9,7 +9,8 @@
 //! - [`agents`]: the `/wsagents/` handshake, live connections, agent sessions.
 //! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
 //! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
-//!   registry; [`jobs`]: job operations over the store; [`keepalive`]: WebSocket ping
+//!   registry; [`jobs`]: job operations over the store; [`schedule`]: which queued build
+//!   starts on which executor; [`keepalive`]: WebSocket ping
 //!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
@@ -23,6 +24,7 @@ pub mod http;
 pub mod jobs;
 pub mod keepalive;
 pub mod nodes;
+pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod ws_close;
