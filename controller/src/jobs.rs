@@ -64,10 +64,6 @@ pub async fn names(state: &AppState) -> Result<Vec<String>, JobError> {
     Ok(state.store.call(|c| jobs::names(c)).await?)
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<JobRecord>, JobError> {
-    Ok(state.store.call(|c| jobs::list(c)).await?)
-}
-
 pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
     check_storable(name, &config)?;
     let key = name.to_owned();
