@@ -113,8 +113,10 @@ pub async fn run(
         give_up_after: options.no_reconnect_after,
     };
     // Relative paths in requests resolve against the work dir, as remoteFS does in Jenkins.
+    // It is made absolute once, so what the agent reports (a build's WORKSPACE) is a path
+    // that means the same from any directory.
     let work_dir = match options.work_dir {
-        Some(dir) => dir,
+        Some(dir) => std::path::absolute(&dir).unwrap_or(dir),
         None => std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")),
     };
     let services = services::Context::new(work_dir);

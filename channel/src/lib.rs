@@ -6,13 +6,15 @@
 //!   stream of streams the peer opens, and the driver future that moves frames.
 //! - [`stream::MuxStream`] is one stream: `send`/`recv`/`finish`, split into halves for
 //!   concurrent use. A reader that stops reading stops its peer after one window.
-//! - [`call`] runs typed request/response exchanges on top of streams.
+//! - [`call`] runs typed request/response exchanges on top of streams; [`steps`] the
+//!   caller's side of durable build steps.
 //!
 //! Frame formats live in `steward_protocol::channel`; this crate owns the state machines.
 
 pub mod allocator;
 pub mod call;
 mod driver;
+pub mod steps;
 pub mod stream;
 
 use std::collections::HashMap;

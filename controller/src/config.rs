@@ -34,6 +34,8 @@ pub struct Config {
     /// The agent executable served at `/jnlpJars/agent`; defaults to `agent` next to the
     /// controller's own executable.
     pub agent_binary: Option<PathBuf>,
+    /// How long a build waits for its agent to reconnect after losing it before it fails.
+    pub build_reconnect_grace: Duration,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             http_header_timeout: crate::http::server::DEFAULT_HEADER_READ_TIMEOUT,
             websocket_cli: true,
             agent_binary: None,
+            build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
         }
     }
 }

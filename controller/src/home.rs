@@ -19,6 +19,8 @@ use steward_protocol::secret::{SECRET_KEY_LEN, SecretKey};
 
 pub const DATABASE_FILE: &str = "steward.db";
 pub const SECRETS_DIR: &str = "secrets";
+/// Where job directories (and their builds' console logs) live.
+pub const JOBS_DIR: &str = "jobs";
 pub const HMAC_KEY_FILE: &str = "node-secret-hmac.key";
 pub const INITIAL_ADMIN_TOKEN_FILE: &str = "initialAdminToken";
 
@@ -40,6 +42,11 @@ impl Home {
         Ok(Home {
             root: root.to_path_buf(),
         })
+    }
+
+    /// `jobs/`: one directory per job, holding its builds' console logs.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.root.join(JOBS_DIR)
     }
 
     pub fn database(&self) -> PathBuf {

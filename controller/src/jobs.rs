@@ -71,6 +71,8 @@ pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(
         .store
         .call(move |c| jobs::update(c, &key, &config))
         .await?;
+    // Its queued builds may now go elsewhere, or wait for other reasons.
+    state.builds.reschedule();
     outcome(written, name)
 }
 
@@ -81,6 +83,7 @@ pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Resul
         .store
         .call(move |c| jobs::modify(c, &key, |config| config.disabled = disabled))
         .await?;
+    state.builds.reschedule();
     outcome(written, name)
 }
 
@@ -97,11 +100,17 @@ pub async fn copy(state: &AppState, from: &str, to: &str) -> Result<(), JobError
     }
 }
 
-pub async fn delete(state: &AppState, name: &str) -> Result<(), JobError> {
+/// How long deleting a job waits for its aborted builds to end before removing their logs.
+pub const DELETE_ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Deletes a job: its queued builds are cancelled, its running builds aborted (waiting at
+/// most [`DELETE_ABORT_WAIT`]), and its build records and logs removed. Its build numbers
+/// are never given out again.
+pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), JobError> {
     let key = name.to_owned();
-    if state.store.call(move |c| jobs::delete(c, &key)).await? {
-        Ok(())
-    } else {
-        Err(JobError::NotFound(name.to_owned()))
+    if !state.store.call(move |c| jobs::delete(c, &key)).await? {
+        return Err(JobError::NotFound(name.to_owned()));
     }
+    crate::builds::forget_job(state, name, by, DELETE_ABORT_WAIT).await?;
+    Ok(())
 }

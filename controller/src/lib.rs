@@ -10,13 +10,14 @@
 //! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
 //! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
 //!   registry; [`jobs`]: job operations over the store; [`schedule`]: which queued build
-//!   starts on which executor; [`keepalive`]: WebSocket ping
+//!   starts on which executor; [`builds`]: the queue, running builds and console logs; [`keepalive`]: WebSocket ping
 //!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
 pub mod agents;
 pub mod auth;
+pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod home;
@@ -93,16 +94,21 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         config.root_url = default_root_url(local_addr);
     }
     let root_url = config.root_url.clone();
+    let reconnect_grace = config.build_reconnect_grace;
     let state = AppState {
         config: Arc::new(config),
         store,
         node_list: Arc::default(),
         secret_key: Arc::new(secret_key),
         agents: Arc::default(),
+        builds: Arc::new(builds::Builds::new(home.jobs_dir(), reconnect_grace)),
         duplex: Arc::default(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
     };
+    builds::start(&state)
+        .await
+        .context("loading the build queue and the running builds")?;
     let app = http::router(state.clone());
     let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use steward_controller::builds::DEFAULT_RECONNECT_GRACE;
 use steward_controller::config::{self, Config};
 use steward_controller::home::INITIAL_ADMIN_TOKEN_FILE;
 use steward_controller::http::server::DEFAULT_HEADER_READ_TIMEOUT;
@@ -41,6 +42,10 @@ struct Options {
     /// The agent executable served at /jnlpJars/agent (default: `agent` beside this binary).
     #[arg(long, env = "STEWARD_AGENT_BINARY")]
     agent_binary: Option<PathBuf>,
+    /// Seconds a running build waits for its agent to reconnect after the connection is
+    /// lost; the step goes on meanwhile on the agent. Past it the build fails.
+    #[arg(long, env = "STEWARD_BUILD_RECONNECT_GRACE", default_value_t = DEFAULT_RECONNECT_GRACE.as_secs())]
+    build_reconnect_grace: u64,
 }
 
 fn seconds(n: u64) -> Option<Duration> {
@@ -75,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     config.http_header_timeout = Duration::from_secs(options.http_header_timeout);
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
+    config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);
     config.validate().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();

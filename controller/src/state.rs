@@ -21,6 +21,8 @@ pub struct AppState {
     /// The HMAC key node secrets derive from.
     pub secret_key: Arc<SecretKey>,
     pub agents: Arc<AgentRegistry>,
+    /// The build queue and the running builds.
+    pub builds: Arc<crate::builds::Builds>,
     /// Full-duplex HTTP CLI downloads waiting for their upload side.
     pub duplex: Arc<PendingDuplex>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.

@@ -1,11 +1,12 @@
 //! The embedded database (SQLite) under the home directory: nodes, users and API token
-//! hashes, jobs and their build-number counters.
+//! hashes, jobs and their build-number counters, the build queue and build records.
 //!
 //! SQLite calls block, so async code reaches the connection through [`Store::call`], which
 //! runs the closure on tokio's blocking pool. The schema is versioned with
 //! `PRAGMA user_version`; [`MIGRATIONS`] brings any older file up to date. Writes are
 //! durable before they are acknowledged (WAL with `synchronous=FULL`).
 
+pub mod builds;
 pub mod jobs;
 pub mod nodes;
 pub mod users;
@@ -54,6 +55,32 @@ const MIGRATIONS: &[&str] = &[
         job TEXT PRIMARY KEY NOT NULL,
         next_number INTEGER NOT NULL
     );",
+    // The build queue and build records (builds.rs).
+    "CREATE TABLE queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        params TEXT NOT NULL,
+        cause_user TEXT NOT NULL,
+        queued_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE builds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        cause_user TEXT NOT NULL,
+        node TEXT NOT NULL,
+        executor INTEGER NOT NULL,
+        config_xml TEXT NOT NULL,
+        queued_at_ms INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        finished_at_ms INTEGER,
+        result TEXT,
+        step_index INTEGER NOT NULL,
+        step_log_start INTEGER,
+        UNIQUE (job, number)
+    );
+    CREATE INDEX builds_running ON builds (id) WHERE result IS NULL;",
 ];
 
 #[derive(Debug, thiserror::Error)]

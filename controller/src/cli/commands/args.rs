@@ -1,15 +1,14 @@
 //! Parsing a command's own arguments: flags, options with a value, and positionals.
 //! Options may be written with one dash or two, and `--` ends them.
 
-use std::collections::HashMap;
-
 use super::CommandError;
 
 /// A command's arguments, parsed.
 #[derive(Debug, Default)]
 pub struct Args {
     flags: Vec<&'static str>,
-    values: HashMap<&'static str, String>,
+    /// In the order given; an option given twice keeps both.
+    values: Vec<(&'static str, String)>,
     pub positional: Vec<String>,
 }
 
@@ -41,7 +40,7 @@ impl Args {
                     let value = iter.next().ok_or_else(|| {
                         CommandError::BadArgs(format!("Option \"{option}\" takes an operand"))
                     })?;
-                    parsed.values.insert(option, value.clone());
+                    parsed.values.push((option, value.clone()));
                     continue;
                 }
                 return Err(CommandError::BadArgs(format!(
@@ -68,8 +67,22 @@ impl Args {
         self.flags.contains(&name)
     }
 
+    /// The value of option `name`; the last one when it was given more than once.
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value given for option `name`, in order (`-p A=1 -p B=2`).
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Exactly one positional argument, named `what` in the error.
@@ -145,6 +158,9 @@ mod tests {
         assert!(a.flag("-f"));
         assert_eq!(a.value("-m"), Some("down for maint"));
         assert_eq!(a.positional, ["a", "b"]);
+        let a = Args::parse(&v(&["-p", "A=1", "-p", "A=2", "-p", "B=3"]), &[], &["-p"]).unwrap();
+        assert_eq!(a.values("-p"), ["A=1", "A=2", "B=3"]);
+        assert_eq!(a.value("-p"), Some("B=3"));
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn delete_job(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(jobs::delete(&ctx.state, &name).await?) }.boxed()
+        async move { Ok(jobs::delete(&ctx.state, &name, ctx.identity.name()).await?) }.boxed()
     })
     .await
 }

@@ -3,6 +3,7 @@
 //! command checks its own permission.
 
 pub mod args;
+pub mod builds;
 pub mod files;
 pub mod info;
 pub mod jobs;
@@ -132,6 +133,7 @@ pub fn all() -> Vec<&'static Command> {
     let mut all: Vec<&'static Command> = [
         info::COMMANDS,
         jobs::COMMANDS,
+        builds::COMMANDS,
         nodes::COMMANDS,
         node_state::COMMANDS,
         remote::COMMANDS,

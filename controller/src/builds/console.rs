@@ -1,0 +1,188 @@
+//! Console logs: one append-only file per build, written by the build's runner as its steps'
+//! output arrives and read by `console` and `build -v` in chunks, so no log is ever held
+//! whole in memory, however large.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::Progress;
+use crate::cli::io::Output;
+
+/// Bytes read from a console file at a time.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// The writing end of a build's console: appends and publishes the new length.
+pub struct ConsoleWriter {
+    file: tokio::fs::File,
+    path: PathBuf,
+    len: u64,
+    progress: watch::Sender<Progress>,
+}
+
+impl ConsoleWriter {
+    /// Opens (creating it and its directories if needed) the console at `path` for appending.
+    pub async fn open(
+        path: PathBuf,
+        progress: watch::Sender<Progress>,
+    ) -> std::io::Result<ConsoleWriter> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await?;
+        let len = file.metadata().await?.len();
+        progress.send_modify(|p| p.log_len = len);
+        Ok(ConsoleWriter {
+            file,
+            path,
+            len,
+            progress,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `data`; followers see it once this returns.
+    pub async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(data).await?;
+        self.len += data.len() as u64;
+        let len = self.len;
+        self.progress.send_modify(|p| p.log_len = len);
+        Ok(())
+    }
+
+    /// Flushes the file to disk (at the end of a build).
+    pub async fn sync(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        self.file.sync_data().await
+    }
+}
+
+/// Writes bytes `from..to` of the file at `path` to the client, a chunk at a time. A file
+/// shorter than `to` ends the copy early.
+pub async fn copy_range(path: &Path, from: u64, to: u64, out: &Output) -> std::io::Result<u64> {
+    if from >= to {
+        return Ok(from);
+    }
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(SeekFrom::Start(from)).await?;
+    let mut at = from;
+    while at < to {
+        let want = (to - at).min(READ_CHUNK as u64) as usize;
+        let mut buffer = vec![0; want];
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        buffer.truncate(n);
+        at += n as u64;
+        out.stdout(Bytes::from(buffer)).await;
+    }
+    Ok(at)
+}
+
+/// Writes the console from `from` to the client as it grows, until the build has ended
+/// and everything is written; the result.
+pub async fn follow(
+    path: &Path,
+    mut progress: watch::Receiver<Progress>,
+    from: u64,
+    out: &Output,
+) -> std::io::Result<Option<super::BuildResult>> {
+    let mut at = from;
+    loop {
+        let now = *progress.borrow_and_update();
+        if now.log_len > at {
+            at = copy_range(path, at, now.log_len, out).await?;
+        }
+        if now.result.is_some() && at >= now.log_len {
+            return Ok(now.result);
+        }
+        if progress.changed().await.is_err() {
+            // The runner is gone without a result (the controller is shutting down).
+            return Ok(None);
+        }
+    }
+}
+
+/// The offset where the last `lines` lines of the file begin (a last line without its
+/// newline counts), read backwards a chunk at a time.
+pub async fn last_lines_offset(path: &Path, len: u64, lines: u64) -> std::io::Result<u64> {
+    if lines == 0 {
+        return Ok(len);
+    }
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut end = len;
+    let mut newlines = 0u64;
+    // A newline that ends the file closes the last line; it does not start a new one.
+    let mut skip_last = true;
+    while end > 0 {
+        let start = end.saturating_sub(READ_CHUNK as u64);
+        let mut buffer = vec![0; (end - start) as usize];
+        file.seek(SeekFrom::Start(start)).await?;
+        file.read_exact(&mut buffer).await?;
+        for (i, byte) in buffer.iter().enumerate().rev() {
+            if *byte != b'\n' {
+                skip_last = false;
+                continue;
+            }
+            if skip_last {
+                skip_last = false;
+                continue;
+            }
+            newlines += 1;
+            if newlines == lines {
+                return Ok(start + i as u64 + 1);
+            }
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn offset_of(text: &str, lines: u64) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, text).unwrap();
+        let at = last_lines_offset(&path, text.len() as u64, lines)
+            .await
+            .unwrap();
+        text[at as usize..].to_owned()
+    }
+
+    #[tokio::test]
+    async fn last_lines() {
+        assert_eq!(offset_of("a\nb\nc\n", 2).await, "b\nc\n");
+        assert_eq!(offset_of("a\nb\nc", 2).await, "b\nc");
+        assert_eq!(offset_of("a\nb\nc\n", 5).await, "a\nb\nc\n");
+        assert_eq!(offset_of("a\nb\nc\n", 0).await, "");
+        assert_eq!(offset_of("", 3).await, "");
+        assert_eq!(offset_of("\n\n", 1).await, "\n");
+    }
+
+    #[tokio::test]
+    async fn last_lines_across_chunks() {
+        let line = "x".repeat(READ_CHUNK / 3) + "\n";
+        let text: String = (0..10).map(|i| format!("{i}{line}")).collect();
+        let tail = offset_of(&text, 4).await;
+        assert!(tail.starts_with('6'), "{}", &tail[..10]);
+        assert_eq!(tail.lines().count(), 4);
+    }
+}

@@ -1,0 +1,501 @@
+//! One build's run: its shell steps, one after another, as durable steps on its agent, with
+//! their output appended to the console.
+//!
+//! Per step, in this order: the `[JOB] $ /bin/sh -xe …` line goes to the console; the store
+//! records the step's index and the console length where its output begins; the agent
+//! starts the step; the runner follows the step's log until it ends. A step's output is the
+//! only thing written to the console between those points, so `console length − start` is
+//! always the offset in the step's own log to follow from: after a lost connection, an
+//! agent restart, or a controller restart. Steps are removed from the agent only after the
+//! build's end is recorded, so a step that cannot be found was never started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_channel::Channel;
+use steward_channel::steps::{self, StepCallError, Tail};
+use steward_protocol::job_xml::JobConfig;
+use steward_protocol::services::{Request, Response};
+use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec};
+use tokio::time::Instant;
+
+use super::console::ConsoleWriter;
+use super::{RunningBuild, now_ms, shell_scripts};
+use crate::state::AppState;
+use crate::store::builds::{self as records, BuildResult};
+
+/// Pause before asking again when a call failed on a connection that still looks open.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs a build that has just been given its executor.
+pub(super) async fn fresh(state: AppState, build: Arc<RunningBuild>) {
+    drive(state, build, false).await
+}
+
+/// Picks up a build the store says was running when the controller stopped.
+pub(super) async fn resume(state: AppState, build: Arc<RunningBuild>) {
+    drive(state, build, true).await
+}
+
+async fn drive(state: AppState, build: Arc<RunningBuild>, resuming: bool) {
+    let shutdown = state.shutdown.clone();
+    tokio::select! {
+        // On shutdown the build stays running in the store, and its steps on the agent:
+        // the next controller reattaches them.
+        _ = shutdown.cancelled() => {}
+        _ = run(&state, &build, resuming) => {}
+    }
+}
+
+async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
+    let row = &build.row;
+    let path = state.builds.console_path(&row.job, row.number);
+    let console = match ConsoleWriter::open(path.clone(), build.progress.clone()).await {
+        Ok(console) => Some(console),
+        Err(e) => {
+            tracing::error!(job = %row.job, number = row.number, path = %path.display(), error = %e, "cannot write the console");
+            None
+        }
+    };
+    let result = match (console, JobConfig::from_xml(&row.config_xml)) {
+        (Some(console), Ok(config)) => {
+            let mut runner = Runner {
+                state,
+                build,
+                console,
+                work_dir: None,
+            };
+            let result = runner.steps(&config, resuming).await;
+            runner.finish(result).await;
+            result
+        }
+        (None, _) => BuildResult::Failure,
+        (Some(mut console), Err(e)) => {
+            let _ = console
+                .append(format!("ERROR: the stored job configuration is unreadable: {e}\nFinished: FAILURE\n").as_bytes())
+                .await;
+            BuildResult::Failure
+        }
+    };
+    record_end(state, build, result).await;
+}
+
+/// Stores the result, tells followers, frees the executor, and removes the steps from
+/// the agent.
+async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildResult) {
+    let id = build.row.id;
+    if let Err(e) = state
+        .store
+        .call(move |c| records::finish(c, id, result, now_ms()))
+        .await
+    {
+        tracing::error!(job = %build.row.job, number = build.row.number, error = %e, "cannot record the build's result");
+    }
+    build.progress.send_modify(|p| p.result = Some(result));
+    state.builds.finished(id);
+    if let Some(channel) = live_channel(state, &build.row.node) {
+        let last = build_step_count(build);
+        for index in 0..last {
+            let _ = steps::remove(&channel, &step_id(id, index)).await;
+        }
+    }
+}
+
+/// How many steps the build may have started.
+fn build_step_count(build: &RunningBuild) -> u32 {
+    JobConfig::from_xml(&build.row.config_xml)
+        .map(|c| shell_scripts(&c).len() as u32)
+        .unwrap_or(build.row.step_index + 1)
+}
+
+/// The agent-side name of step `index` of build `id`: unique for all time, as build ids are.
+pub fn step_id(build_id: u64, index: u32) -> String {
+    format!("build-{build_id}-{index}")
+}
+
+fn live_channel(state: &AppState, node: &str) -> Option<Channel> {
+    state.agents.channel(node).filter(|c| !c.is_closed())
+}
+
+/// How following a step ended.
+enum Followed {
+    Ended(StepOutcome),
+    /// No connection to the agent within the grace period.
+    Lost,
+    /// Aborted while the agent was away: nothing could be killed.
+    AbortedAway,
+    /// The agent does not have the step, or answered something unusable.
+    Failed(String),
+    /// The console could not be written.
+    Console(std::io::Error),
+}
+
+struct Runner<'a> {
+    state: &'a AppState,
+    build: &'a RunningBuild,
+    console: ConsoleWriter,
+    /// The agent's work dir, once asked.
+    work_dir: Option<String>,
+}
+
+impl Runner<'_> {
+    async fn line(&mut self, text: &str) {
+        if let Err(e) = self.console.append(text.as_bytes()).await {
+            tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        self.state.builds.reconnect_grace
+    }
+
+    /// Runs the job's steps from where the record says; the result.
+    async fn steps(&mut self, config: &JobConfig, resuming: bool) -> BuildResult {
+        let row = &self.build.row;
+        let scripts = shell_scripts(config);
+        let mut first = 0;
+        let mut reattach = None;
+        if resuming && let Some(log_start) = row.step_log_start {
+            first = row.step_index;
+            reattach = Some(log_start);
+        } else if self.console.size() == 0 {
+            let header = format!("Started from command line by {}\n", row.cause_user);
+            self.line(&header).await;
+        }
+        let mut workspace_shown = reattach.is_some();
+        for index in first..scripts.len() as u32 {
+            if self.build.abort.is_cancelled() {
+                return BuildResult::Aborted;
+            }
+            let id = step_id(row.id, index);
+            let Some(work_dir) = self.work_dir().await else {
+                return self.lost(index).await;
+            };
+            let spec = self.spec(&work_dir, scripts[index as usize]).await;
+            let followed = match reattach.take() {
+                Some(log_start) => self.follow(&id, log_start, &spec).await,
+                None => {
+                    if !workspace_shown {
+                        let line = format!(
+                            "Building remotely on {} in workspace {}\n",
+                            describe_node(self.state, &row.node).await,
+                            workspace(&work_dir, &row.job)
+                        );
+                        self.line(&line).await;
+                        workspace_shown = true;
+                    }
+                    let line = format!(
+                        "[{}] $ /bin/sh -xe {work_dir}/steps/{id}/script.sh\n",
+                        row.job
+                    );
+                    self.line(&line).await;
+                    let log_start = self.console.size();
+                    let build_id = row.id;
+                    if let Err(e) = self
+                        .state
+                        .store
+                        .call(move |c| records::set_step(c, build_id, index, log_start))
+                        .await
+                    {
+                        self.line(&format!("ERROR: cannot record the step: {e}\n"))
+                            .await;
+                        return BuildResult::Failure;
+                    }
+                    self.start(&id, &work_dir, &spec, log_start).await
+                }
+            };
+            match followed {
+                Followed::Ended(_) if self.build.abort.is_cancelled() => {
+                    return BuildResult::Aborted;
+                }
+                Followed::Ended(StepOutcome::Exited { code: 0 }) => {}
+                Followed::Ended(StepOutcome::Exited { .. }) => {
+                    self.line("Build step 'Execute shell' marked build as failure\n")
+                        .await;
+                    return BuildResult::Failure;
+                }
+                Followed::Ended(StepOutcome::Lost) => {
+                    let line = format!(
+                        "\nERROR: the step's process on {} ended without an exit status \
+                         (killed with SIGKILL, or the machine restarted)\n",
+                        row.node
+                    );
+                    self.line(&line).await;
+                    return BuildResult::Failure;
+                }
+                Followed::Lost => return self.lost(index).await,
+                Followed::AbortedAway => return BuildResult::Aborted,
+                Followed::Failed(why) => {
+                    self.line(&format!("\nERROR: {why}\n")).await;
+                    return BuildResult::Failure;
+                }
+                Followed::Console(e) => {
+                    tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+                    return BuildResult::Failure;
+                }
+            }
+        }
+        BuildResult::Success
+    }
+
+    async fn lost(&mut self, index: u32) -> BuildResult {
+        if self.build.abort.is_cancelled() {
+            return BuildResult::Aborted;
+        }
+        let line = format!(
+            "\nERROR: Agent {} was lost during step {} and did not reconnect within {} s; \
+             the build fails. Its process may still run on the agent.\n",
+            self.build.row.node,
+            index + 1,
+            self.grace().as_secs()
+        );
+        self.line(&line).await;
+        BuildResult::Failure
+    }
+
+    /// Writes the closing lines.
+    async fn finish(&mut self, result: BuildResult) {
+        if let Some(by) = self.build.aborted_by() {
+            self.line(&format!("Aborted by {by}\n")).await;
+        }
+        self.line(&format!("Finished: {result}\n")).await;
+        if let Err(e) = self.console.sync().await {
+            tracing::warn!(path = %self.console.path().display(), error = %e, "cannot sync the console");
+        }
+    }
+
+    /// The agent's work dir, asked once (and again after a failed attempt).
+    async fn work_dir(&mut self) -> Option<String> {
+        if let Some(dir) = &self.work_dir {
+            return Some(dir.clone());
+        }
+        let deadline = Instant::now() + self.grace();
+        loop {
+            let channel = self.wait_channel(deadline, true).await?;
+            match steward_channel::call::call(&channel, &Request::Info).await {
+                Ok(Response::Info(info)) => {
+                    let dir = info.work_dir.trim_end_matches('/').to_owned();
+                    self.work_dir = Some(dir.clone());
+                    return Some(dir);
+                }
+                Ok(other) => {
+                    tracing::warn!(node = %self.build.row.node, answer = ?other, "unexpected answer to Info");
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+            }
+        }
+    }
+
+    /// The environment and script of a step (compat §7.4).
+    async fn spec(&self, work_dir: &str, script: &str) -> StepSpec {
+        let row = &self.build.row;
+        let root = self.state.config.root_url.as_str();
+        let job_url = format!("{root}job/{}/", url_segment(&row.job));
+        let labels = node_labels(self.state, &row.node).await;
+        let mut env = vec![
+            ("BUILD_NUMBER".to_owned(), row.number.to_string()),
+            ("BUILD_ID".to_owned(), row.number.to_string()),
+            ("BUILD_DISPLAY_NAME".to_owned(), format!("#{}", row.number)),
+            (
+                "BUILD_TAG".to_owned(),
+                format!("jenkins-{}-{}", row.job.replace('/', "-"), row.number),
+            ),
+            ("BUILD_URL".to_owned(), format!("{job_url}{}/", row.number)),
+            ("JOB_NAME".to_owned(), row.job.clone()),
+            ("JOB_BASE_NAME".to_owned(), row.job.clone()),
+            ("JOB_URL".to_owned(), job_url),
+            ("WORKSPACE".to_owned(), workspace(work_dir, &row.job)),
+            ("NODE_NAME".to_owned(), row.node.clone()),
+            ("NODE_LABELS".to_owned(), labels),
+            ("EXECUTOR_NUMBER".to_owned(), row.executor.to_string()),
+            ("JENKINS_URL".to_owned(), root.to_owned()),
+        ];
+        env.extend(row.params.iter().cloned());
+        StepSpec {
+            script: script.as_bytes().to_vec(),
+            env,
+        }
+    }
+
+    /// Starts a step and follows it.
+    async fn start(
+        &mut self,
+        id: &str,
+        work_dir: &str,
+        spec: &StepSpec,
+        log_start: u64,
+    ) -> Followed {
+        let deadline = Instant::now() + self.grace();
+        let Some(channel) = self.wait_channel(deadline, true).await else {
+            return self.away();
+        };
+        match steps::start(
+            &channel,
+            id,
+            &workspace(work_dir, &self.build.row.job),
+            spec,
+        )
+        .await
+        {
+            Ok(_) => {}
+            // Whether it started is unknown: following finds out.
+            Err(e) if e.is_connection_lost() => {}
+            Err(e) => return Followed::Failed(format!("the step could not start: {e}")),
+        }
+        self.follow(id, log_start, spec).await
+    }
+
+    fn away(&self) -> Followed {
+        if self.build.abort.is_cancelled() {
+            Followed::AbortedAway
+        } else {
+            Followed::Lost
+        }
+    }
+
+    /// Follows step `id` until it ends, appending its output from where the console stops;
+    /// reconnects while the grace period lasts; kills the step when the build is aborted.
+    /// A step the agent does not have and that has written nothing was never started: it
+    /// is started then (once).
+    async fn follow(&mut self, id: &str, log_start: u64, spec: &StepSpec) -> Followed {
+        let mut deadline = Instant::now() + self.grace();
+        let mut kill_sent = false;
+        let mut started_here = false;
+        loop {
+            let aborting = self.build.abort.is_cancelled();
+            let Some(channel) = self.wait_channel(deadline, !aborting).await else {
+                return self.away();
+            };
+            if aborting && !kill_sent {
+                match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
+                    Ok(()) => kill_sent = true,
+                    Err(e) if e.is_connection_lost() => {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                    // Nothing to kill: the step never started.
+                    Err(StepCallError::Refused(_)) => return Followed::AbortedAway,
+                    Err(e) => return Followed::Failed(e.to_string()),
+                }
+            }
+            let offset = self.console.size().saturating_sub(log_start);
+            let mut tail = match Tail::open(&channel, id, offset).await {
+                Ok(tail) => tail,
+                Err(e) if e.is_connection_lost() => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+                Err(StepCallError::Refused(why)) if offset == 0 && !started_here && !aborting => {
+                    tracing::info!(step = id, reason = %why, "step not on the agent: starting it");
+                    started_here = true;
+                    let workspace =
+                        workspace(self.work_dir.as_deref().unwrap_or("."), &self.build.row.job);
+                    if let Err(e) = steps::start(&channel, id, &workspace, spec).await
+                        && !e.is_connection_lost()
+                    {
+                        return Followed::Failed(format!("the step could not start: {e}"));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Followed::Failed(format!(
+                        "step {id} cannot be followed on {}: {e}",
+                        self.build.row.node
+                    ));
+                }
+            };
+            loop {
+                tokio::select! {
+                    event = tail.next() => match event {
+                        Some(Ok(StepEvent::Log(data))) => {
+                            if let Err(e) = self.console.append(&data).await {
+                                return Followed::Console(e);
+                            }
+                        }
+                        Some(Ok(StepEvent::Ended(outcome))) => return Followed::Ended(outcome),
+                        // The connection went (or the stream ended without the step's end).
+                        None => break,
+                        Some(Err(e)) if e.is_connection_lost() => break,
+                        Some(Err(e)) => return Followed::Failed(e.to_string()),
+                    },
+                    _ = self.build.abort.cancelled(), if !kill_sent => {
+                        match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
+                            Ok(()) => kill_sent = true,
+                            Err(e) if e.is_connection_lost() => break,
+                            Err(e) => return Followed::Failed(e.to_string()),
+                        }
+                    }
+                }
+            }
+            tracing::info!(job = %self.build.row.job, number = self.build.row.number, node = %self.build.row.node, "lost the agent during a step; waiting for it");
+            deadline = Instant::now() + self.grace();
+        }
+    }
+
+    /// A live channel to the build's node, waiting until `deadline` for one; `None` past
+    /// the deadline, or at once when `stop_on_abort` and the build is aborted.
+    async fn wait_channel(&self, deadline: Instant, stop_on_abort: bool) -> Option<Channel> {
+        let node = &self.build.row.node;
+        let mut changes = self.state.agents.subscribe();
+        loop {
+            changes.borrow_and_update();
+            if let Some(channel) = live_channel(self.state, node) {
+                return Some(channel);
+            }
+            tokio::select! {
+                _ = self.build.abort.cancelled(), if stop_on_abort => return None,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+}
+
+/// `WORK_DIR/workspace/JOB`.
+fn workspace(work_dir: &str, job: &str) -> String {
+    format!("{work_dir}/workspace/{job}")
+}
+
+/// `NODE (labels)` as Jenkins' "Building remotely on" line shows it.
+async fn describe_node(state: &AppState, node: &str) -> String {
+    let labels = configured_labels(state, node).await;
+    if labels.is_empty() {
+        node.to_owned()
+    } else {
+        format!("{node} ({labels})")
+    }
+}
+
+async fn configured_labels(state: &AppState, node: &str) -> String {
+    crate::nodes::list(state)
+        .await
+        .ok()
+        .and_then(|list| {
+            list.iter()
+                .find(|r| r.config.name == node)
+                .map(|r| r.config.label_list().join(" "))
+        })
+        .unwrap_or_default()
+}
+
+/// `NODE_LABELS`: the node's labels and its name.
+async fn node_labels(state: &AppState, node: &str) -> String {
+    let labels = configured_labels(state, node).await;
+    if labels.is_empty() {
+        node.to_owned()
+    } else {
+        format!("{labels} {node}")
+    }
+}
+
+/// A job name as one URL path segment.
+fn url_segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

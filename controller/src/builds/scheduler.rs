@@ -1,0 +1,229 @@
+//! The scheduler task: whenever something changes (a build queued or cancelled, an executor
+//! freed, a node connected, disconnected, marked offline or reconfigured, a job changed) it
+//! asks [`crate::schedule::assign`] which waiting builds start where, starts them, and
+//! records the others' wait reasons.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use steward_protocol::job_xml::JobConfig;
+use steward_protocol::label::{self, LabelExpr};
+
+use super::{ItemState, now_ms, register, run};
+use crate::schedule::{self, Decision, NodeView, Waiting};
+use crate::state::AppState;
+use crate::store::builds::{self as records, Start};
+use crate::store::jobs;
+
+pub(super) async fn run(state: AppState) {
+    let mut changes = state.agents.subscribe();
+    loop {
+        changes.borrow_and_update();
+        pass(&state).await;
+        tokio::select! {
+            _ = state.builds.wake.notified() => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// A job as the scheduler needs it.
+struct JobView {
+    xml: String,
+    config: JobConfig,
+    label: Result<Option<LabelExpr>, String>,
+}
+
+async fn pass(state: &AppState) {
+    let items: Vec<(u64, String)> = state
+        .builds
+        .lock()
+        .queue
+        .iter()
+        .map(|i| (i.row.id, i.row.job.clone()))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let names: BTreeSet<String> = items.iter().map(|(_, job)| job.clone()).collect();
+    let jobs = match state
+        .store
+        .call(move |c| {
+            let mut found = BTreeMap::new();
+            for name in names {
+                if let Some(record) = jobs::get(c, &name)? {
+                    found.insert(name, record.config);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::error!(error = %e, "the scheduler cannot read the jobs");
+            return;
+        }
+    };
+    let jobs: BTreeMap<String, JobView> = jobs
+        .into_iter()
+        .map(|(name, config)| {
+            let label = label::parse(config.assigned_node.as_deref().unwrap_or(""))
+                .map_err(|e| format!("Invalid label expression: {e}"));
+            let view = JobView {
+                xml: config.to_xml(),
+                config,
+                label,
+            };
+            (name, view)
+        })
+        .collect();
+    let nodes = match crate::nodes::list(state).await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            tracing::error!(error = %e, "the scheduler cannot read the nodes");
+            return;
+        }
+    };
+
+    let running = state.builds.running();
+    let mut busy: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    let mut running_build: BTreeMap<&str, u64> = BTreeMap::new();
+    for build in &running {
+        busy.entry(build.row.node.as_str())
+            .or_default()
+            .insert(build.row.executor);
+        let newest = running_build.entry(build.row.job.as_str()).or_default();
+        *newest = (*newest).max(build.row.number);
+    }
+    let views: Vec<NodeView<'_>> = nodes
+        .iter()
+        .map(|record| NodeView {
+            config: &record.config,
+            // A Java agent is online but has no channel to run steps over.
+            online: crate::nodes::status(state, record).online
+                && state
+                    .agents
+                    .channel(&record.config.name)
+                    .is_some_and(|c| !c.is_closed()),
+            busy: busy
+                .get(record.config.name.as_str())
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+
+    // Items that cannot be considered get their reason here; the rest go to `assign`.
+    let mut reasons: BTreeMap<u64, String> = BTreeMap::new();
+    let mut waiting = Vec::new();
+    let mut considered = Vec::new();
+    let mut vanished = Vec::new();
+    for (id, job) in &items {
+        let Some(view) = jobs.get(job) else {
+            vanished.push(*id);
+            continue;
+        };
+        if view.config.disabled {
+            reasons.insert(*id, format!("{job} is disabled"));
+            continue;
+        }
+        match &view.label {
+            Err(why) => {
+                reasons.insert(*id, why.clone());
+            }
+            Ok(label) => {
+                waiting.push(Waiting {
+                    job,
+                    label: label.as_ref(),
+                    concurrent: view.config.concurrent_build,
+                    running_build: running_build.get(job.as_str()).copied(),
+                });
+                considered.push(*id);
+            }
+        }
+    }
+    let decisions = schedule::assign(&waiting, &views);
+    let mut starts = Vec::new();
+    for (id, decision) in considered.iter().zip(decisions) {
+        match decision {
+            Decision::Start { node, executor } => starts.push((*id, node, executor)),
+            Decision::Wait(why) => {
+                reasons.insert(*id, why);
+            }
+        }
+    }
+    {
+        let mut inner = state.builds.lock();
+        for item in inner.queue.iter_mut() {
+            if let Some(why) = reasons.remove(&item.row.id) {
+                item.why = why;
+            }
+        }
+    }
+    for id in vanished {
+        let _ = super::cancel_queued(state, id).await;
+    }
+    for (id, node, executor) in starts {
+        let job = &items.iter().find(|(i, _)| *i == id).expect("considered").1;
+        let xml = jobs[job].xml.clone();
+        start_build(state, id, node, executor, xml).await;
+    }
+}
+
+/// Gives queued item `queue_id` its executor: the store records the build with its number,
+/// then the item's waiters learn the number and the runner starts.
+async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u32, xml: String) {
+    let started_at_ms = now_ms();
+    let for_store = node.clone();
+    let row = state
+        .store
+        .call(move |c| {
+            records::start(
+                c,
+                &Start {
+                    queue_id,
+                    node: &for_store,
+                    executor,
+                    config_xml: &xml,
+                    started_at_ms,
+                },
+            )
+        })
+        .await;
+    let item = {
+        let mut inner = state.builds.lock();
+        match &row {
+            // A store failure leaves the item queued; the next pass tries again.
+            Err(_) => None,
+            _ => inner
+                .queue
+                .iter()
+                .position(|i| i.row.id == queue_id)
+                .map(|at| inner.queue.remove(at)),
+        }
+    };
+    match row {
+        Ok(Some(row)) => {
+            let number = row.number;
+            tracing::info!(job = %row.job, number, node = %node, executor, "build started");
+            let build = register(state, row);
+            if let Some(item) = item {
+                item.state.send_replace(ItemState::Started { number });
+            }
+            state.tasks.spawn(run::fresh(state.clone(), build));
+        }
+        // Cancelled meanwhile.
+        Ok(None) => {
+            if let Some(item) = item {
+                item.state.send_replace(ItemState::Cancelled);
+            }
+        }
+        Err(e) => {
+            tracing::error!(queue_id, error = %e, "cannot start a queued build");
+        }
+    }
+}

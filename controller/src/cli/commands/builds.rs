@@ -1,0 +1,535 @@
+//! Build commands: `build`, `console` and `stop-builds` as Jenkins has them (compat §7.3),
+//! and our own `queue`, `cancel-queue` and `list-builds`.
+
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::watch;
+
+use super::args::Args;
+use super::nodes::for_each_name;
+use super::{Command, CommandError, CommandResult, Context};
+use crate::auth::Permission;
+use crate::builds::{self, BuildError, ItemState, RunningBuild, console};
+use crate::jobs::{self, JobError};
+use crate::state::AppState;
+use crate::store::builds::{self as records, BuildResult, BuildRow, PERMALINKS};
+
+pub const COMMANDS: &[&Command] = &[
+    &BUILD,
+    &CONSOLE,
+    &STOP_BUILDS,
+    &QUEUE,
+    &CANCEL_QUEUE,
+    &LIST_BUILDS,
+];
+
+const BUILD: Command = Command {
+    name: "build",
+    summary: "Builds a job, and optionally waits until its completion.\n\
+              -s: wait until the build completes; interrupting the command aborts the build\n\
+              -f: like -s, but interrupting the command leaves the build running (exit 125)\n\
+              -w: wait until the build starts\n\
+              -v: print the console output (with -s or -f)\n\
+              -p NAME=VALUE: a build parameter (repeat for more)\n\
+              The exit code is the result's: SUCCESS 0, UNSTABLE 1, FAILURE 2, NOT_BUILT 3, ABORTED 4.",
+    usage: "JOB [-s] [-f] [-w] [-v] [-p NAME=VALUE]...",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| build(ctx).boxed(),
+};
+
+const CONSOLE: Command = Command {
+    name: "console",
+    summary: "Retrieves console output of a build (default: the last one).\n\
+              BUILD: a number or a permalink such as lastSuccessfulBuild\n\
+              -f: follow the output until the build completes\n\
+              -n N: print only the last N lines",
+    usage: "JOB [BUILD] [-f] [-n N]",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| console_command(ctx).boxed(),
+};
+
+const STOP_BUILDS: Command = Command {
+    name: "stop-builds",
+    summary: "Stop all running builds for job(s)",
+    usage: "JOB_NAME ...",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| stop_builds(ctx).boxed(),
+};
+
+const QUEUE: Command = Command {
+    name: "queue",
+    summary: "Lists the builds waiting in the queue: id, job, parameters, time waited and why \
+              each waits.",
+    usage: "",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| queue(ctx).boxed(),
+};
+
+const CANCEL_QUEUE: Command = Command {
+    name: "cancel-queue",
+    summary: "Removes waiting builds from the queue, by the ids `queue` shows.",
+    usage: "ID ...",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| cancel_queue(ctx).boxed(),
+};
+
+const LIST_BUILDS: Command = Command {
+    name: "list-builds",
+    summary: "Lists a job's builds, newest first: number, result, start, duration, node, \
+              cause and parameters.\n-n N: at most N builds (default 20)",
+    usage: "JOB [-n N]",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| list_builds(ctx).boxed(),
+};
+
+impl From<BuildError> for CommandError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Job(job) => job.into(),
+            BuildError::BadParameter(_) => CommandError::IllegalArgument(e.to_string()),
+            BuildError::Disabled(_)
+            | BuildError::UnsupportedSteps { .. }
+            | BuildError::NotParameterized { .. }
+            | BuildError::QueueFull => CommandError::IllegalState(e.to_string()),
+            BuildError::Store(s) => CommandError::unexpected("build", s),
+        }
+    }
+}
+
+fn store_error(e: crate::store::StoreError) -> CommandError {
+    CommandError::unexpected("build", e)
+}
+
+/// `-p NAME=VALUE` values as pairs.
+fn parameters(values: &[&str]) -> Result<Vec<(String, String)>, CommandError> {
+    values
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
+            None => Err(CommandError::IllegalArgument(format!(
+                "Parameter '{p}' has no value: write -p NAME=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+async fn build(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &["-s", "-f", "-w", "-v"], &["-p"])?;
+    let job = args.one("JOB")?.to_owned();
+    let given = parameters(&args.values("-p"))?;
+    jobs::get(&ctx.state, &job).await?;
+    ctx.require(Permission::JobBuild)?;
+    let follow = args.flag("-f");
+    let sync = args.flag("-s") || follow;
+    let wait = args.flag("-w") || sync;
+    let user = ctx.identity.name().to_owned();
+    let mut queued = builds::enqueue(&ctx.state, &job, &given, &user).await?;
+    if !wait {
+        return Ok(0);
+    }
+    // Dropped when the client leaves (the session drops this future): with -s the build,
+    // or its queue item, is aborted; -f leaves it running.
+    let mut on_leave = AbortOnLeave {
+        state: ctx.state.clone(),
+        user,
+        job: job.clone(),
+        queue_id: queued.id,
+        item: queued.state.clone(),
+        build: None,
+        armed: sync && !follow,
+    };
+    let Some(number) = queued.started().await else {
+        on_leave.armed = false;
+        return Err(CommandError::IllegalState(format!(
+            "The queued build of {job} was cancelled"
+        )));
+    };
+    let running = ctx.state.builds.running_build(&job, number);
+    on_leave.build = running.clone();
+    ctx.out.stdout(format!("Started {job} #{number}\n")).await;
+    if !sync {
+        on_leave.armed = false;
+        return Ok(0);
+    }
+    let path = ctx.state.builds.console_path(&job, number);
+    let result = match &running {
+        Some(build) if args.flag("-v") => console::follow(&path, build.progress(), 0, &ctx.out)
+            .await
+            .map_err(|e| CommandError::unexpected("build", e))?,
+        Some(build) => {
+            let mut progress = build.progress();
+            progress
+                .wait_for(|p| p.result.is_some())
+                .await
+                .ok()
+                .and_then(|p| p.result)
+        }
+        // Ended before it could be followed: the record has it all.
+        None => {
+            if args.flag("-v") {
+                let len = file_len(&path).await;
+                console::copy_range(&path, 0, len, &ctx.out)
+                    .await
+                    .map_err(|e| CommandError::unexpected("build", e))?;
+            }
+            builds::get(&ctx.state, &job, number)
+                .await
+                .map_err(store_error)?
+                .and_then(|b| b.result)
+        }
+    };
+    on_leave.armed = false;
+    let Some(result) = result else {
+        return Err(CommandError::unexpected(
+            "build",
+            "the controller is shutting down",
+        ));
+    };
+    ctx.out
+        .stdout(format!("Completed {job} #{number} : {result}\n"))
+        .await;
+    Ok(result.ordinal())
+}
+
+/// Aborts a `build -s`'s build (or cancels its queue item) when the command is dropped
+/// before the build has ended.
+struct AbortOnLeave {
+    state: AppState,
+    user: String,
+    job: String,
+    queue_id: u64,
+    item: watch::Receiver<ItemState>,
+    build: Option<Arc<RunningBuild>>,
+    armed: bool,
+}
+
+impl Drop for AbortOnLeave {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(build) = &self.build {
+            tracing::info!(job = %build.row.job, number = build.row.number, "build -s interrupted: aborting the build");
+            build.abort(&self.user);
+            return;
+        }
+        let (state, user, job, id, mut item) = (
+            self.state.clone(),
+            self.user.clone(),
+            self.job.clone(),
+            self.queue_id,
+            self.item.clone(),
+        );
+        tokio::spawn(async move {
+            if builds::cancel_queued(&state, id).await.unwrap_or(false) {
+                return;
+            }
+            // It started meanwhile: abort the build.
+            let state_now = item
+                .wait_for(|s| *s != ItemState::Waiting)
+                .await
+                .map(|s| s.clone());
+            if let Ok(ItemState::Started { number }) = state_now
+                && let Some(build) = state.builds.running_build(&job, number)
+            {
+                build.abort(&user);
+            }
+        });
+    }
+}
+
+async fn file_len(path: &std::path::Path) -> u64 {
+    tokio::fs::metadata(path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// The build `which` names (a number or a permalink; the last build when absent).
+async fn find_build(
+    state: &AppState,
+    job: &str,
+    which: Option<&str>,
+) -> Result<BuildRow, CommandError> {
+    let key = job.to_owned();
+    match which {
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            let number: u64 = text
+                .parse()
+                .map_err(|_| CommandError::IllegalArgument(format!("No such build #{text}")))?;
+            builds::get(state, job, number)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| CommandError::IllegalArgument(format!("No such build #{number}")))
+        }
+        Some(link) => {
+            let name = link.to_owned();
+            let found = state
+                .store
+                .call(move |c| records::permalink(c, &key, &name))
+                .await
+                .map_err(store_error)?;
+            match found {
+                Ok(Some(build)) => Ok(build),
+                Ok(None) => Err(CommandError::IllegalState(format!(
+                    "Permalink {link} produced no build"
+                ))),
+                Err(()) => Err(CommandError::IllegalArgument(format!(
+                    "Not sure what you meant by \"{link}\": use a build number or one of {}",
+                    PERMALINKS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+        None => state
+            .store
+            .call(move |c| records::permalink(c, &key, "lastBuild"))
+            .await
+            .map_err(store_error)?
+            .ok()
+            .flatten()
+            .ok_or_else(|| CommandError::IllegalArgument(format!("{job} has no builds"))),
+    }
+}
+
+async fn console_command(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &["-f"], &["-n"])?;
+    let (job, which) = match args.positional.as_slice() {
+        [job] => (job.clone(), None),
+        [job, which] => (job.clone(), Some(which.clone())),
+        [] => return Err(CommandError::BadArgs("Argument \"JOB\" is required".into())),
+        [_, _, extra @ ..] => {
+            return Err(CommandError::BadArgs(format!(
+                "Too many arguments: {}",
+                extra.join(" ")
+            )));
+        }
+    };
+    let lines = match args.value("-n") {
+        None => None,
+        Some(n) => Some(n.parse::<u64>().map_err(|_| {
+            CommandError::BadArgs(format!("\"{n}\" is not a valid value for \"-n\""))
+        })?),
+    };
+    jobs::get(&ctx.state, &job).await?;
+    ctx.require(Permission::JobRead)?;
+    let row = find_build(&ctx.state, &job, which.as_deref()).await?;
+    let path = ctx.state.builds.console_path(&job, row.number);
+    let running = ctx.state.builds.running_build(&job, row.number);
+    let len = match &running {
+        Some(build) => build.progress().borrow().log_len,
+        None => file_len(&path).await,
+    };
+    let from = match lines {
+        Some(n) => console::last_lines_offset(&path, len, n)
+            .await
+            .map_err(|e| CommandError::unexpected("console", e))?,
+        None => 0,
+    };
+    match running {
+        Some(build) if args.flag("-f") => {
+            console::follow(&path, build.progress(), from, &ctx.out)
+                .await
+                .map_err(|e| CommandError::unexpected("console", e))?;
+        }
+        _ => {
+            console::copy_range(&path, from, len, &ctx.out)
+                .await
+                .map_err(|e| CommandError::unexpected("console", e))?;
+        }
+    }
+    Ok(0)
+}
+
+async fn stop_builds(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let mut names: Vec<String> = Vec::new();
+    for name in args.at_least_one("JOB_NAME")? {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    for name in &names {
+        match jobs::get(&ctx.state, name).await {
+            Ok(_) => {}
+            Err(JobError::NotFound(_)) => {
+                return Err(CommandError::IllegalArgument(format!(
+                    "Job not found: '{name}'"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ctx.require(Permission::JobCancel)?;
+    let mut stopped = false;
+    for name in &names {
+        for build in ctx.state.builds.running_of(name) {
+            build.abort(ctx.identity.name());
+            stopped = true;
+            ctx.out
+                .stdout(format!(
+                    "Build '#{}' stopped for job '{name}'\n",
+                    build.row.number
+                ))
+                .await;
+        }
+    }
+    if !stopped {
+        ctx.out.stdout("No builds stopped\n").await;
+    }
+    Ok(0)
+}
+
+async fn queue(ctx: &mut Context) -> CommandResult {
+    Args::none(&ctx.args)?;
+    ctx.require(Permission::JobRead)?;
+    let now = builds::now_ms();
+    let mut text = String::new();
+    for item in ctx.state.builds.queue() {
+        let params: Vec<String> = item
+            .row
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let waited = (now - item.row.queued_at_ms).max(0) as f64 / 1000.0;
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{waited:.1} s\t{}\n",
+            item.row.id,
+            item.row.job,
+            params.join(" "),
+            item.why
+        ));
+        if text.len() > 64 * 1024 {
+            ctx.out.stdout(std::mem::take(&mut text)).await;
+        }
+    }
+    ctx.out.stdout(text).await;
+    Ok(0)
+}
+
+async fn cancel_queue(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let ids = args.at_least_one("ID")?.to_vec();
+    ctx.require(Permission::JobCancel)?;
+    for_each_name(ctx, &ids, |ctx, text| {
+        async move {
+            let id: u64 = text
+                .parse()
+                .map_err(|_| CommandError::IllegalArgument(format!("No queue item '{text}'")))?;
+            if builds::cancel_queued(&ctx.state, id)
+                .await
+                .map_err(store_error)?
+            {
+                Ok(())
+            } else {
+                Err(CommandError::IllegalArgument(format!(
+                    "No queue item '{text}' (it may have started already)"
+                )))
+            }
+        }
+        .boxed()
+    })
+    .await
+}
+
+async fn list_builds(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &["-n"])?;
+    let job = args.one("JOB")?.to_owned();
+    let limit = match args.value("-n") {
+        None => 20,
+        Some(n) => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= builds::MAX_HISTORY)
+            .ok_or_else(|| {
+                CommandError::BadArgs(format!(
+                    "\"{n}\" is not a valid value for \"-n\" (0 to {})",
+                    builds::MAX_HISTORY
+                ))
+            })?,
+    };
+    jobs::get(&ctx.state, &job).await?;
+    ctx.require(Permission::JobRead)?;
+    let rows = builds::history(&ctx.state, &job, limit)
+        .await
+        .map_err(store_error)?;
+    let now = builds::now_ms();
+    let mut text = String::new();
+    for row in rows {
+        let result = row.result.map_or("RUNNING", BuildResult::as_str);
+        let end = row.finished_at_ms.unwrap_or(now);
+        let seconds = (end - row.started_at_ms).max(0) as f64 / 1000.0;
+        let params: Vec<String> = row.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!(
+            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\tStarted from command line by {}\t{}\n",
+            row.number,
+            utc(row.started_at_ms),
+            row.node,
+            row.cause_user,
+            params.join(" ")
+        ));
+    }
+    ctx.out.stdout(text).await;
+    Ok(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_796_216_645_000), "2026-12-02T13:04:05Z");
+    }
+
+    #[test]
+    fn parameters_need_a_value() {
+        assert_eq!(
+            parameters(&["A=1", "B==2", "C="]).unwrap(),
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "=2".to_owned()),
+                ("C".to_owned(), String::new())
+            ]
+        );
+        assert!(matches!(
+            parameters(&["A"]),
+            Err(CommandError::IllegalArgument(m)) if m.contains("'A' has no value")
+        ));
+    }
+}

@@ -1,0 +1,495 @@
+//! The build queue and build records.
+//!
+//! A queued build is a row of `queue` until an executor takes it; then, in one transaction,
+//! the row goes, the job's next build number is taken and a `builds` row is written with the
+//! job configuration as it was at that moment. A build is running while its `result` is
+//! NULL; `step_index` and `step_log_start` say which shell step runs and where its output
+//! begins in the console file, so a restarted controller can ask the agent for the rest.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::StoreError;
+use super::jobs::take_build_number;
+
+/// How a build ended; the ordinal is `build -s`'s exit code (compat §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuildResult {
+    Success,
+    Unstable,
+    Failure,
+    NotBuilt,
+    Aborted,
+}
+
+impl BuildResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildResult::Success => "SUCCESS",
+            BuildResult::Unstable => "UNSTABLE",
+            BuildResult::Failure => "FAILURE",
+            BuildResult::NotBuilt => "NOT_BUILT",
+            BuildResult::Aborted => "ABORTED",
+        }
+    }
+
+    /// `build -s`'s exit code.
+    pub fn ordinal(self) -> i32 {
+        match self {
+            BuildResult::Success => 0,
+            BuildResult::Unstable => 1,
+            BuildResult::Failure => 2,
+            BuildResult::NotBuilt => 3,
+            BuildResult::Aborted => 4,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BuildResult> {
+        [
+            BuildResult::Success,
+            BuildResult::Unstable,
+            BuildResult::Failure,
+            BuildResult::NotBuilt,
+            BuildResult::Aborted,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for BuildResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A build waiting in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRow {
+    pub id: u64,
+    pub job: String,
+    /// Every parameter of the job with its value, in definition order.
+    pub params: Vec<(String, String)>,
+    /// The user who asked for it.
+    pub cause_user: String,
+    pub queued_at_ms: i64,
+}
+
+/// A build, running or finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRow {
+    /// Unique over all builds of all jobs, ever (names the build's steps on the agent).
+    pub id: u64,
+    pub job: String,
+    pub number: u64,
+    pub params: Vec<(String, String)>,
+    pub cause_user: String,
+    pub node: String,
+    pub executor: u32,
+    /// The job's configuration when the build started.
+    pub config_xml: String,
+    pub queued_at_ms: i64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// `None` while the build runs.
+    pub result: Option<BuildResult>,
+    /// The shell step running (or last run), from 0.
+    pub step_index: u32,
+    /// Console length where that step's output begins; `None` until the first step is
+    /// about to start.
+    pub step_log_start: Option<u64>,
+}
+
+/// What a queued build becomes when an executor takes it.
+pub struct Start<'a> {
+    pub queue_id: u64,
+    pub node: &'a str,
+    pub executor: u32,
+    pub config_xml: &'a str,
+    pub started_at_ms: i64,
+}
+
+fn encode_params(params: &[(String, String)]) -> String {
+    serde_json::to_string(params).expect("strings serialize")
+}
+
+fn decode_params(text: &str) -> Result<Vec<(String, String)>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("build parameters: {e}")))
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
+}
+
+/// Adds a build to the queue; its queue id.
+pub fn enqueue(
+    conn: &Connection,
+    job: &str,
+    params: &[(String, String)],
+    cause_user: &str,
+    queued_at_ms: i64,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "INSERT INTO queue (job, params, cause_user, queued_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![job, encode_params(params), cause_user, queued_at_ms],
+    )?;
+    to_u64(conn.last_insert_rowid(), "queue id")
+}
+
+/// The queue, oldest first.
+pub fn queued(conn: &Connection) -> Result<Vec<QueuedRow>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT id, job, params, cause_user, queued_at_ms FROM queue ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, job, params, cause_user, queued_at_ms) = row?;
+        Ok(QueuedRow {
+            id: to_u64(id, "queue id")?,
+            job,
+            params: decode_params(&params)?,
+            cause_user,
+            queued_at_ms,
+        })
+    })
+    .collect()
+}
+
+/// Removes a queued build; `false` when it was not queued (started or gone).
+pub fn dequeue(conn: &Connection, queue_id: u64) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM queue WHERE id = ?1", [queue_id as i64])? == 1)
+}
+
+/// Moves a queued build to an executor: the build row, with its new number. `None` when the
+/// item is no longer queued.
+pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow>, StoreError> {
+    let tx = conn.transaction()?;
+    let item: Option<(String, String, String, i64)> = tx
+        .query_row(
+            "DELETE FROM queue WHERE id = ?1 RETURNING job, params, cause_user, queued_at_ms",
+            [start.queue_id as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((job, params, cause_user, queued_at_ms)) = item else {
+        return Ok(None);
+    };
+    let number = take_build_number(&tx, &job)?;
+    tx.execute(
+        "INSERT INTO builds (job, number, params, cause_user, node, executor, config_xml,
+                             queued_at_ms, started_at_ms, step_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+        params![
+            job,
+            number as i64,
+            params,
+            cause_user,
+            start.node,
+            start.executor,
+            start.config_xml,
+            queued_at_ms,
+            start.started_at_ms,
+        ],
+    )?;
+    let id = to_u64(tx.last_insert_rowid(), "build id")?;
+    tx.commit()?;
+    Ok(Some(BuildRow {
+        id,
+        job,
+        number,
+        params: decode_params(&params)?,
+        cause_user,
+        node: start.node.to_owned(),
+        executor: start.executor,
+        config_xml: start.config_xml.to_owned(),
+        queued_at_ms,
+        started_at_ms: start.started_at_ms,
+        finished_at_ms: None,
+        result: None,
+        step_index: 0,
+        step_log_start: None,
+    }))
+}
+
+/// Records that shell step `index` of build `id` starts at console offset `log_start`.
+pub fn set_step(conn: &Connection, id: u64, index: u32, log_start: u64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET step_index = ?1, step_log_start = ?2 WHERE id = ?3",
+        params![index, log_start as i64, id as i64],
+    )?;
+    Ok(())
+}
+
+/// Records a build's end.
+pub fn finish(
+    conn: &Connection,
+    id: u64,
+    result: BuildResult,
+    finished_at_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET result = ?1, finished_at_ms = ?2 WHERE id = ?3",
+        params![result.as_str(), finished_at_ms, id as i64],
+    )?;
+    Ok(())
+}
+
+const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
+    queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start";
+
+fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
+    Ok(RawBuild {
+        id: r.get(0)?,
+        job: r.get(1)?,
+        number: r.get(2)?,
+        params: r.get(3)?,
+        cause_user: r.get(4)?,
+        node: r.get(5)?,
+        executor: r.get(6)?,
+        config_xml: r.get(7)?,
+        queued_at_ms: r.get(8)?,
+        started_at_ms: r.get(9)?,
+        finished_at_ms: r.get(10)?,
+        result: r.get(11)?,
+        step_index: r.get(12)?,
+        step_log_start: r.get(13)?,
+    })
+}
+
+struct RawBuild {
+    id: i64,
+    job: String,
+    number: i64,
+    params: String,
+    cause_user: String,
+    node: String,
+    executor: u32,
+    config_xml: String,
+    queued_at_ms: i64,
+    started_at_ms: i64,
+    finished_at_ms: Option<i64>,
+    result: Option<String>,
+    step_index: u32,
+    step_log_start: Option<i64>,
+}
+
+impl RawBuild {
+    fn into_row(self) -> Result<BuildRow, StoreError> {
+        let result = match self.result {
+            None => None,
+            Some(text) => Some(BuildResult::parse(&text).ok_or_else(|| {
+                StoreError::Corrupt(format!("result {text:?} of {} #{}", self.job, self.number))
+            })?),
+        };
+        Ok(BuildRow {
+            id: to_u64(self.id, "build id")?,
+            number: to_u64(self.number, "build number")?,
+            params: decode_params(&self.params)?,
+            step_log_start: self
+                .step_log_start
+                .map(|v| to_u64(v, "step offset"))
+                .transpose()?,
+            job: self.job,
+            cause_user: self.cause_user,
+            node: self.node,
+            executor: self.executor,
+            config_xml: self.config_xml,
+            queued_at_ms: self.queued_at_ms,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            result,
+            step_index: self.step_index,
+        })
+    }
+}
+
+fn query_builds(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<BuildRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {BUILD_COLUMNS} FROM builds {filter}"))?;
+    let rows = stmt.query_map(params, build_row)?;
+    rows.map(|row| row?.into_row()).collect()
+}
+
+/// Builds that have not ended, in the order they started.
+pub fn running(conn: &Connection) -> Result<Vec<BuildRow>, StoreError> {
+    query_builds(conn, "WHERE result IS NULL ORDER BY id", [])
+}
+
+pub fn get(conn: &Connection, job: &str, number: u64) -> Result<Option<BuildRow>, StoreError> {
+    Ok(query_builds(
+        conn,
+        "WHERE job = ?1 AND number = ?2",
+        params![job, number as i64],
+    )?
+    .pop())
+}
+
+/// Jenkins' permalinks: names for "the newest build that …".
+pub const PERMALINKS: &[(&str, &str)] = &[
+    ("lastBuild", "TRUE"),
+    ("lastCompletedBuild", "result IS NOT NULL"),
+    ("lastSuccessfulBuild", "result IN ('SUCCESS', 'UNSTABLE')"),
+    ("lastStableBuild", "result = 'SUCCESS'"),
+    ("lastUnstableBuild", "result = 'UNSTABLE'"),
+    ("lastFailedBuild", "result = 'FAILURE'"),
+    (
+        "lastUnsuccessfulBuild",
+        "result IS NOT NULL AND result <> 'SUCCESS'",
+    ),
+];
+
+/// The newest build of `job` that permalink `name` selects; `Err(())` for an unknown name.
+pub fn permalink(
+    conn: &Connection,
+    job: &str,
+    name: &str,
+) -> Result<Result<Option<BuildRow>, ()>, StoreError> {
+    let Some((_, condition)) = PERMALINKS.iter().find(|(n, _)| *n == name) else {
+        return Ok(Err(()));
+    };
+    let filter = format!("WHERE job = ?1 AND {condition} ORDER BY number DESC LIMIT 1");
+    Ok(Ok(query_builds(conn, &filter, [job])?.pop()))
+}
+
+/// A job's builds, newest first, at most `limit`.
+pub fn of_job(conn: &Connection, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
+    query_builds(
+        conn,
+        "WHERE job = ?1 ORDER BY number DESC LIMIT ?2",
+        params![job, limit],
+    )
+}
+
+/// Deletes a job's queue items and build records (its number counter stays).
+pub fn delete_job(conn: &mut Connection, job: &str) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM queue WHERE job = ?1", [job])?;
+    tx.execute("DELETE FROM builds WHERE job = ?1", [job])?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_queued_build_starts_once_with_the_next_number_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let (first, second) = store
+            .call(|c| {
+                let a = enqueue(c, "j", &[pair("P", "1")], "alice", 10)?;
+                let b = enqueue(c, "j", &[], "bob", 11)?;
+                assert_eq!(queued(c)?.iter().map(|q| q.id).collect::<Vec<_>>(), [a, b]);
+                let taking = |id| Start {
+                    queue_id: id,
+                    node: "n1",
+                    executor: 1,
+                    config_xml: "<project/>",
+                    started_at_ms: 20,
+                };
+                let first = start(c, &taking(a))?.expect("queued");
+                assert!(start(c, &taking(a))?.is_none(), "started twice");
+                let second = start(c, &taking(b))?.expect("queued");
+                assert!(queued(c)?.is_empty());
+                set_step(c, first.id, 1, 99)?;
+                finish(c, second.id, BuildResult::Failure, 30)?;
+                Ok((first, second))
+            })
+            .await
+            .unwrap();
+        assert_eq!((first.number, second.number), (1, 2));
+        assert_eq!(first.params, [pair("P", "1")]);
+        drop(store);
+
+        let store = Store::open(&path).unwrap();
+        let (running_now, got, history) = store
+            .call(|c| Ok((running(c)?, get(c, "j", 2)?, of_job(c, "j", 10)?)))
+            .await
+            .unwrap();
+        assert_eq!(running_now.len(), 1);
+        assert_eq!(
+            (running_now[0].step_index, running_now[0].step_log_start),
+            (1, Some(99))
+        );
+        let got = got.unwrap();
+        assert_eq!(got.result, Some(BuildResult::Failure));
+        assert_eq!(got.finished_at_ms, Some(30));
+        assert_eq!(got.cause_user, "bob");
+        let (last, failed, stable, bogus) = store
+            .call(|c| {
+                Ok((
+                    permalink(c, "j", "lastBuild")?,
+                    permalink(c, "j", "lastFailedBuild")?,
+                    permalink(c, "j", "lastStableBuild")?,
+                    permalink(c, "j", "nextBuild")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(last.unwrap().map(|b| b.number), Some(2));
+        assert_eq!(failed.unwrap().map(|b| b.number), Some(2));
+        assert_eq!(stable.unwrap(), None);
+        assert_eq!(bogus, Err(()));
+        assert_eq!(history.iter().map(|b| b.number).collect::<Vec<_>>(), [2, 1]);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_job_keeps_its_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let numbers = store
+            .call(|c| {
+                let mut numbers = Vec::new();
+                for _ in 0..2 {
+                    let id = enqueue(c, "j", &[], "u", 1)?;
+                    let s = Start {
+                        queue_id: id,
+                        node: "n",
+                        executor: 0,
+                        config_xml: "<project/>",
+                        started_at_ms: 2,
+                    };
+                    numbers.push(start(c, &s)?.unwrap().number);
+                    enqueue(c, "j", &[], "u", 3)?;
+                    delete_job(c, "j")?;
+                    assert!(queued(c)?.is_empty() && of_job(c, "j", 10)?.is_empty());
+                }
+                Ok(numbers)
+            })
+            .await
+            .unwrap();
+        assert_eq!(numbers, [1, 2]);
+    }
+
+    #[test]
+    fn results_name_and_number_as_jenkins_does() {
+        for (result, text, code) in [
+            (BuildResult::Success, "SUCCESS", 0),
+            (BuildResult::Unstable, "UNSTABLE", 1),
+            (BuildResult::Failure, "FAILURE", 2),
+            (BuildResult::NotBuilt, "NOT_BUILT", 3),
+            (BuildResult::Aborted, "ABORTED", 4),
+        ] {
+            assert_eq!((result.as_str(), result.ordinal()), (text, code));
+            assert_eq!(BuildResult::parse(text), Some(result));
+        }
+        assert_eq!(BuildResult::parse("success"), None);
+    }
+}
