@@ -1,7 +1,8 @@
 //! Which waiting build goes to which executor: the scheduler's decision, as a pure function
-//! of the queue and the nodes, so every rule is tested without sockets or timers. The queue
-//! (issue 5's next step) calls [`assign`] whenever something changes: a build is queued, an
-//! executor is freed, a node comes online, goes offline or is reconfigured.
+//! of the queue and the nodes, so every rule is tested without sockets or timers. The
+//! scheduler task (`builds::scheduler`) calls [`assign`] whenever something changes: a
+//! build is queued, an executor is freed, a node comes online, goes offline or is
+//! reconfigured.
 //!
 //! The rules, as Jenkins applies them:
 //! - a node takes work only while it is online (connected and not temporarily offline) and

@@ -2,7 +2,8 @@
 //! socket carries channel frames. The channel handle is published in the registry so CLI
 //! commands can open streams to the agent.
 //!
-//! Alongside the channel, `monitors::watch` samples the node until the channel ends.
+//! Alongside the channel, `monitors::watch` samples the node until the channel ends, and
+//! `builds::orphans::reconcile` kills and removes steps of builds that are no longer running.
 //!
 //! A writer task owns the socket's sending half: it forwards the channel's messages, adds
 //! the keepalive pings, and sends the close frame the session chose once the channel ends.
@@ -80,7 +81,9 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
         let _ = driver.await;
         reason
     };
-    let (reason, (), (), ()) = tokio::join!(session, writer, refusing, monitoring);
+    let node = registration.node.clone();
+    let orphans = crate::builds::orphans::reconcile(state, &node, &channel);
+    let (reason, (), (), (), ()) = tokio::join!(session, writer, refusing, monitoring, orphans);
     reason
 }
 

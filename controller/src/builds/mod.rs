@@ -14,6 +14,7 @@
 //! record has no result.
 
 pub mod console;
+pub mod orphans;
 mod run;
 mod scheduler;
 
