@@ -6,7 +6,7 @@
 //! - WebSocket frame abuse after the upgrade, on agent and CLI sockets;
 //! - full-duplex HTTP CLI abuse;
 //! - a CLI that stops reading a command that produces 1 GB;
-//! - kill -9 of the controller during a burst of `create-node` and `create-job`.
+//! - kill -9 of the controller during a burst of `create-node`, `create-job` and `build`.
 //!
 //! File descriptors: the handshake flood holds up to about 900 sockets in the test and as
 //! many in the controller (500 slowloris clients and 64 in flight for each of six kinds),
@@ -1099,15 +1099,18 @@ fn a_stopped_cli_keeps_controller_memory_bounded_and_killing_it_ends_the_command
 // Issue 4, item 6: Durability
 // ---------------------------------------------------------------------------------------
 
-/// `create-node` and `create-job` commands started at once (half each). The controller is
-/// killed as soon as one of each kind is acknowledged, while most are still in flight.
+/// `create-node`, `create-job` and `build` commands started at once (a third each). The
+/// controller is killed as soon as one of each kind is acknowledged, while most are still
+/// in flight.
 const BURST: usize = 96;
+/// The job the burst's `build` commands queue, on the agent connected before the burst.
+const BURST_JOB: &str = "burst-build";
 
-fn inbound_node_xml(name: &str) -> String {
+fn inbound_node_xml(name: &str, executors: u32, labels: &str) -> String {
     format!(
-        "<slave><name>{name}</name><remoteFS></remoteFS><numExecutors>1</numExecutors>\
+        "<slave><name>{name}</name><remoteFS></remoteFS><numExecutors>{executors}</numExecutors>\
          <mode>NORMAL</mode><launcher class=\"hudson.slaves.JNLPLauncher\"><webSocket>true\
-         </webSocket></launcher><label></label></slave>"
+         </webSocket></launcher><label>{labels}</label></slave>"
     )
 }
 
@@ -1118,6 +1121,14 @@ fn job_xml(name: &str) -> String {
     )
 }
 
+/// A concurrent job on label `burst` that prints its parameter `N`.
+const BUILD_JOB_XML: &str = "<project><assignedNode>burst</assignedNode>\
+    <concurrentBuild>true</concurrentBuild><properties><hudson.model.ParametersDefinitionProperty>\
+    <parameterDefinitions><hudson.model.StringParameterDefinition><name>N</name><defaultValue>\
+    </defaultValue></hudson.model.StringParameterDefinition></parameterDefinitions>\
+    </hudson.model.ParametersDefinitionProperty></properties><builders><hudson.tasks.Shell>\
+    <command>echo \"built $N\"</command></hudson.tasks.Shell></builders></project>";
+
 /// The job names `list-jobs` shows.
 fn job_names(c: &Controller) -> Vec<String> {
     let out = c.cli(&["list-jobs"]);
@@ -1125,53 +1136,76 @@ fn job_names(c: &Controller) -> Vec<String> {
     out.stdout.lines().map(str::to_owned).collect()
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Create {
+    Node,
+    Job,
+    Build,
+}
+
 #[test]
 fn acknowledged_creates_survive_kill_9_and_the_database_stays_sound() {
     let mut c = Controller::start();
+    let work = tempfile::tempdir().unwrap();
+    let work_dir = work.path().to_str().unwrap().to_owned();
+    let out = c.cli_with_stdin(
+        &["create-node"],
+        &inbound_node_xml("burst-agent", 4, "burst"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let _agent = c.agent("burst-agent", &["-workDir", &work_dir]);
+    c.wait_online("burst-agent", true, DEADLINE);
+    let out = c.cli_with_stdin(&["create-job", BURST_JOB], BUILD_JOB_XML);
+    assert_eq!(out.code, 0, "{out:?}");
+
     let url = c.url.clone();
     let auth = format!("admin:{}", c.token);
-    // (is a job, name) of every create the controller acknowledged.
-    let acknowledged = Arc::new(Mutex::new(Vec::<(bool, String)>::new()));
+    // (kind, name or parameter) of every command the controller acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::<(Create, String)>::new()));
     let threads: Vec<_> = (0..BURST)
         .map(|i| {
             let (url, auth, acknowledged) = (url.clone(), auth.clone(), acknowledged.clone());
             std::thread::spawn(move || {
-                let is_job = i % 2 == 1;
-                let name = format!("burst-{i}");
-                let out = if is_job {
-                    run_cli(
-                        &["-s", &url, "-auth", &auth, "create-job", &name],
-                        &job_xml(&name),
-                    )
-                } else {
-                    run_cli(
-                        &["-s", &url, "-auth", &auth, "create-node"],
-                        &inbound_node_xml(&name),
-                    )
+                let base = ["-s", url.as_str(), "-auth", auth.as_str()];
+                let (kind, name, out) = match i % 3 {
+                    0 => {
+                        let name = format!("burst-{i}");
+                        let xml = inbound_node_xml(&name, 1, "");
+                        let out = run_cli(&[&base[..], &["create-node"]].concat(), &xml);
+                        (Create::Node, name, out)
+                    }
+                    1 => {
+                        let name = format!("burst-{i}");
+                        let args = [&base[..], &["create-job", &name]].concat();
+                        let out = run_cli(&args, &job_xml(&name));
+                        (Create::Job, name, out)
+                    }
+                    _ => {
+                        let n = format!("N={i}");
+                        let args = [&base[..], &["build", BURST_JOB, "-p", &n]].concat();
+                        (Create::Build, i.to_string(), run_cli(&args, ""))
+                    }
                 };
                 if out.code == 0 {
-                    acknowledged.lock().unwrap().push((is_job, name));
+                    acknowledged.lock().unwrap().push((kind, name));
                 }
                 out
             })
         })
         .collect();
-    wait_until(
-        DEADLINE,
-        "a create-node and a create-job acknowledged",
-        || {
-            let acknowledged = acknowledged.lock().unwrap();
-            acknowledged.iter().any(|(is_job, _)| *is_job)
-                && acknowledged.iter().any(|(is_job, _)| !*is_job)
-        },
-    );
+    wait_until(DEADLINE, "a node, a job and a build acknowledged", || {
+        let acknowledged = acknowledged.lock().unwrap();
+        [Create::Node, Create::Job, Create::Build]
+            .iter()
+            .all(|kind| acknowledged.iter().any(|(k, _)| k == kind))
+    });
     c.kill();
     // The unacknowledged ones failed with an exit code and a reason, none hung.
     let mut failures = std::collections::BTreeMap::<i32, (usize, String)>::new();
     for thread in threads {
         let out = thread.join().unwrap();
         if out.code != 0 {
-            assert!(!out.stderr.trim().is_empty(), "a failed create says why");
+            assert!(!out.stderr.trim().is_empty(), "a failed command says why");
             let entry = failures.entry(out.code).or_default();
             entry.0 += 1;
             entry.1 = out
@@ -1190,18 +1224,22 @@ fn acknowledged_creates_survive_kill_9_and_the_database_stays_sound() {
     );
     c.kill_and_restart();
 
-    for (is_job, name) in &acknowledged {
-        if *is_job {
-            let out = c.cli(&["get-job", name]);
-            assert_eq!(out.code, 0, "get-job {name}: {out:?}");
-            assert!(
-                out.stdout
-                    .contains(&format!("<command>echo {name}</command>")),
-                "{out:?}"
-            );
-        } else {
-            let xml = node_xml(&c, name);
-            assert!(xml.contains(&format!("<name>{name}</name>")), "{xml}");
+    for (kind, name) in &acknowledged {
+        match kind {
+            Create::Job => {
+                let out = c.cli(&["get-job", name]);
+                assert_eq!(out.code, 0, "get-job {name}: {out:?}");
+                assert!(
+                    out.stdout
+                        .contains(&format!("<command>echo {name}</command>")),
+                    "{out:?}"
+                );
+            }
+            Create::Node => {
+                let xml = node_xml(&c, name);
+                assert!(xml.contains(&format!("<name>{name}</name>")), "{xml}");
+            }
+            Create::Build => {}
         }
     }
     // Whatever else is there is whole: only names of the burst, each readable.
@@ -1215,6 +1253,63 @@ fn acknowledged_creates_survive_kill_9_and_the_database_stays_sound() {
         assert!(name.starts_with("burst-"), "{jobs:?}");
         assert_eq!(c.cli(&["get-job", name]).code, 0, "job {name} is readable");
     }
+
+    // Every acknowledged build was queued durably: it runs once, after the restart if not
+    // before, and ends SUCCESS with its own number; builds the controller took but could not
+    // acknowledge run too, whole.
+    let mut builds = Vec::new();
+    wait_until(DEADLINE, "the queue drained and every build ended", || {
+        let queue = c.cli(&["queue"]);
+        let list = c.cli(&["list-builds", BURST_JOB, "-n", "1000"]);
+        builds = list.stdout.lines().map(str::to_owned).collect();
+        queue.stdout.is_empty() && !list.stdout.contains("RUNNING")
+    });
+    let mut numbers = std::collections::BTreeSet::new();
+    let mut built = std::collections::BTreeSet::new();
+    for line in &builds {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let number = fields[0].trim_start_matches('#');
+        if fields[1] != "SUCCESS" {
+            let console = c.cli(&["console", BURST_JOB, number]).stdout;
+            panic!("{line}\n{console}\ncontroller log:\n{}", c.log.text());
+        }
+        assert!(
+            numbers.insert(number.to_owned()),
+            "number reused: {builds:?}"
+        );
+        let n = fields[6].strip_prefix("N=").expect("the parameter");
+        assert!(built.insert(n.to_owned()), "N={n} built twice: {builds:?}");
+        let console = c.cli(&["console", BURST_JOB, number]);
+        assert!(
+            console.stdout.contains(&format!("\nbuilt {n}\n")),
+            "{console:?}"
+        );
+        assert!(
+            console.stdout.ends_with("Finished: SUCCESS\n"),
+            "{console:?}"
+        );
+        // One continuous log: what a restart rewrote is not there twice.
+        for once in [
+            "Started from command line by admin\n",
+            "Finished: ",
+            "[burst-build] $ ",
+        ] {
+            assert_eq!(
+                console.stdout.matches(once).count(),
+                1,
+                "{once}: {console:?}"
+            );
+        }
+    }
+    for (kind, n) in &acknowledged {
+        if *kind == Create::Build {
+            assert!(
+                built.contains(n),
+                "acknowledged build N={n} is lost: {builds:?}"
+            );
+        }
+    }
+
     let db = rusqlite::Connection::open_with_flags(
         c.home().join("steward.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -1224,12 +1319,17 @@ fn acknowledged_creates_survive_kill_9_and_the_database_stays_sound() {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+    let acked = |kind| acknowledged.iter().filter(|(k, _)| *k == kind).count();
     eprintln!(
-        "kill -9 during {BURST} create-nodes and create-jobs: {} acknowledged, all present; {} \
-         nodes and {} jobs after the restart; integrity_check ok; failures by exit code: \
+        "kill -9 during {BURST} create-nodes, create-jobs and builds: {} nodes, {} jobs and {} \
+         builds acknowledged, all present; {} nodes, {} jobs and {} builds (all SUCCESS, \
+         numbers unique) after the restart; integrity_check ok; failures by exit code: \
          {failures:?}",
-        acknowledged.len(),
+        acked(Create::Node),
+        acked(Create::Job),
+        acked(Create::Build),
         names.len(),
-        jobs.len()
+        jobs.len(),
+        builds.len()
     );
 }

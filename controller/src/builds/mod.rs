@@ -408,6 +408,12 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
         }
     }
     for row in running {
+        let path = state.builds.console_path(&row.job, row.number);
+        if let Some(len) = resume_point(&row)
+            && let Err(e) = cut_console(&path, len)
+        {
+            tracing::error!(path = %path.display(), error = %e, "cannot cut a console back");
+        }
         let build = register(state, row);
         state.tasks.spawn(run::resume(state.clone(), build));
     }
@@ -415,8 +421,30 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Where the console of a build that was running when the controller stopped must be cut
+/// back to, so its runner can write what follows again: nothing of a build whose first step
+/// was not recorded, up to the recorded end of a step whose end was recorded, and nothing
+/// to cut while a step runs (its output is the step's own log).
+pub fn resume_point(row: &BuildRow) -> Option<u64> {
+    match (row.step_log_start, &row.step_end) {
+        (None, _) => Some(0),
+        (Some(_), Some(end)) => Some(end.log_end),
+        (Some(_), None) => None,
+    }
+}
+
+fn cut_console(path: &Path, len: u64) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) if file.metadata()?.len() > len => file.set_len(len),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Makes `row` a running build, holding its executor.
 fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
+    let aborted_by = row.aborted_by.clone();
     let log_len = std::fs::metadata(state.builds.console_path(&row.job, row.number))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -429,6 +457,9 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
         abort: CancellationToken::new(),
         aborted_by: Mutex::default(),
     });
+    if let Some(by) = aborted_by {
+        build.abort(&by);
+    }
     state
         .builds
         .lock()

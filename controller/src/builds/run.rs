@@ -6,7 +6,11 @@
 //! starts the step; the runner follows the step's log until it ends. A step's output is the
 //! only thing written to the console between those points, so `console length − start` is
 //! always the offset in the step's own log to follow from: after a lost connection, an
-//! agent restart, or a controller restart. Steps are removed from the agent only after the
+//! agent restart, or a controller restart. When the step's fate is known, the store records
+//! it with the console length at that moment before anything else is written (the failure
+//! line, the next step's line, `Finished:`): a restarted controller cuts the console back
+//! to the last length the store vouches for and writes the rest again, so a kill at any
+//! moment leaves one continuous log. Steps are removed from the agent only after the
 //! build's end is recorded, so a step that cannot be found was never started.
 
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use tokio::time::Instant;
 use super::console::ConsoleWriter;
 use super::{RunningBuild, now_ms, shell_scripts};
 use crate::state::AppState;
-use crate::store::builds::{self as records, BuildResult};
+use crate::store::builds::{self as records, BuildResult, NO_EXIT_STATUS, StepEnd};
 
 /// Pause before asking again when a call failed on a connection that still looks open.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -150,26 +154,44 @@ impl Runner<'_> {
     }
 
     /// Runs the job's steps from where the record says; the result.
+    ///
+    /// On resumption the console has been cut back to the last point the store vouches for
+    /// ([`super::resume_point`]); what follows it is written again here.
     async fn steps(&mut self, config: &JobConfig, resuming: bool) -> BuildResult {
         let row = &self.build.row;
         let scripts = shell_scripts(config);
         let mut first = 0;
         let mut reattach = None;
         if resuming && let Some(log_start) = row.step_log_start {
-            first = row.step_index;
-            reattach = Some(log_start);
-        } else if self.console.size() == 0 {
+            match &row.step_end {
+                None => {
+                    first = row.step_index;
+                    reattach = Some(log_start);
+                }
+                Some(end) => {
+                    if let Some(note) = &end.note {
+                        self.line(note).await;
+                    }
+                    if end.code != 0 {
+                        return self.failed();
+                    }
+                    first = row.step_index + 1;
+                }
+            }
+        } else {
             let header = format!("Started from command line by {}\n", row.cause_user);
             self.line(&header).await;
         }
-        let mut workspace_shown = reattach.is_some();
+        let mut workspace_shown = row.step_log_start.is_some() && resuming;
         for index in first..scripts.len() as u32 {
             if self.build.abort.is_cancelled() {
                 return BuildResult::Aborted;
             }
             let id = step_id(row.id, index);
             let Some(work_dir) = self.work_dir().await else {
-                return self.lost(index).await;
+                let note = self.lost_note(index);
+                self.line(&note).await;
+                return self.failed();
             };
             let spec = self.spec(&work_dir, scripts[index as usize]).await;
             let followed = match reattach.take() {
@@ -204,53 +226,89 @@ impl Runner<'_> {
                     self.start(&id, &work_dir, &spec, log_start).await
                 }
             };
-            match followed {
-                Followed::Ended(_) if self.build.abort.is_cancelled() => {
-                    return BuildResult::Aborted;
+            let (code, note) = match followed {
+                Followed::Ended(StepOutcome::Exited { code }) => {
+                    let note = (code != 0 && !self.build.abort.is_cancelled())
+                        .then(|| "Build step 'Execute shell' marked build as failure\n".to_owned());
+                    (code, note)
                 }
-                Followed::Ended(StepOutcome::Exited { code: 0 }) => {}
-                Followed::Ended(StepOutcome::Exited { .. }) => {
-                    self.line("Build step 'Execute shell' marked build as failure\n")
-                        .await;
-                    return BuildResult::Failure;
-                }
-                Followed::Ended(StepOutcome::Lost) => {
-                    let line = format!(
+                Followed::Ended(StepOutcome::Lost) => (
+                    NO_EXIT_STATUS,
+                    Some(format!(
                         "\nERROR: the step's process on {} ended without an exit status \
                          (killed with SIGKILL, or the machine restarted)\n",
                         row.node
-                    );
-                    self.line(&line).await;
-                    return BuildResult::Failure;
-                }
-                Followed::Lost => return self.lost(index).await,
-                Followed::AbortedAway => return BuildResult::Aborted,
-                Followed::Failed(why) => {
-                    self.line(&format!("\nERROR: {why}\n")).await;
-                    return BuildResult::Failure;
-                }
+                    )),
+                ),
+                Followed::Lost => (NO_EXIT_STATUS, Some(self.lost_note(index))),
+                Followed::AbortedAway => (NO_EXIT_STATUS, None),
+                Followed::Failed(why) => (NO_EXIT_STATUS, Some(format!("\nERROR: {why}\n"))),
                 Followed::Console(e) => {
                     tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
                     return BuildResult::Failure;
                 }
+            };
+            // Recorded before anything else is written (see the module comment).
+            let end = StepEnd {
+                code,
+                log_end: self.console.size(),
+                note: note.clone(),
+            };
+            let build_id = row.id;
+            if let Err(e) = self
+                .state
+                .store
+                .call(move |c| records::end_step(c, build_id, &end))
+                .await
+            {
+                tracing::error!(job = %row.job, number = row.number, error = %e, "cannot record a step's end");
             }
+            if let Some(note) = note {
+                self.line(&note).await;
+            }
+            if code != 0 {
+                return self.failed();
+            }
+        }
+        if self.build.abort.is_cancelled() {
+            return BuildResult::Aborted;
         }
         BuildResult::Success
     }
 
-    async fn lost(&mut self, index: u32) -> BuildResult {
+    /// The result of a build whose step failed: ABORTED when it was aborted.
+    fn failed(&self) -> BuildResult {
         if self.build.abort.is_cancelled() {
-            return BuildResult::Aborted;
+            BuildResult::Aborted
+        } else {
+            BuildResult::Failure
         }
-        let line = format!(
+    }
+
+    fn lost_note(&self, index: u32) -> String {
+        format!(
             "\nERROR: Agent {} was lost during step {} and did not reconnect within {} s; \
              the build fails. Its process may still run on the agent.\n",
             self.build.row.node,
             index + 1,
             self.grace().as_secs()
+        )
+    }
+
+    /// Tells the store who aborted the build, so a restarted controller ends it ABORTED too.
+    async fn record_abort(&self) {
+        let (id, by) = (
+            self.build.row.id,
+            self.build.aborted_by().unwrap_or_default(),
         );
-        self.line(&line).await;
-        BuildResult::Failure
+        if let Err(e) = self
+            .state
+            .store
+            .call(move |c| records::set_aborted(c, id, &by))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record an abort");
+        }
     }
 
     /// Writes the closing lines.
@@ -328,7 +386,7 @@ impl Runner<'_> {
     ) -> Followed {
         let deadline = Instant::now() + self.grace();
         let Some(channel) = self.wait_channel(deadline, true).await else {
-            return self.away();
+            return self.away().await;
         };
         match steps::start(
             &channel,
@@ -346,8 +404,9 @@ impl Runner<'_> {
         self.follow(id, log_start, spec).await
     }
 
-    fn away(&self) -> Followed {
+    async fn away(&self) -> Followed {
         if self.build.abort.is_cancelled() {
+            self.record_abort().await;
             Followed::AbortedAway
         } else {
             Followed::Lost
@@ -365,9 +424,10 @@ impl Runner<'_> {
         loop {
             let aborting = self.build.abort.is_cancelled();
             let Some(channel) = self.wait_channel(deadline, !aborting).await else {
-                return self.away();
+                return self.away().await;
             };
             if aborting && !kill_sent {
+                self.record_abort().await;
                 match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
                     Ok(()) => kill_sent = true,
                     Err(e) if e.is_connection_lost() => {
@@ -420,6 +480,7 @@ impl Runner<'_> {
                         Some(Err(e)) => return Followed::Failed(e.to_string()),
                     },
                     _ = self.build.abort.cancelled(), if !kill_sent => {
+                        self.record_abort().await;
                         match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
                             Ok(()) => kill_sent = true,
                             Err(e) if e.is_connection_lost() => break,

@@ -5,6 +5,9 @@
 //! job configuration as it was at that moment. A build is running while its `result` is
 //! NULL; `step_index` and `step_log_start` say which shell step runs and where its output
 //! begins in the console file, so a restarted controller can ask the agent for the rest.
+//! Once the step's fate is known, [`end_step`] records it with the console length at that
+//! moment (`step_log_end`) before anything else is written: a restarted controller cuts
+//! the console back to that length and writes what follows again.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -97,6 +100,22 @@ pub struct BuildRow {
     /// Console length where that step's output begins; `None` until the first step is
     /// about to start.
     pub step_log_start: Option<u64>,
+    /// How that step ended, once known: [`end_step`].
+    pub step_end: Option<StepEnd>,
+    /// Who aborted the build, once an abort reached its step.
+    pub aborted_by: Option<String>,
+}
+
+/// A step's recorded end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEnd {
+    /// The step's exit status, or [`NO_EXIT_STATUS`] when it has none (lost, not started,
+    /// the agent gone).
+    pub code: i32,
+    /// Console length when the end was decided: nothing after it is trusted on recovery.
+    pub log_end: u64,
+    /// The console line written after `log_end` (an error explaining the end), if any.
+    pub note: Option<String>,
 }
 
 /// What a queued build becomes when an executor takes it.
@@ -214,14 +233,39 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         result: None,
         step_index: 0,
         step_log_start: None,
+        step_end: None,
+        aborted_by: None,
     }))
 }
+
+/// [`StepEnd::code`] of a step that has no exit status.
+pub const NO_EXIT_STATUS: i32 = -1;
 
 /// Records that shell step `index` of build `id` starts at console offset `log_start`.
 pub fn set_step(conn: &Connection, id: u64, index: u32, log_start: u64) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE builds SET step_index = ?1, step_log_start = ?2 WHERE id = ?3",
+        "UPDATE builds SET step_index = ?1, step_log_start = ?2, step_code = NULL,
+                step_log_end = NULL, step_note = NULL
+         WHERE id = ?3",
         params![index, log_start as i64, id as i64],
+    )?;
+    Ok(())
+}
+
+/// Records how the current step of build `id` ended.
+pub fn end_step(conn: &Connection, id: u64, end: &StepEnd) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET step_code = ?1, step_log_end = ?2, step_note = ?3 WHERE id = ?4",
+        params![end.code, end.log_end as i64, end.note, id as i64],
+    )?;
+    Ok(())
+}
+
+/// Records who aborted build `id`.
+pub fn set_aborted(conn: &Connection, id: u64, by: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET aborted_by = ?1 WHERE id = ?2 AND aborted_by IS NULL",
+        params![by, id as i64],
     )?;
     Ok(())
 }
@@ -241,7 +285,8 @@ pub fn finish(
 }
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
-    queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start";
+    queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
+    step_code, step_log_end, step_note, aborted_by";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -259,6 +304,10 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         result: r.get(11)?,
         step_index: r.get(12)?,
         step_log_start: r.get(13)?,
+        step_code: r.get(14)?,
+        step_log_end: r.get(15)?,
+        step_note: r.get(16)?,
+        aborted_by: r.get(17)?,
     })
 }
 
@@ -277,6 +326,10 @@ struct RawBuild {
     result: Option<String>,
     step_index: u32,
     step_log_start: Option<i64>,
+    step_code: Option<i32>,
+    step_log_end: Option<i64>,
+    step_note: Option<String>,
+    aborted_by: Option<String>,
 }
 
 impl RawBuild {
@@ -305,6 +358,15 @@ impl RawBuild {
             finished_at_ms: self.finished_at_ms,
             result,
             step_index: self.step_index,
+            step_end: match (self.step_code, self.step_log_end) {
+                (Some(code), Some(end)) => Some(StepEnd {
+                    code,
+                    log_end: to_u64(end, "step end")?,
+                    note: self.step_note,
+                }),
+                _ => None,
+            },
+            aborted_by: self.aborted_by,
         })
     }
 }
@@ -409,6 +471,17 @@ mod tests {
                 let second = start(c, &taking(b))?.expect("queued");
                 assert!(queued(c)?.is_empty());
                 set_step(c, first.id, 1, 99)?;
+                set_aborted(c, first.id, "carol")?;
+                set_aborted(c, first.id, "dave")?;
+                end_step(
+                    c,
+                    first.id,
+                    &StepEnd {
+                        code: 143,
+                        log_end: 120,
+                        note: Some("killed".into()),
+                    },
+                )?;
                 finish(c, second.id, BuildResult::Failure, 30)?;
                 Ok((first, second))
             })
@@ -428,6 +501,15 @@ mod tests {
             (running_now[0].step_index, running_now[0].step_log_start),
             (1, Some(99))
         );
+        assert_eq!(
+            running_now[0].step_end,
+            Some(StepEnd {
+                code: 143,
+                log_end: 120,
+                note: Some("killed".into())
+            })
+        );
+        assert_eq!(running_now[0].aborted_by.as_deref(), Some("carol"));
         let got = got.unwrap();
         assert_eq!(got.result, Some(BuildResult::Failure));
         assert_eq!(got.finished_at_ms, Some(30));

@@ -78,6 +78,10 @@ const MIGRATIONS: &[&str] = &[
         result TEXT,
         step_index INTEGER NOT NULL,
         step_log_start INTEGER,
+        step_code INTEGER,
+        step_log_end INTEGER,
+        step_note TEXT,
+        aborted_by TEXT,
         UNIQUE (job, number)
     );
     CREATE INDEX builds_running ON builds (id) WHERE result IS NULL;",
