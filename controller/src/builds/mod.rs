@@ -192,6 +192,19 @@ impl Builds {
         self.lock().running.values().cloned().collect()
     }
 
+    /// What runs on `node`'s executors: executor number, job and build number, by executor.
+    pub fn busy_on(&self, node: &str) -> Vec<(u32, String, u64)> {
+        let mut busy: Vec<_> = self
+            .lock()
+            .running
+            .values()
+            .filter(|b| b.row.node == node)
+            .map(|b| (b.row.executor, b.row.job.clone(), b.row.number))
+            .collect();
+        busy.sort();
+        busy
+    }
+
     pub fn running_build(&self, job: &str, number: u64) -> Option<Arc<RunningBuild>> {
         self.lock()
             .running
@@ -480,10 +493,41 @@ fn shell_scripts(config: &JobConfig) -> Vec<&str> {
         .collect()
 }
 
+/// `ROOT/job/NAME/`, the name as one URL path segment (Jenkins' `JOB_URL`).
+pub fn job_url(root: &url::Url, job: &str) -> String {
+    let segment = url::form_urlencoded::byte_serialize(job.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!("{root}job/{segment}/")
+}
+
+/// `ROOT/job/NAME/N/` (Jenkins' `BUILD_URL`).
+pub fn build_url(root: &url::Url, job: &str, number: u64) -> String {
+    format!("{}{number}/", job_url(root, job))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_and_build_urls_escape_the_name() {
+        let root = url::Url::parse("https://ci.example.com/jenkins/").unwrap();
+        assert_eq!(
+            job_url(&root, "unit tests+ü"),
+            "https://ci.example.com/jenkins/job/unit%20tests%2B%C3%BC/"
+        );
+        assert_eq!(
+            build_url(&root, "a", 7),
+            "https://ci.example.com/jenkins/job/a/7/"
+        );
+    }
 }

@@ -349,7 +349,7 @@ impl Runner<'_> {
     async fn spec(&self, work_dir: &str, script: &str) -> StepSpec {
         let row = &self.build.row;
         let root = self.state.config.root_url.as_str();
-        let job_url = format!("{root}job/{}/", url_segment(&row.job));
+        let job_url = super::job_url(&self.state.config.root_url, &row.job);
         let labels = node_labels(self.state, &row.node).await;
         let mut env = vec![
             ("BUILD_NUMBER".to_owned(), row.number.to_string()),
@@ -552,11 +552,4 @@ async fn node_labels(state: &AppState, node: &str) -> String {
     } else {
         format!("{labels} {node}")
     }
-}
-
-/// A job name as one URL path segment.
-fn url_segment(name: &str) -> String {
-    url::form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }

@@ -199,6 +199,7 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
                     "temporarilyOffline": r.temporarily_offline.is_some(),
                     "labels": r.config.label_list(),
                     "executors": r.config.num_executors,
+                    "busyExecutors": ctx.state.builds.busy_on(&r.config.name).len(),
                     "mode": r.config.mode.as_str(),
                     "description": r.config.description,
                     "agentVersion": s.live.as_ref().and_then(|l| l.agent_version.clone()),
@@ -225,7 +226,11 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
                 r.config.name.clone(),
                 s.describe(),
                 r.config.label_list().join(" "),
-                r.config.num_executors.to_string(),
+                format!(
+                    "{}/{}",
+                    ctx.state.builds.busy_on(&r.config.name).len(),
+                    r.config.num_executors
+                ),
                 format_rtt(monitors.and_then(|m| m.rtt)),
                 monitors
                     .and_then(|m| m.free_disk_bytes)
@@ -235,7 +240,7 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
         .collect();
     ctx.out
         .stdout(render_table(
-            ["NAME", "STATE", "LABELS", "EXECUTORS", "RTT", "FREE DISK"],
+            ["NAME", "STATE", "LABELS", "BUSY", "RTT", "FREE DISK"],
             &table,
         ))
         .await;

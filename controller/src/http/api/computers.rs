@@ -42,8 +42,23 @@ fn built_in_json() -> Value {
     })
 }
 
-fn computer_json(record: &NodeRecord, status: &NodeStatus) -> Value {
+fn computer_json(state: &AppState, record: &NodeRecord, status: &NodeStatus) -> Value {
     let config = &record.config;
+    let busy = state.builds.busy_on(&config.name);
+    let executors: Vec<Value> = (0..config.num_executors)
+        .map(|n| match busy.iter().find(|(e, _, _)| *e == n) {
+            Some((_, job, number)) => json!({
+                "number": n,
+                "idle": false,
+                "currentExecutable": {
+                    "_class": "hudson.model.FreeStyleBuild",
+                    "number": number,
+                    "url": crate::builds::build_url(&state.config.root_url, job, *number),
+                },
+            }),
+            None => json!({"number": n, "idle": true, "currentExecutable": null}),
+        })
+        .collect();
     let mut labels: Vec<Value> = config
         .label_list()
         .into_iter()
@@ -65,9 +80,9 @@ fn computer_json(record: &NodeRecord, status: &NodeStatus) -> Value {
         "assignedLabels": labels,
         "description": config.description,
         "displayName": config.name,
-        "executors": (0..config.num_executors).map(|n| json!({"number": n, "idle": true})).collect::<Vec<_>>(),
+        "executors": executors,
         "icon": if status.online { "symbol-computer" } else { "symbol-computer-offline" },
-        "idle": true,
+        "idle": busy.is_empty(),
         "jnlpAgent": config.is_inbound(),
         "launchSupported": false,
         "manualLaunchAllowed": true,
@@ -86,16 +101,18 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let records = nodes::list(&state).await?;
     let mut computers = vec![built_in_json()];
     let mut total = 0;
+    let mut busy = 0;
     for record in records.iter() {
         let status = nodes::status(&state, record);
         if status.online {
             total += record.config.num_executors;
+            busy += state.builds.busy_on(&record.config.name).len();
         }
-        computers.push(computer_json(record, &status));
+        computers.push(computer_json(&state, record, &status));
     }
     Ok(super::json(json!({
         "_class": "hudson.model.ComputerSet",
-        "busyExecutors": 0,
+        "busyExecutors": busy,
         "computer": computers,
         "displayName": "Nodes",
         "totalExecutors": total,
@@ -128,7 +145,7 @@ pub async fn show(
     }
     let record = nodes::get(&state, &name).await?;
     let status = nodes::status(&state, &record);
-    Ok(super::json(computer_json(&record, &status)))
+    Ok(super::json(computer_json(&state, &record, &status)))
 }
 
 /// `GET /computer/NAME/`: where the toggle redirects; the node's state for people.
