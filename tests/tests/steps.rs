@@ -3,20 +3,21 @@
 //! work dir lists it as ended and serves the rest of its log from where the first tail
 //! stopped.
 //!
-//! The controller runs in this process (its library, as `channel-bench` runs it) because no
-//! CLI command starts steps yet; the agent is the binary a user runs.
+//! The controller runs in this process (its library, as `channel-bench` runs it), driving
+//! the step through `steward_channel::steps` as the build runner does; the agent is the
+//! binary a user runs. Builds over the same steps are tested in builds.rs and
+//! build_faults.rs.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
-use steward_channel::{Channel, MuxStream, call};
+use steward_channel::Channel;
+use steward_channel::steps::{self, Tail};
 use steward_controller::config::Config;
 use steward_controller::nodes;
 use steward_controller::state::AppState;
 use steward_protocol::node_xml::NodeConfig;
-use steward_protocol::services::{self, MAX_RESPONSE_LEN, Request, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec, StepState};
 use steward_tests::{Agent, DEADLINE};
 use tokio_util::sync::CancellationToken;
@@ -81,23 +82,16 @@ fn running(pid: i32) -> bool {
     })
 }
 
-async fn next_event(stream: &mut MuxStream) -> Option<Result<StepEvent, String>> {
-    match within(stream.recv()).await? {
-        Ok(frame) => Some(Ok(services::decode(&frame).expect("one event per frame"))),
-        Err(e) => Some(Err(e.to_string())),
-    }
+async fn next_event(tail: &mut Tail) -> Option<Result<StepEvent, String>> {
+    within(tail.next())
+        .await
+        .map(|event| event.map_err(|e| e.to_string()))
 }
 
-async fn open_tail(channel: &Channel, offset: u64) -> MuxStream {
-    let request = Request::TailStep {
-        id: "build".into(),
-        offset,
-    };
-    let mut stream = call::open(channel, &request).await.unwrap();
-    stream.finish().await.unwrap();
-    let answer = within(call::read_response(&mut stream)).await.unwrap();
-    assert!(matches!(answer, Response::StepTail { .. }), "{answer:?}");
-    stream
+async fn open_tail(channel: &Channel, offset: u64) -> Tail {
+    within(Tail::open(channel, "build", offset))
+        .await
+        .expect("the tail opens")
 }
 
 /// Kills the step's process group when dropped before the step has written its result, so
@@ -144,22 +138,9 @@ async fn a_step_survives_kill_9_of_its_agent_and_a_new_agent_serves_the_rest() {
         script: b"echo before\nset +x\nwhile [ ! -e release ]; do sleep 0.01; done\nset -x\necho after\nexit 3\n".to_vec(),
         env: Vec::new(),
     };
-    let request = Request::StartStep {
-        id: "build".into(),
-        workspace: "ws".into(),
-    };
-    let mut stream = call::open(&channel, &request).await.unwrap();
-    stream
-        .send(Bytes::from(services::encode(&spec)))
+    let steps::Started { pgid, dir } = within(steps::start(&channel, "build", "ws", &spec))
         .await
-        .unwrap();
-    stream.finish().await.unwrap();
-    let body = within(stream.recv.read_to_end(MAX_RESPONSE_LEN))
-        .await
-        .unwrap();
-    let Response::StepStarted { pgid, dir } = services::decode(&body).unwrap() else {
-        panic!("the step did not start: {body:?}")
-    };
+        .expect("the step starts");
     let step_dir = work.path().join("steps/build");
     assert_eq!(Path::new(&dir), step_dir);
     let _guard = StepGuard {
@@ -219,12 +200,7 @@ async fn a_step_survives_kill_9_of_its_agent_and_a_new_agent_serves_the_rest() {
     // A new agent process on the same work dir sees the step as ended, with all of its log.
     let second = agent(&state, &url, work.path());
     let channel = live_channel(&state, &second).await;
-    let Response::Steps(steps) = within(call::call(&channel, &Request::ListSteps))
-        .await
-        .unwrap()
-    else {
-        panic!("no step list")
-    };
+    let steps = within(steps::list(&channel)).await.unwrap();
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].id, "build");
     assert_eq!(
