@@ -78,13 +78,14 @@ const MIGRATIONS: &[&str] = &[
         result TEXT,
         step_index INTEGER NOT NULL,
         step_log_start INTEGER,
-        step_code INTEGER,
-        step_log_end INTEGER,
-        step_note TEXT,
-        aborted_by TEXT,
         UNIQUE (job, number)
     );
     CREATE INDEX builds_running ON builds (id) WHERE result IS NULL;",
+    // How each build's current step ended and who aborted it (builds.rs, `end_step`).
+    "ALTER TABLE builds ADD COLUMN step_code INTEGER;
+    ALTER TABLE builds ADD COLUMN step_log_end INTEGER;
+    ALTER TABLE builds ADD COLUMN step_note TEXT;
+    ALTER TABLE builds ADD COLUMN aborted_by TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -63,7 +63,7 @@ async fn help(ctx: &mut Context) -> CommandResult {
         }
         None => super::all()
             .iter()
-            .map(|c| format!("  {}\n    {}\n", c.name, c.summary))
+            .map(|c| format!("  {}\n    {}\n", c.name, c.short_description()))
             .collect(),
     };
     ctx.out.stderr(text).await;

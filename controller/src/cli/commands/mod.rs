@@ -117,6 +117,8 @@ type Runner = for<'a> fn(&'a mut Context) -> BoxFuture<'a, CommandResult>;
 /// A command as `help` lists it.
 pub struct Command {
     pub name: &'static str,
+    /// The first line is the short description `help` lists; `help NAME` and usage errors
+    /// print all of it (the options, one a line).
     pub summary: &'static str,
     /// Arguments after the name, as usage prints them.
     pub usage: &'static str,
@@ -126,6 +128,13 @@ pub struct Command {
     /// never stalls the session's reading of the transport.
     pub reads_stdin: bool,
     pub run: Runner,
+}
+
+impl Command {
+    /// The summary's first line, as `help` lists it.
+    pub fn short_description(&self) -> &'static str {
+        self.summary.lines().next().unwrap_or_default()
+    }
 }
 
 /// Every command, sorted by name.
