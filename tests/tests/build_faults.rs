@@ -578,3 +578,75 @@ fn a_build_whose_agent_is_gone_when_the_controller_restarts_fails_after_the_grac
     assert_eq!(c.cli(&["queue"]).stdout, "");
     touch(&ctl.join("go"));
 }
+
+/// A script that writes its pid to `CTL/script.pid` and waits (untraced) for `CTL/go`.
+fn waiting_script(ctl: &Path) -> String {
+    format!(
+        "set +x\necho $$ >{}\n{}\n",
+        quoted(&ctl.join("script.pid")),
+        wait_for_file(&ctl.join("go"))
+    )
+}
+
+/// Waits until the script of [`waiting_script`] runs; its pid.
+fn wait_script_pid(ctl: &Path) -> i32 {
+    let mut pid = None;
+    wait_until(DEADLINE, "the step runs", || {
+        pid = read_pid(&ctl.join("script.pid"));
+        pid.is_some_and(running)
+    });
+    pid.unwrap()
+}
+
+#[test]
+fn a_build_aborted_while_its_agent_is_away_has_its_step_killed_when_the_agent_is_back() {
+    let mut s = setup(&["--build-reconnect-grace", "30"]);
+    let (c, ctl, work) = (&s.c, s.ctl.path(), s.work.path());
+    create_job(c, "away", &job_xml(&waiting_script(ctl), &[]));
+    let client = c.cli_spawn(&["build", "away", "-s"]);
+    client.stdout.wait_for("Started away #1\n", DEADLINE);
+    let pid = wait_script_pid(ctl);
+
+    kill_agent(c, &mut s.agent);
+    client.signal("INT");
+    client.wait(DEADLINE);
+    c.log
+        .wait_for("build -s interrupted: aborting the build", DEADLINE);
+    // The step runs on where the agent was: the build holds its executor, waiting for the
+    // agent to come back and kill it.
+    assert_eq!(result_of(c, "away", 1), "RUNNING");
+    assert!(running(pid));
+
+    let _agent = start_agent(c, work);
+    assert_eq!(wait_result(c, "away", 1), "ABORTED");
+    let text = console(c, "away", 1);
+    assert!(
+        text.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        "{text}"
+    );
+    wait_until(DEADLINE, "the step is killed", || !running(pid));
+}
+
+#[test]
+fn a_build_aborted_while_its_agent_stays_away_ends_after_the_grace_and_says_so() {
+    let mut s = setup(&["--build-reconnect-grace", "2"]);
+    let (c, ctl) = (&s.c, s.ctl.path());
+    create_job(c, "gone", &job_xml(&waiting_script(ctl), &[]));
+    let out = c.cli(&["build", "gone", "-w"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "Started gone #1\n"));
+    wait_script_pid(ctl);
+
+    kill_agent(c, &mut s.agent);
+    let out = c.cli(&["stop-builds", "gone"]);
+    assert_eq!(out.stdout, "Build '#1' stopped for job 'gone'\n");
+    assert_eq!(wait_result(c, "gone", 1), "ABORTED");
+    let text = console(c, "gone", 1);
+    assert!(
+        text.ends_with(&format!(
+            "\nAgent {NODE} did not come back within 2 s to have step 1 stopped; its process \
+             may still run on the agent.\nAborted by admin\nFinished: ABORTED\n"
+        )),
+        "{text}"
+    );
+    touch(&ctl.join("go"));
+}

@@ -122,8 +122,11 @@ enum Followed {
     Ended(StepOutcome),
     /// No connection to the agent within the grace period.
     Lost,
-    /// Aborted while the agent was away: nothing could be killed.
+    /// Aborted with nothing to kill: the step had not started, or its kill was sent.
     AbortedAway,
+    /// Aborted, and the agent did not come back within the grace to have the step killed:
+    /// its process may still run there.
+    AbortedUnkilled,
     /// The agent does not have the step, or answered something unusable.
     Failed(String),
     /// The console could not be written.
@@ -225,6 +228,17 @@ impl Runner<'_> {
                 }
                 Followed::Lost => return self.lost(index).await,
                 Followed::AbortedAway => return BuildResult::Aborted,
+                Followed::AbortedUnkilled => {
+                    let line = format!(
+                        "\nAgent {} did not come back within {} s to have step {} stopped; \
+                         its process may still run on the agent.\n",
+                        row.node,
+                        self.grace().as_secs(),
+                        index + 1
+                    );
+                    self.line(&line).await;
+                    return BuildResult::Aborted;
+                }
                 Followed::Failed(why) => {
                     self.line(&format!("\nERROR: {why}\n")).await;
                     return BuildResult::Failure;
@@ -355,7 +369,9 @@ impl Runner<'_> {
     }
 
     /// Follows step `id` until it ends, appending its output from where the console stops;
-    /// reconnects while the grace period lasts; kills the step when the build is aborted.
+    /// reconnects while the grace period lasts; kills the step when the build is aborted,
+    /// also when the abort comes while the agent is away (then once the agent is back, if
+    /// it comes back within the grace).
     /// A step the agent does not have and that has written nothing was never started: it
     /// is started then (once).
     async fn follow(&mut self, id: &str, log_start: u64, spec: &StepSpec) -> Followed {
@@ -365,7 +381,19 @@ impl Runner<'_> {
         loop {
             let aborting = self.build.abort.is_cancelled();
             let Some(channel) = self.wait_channel(deadline, !aborting).await else {
-                return self.away();
+                if !self.build.abort.is_cancelled() {
+                    return Followed::Lost;
+                }
+                if !aborting {
+                    // Aborted while the agent is away: the step runs on there. Wait for the
+                    // agent for the rest of the grace, to kill it.
+                    continue;
+                }
+                return if kill_sent {
+                    Followed::AbortedAway
+                } else {
+                    Followed::AbortedUnkilled
+                };
             };
             if aborting && !kill_sent {
                 match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
