@@ -344,7 +344,8 @@ fn an_agent_killed_mid_build_and_restarted_on_its_work_dir_finishes_the_build_wi
     let mut s = setup(&[]);
     let (c, ctl, work) = (&s.c, s.ctl.path(), s.work.path());
     create_job(c, "survivor", &job_xml(&phased_script(ctl), &[]));
-    let client = c.cli_spawn(&["build", "survivor", "-s"]);
+    // -v: the client follows the console live, across the agent's absence.
+    let client = c.cli_spawn(&["build", "survivor", "-s", "-v"]);
     client.stdout.wait_for("Started survivor #1\n", DEADLINE);
     wait_until(DEADLINE, "the first lines reach the console", || {
         numbered(&console(c, "survivor", 1)).last() == Some(&FIRST_PHASE)
@@ -370,12 +371,13 @@ fn an_agent_killed_mid_build_and_restarted_on_its_work_dir_finishes_the_build_wi
     // And follows the step live again.
     touch(&ctl.join("go2"));
     let out = client.wait(DEADLINE);
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (0, "Started survivor #1\nCompleted survivor #1 : SUCCESS\n"),
-        "{out:?}"
-    );
     let text = console(c, "survivor", 1);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout == format!("Started survivor #1\n{text}Completed survivor #1 : SUCCESS\n"),
+        "build -s -v printed other than the console:\n{}",
+        out.stdout
+    );
     assert_one_continuous_log(&text, LAST_LINE);
     assert_eq!(text.matches("+ set +x\n").count(), 1, "the step ran once");
     assert!(
@@ -649,4 +651,37 @@ fn a_build_aborted_while_its_agent_stays_away_ends_after_the_grace_and_says_so()
         "{text}"
     );
     touch(&ctl.join("go"));
+}
+
+#[test]
+fn a_step_killed_outright_fails_its_build_with_a_line_that_says_so() {
+    let s = setup(&[]);
+    let (c, ctl, work) = (&s.c, s.ctl.path(), s.work.path());
+    create_job(c, "oom", &job_xml(&waiting_script(ctl), &[]));
+    let client = c.cli_spawn(&["build", "oom", "-s"]);
+    client.stdout.wait_for("Started oom #1\n", DEADLINE);
+    wait_script_pid(ctl);
+
+    // SIGKILL to the whole group, wrapper included, as the OOM killer or a reboot would:
+    // the step ends with no exit status.
+    let dirs = step_dirs(work);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let pgid = read_pid(&dirs[0].join("pgid")).expect("the step's group");
+    // SAFETY: killpg only sends a signal, to the group of the step this test started.
+    assert_eq!(unsafe { libc::killpg(pgid, libc::SIGKILL) }, 0);
+
+    let out = client.wait(DEADLINE);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (2, "Started oom #1\nCompleted oom #1 : FAILURE\n"),
+        "{out:?}"
+    );
+    let text = console(c, "oom", 1);
+    assert!(
+        text.ends_with(&format!(
+            "\nERROR: the step's process on {NODE} ended without an exit status (killed with \
+             SIGKILL, or the machine restarted)\nFinished: FAILURE\n"
+        )),
+        "{text}"
+    );
 }
