@@ -685,3 +685,40 @@ fn a_step_killed_outright_fails_its_build_with_a_line_that_says_so() {
         "{text}"
     );
 }
+
+#[test]
+fn a_build_aborted_before_a_controller_restart_stays_aborted() {
+    let mut s = setup(&[]);
+    let (ctl, work) = (s.ctl.path().to_owned(), s.work.path().to_owned());
+    // The script takes its SIGTERM as a request to wrap up, and ends (successfully, its
+    // `sleep` killed or not) once the test lets it: the controller is killed in between.
+    let script = format!(
+        "set +x\ntrap 'touch {}' TERM\necho $$ >{}\n\
+         for i in $(seq 1 1200); do [ -e {} ] && break; sleep 0.05 || true; done\n",
+        quoted(&ctl.join("terminating")),
+        quoted(&ctl.join("script.pid")),
+        quoted(&ctl.join("go"))
+    );
+    let c = &mut s.c;
+    create_job(c, "wrapup", &job_xml(&script, &[]));
+    let out = c.cli(&["build", "wrapup", "-w"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "Started wrapup #1\n"));
+    let pid = wait_script_pid(&ctl);
+    let out = c.cli(&["stop-builds", "wrapup"]);
+    assert_eq!(out.stdout, "Build '#1' stopped for job 'wrapup'\n");
+    wait_until(DEADLINE, "the step gets its SIGTERM", || {
+        ctl.join("terminating").exists()
+    });
+
+    c.kill();
+    touch(&ctl.join("go"));
+    wait_until(DEADLINE, "the step ends", || !running(pid));
+    assert_eq!(step_dirs(&work).len(), 1);
+    c.kill_and_restart();
+    assert_eq!(wait_result(c, "wrapup", 1), "ABORTED");
+    let text = console(c, "wrapup", 1);
+    assert!(
+        text.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        "{text}"
+    );
+}

@@ -414,19 +414,24 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Makes `row` a running build, holding its executor.
+/// Makes `row` a running build, holding its executor. A build the store says was being
+/// aborted starts aborted.
 fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
     let log_len = std::fs::metadata(state.builds.console_path(&row.job, row.number))
         .map(|m| m.len())
         .unwrap_or(0);
+    let abort = CancellationToken::new();
+    if row.aborted_by.is_some() {
+        abort.cancel();
+    }
     let build = Arc::new(RunningBuild {
+        aborted_by: Mutex::new(row.aborted_by.clone()),
         row,
         progress: watch::Sender::new(Progress {
             log_len,
             result: None,
         }),
-        abort: CancellationToken::new(),
-        aborted_by: Mutex::default(),
+        abort,
     });
     state
         .builds

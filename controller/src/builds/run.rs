@@ -64,6 +64,7 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 build,
                 console,
                 work_dir: None,
+                abort_recorded: build.row.aborted_by.is_some(),
             };
             let result = runner.steps(&config, resuming).await;
             runner.finish(result).await;
@@ -139,6 +140,8 @@ struct Runner<'a> {
     console: ConsoleWriter,
     /// The agent's work dir, once asked.
     work_dir: Option<String>,
+    /// Whether the store knows the build is being aborted.
+    abort_recorded: bool,
 }
 
 impl Runner<'_> {
@@ -167,11 +170,16 @@ impl Runner<'_> {
         }
         let mut workspace_shown = reattach.is_some();
         for index in first..scripts.len() as u32 {
-            if self.build.abort.is_cancelled() {
+            // A build resumed while it was being aborted still has its step to kill.
+            let reattaching = reattach.is_some();
+            if self.build.abort.is_cancelled() && !reattaching {
                 return BuildResult::Aborted;
             }
             let id = step_id(row.id, index);
-            let Some(work_dir) = self.work_dir().await else {
+            let Some(work_dir) = self.work_dir(!reattaching).await else {
+                if reattaching && self.build.abort.is_cancelled() {
+                    return self.unkilled(index).await;
+                }
                 return self.lost(index).await;
             };
             let spec = self.spec(&work_dir, scripts[index as usize]).await;
@@ -228,17 +236,7 @@ impl Runner<'_> {
                 }
                 Followed::Lost => return self.lost(index).await,
                 Followed::AbortedAway => return BuildResult::Aborted,
-                Followed::AbortedUnkilled => {
-                    let line = format!(
-                        "\nAgent {} did not come back within {} s to have step {} stopped; \
-                         its process may still run on the agent.\n",
-                        row.node,
-                        self.grace().as_secs(),
-                        index + 1
-                    );
-                    self.line(&line).await;
-                    return BuildResult::Aborted;
-                }
+                Followed::AbortedUnkilled => return self.unkilled(index).await,
                 Followed::Failed(why) => {
                     self.line(&format!("\nERROR: {why}\n")).await;
                     return BuildResult::Failure;
@@ -267,6 +265,41 @@ impl Runner<'_> {
         BuildResult::Failure
     }
 
+    /// An aborted build whose step could not be killed: the agent stayed away.
+    async fn unkilled(&mut self, index: u32) -> BuildResult {
+        let line = format!(
+            "\nAgent {} did not come back within {} s to have step {} stopped; \
+             its process may still run on the agent.\n",
+            self.build.row.node,
+            self.grace().as_secs(),
+            index + 1
+        );
+        self.line(&line).await;
+        BuildResult::Aborted
+    }
+
+    /// Records that the build is being aborted, once, before its step is killed: a
+    /// controller restarted meanwhile then finishes the abort rather than take the killed
+    /// step's end (or a step that shrugs off SIGTERM) for the build's result.
+    async fn record_abort(&mut self) {
+        if self.abort_recorded {
+            return;
+        }
+        let Some(by) = self.build.aborted_by() else {
+            return;
+        };
+        self.abort_recorded = true;
+        let id = self.build.row.id;
+        if let Err(e) = self
+            .state
+            .store
+            .call(move |c| records::set_aborted(c, id, &by))
+            .await
+        {
+            tracing::error!(job = %self.build.row.job, number = self.build.row.number, error = %e, "cannot record the abort");
+        }
+    }
+
     /// Writes the closing lines.
     async fn finish(&mut self, result: BuildResult) {
         if let Some(by) = self.build.aborted_by() {
@@ -278,14 +311,15 @@ impl Runner<'_> {
         }
     }
 
-    /// The agent's work dir, asked once (and again after a failed attempt).
-    async fn work_dir(&mut self) -> Option<String> {
+    /// The agent's work dir, asked once (and again after a failed attempt); waiting for
+    /// the agent stops at an abort when `stop_on_abort`.
+    async fn work_dir(&mut self, stop_on_abort: bool) -> Option<String> {
         if let Some(dir) = &self.work_dir {
             return Some(dir.clone());
         }
         let deadline = Instant::now() + self.grace();
         loop {
-            let channel = self.wait_channel(deadline, true).await?;
+            let channel = self.wait_channel(deadline, stop_on_abort).await?;
             match steward_channel::call::call(&channel, &Request::Info).await {
                 Ok(Response::Info(info)) => {
                     let dir = info.work_dir.trim_end_matches('/').to_owned();
@@ -380,6 +414,9 @@ impl Runner<'_> {
         let mut started_here = false;
         loop {
             let aborting = self.build.abort.is_cancelled();
+            if aborting {
+                self.record_abort().await;
+            }
             let Some(channel) = self.wait_channel(deadline, !aborting).await else {
                 if !self.build.abort.is_cancelled() {
                     return Followed::Lost;
@@ -448,6 +485,7 @@ impl Runner<'_> {
                         Some(Err(e)) => return Followed::Failed(e.to_string()),
                     },
                     _ = self.build.abort.cancelled(), if !kill_sent => {
+                        self.record_abort().await;
                         match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
                             Ok(()) => kill_sent = true,
                             Err(e) if e.is_connection_lost() => break,

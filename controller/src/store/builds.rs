@@ -4,7 +4,8 @@
 //! the row goes, the job's next build number is taken and a `builds` row is written with the
 //! job configuration as it was at that moment. A build is running while its `result` is
 //! NULL; `step_index` and `step_log_start` say which shell step runs and where its output
-//! begins in the console file, so a restarted controller can ask the agent for the rest.
+//! begins in the console file, so a restarted controller can ask the agent for the rest;
+//! `aborted_by`, set when the runner acts on an abort, makes it finish the abort.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -97,6 +98,8 @@ pub struct BuildRow {
     /// Console length where that step's output begins; `None` until the first step is
     /// about to start.
     pub step_log_start: Option<u64>,
+    /// Who aborted the build, once its runner has set about killing its step.
+    pub aborted_by: Option<String>,
 }
 
 /// What a queued build becomes when an executor takes it.
@@ -214,6 +217,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         result: None,
         step_index: 0,
         step_log_start: None,
+        aborted_by: None,
     }))
 }
 
@@ -222,6 +226,15 @@ pub fn set_step(conn: &Connection, id: u64, index: u32, log_start: u64) -> Resul
     conn.execute(
         "UPDATE builds SET step_index = ?1, step_log_start = ?2 WHERE id = ?3",
         params![index, log_start as i64, id as i64],
+    )?;
+    Ok(())
+}
+
+/// Records who aborted running build `id` (the first one named stays).
+pub fn set_aborted(conn: &Connection, id: u64, by: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET aborted_by = ?1 WHERE id = ?2 AND aborted_by IS NULL",
+        params![by, id as i64],
     )?;
     Ok(())
 }
@@ -241,7 +254,7 @@ pub fn finish(
 }
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
-    queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start";
+    queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start, aborted_by";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -259,6 +272,7 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         result: r.get(11)?,
         step_index: r.get(12)?,
         step_log_start: r.get(13)?,
+        aborted_by: r.get(14)?,
     })
 }
 
@@ -277,6 +291,7 @@ struct RawBuild {
     result: Option<String>,
     step_index: u32,
     step_log_start: Option<i64>,
+    aborted_by: Option<String>,
 }
 
 impl RawBuild {
@@ -305,6 +320,7 @@ impl RawBuild {
             finished_at_ms: self.finished_at_ms,
             result,
             step_index: self.step_index,
+            aborted_by: self.aborted_by,
         })
     }
 }
@@ -409,6 +425,8 @@ mod tests {
                 let second = start(c, &taking(b))?.expect("queued");
                 assert!(queued(c)?.is_empty());
                 set_step(c, first.id, 1, 99)?;
+                set_aborted(c, first.id, "carol")?;
+                set_aborted(c, first.id, "dave")?;
                 finish(c, second.id, BuildResult::Failure, 30)?;
                 Ok((first, second))
             })
@@ -428,6 +446,7 @@ mod tests {
             (running_now[0].step_index, running_now[0].step_log_start),
             (1, Some(99))
         );
+        assert_eq!(running_now[0].aborted_by.as_deref(), Some("carol"));
         let got = got.unwrap();
         assert_eq!(got.result, Some(BuildResult::Failure));
         assert_eq!(got.finished_at_ms, Some(30));

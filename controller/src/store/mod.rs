@@ -81,6 +81,8 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (job, number)
     );
     CREATE INDEX builds_running ON builds (id) WHERE result IS NULL;",
+    // Who aborted a running build, so that a restarted controller still ends it ABORTED.
+    "ALTER TABLE builds ADD COLUMN aborted_by TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]
