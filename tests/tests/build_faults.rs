@@ -1,8 +1,9 @@
 //! Builds under faults, end to end through the real binaries: a `build -s` client
 //! interrupted, an agent killed and restarted mid-build or gone for good, a controller killed
-//! with finished builds and with one running. Each test checks what a user sees afterwards:
-//! the build's result in `list-builds`, its `console`, `build -s`'s exit code, and that no
-//! step process is left behind where the build was aborted.
+//! with finished builds and with one running, an abort while the agent is away or just
+//! before a controller restart, a step killed outright. Each test checks what a user sees
+//! afterwards: the build's result in `list-builds`, its `console`, `build -s`'s exit code,
+//! and that no step process is left behind where the build was aborted.
 //!
 //! Steps block only on files the test creates (`go` files in a control dir), untraced
 //! (`set +x`) and bounded, so output can be produced exactly while nobody follows it. A
@@ -98,7 +99,7 @@ fn touch(path: &Path) {
     std::fs::write(path, b"").unwrap();
 }
 
-/// The numbered lines of a script made of [`print_lines`] phases.
+/// Where the phases of [`phased_script`] end.
 const FIRST_PHASE: u32 = 3;
 const SECOND_PHASE: u32 = 5000;
 const LAST_LINE: u32 = 5100;
@@ -304,6 +305,35 @@ fn interrupting_build_s_aborts_the_build_and_kills_its_processes() {
             !running(script) && !running(child)
         });
     }
+}
+
+#[test]
+fn interrupting_build_s_while_it_waits_in_the_queue_cancels_the_item() {
+    let mut s = setup(&[]);
+    let (c, work) = (&s.c, s.work.path());
+    // With the node offline the build waits in the queue.
+    kill_agent(c, &mut s.agent);
+    create_job(c, "queued", &job_xml("echo built", &[]));
+    let client = c.cli_spawn(&["build", "queued", "-s"]);
+    wait_until(DEADLINE, "the build waits in the queue", || {
+        c.cli(&["queue"]).stdout.contains("\tqueued\t")
+    });
+    client.signal("INT");
+    let out = client.wait(DEADLINE);
+    assert_eq!(out.stdout, "", "it never started");
+    wait_until(DEADLINE, "the item leaves the queue", || {
+        c.cli(&["queue"]).stdout.is_empty()
+    });
+
+    // With the node back, the next build is the job's first: the cancelled item never ran.
+    let _agent = start_agent(c, work);
+    let out = c.cli(&["build", "queued", "-s"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Started queued #1\nCompleted queued #1 : SUCCESS\n"),
+        "{out:?}"
+    );
+    assert_eq!(c.cli(&["list-builds", "queued"]).stdout.lines().count(), 1);
 }
 
 #[test]
