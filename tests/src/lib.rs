@@ -12,7 +12,7 @@ pub mod net;
 pub mod raw;
 
 pub use agent::Agent;
-pub use cli::{CliOutput, run_cli, run_cli_env};
+pub use cli::{CliOutput, CliProcess, run_cli, run_cli_env};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -258,11 +258,21 @@ impl Controller {
     }
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> CliOutput {
+        self.cli_spawn_with_stdin(args, stdin).wait(DEADLINE * 3)
+    }
+
+    /// `cli -s URL -auth admin:TOKEN ARGS…` in the background, for a test that interrupts
+    /// it or lets it wait across a fault.
+    pub fn cli_spawn(&self, args: &[&str]) -> CliProcess {
+        self.cli_spawn_with_stdin(args, "")
+    }
+
+    fn cli_spawn_with_stdin(&self, args: &[&str], stdin: &str) -> CliProcess {
         let auth = format!("admin:{}", self.token);
         // The URL may be a test TLS front with a throwaway certificate.
         let mut full = vec!["-s", &self.url, "-noCertificateCheck", "-auth", &auth];
         full.extend_from_slice(args);
-        run_cli(&full, stdin)
+        CliProcess::spawn_env(&full, stdin, &[])
     }
 
     /// `cli -s URL ARGS…` without credentials.

@@ -58,6 +58,12 @@ impl ConsoleWriter {
     /// Appends `data`; followers see it once this returns.
     pub async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.file.write_all(data).await?;
+        // A tokio file's write returns once the bytes are handed to a blocking thread, not
+        // written: the flush waits for the write itself. Without it followers would be told
+        // of bytes the file does not hold yet (and stop short until the next append, which
+        // may be a long silence away), and a step's recorded start could lie past the end
+        // of the file a controller killed right then leaves behind.
+        self.file.flush().await?;
         self.len += data.len() as u64;
         let len = self.len;
         self.progress.send_modify(|p| p.log_len = len);
@@ -175,6 +181,27 @@ mod tests {
         assert_eq!(offset_of("a\nb\nc\n", 0).await, "");
         assert_eq!(offset_of("", 3).await, "");
         assert_eq!(offset_of("\n\n", 1).await, "\n");
+    }
+
+    #[tokio::test]
+    async fn appended_bytes_are_in_the_file_once_followers_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (tx, rx) = watch::channel(Progress::default());
+        let mut console = ConsoleWriter::open(path.clone(), tx).await.unwrap();
+        for i in 0..200u32 {
+            console
+                .append(format!("line {i}\n").as_bytes())
+                .await
+                .unwrap();
+            let told = rx.borrow().log_len;
+            let on_disk = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(
+                (on_disk, told),
+                (console.size(), console.size()),
+                "append {i}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -68,6 +68,7 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 build,
                 console,
                 work_dir: None,
+                abort_recorded: build.row.aborted_by.is_some(),
             };
             let result = runner.steps(&config, resuming).await;
             runner.finish(result).await;
@@ -126,8 +127,11 @@ enum Followed {
     Ended(StepOutcome),
     /// No connection to the agent within the grace period.
     Lost,
-    /// Aborted while the agent was away: nothing could be killed.
+    /// Aborted with nothing to kill: the step had not started, or its kill was sent.
     AbortedAway,
+    /// Aborted, and the agent did not come back within the grace to have the step killed:
+    /// its process may still run there (it is killed when the agent next connects).
+    AbortedUnkilled,
     /// The agent does not have the step, or answered something unusable.
     Failed(String),
     /// The console could not be written.
@@ -140,6 +144,8 @@ struct Runner<'a> {
     console: ConsoleWriter,
     /// The agent's work dir, once asked.
     work_dir: Option<String>,
+    /// Whether the store knows the build is being aborted.
+    abort_recorded: bool,
 }
 
 impl Runner<'_> {
@@ -184,12 +190,18 @@ impl Runner<'_> {
         }
         let mut workspace_shown = row.step_log_start.is_some() && resuming;
         for index in first..scripts.len() as u32 {
-            if self.build.abort.is_cancelled() {
+            // A build resumed while it was being aborted still has its step to kill.
+            let reattaching = reattach.is_some();
+            if self.build.abort.is_cancelled() && !reattaching {
                 return BuildResult::Aborted;
             }
             let id = step_id(row.id, index);
-            let Some(work_dir) = self.work_dir().await else {
-                let note = self.lost_note(index);
+            let Some(work_dir) = self.work_dir(!reattaching).await else {
+                let note = if self.build.abort.is_cancelled() {
+                    self.unkilled_note(index)
+                } else {
+                    self.lost_note(index)
+                };
                 self.line(&note).await;
                 return self.failed();
             };
@@ -242,6 +254,7 @@ impl Runner<'_> {
                 ),
                 Followed::Lost => (NO_EXIT_STATUS, Some(self.lost_note(index))),
                 Followed::AbortedAway => (NO_EXIT_STATUS, None),
+                Followed::AbortedUnkilled => (NO_EXIT_STATUS, Some(self.unkilled_note(index))),
                 Followed::Failed(why) => (NO_EXIT_STATUS, Some(format!("\nERROR: {why}\n"))),
                 Followed::Console(e) => {
                     tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
@@ -295,12 +308,28 @@ impl Runner<'_> {
         )
     }
 
-    /// Tells the store who aborted the build, so a restarted controller ends it ABORTED too.
-    async fn record_abort(&self) {
-        let (id, by) = (
-            self.build.row.id,
-            self.build.aborted_by().unwrap_or_default(),
-        );
+    fn unkilled_note(&self, index: u32) -> String {
+        format!(
+            "\nAgent {} did not come back within {} s to have step {} stopped; its process \
+             may still run on the agent (it is stopped when the agent reconnects).\n",
+            self.build.row.node,
+            self.grace().as_secs(),
+            index + 1
+        )
+    }
+
+    /// Tells the store who aborted the build, once, before its step is killed: a controller
+    /// restarted meanwhile then finishes the abort rather than take the killed step's end
+    /// (or a step that shrugs off SIGTERM) for the build's result.
+    async fn record_abort(&mut self) {
+        if self.abort_recorded {
+            return;
+        }
+        let Some(by) = self.build.aborted_by() else {
+            return;
+        };
+        self.abort_recorded = true;
+        let id = self.build.row.id;
         if let Err(e) = self
             .state
             .store
@@ -322,14 +351,15 @@ impl Runner<'_> {
         }
     }
 
-    /// The agent's work dir, asked once (and again after a failed attempt).
-    async fn work_dir(&mut self) -> Option<String> {
+    /// The agent's work dir, asked once (and again after a failed attempt); waiting for
+    /// the agent stops at an abort when `stop_on_abort`.
+    async fn work_dir(&mut self, stop_on_abort: bool) -> Option<String> {
         if let Some(dir) = &self.work_dir {
             return Some(dir.clone());
         }
         let deadline = Instant::now() + self.grace();
         loop {
-            let channel = self.wait_channel(deadline, true).await?;
+            let channel = self.wait_channel(deadline, stop_on_abort).await?;
             match steward_channel::call::call(&channel, &Request::Info).await {
                 Ok(Response::Info(info)) => {
                     let dir = info.work_dir.trim_end_matches('/').to_owned();
@@ -404,7 +434,7 @@ impl Runner<'_> {
         self.follow(id, log_start, spec).await
     }
 
-    async fn away(&self) -> Followed {
+    async fn away(&mut self) -> Followed {
         if self.build.abort.is_cancelled() {
             self.record_abort().await;
             Followed::AbortedAway
@@ -423,11 +453,25 @@ impl Runner<'_> {
         let mut started_here = false;
         loop {
             let aborting = self.build.abort.is_cancelled();
+            if aborting {
+                self.record_abort().await;
+            }
             let Some(channel) = self.wait_channel(deadline, !aborting).await else {
-                return self.away().await;
+                if !self.build.abort.is_cancelled() {
+                    return Followed::Lost;
+                }
+                if !aborting {
+                    // Aborted while the agent is away: the step runs on there. Wait for the
+                    // agent for the rest of the grace, to kill it.
+                    continue;
+                }
+                return if kill_sent {
+                    Followed::AbortedAway
+                } else {
+                    Followed::AbortedUnkilled
+                };
             };
             if aborting && !kill_sent {
-                self.record_abort().await;
                 match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
                     Ok(()) => kill_sent = true,
                     Err(e) if e.is_connection_lost() => {
