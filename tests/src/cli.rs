@@ -1,8 +1,9 @@
-//! Running the `cli` binary to completion.
+//! Running the `cli` binary: to completion, or left running while the test reads its output.
 
 use std::io::Write;
-use std::process::Stdio;
-use std::time::Instant;
+use std::process::{Child, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::{Captured, DEADLINE, POLL, command};
 
@@ -66,5 +67,90 @@ pub fn run_cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliOutpu
         code: status.code().unwrap_or(-1),
         stdout: stdout.text(),
         stderr: stderr.text(),
+    }
+}
+
+/// A `cli` process left running, whose output the test reads as it arrives (`build -v`,
+/// `console -f`). Killed when dropped.
+pub struct CliChild {
+    child: Option<Child>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    readers: Vec<JoinHandle<()>>,
+    args: Vec<String>,
+}
+
+impl CliChild {
+    /// Starts the cli binary with `args` and an empty stdin.
+    pub fn spawn(args: &[&str]) -> CliChild {
+        let mut child = command("cli")
+            .args(args)
+            .env_remove("JENKINS_URL")
+            .env_remove("JENKINS_USER_ID")
+            .env_remove("JENKINS_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cli");
+        let stdout = Captured::default();
+        let stderr = Captured::default();
+        let readers = vec![
+            stdout.follow(child.stdout.take().unwrap()),
+            stderr.follow(child.stderr.take().unwrap()),
+        ];
+        CliChild {
+            child: Some(child),
+            stdout,
+            stderr,
+            readers,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().expect("waiting for cli").is_some())
+    }
+
+    /// Waits for the process to exit, failing the test after `deadline`; its output.
+    pub fn wait(mut self, deadline: Duration) -> CliOutput {
+        let mut child = self.child.take().expect("not waited for yet");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for cli") {
+                break status;
+            }
+            if start.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "cli {:?} did not finish within {deadline:?}; stdout so far:\n{}\nstderr so far:\n{}",
+                    self.args,
+                    self.stdout.text(),
+                    self.stderr.text()
+                );
+            }
+            std::thread::sleep(POLL);
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        CliOutput {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        }
+    }
+}
+
+impl Drop for CliChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
