@@ -91,7 +91,12 @@ impl Freestyle {
         let steps: String = self
             .steps
             .iter()
-            .map(|s| format!("<hudson.tasks.Shell><command>{}</command></hudson.tasks.Shell>", escape(s)))
+            .map(|s| {
+                format!(
+                    "<hudson.tasks.Shell><command>{}</command></hudson.tasks.Shell>",
+                    escape(s)
+                )
+            })
             .collect();
         format!(
             "<project>{properties}{label}<disabled>false</disabled><concurrentBuild>{}</concurrentBuild><builders>{steps}</builders></project>",
@@ -123,6 +128,11 @@ impl Gate {
         Gate {
             dir: tempfile::tempdir().expect("gate directory"),
         }
+    }
+
+    /// The directory the marks are in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -95,14 +95,20 @@ fn label_expressions_route_builds_to_the_matching_node() {
         assert!(
             has_line(
                 &console,
-                &format!("Building remotely on {node} ({labels}) in workspace {dir}/workspace/{job}")
+                &format!(
+                    "Building remotely on {node} ({labels}) in workspace {dir}/workspace/{job}"
+                )
             ),
             "{console}"
         );
         let builds = c.list_builds(job);
         assert_eq!(builds.len(), 1, "{builds:?}");
         assert_eq!(
-            (builds[0].number, builds[0].result.as_str(), builds[0].node.as_str()),
+            (
+                builds[0].number,
+                builds[0].result.as_str(),
+                builds[0].node.as_str()
+            ),
             (1, "SUCCESS", node),
             "{job} ({expression})"
         );
@@ -181,7 +187,8 @@ fn two_executors_run_two_builds_at_once_and_the_third_waits() {
     );
     let done = c.list_builds("hold");
     assert!(
-        done.iter().all(|b| b.result == "SUCCESS" && b.node == "duo"),
+        done.iter()
+            .all(|b| b.result == "SUCCESS" && b.node == "duo"),
         "{done:?}"
     );
 }
@@ -408,7 +415,8 @@ fn build_v_streams_the_console_while_the_build_runs() {
     );
     assert!(has_line(&out.stdout, "after"), "{}", out.stdout);
     assert!(
-        out.stdout.ends_with("Finished: SUCCESS\nCompleted live #1 : SUCCESS\n"),
+        out.stdout
+            .ends_with("Finished: SUCCESS\nCompleted live #1 : SUCCESS\n"),
         "{}",
         out.stdout
     );
@@ -440,13 +448,23 @@ fn build_w_returns_once_started_and_console_follows_tails_and_finds_builds() {
 
     let mut follower = c.cli_spawn(&["console", "w", "1", "-f"]);
     follower.stdout.wait_for("+ set +x\n", DEADLINE);
-    assert!(
-        !follower.has_exited(),
-        "console -f ended while the build runs: {}",
-        follower.stdout.text()
-    );
+    // From the last line so far, then on.
+    let mut tail_follower = c.cli_spawn(&["console", "w", "1", "-f", "-n", "1"]);
+    tail_follower.stdout.wait_for("+ set +x\n", DEADLINE);
+    assert_eq!(tail_follower.stdout.text(), "+ set +x\n");
+    for cli in [&mut follower, &mut tail_follower] {
+        assert!(
+            !cli.has_exited(),
+            "console -f ended while the build runs: {}",
+            cli.stdout.text()
+        );
+    }
     gate.open("release");
     let followed = follower.wait(DEADLINE);
+    assert_eq!(
+        tail_follower.wait(DEADLINE).stdout,
+        "+ set +x\n+ echo FAIL=false\nFAIL=false\n+ test false = false\nFinished: SUCCESS\n"
+    );
     assert_eq!(followed.code, 0, "{followed:?}");
     assert!(
         followed
@@ -457,7 +475,13 @@ fn build_w_returns_once_started_and_console_follows_tails_and_finds_builds() {
     );
     assert_eq!(followed.stdout, c.console("w", 1));
 
-    assert_completed(&c.cli(&["build", "w", "-s", "-p", "FAIL=true"]), "w", 2, "FAILURE", 2);
+    assert_completed(
+        &c.cli(&["build", "w", "-s", "-p", "FAIL=true"]),
+        "w",
+        2,
+        "FAILURE",
+        2,
+    );
     assert_completed(&c.cli(&["build", "w", "-s"]), "w", 3, "SUCCESS", 0);
 
     // Without a build: the last one.
@@ -487,7 +511,10 @@ fn build_w_returns_once_started_and_console_follows_tails_and_finds_builds() {
     let none = c.cli(&["console", "w", "lastUnstableBuild"]);
     assert_eq!(
         (none.code, none.stderr.as_str()),
-        (4, "\nERROR: Permalink lastUnstableBuild produced no build\n")
+        (
+            4,
+            "\nERROR: Permalink lastUnstableBuild produced no build\n"
+        )
     );
     let ghost = c.cli(&["console", "ghost"]);
     assert_eq!(
@@ -504,6 +531,10 @@ fn a_build_whose_label_no_node_has_waits_with_the_reason_until_cancelled() {
 
     let cli = c.cli_spawn(&["build", "win", "-s"]);
     let item = c.wait_queued("win", "There are no nodes with the label ‘windows’");
+    // The same build asked for again joins the waiting item, as in Jenkins.
+    let same = c.cli(&["build", "win"]);
+    assert_eq!(same.code, 0, "{same:?}");
+    assert_eq!(c.queue(), [item.clone()]);
     let id = item.id.to_string();
     let cancel = c.cli(&["cancel-queue", &id]);
     assert_eq!(cancel.code, 0, "{cancel:?}");
@@ -639,7 +670,10 @@ fn stop_builds_aborts_a_running_build_and_kills_its_step() {
     assert_eq!(c.list_builds("long")[0].result, "ABORTED");
 
     let again = c.cli(&["stop-builds", "long"]);
-    assert_eq!((again.code, again.stdout.as_str()), (0, "No builds stopped\n"));
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, "No builds stopped\n")
+    );
     assert!(!gate.is_marked("never"));
 }
 
@@ -672,4 +706,235 @@ fn builds_run_over_both_cli_transports() {
             streamed.stdout
         );
     }
+}
+
+#[test]
+fn interrupting_build_s_aborts_its_build_and_build_f_leaves_it_running() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 4, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release")
+    );
+    c.create_job(
+        "held",
+        &Freestyle::shell(&script)
+            .concurrent()
+            .string_parameter("N", ""),
+    );
+    c.create_job("nowhere", &Freestyle::shell("true").label("windows"));
+    let disconnects = |c: &Controller| c.log.count("CLI client disconnected during the command");
+
+    for (number, mode) in [(1, "-webSocket"), (2, "-http")] {
+        // Running: the build is aborted by the user who started it.
+        let n = format!("N=s{number}");
+        let cli = c.cli_spawn(&[mode, "build", "held", "-s", "-p", &n]);
+        wait_until(DEADLINE, "the build started", || {
+            gate.is_marked(&format!("started-s{number}"))
+        });
+        drop(cli);
+        wait_until(DEADLINE, "the build aborted", || {
+            c.list_builds("held")
+                .iter()
+                .any(|b| b.number == number && b.result == "ABORTED")
+        });
+        assert!(
+            c.console("held", number)
+                .ends_with("Aborted by admin\nFinished: ABORTED\n"),
+            "{mode}"
+        );
+
+        // Queued: the item is cancelled.
+        let cli = c.cli_spawn(&[mode, "build", "nowhere", "-s"]);
+        c.wait_queued("nowhere", "There are no nodes with the label ‘windows’");
+        drop(cli);
+        wait_until(DEADLINE, "the queue item cancelled", || {
+            c.queue().is_empty()
+        });
+    }
+
+    // -f: the build goes on without its client.
+    let before = disconnects(&c);
+    let cli = c.cli_spawn(&["build", "held", "-f", "-p", "N=f"]);
+    wait_until(DEADLINE, "the build started", || {
+        gate.is_marked("started-f")
+    });
+    drop(cli);
+    wait_until(DEADLINE, "the controller saw the client leave", || {
+        disconnects(&c) > before
+    });
+    assert_eq!(c.list_builds("held")[0].result, "RUNNING");
+    gate.open("release");
+    let follow = c.cli(&["console", "held", "3", "-f"]);
+    assert!(
+        follow.stdout.ends_with("Finished: SUCCESS\n"),
+        "{}",
+        follow.stdout
+    );
+    assert_eq!(c.list_builds("held")[0].result, "SUCCESS");
+}
+
+#[test]
+fn queued_builds_start_when_their_job_or_node_changes() {
+    let c = Controller::start();
+    let dir = tempfile::tempdir().unwrap();
+    c.create_node_with("n1", "linux", 1, "NORMAL");
+    let _agent = c.start_agent_in("n1", dir.path());
+
+    // The job's label changes.
+    c.create_job("moving", &Freestyle::shell("true").label("windows"));
+    let cli = c.cli_spawn(&["build", "moving", "-s"]);
+    c.wait_queued("moving", "There are no nodes with the label ‘windows’");
+    let relabelled = Freestyle::shell("true").label("linux").xml();
+    let out = c.cli_with_stdin(&["update-job", "moving"], &relabelled);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "moving", 1, "SUCCESS", 0);
+
+    // The node's labels change.
+    c.create_job("mac", &Freestyle::shell("true").label("mac"));
+    let cli = c.cli_spawn(&["build", "mac", "-s"]);
+    c.wait_queued("mac", "There are no nodes with the label ‘mac’");
+    let node_xml = c.cli(&["get-node", "n1"]).stdout;
+    let updated = node_xml.replace("<label>linux</label>", "<label>linux mac</label>");
+    assert_ne!(node_xml, updated, "{node_xml}");
+    let out = c.cli_with_stdin(&["update-node", "n1"], &updated);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "mac", 1, "SUCCESS", 0);
+
+    // The node is marked offline, then online again.
+    assert_eq!(c.cli(&["offline-node", "n1", "-m", "maintenance"]).code, 0);
+    c.create_job("later", &Freestyle::shell("true").label("linux"));
+    let cli = c.cli_spawn(&["build", "later", "-s"]);
+    c.wait_queued("later", "All nodes of label ‘linux’ are offline");
+    assert_eq!(c.cli(&["online-node", "n1"]).code, 0);
+    assert_completed(&cli.wait(DEADLINE), "later", 1, "SUCCESS", 0);
+
+    // The job is disabled while its build waits, then enabled.
+    c.create_job("paused", &Freestyle::shell("true").label("gpu"));
+    let cli = c.cli_spawn(&["build", "paused", "-s"]);
+    c.wait_queued("paused", "There are no nodes with the label ‘gpu’");
+    assert_eq!(c.cli(&["disable-job", "paused"]).code, 0);
+    c.wait_queued("paused", "paused is disabled");
+    assert_eq!(c.cli(&["enable-job", "paused"]).code, 0);
+    let out = c.cli_with_stdin(
+        &["update-job", "paused"],
+        &Freestyle::shell("true").label("linux").xml(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "paused", 1, "SUCCESS", 0);
+}
+
+#[test]
+fn a_running_build_survives_a_controller_restart() {
+    let mut c = Controller::start();
+    let gate = Gate::new();
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "echo before\n{}{}echo after",
+        gate.mark_script("started"),
+        gate.wait_script("release")
+    );
+    c.create_job("durable", &Freestyle::shell(&script));
+    c.create_job("nowhere", &Freestyle::shell("true").label("windows"));
+    assert_eq!(
+        c.cli(&["build", "durable", "-w"]).stdout,
+        "Started durable #1\n"
+    );
+    assert_eq!(c.cli(&["build", "nowhere"]).code, 0);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let queued = c.wait_queued("nowhere", "There are no nodes with the label ‘windows’");
+
+    c.kill_and_restart();
+    // The queue is kept, the build still runs.
+    assert_eq!(
+        c.wait_queued("nowhere", "There are no nodes with the label ‘windows’"),
+        queued
+    );
+    assert_eq!(c.list_builds("durable")[0].result, "RUNNING");
+    c.wait_online("n1", true, DEADLINE);
+    gate.open("release");
+    let out = c.cli(&["console", "durable", "1", "-f"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = n.work_dir();
+    assert_eq!(
+        without_build_ids(&out.stdout),
+        format!(
+            "Started from command line by admin\n\
+             Building remotely on n1 in workspace {dir}/workspace/durable\n\
+             [durable] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh\n\
+             + echo before\n\
+             before\n\
+             + touch {}/started\n\
+             + set +x\n\
+             + echo after\n\
+             after\n\
+             Finished: SUCCESS\n",
+            gate.dir().display()
+        )
+    );
+    assert_eq!(c.list_builds("durable")[0].result, "SUCCESS");
+}
+
+#[test]
+fn a_large_console_streams_whole() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    c.create_job("chatty", &Freestyle::shell("set +x\nseq 1 300000"));
+    let out = c.cli(&["build", "chatty", "-s", "-v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let console = c.console("chatty", 1);
+    assert_eq!(
+        out.stdout,
+        format!("Started chatty #1\n{console}Completed chatty #1 : SUCCESS\n")
+    );
+    let numbers: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
+    assert!(console.contains(&format!("+ set +x\n{numbers}Finished: SUCCESS\n")));
+    let tail = c.cli(&["console", "chatty", "-n", "3"]);
+    assert_eq!(tail.stdout, "299999\n300000\nFinished: SUCCESS\n");
+}
+
+#[test]
+fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
+    let c = Controller::start_with(&["--build-reconnect-grace", "2"]);
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "{}{}echo \"after $N\"",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release-$N")
+    );
+    c.create_job(
+        "sturdy",
+        &Freestyle::shell(&script)
+            .concurrent()
+            .string_parameter("N", ""),
+    );
+
+    // The agent dies and comes back while the step runs: the build goes on.
+    let cli = c.cli_spawn(&["build", "sturdy", "-s", "-p", "N=1"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started-1"));
+    agent.kill();
+    c.wait_online("n1", false, DEADLINE);
+    let _agent = c.start_agent_in("n1", dir.path());
+    gate.open("release-1");
+    assert_completed(&cli.wait(DEADLINE), "sturdy", 1, "SUCCESS", 0);
+    assert!(has_line(&c.console("sturdy", 1), "after 1"));
+
+    // It dies and stays away longer than the grace: the build fails.
+    let cli = c.cli_spawn(&["build", "sturdy", "-s", "-p", "N=2"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started-2"));
+    drop(_agent);
+    assert_completed(&cli.wait(DEADLINE), "sturdy", 2, "FAILURE", 2);
+    let console = c.console("sturdy", 2);
+    assert!(
+        console.contains(
+            "ERROR: Agent n1 was lost during step 1 and did not reconnect within 2 s; the build fails."
+        ),
+        "{console}"
+    );
+    gate.open("release-2");
 }
