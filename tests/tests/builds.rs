@@ -938,3 +938,20 @@ fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
     );
     gate.open("release-2");
 }
+
+#[test]
+fn identical_builds_asked_for_at_once_queue_once() {
+    let c = Controller::start();
+    c.create_job("win", &Freestyle::shell("true").label("windows"));
+    // A few rounds: the requests must overlap inside the controller for this to fail.
+    for round in 0..5 {
+        let clis: Vec<_> = (0..8).map(|_| c.cli_spawn(&["build", "win"])).collect();
+        for cli in clis {
+            let out = cli.wait(DEADLINE);
+            assert_eq!(out.code, 0, "{out:?}");
+        }
+        let queue = c.queue();
+        assert_eq!(queue.len(), 1, "round {round}: {queue:?}");
+        assert_eq!(c.cli(&["cancel-queue", &queue[0].id.to_string()]).code, 0);
+    }
+}

@@ -132,6 +132,9 @@ pub struct Builds {
     inner: Mutex<Inner>,
     /// Wakes the scheduler: an item was queued or cancelled, an executor was freed.
     wake: Notify,
+    /// Held by [`enqueue`] from looking for an identical item until its own is in the
+    /// queue, so two identical requests at once queue one item, as in Jenkins.
+    enqueueing: tokio::sync::Mutex<()>,
     /// `HOME/jobs`.
     jobs_dir: PathBuf,
     reconnect_grace: Duration,
@@ -142,6 +145,7 @@ impl Builds {
         Builds {
             inner: Mutex::default(),
             wake: Notify::new(),
+            enqueueing: tokio::sync::Mutex::new(()),
             jobs_dir,
             reconnect_grace,
         }
@@ -276,6 +280,9 @@ pub async fn enqueue(
     let record = crate::jobs::get(state, job).await?;
     let params = check_buildable(job, &record.config, given)?;
     let builds = &state.builds;
+    // The lookup and the insertion below are one step for other enqueuers: the store call
+    // between them would otherwise let an identical request queue a second item.
+    let _enqueueing = builds.enqueueing.lock().await;
     {
         let inner = builds.lock();
         if let Some(item) = inner
