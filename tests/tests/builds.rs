@@ -955,3 +955,78 @@ fn identical_builds_asked_for_at_once_queue_once() {
         assert_eq!(c.cli(&["cancel-queue", &queue[0].id.to_string()]).code, 0);
     }
 }
+
+#[test]
+fn deleting_a_job_aborts_its_build_and_cancels_its_queue_and_numbers_go_on() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("doomed", &Freestyle::shell(&script));
+
+    let running = c.cli_spawn(&["build", "doomed", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let queued = c.cli_spawn(&["build", "doomed", "-s"]);
+    c.wait_queued("doomed", "Build #1 is already in progress");
+
+    let out = c.cli(&["delete-job", "doomed"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&running.wait(DEADLINE), "doomed", 1, "ABORTED", 4);
+    let out = queued.wait(DEADLINE);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (4, "\nERROR: The queued build of doomed was cancelled\n")
+    );
+    assert_eq!(c.queue(), []);
+
+    // A job of the same name starts after the old one's numbers.
+    c.create_job("doomed", &Freestyle::shell("true"));
+    assert_completed(
+        &c.cli(&["build", "doomed", "-s"]),
+        "doomed",
+        2,
+        "SUCCESS",
+        0,
+    );
+    let builds = c.list_builds("doomed");
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert_eq!(builds[0].number, 2);
+    let gone = c.cli(&["console", "doomed", "1"]);
+    assert_eq!(
+        (gone.code, gone.stderr.as_str()),
+        (3, "\nERROR: No such build #1\n")
+    );
+}
+
+#[test]
+fn a_job_name_with_spaces_and_accents_reaches_urls_encoded_and_paths_as_is() {
+    let c = Controller::start();
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
+    let job = "nightly build ü";
+    c.create_job(
+        job,
+        &Freestyle::shell(
+            "set +x\necho \"JOB_NAME=$JOB_NAME\"\necho \"BUILD_TAG=$BUILD_TAG\"\n\
+             echo \"BUILD_URL=$BUILD_URL\"\necho \"pwd=$(pwd)\"",
+        ),
+    );
+    assert_completed(&c.cli(&["build", job, "-s"]), job, 1, "SUCCESS", 0);
+    let console = c.console(job, 1);
+    let dir = n.work_dir();
+    for line in [
+        format!("[{job}] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh"),
+        format!("JOB_NAME={job}"),
+        format!("BUILD_TAG=jenkins-{job}-1"),
+        format!("BUILD_URL={}job/nightly%20build%20%C3%BC/1/", c.url),
+        format!("pwd={dir}/workspace/{job}"),
+    ] {
+        assert!(
+            has_line(&without_build_ids(&console), &line),
+            "{line:?} missing from:\n{console}"
+        );
+    }
+}
