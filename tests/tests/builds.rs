@@ -903,7 +903,7 @@ fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
     let dir = tempfile::tempdir().unwrap();
     let mut agent = c.start_agent_in("n1", dir.path());
     let script = format!(
-        "{}{}echo \"after $N\"",
+        "echo $$ > \"$WORKSPACE/pid-$N\"\n{}{}echo \"after $N\"",
         gate.mark_script("started-$N"),
         gate.wait_script("release-$N")
     );
@@ -919,7 +919,7 @@ fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
     wait_until(DEADLINE, "the step started", || gate.is_marked("started-1"));
     agent.kill();
     c.wait_online("n1", false, DEADLINE);
-    let _agent = c.start_agent_in("n1", dir.path());
+    let mut agent = c.start_agent_in("n1", dir.path());
     gate.open("release-1");
     assert_completed(&cli.wait(DEADLINE), "sturdy", 1, "SUCCESS", 0);
     assert!(has_line(&c.console("sturdy", 1), "after 1"));
@@ -927,16 +927,27 @@ fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
     // It dies and stays away longer than the grace: the build fails.
     let cli = c.cli_spawn(&["build", "sturdy", "-s", "-p", "N=2"]);
     wait_until(DEADLINE, "the step started", || gate.is_marked("started-2"));
-    drop(_agent);
+    agent.kill();
     assert_completed(&cli.wait(DEADLINE), "sturdy", 2, "FAILURE", 2);
     let console = c.console("sturdy", 2);
     assert!(
         console.contains(
-            "ERROR: Agent n1 was lost during step 1 and did not reconnect within 2 s; the build fails."
+            "ERROR: Agent n1 was lost during step 1 and did not reconnect within 2 s; \
+             the build fails. Its process, if it still runs, is killed when the agent reconnects."
         ),
         "{console}"
     );
-    gate.open("release-2");
+    // The failed build's step ran on without the agent; it goes when the agent is back.
+    let pid = read_pid(&dir.path().join("workspace/sturdy/pid-2"));
+    assert!(!process_ended(pid));
+    let _agent = c.start_agent_in("n1", dir.path());
+    wait_until(DEADLINE, "the failed build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the agent's steps removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+    assert!(!has_line(&c.console("sturdy", 2), "after 2"));
 }
 
 #[test]
@@ -1029,4 +1040,67 @@ fn a_job_name_with_spaces_and_accents_reaches_urls_encoded_and_paths_as_is() {
             "{line:?} missing from:\n{console}"
         );
     }
+}
+
+/// The pid a step wrote to `file`.
+fn read_pid(file: &std::path::Path) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// The steps in an agent's work dir.
+fn steps_on_agent(work_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(work_dir.join("steps"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_build_aborted_while_its_agent_is_away_has_its_step_killed_when_the_agent_returns() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("away", &Freestyle::shell(&script));
+    let cli = c.cli_spawn(&["build", "away", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let pid = read_pid(&dir.path().join("workspace/away/pid"));
+
+    agent.kill();
+    c.wait_online("n1", false, DEADLINE);
+    let stop = c.cli(&["stop-builds", "away"]);
+    assert_eq!(
+        stop.stdout, "Build '#1' stopped for job 'away'\n",
+        "{stop:?}"
+    );
+    // The build ends at once: nothing can be killed while the agent is away.
+    assert_completed(&cli.wait(DEADLINE), "away", 1, "ABORTED", 4);
+    assert!(
+        c.console("away", 1)
+            .ends_with("Aborted by admin\nFinished: ABORTED\n")
+    );
+    assert!(!process_ended(pid), "the step outlives its agent");
+
+    let _agent = c.start_agent_in("n1", dir.path());
+    wait_until(DEADLINE, "the aborted build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the aborted build's step removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+    assert!(!gate.is_marked("never"));
 }

@@ -11,11 +11,13 @@
 //!
 //! The build's steps live on after a lost connection, on the agent (they are durable steps),
 //! and after a controller restart, in the store: [`start`] reattaches every build whose
-//! record has no result.
+//! record has no result. A step its build could not kill or remove (the agent was away
+//! when the build ended) is killed and removed when the agent connects again ([`sweep`]).
 
 pub mod console;
 mod run;
 mod scheduler;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -418,6 +420,7 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
         state.tasks.spawn(run::resume(state.clone(), build));
     }
     state.tasks.spawn(scheduler::run(state.clone()));
+    state.tasks.spawn(sweep::run(state.clone()));
     Ok(())
 }
 

@@ -113,6 +113,17 @@ pub fn step_id(build_id: u64, index: u32) -> String {
     format!("build-{build_id}-{index}")
 }
 
+/// The build id in a name [`step_id`] made; `None` for any other name.
+pub(super) fn build_of_step(step: &str) -> Option<u64> {
+    let (build, index) = step.strip_prefix("build-")?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(build) || !digits(index) {
+        return None;
+    }
+    index.parse::<u32>().ok()?;
+    build.parse().ok()
+}
+
 fn live_channel(state: &AppState, node: &str) -> Option<Channel> {
     state.agents.channel(node).filter(|c| !c.is_closed())
 }
@@ -244,7 +255,8 @@ impl Runner<'_> {
         }
         let line = format!(
             "\nERROR: Agent {} was lost during step {} and did not reconnect within {} s; \
-             the build fails. Its process may still run on the agent.\n",
+             the build fails. Its process, if it still runs, is killed when the agent \
+             reconnects.\n",
             self.build.row.node,
             index + 1,
             self.grace().as_secs()
@@ -498,4 +510,28 @@ fn url_segment(name: &str) -> String {
     url::form_urlencoded::byte_serialize(name.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_give_back_their_build() {
+        assert_eq!(build_of_step(&step_id(42, 3)), Some(42));
+        assert_eq!(build_of_step(&step_id(u64::MAX, u32::MAX)), Some(u64::MAX));
+        for other in [
+            "build-",
+            "build-1",
+            "build--1",
+            "build-1-",
+            "build-+1-0",
+            "build-1-x",
+            "build-1-0-0",
+            "step-1-0",
+            "build-99999999999999999999-0",
+        ] {
+            assert_eq!(build_of_step(other), None, "{other}");
+        }
+    }
 }

@@ -324,6 +324,30 @@ pub fn running(conn: &Connection) -> Result<Vec<BuildRow>, StoreError> {
     query_builds(conn, "WHERE result IS NULL ORDER BY id", [])
 }
 
+/// Whether build `id` is over: it has a result, or its record is gone with its job (an id
+/// never given out is not over, whatever it names).
+pub fn has_ended(conn: &Connection, id: u64) -> Result<bool, StoreError> {
+    let Ok(id) = i64::try_from(id) else {
+        return Ok(false);
+    };
+    let result: Option<Option<String>> = conn
+        .query_row("SELECT result FROM builds WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(result) = result {
+        return Ok(result.is_some());
+    }
+    let given: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'builds'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(given.is_some_and(|last| id <= last))
+}
+
 pub fn get(conn: &Connection, job: &str, number: u64) -> Result<Option<BuildRow>, StoreError> {
     Ok(query_builds(
         conn,
@@ -476,6 +500,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(numbers, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_build_has_ended_with_a_result_or_with_its_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let answers = store
+            .call(|c| {
+                let none_given = has_ended(c, 1)?;
+                let mut ids = Vec::new();
+                for job in ["a", "b", "c"] {
+                    let queue_id = enqueue(c, job, &[], "u", 1)?;
+                    let s = Start {
+                        queue_id,
+                        node: "n",
+                        executor: 0,
+                        config_xml: "<project/>",
+                        started_at_ms: 2,
+                    };
+                    ids.push(start(c, &s)?.unwrap().id);
+                }
+                finish(c, ids[1], BuildResult::Aborted, 3)?;
+                delete_job(c, "c")?;
+                Ok([
+                    none_given,
+                    has_ended(c, ids[0])?,
+                    has_ended(c, ids[1])?,
+                    has_ended(c, ids[2])?,
+                    has_ended(c, ids[2] + 1)?,
+                    has_ended(c, u64::MAX)?,
+                ])
+            })
+            .await
+            .unwrap();
+        assert_eq!(answers, [false, false, true, true, false, false]);
     }
 
     #[test]
