@@ -534,7 +534,7 @@ fn a_build_whose_label_no_node_has_waits_with_the_reason_until_cancelled() {
     // The same build asked for again joins the waiting item, as in Jenkins.
     let same = c.cli(&["build", "win"]);
     assert_eq!(same.code, 0, "{same:?}");
-    assert_eq!(c.queue(), [item.clone()]);
+    assert_eq!(c.queue(), std::slice::from_ref(&item));
     let id = item.id.to_string();
     let cancel = c.cli(&["cancel-queue", &id]);
     assert_eq!(cancel.code, 0, "{cancel:?}");
@@ -553,6 +553,22 @@ fn a_build_whose_label_no_node_has_waits_with_the_reason_until_cancelled() {
         )
     );
     assert_eq!(c.list_builds("win"), []);
+
+    // A label that does not parse is the item's reason too.
+    c.create_job("typo", &Freestyle::shell("true").label("linux &&"));
+    assert_eq!(c.cli(&["build", "typo"]).code, 0);
+    let mut typo = None;
+    wait_until(DEADLINE, "typo's reason", || {
+        typo = c.queue().into_iter().find(|q| q.job == "typo");
+        typo.as_ref()
+            .is_some_and(|q| q.reason != "Waiting for the scheduler")
+    });
+    let typo = typo.unwrap();
+    assert!(
+        typo.reason.starts_with("Invalid label expression: "),
+        "{typo:?}"
+    );
+    assert_eq!(c.cli(&["cancel-queue", &typo.id.to_string()]).code, 0);
 
     // A label whose only node is offline waits until the node connects.
     c.create_node_with("gpu1", "gpu", 1, "NORMAL");
@@ -755,7 +771,10 @@ fn interrupting_build_s_aborts_its_build_and_build_f_leaves_it_running() {
         });
     }
 
-    // -f: the build goes on without its client.
+    // -f: the build goes on without its client. Each client above was seen to leave
+    // (the controller logs it before aborting); all four lines must be in first, so that
+    // the fifth is this one's.
+    wait_until(DEADLINE, "four disconnects logged", || disconnects(&c) == 4);
     let before = disconnects(&c);
     let cli = c.cli_spawn(&["build", "held", "-f", "-p", "N=f"]);
     wait_until(DEADLINE, "the build started", || {
