@@ -1123,3 +1123,49 @@ fn a_build_aborted_while_its_agent_is_away_has_its_step_killed_when_the_agent_re
     });
     assert!(!gate.is_marked("never"));
 }
+
+#[test]
+fn a_build_aborted_while_its_agent_is_frozen_ends_when_the_connection_is_found_dead() {
+    // Dead connections are found within 3 s; a lost agent is waited for much longer.
+    let c = Controller::start_with(&[
+        "--ws-ping-interval",
+        "1",
+        "--ws-idle-timeout",
+        "3",
+        "--build-reconnect-grace",
+        "120",
+    ]);
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("frozen", &Freestyle::shell(&script));
+    let cli = c.cli_spawn(&["build", "frozen", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let pid = read_pid(&dir.path().join("workspace/frozen/pid"));
+
+    // The connection stays open while the agent is stopped: the abort's kill gets no
+    // answer until the idle timeout closes it. The build must not then wait out the grace.
+    agent.signal("STOP");
+    let stop = c.cli(&["stop-builds", "frozen"]);
+    assert_eq!(
+        stop.stdout, "Build '#1' stopped for job 'frozen'\n",
+        "{stop:?}"
+    );
+    assert_completed(&cli.wait(DEADLINE), "frozen", 1, "ABORTED", 4);
+    assert!(!process_ended(pid));
+
+    // Once the agent runs again it reconnects, and the step is killed.
+    agent.signal("CONT");
+    wait_until(DEADLINE, "the aborted build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the aborted build's step removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+}

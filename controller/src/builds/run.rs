@@ -283,7 +283,7 @@ impl Runner<'_> {
         }
         let deadline = Instant::now() + self.grace();
         loop {
-            let channel = self.wait_channel(deadline, true).await?;
+            let channel = self.wait_channel(deadline).await?;
             match steward_channel::call::call(&channel, &Request::Info).await {
                 Ok(Response::Info(info)) => {
                     let dir = info.work_dir.trim_end_matches('/').to_owned();
@@ -339,7 +339,7 @@ impl Runner<'_> {
         log_start: u64,
     ) -> Followed {
         let deadline = Instant::now() + self.grace();
-        let Some(channel) = self.wait_channel(deadline, true).await else {
+        let Some(channel) = self.wait_channel(deadline).await else {
             return self.away();
         };
         match steps::start(
@@ -376,7 +376,7 @@ impl Runner<'_> {
         let mut started_here = false;
         loop {
             let aborting = self.build.abort.is_cancelled();
-            let Some(channel) = self.wait_channel(deadline, !aborting).await else {
+            let Some(channel) = self.wait_channel(deadline).await else {
                 return self.away();
             };
             if aborting && !kill_sent {
@@ -446,8 +446,9 @@ impl Runner<'_> {
     }
 
     /// A live channel to the build's node, waiting until `deadline` for one; `None` past
-    /// the deadline, or at once when `stop_on_abort` and the build is aborted.
-    async fn wait_channel(&self, deadline: Instant, stop_on_abort: bool) -> Option<Channel> {
+    /// the deadline, or at once when the build is aborted: an aborted build does not wait
+    /// for its agent (the step is killed when the agent connects again, see `sweep`).
+    async fn wait_channel(&self, deadline: Instant) -> Option<Channel> {
         let node = &self.build.row.node;
         let mut changes = self.state.agents.subscribe();
         loop {
@@ -456,7 +457,7 @@ impl Runner<'_> {
                 return Some(channel);
             }
             tokio::select! {
-                _ = self.build.abort.cancelled(), if stop_on_abort => return None,
+                _ = self.build.abort.cancelled() => return None,
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return None;
