@@ -1,8 +1,10 @@
 //! Builds of freestyle jobs end to end, through the real controller, agents and cli: label
 //! routing, executors as the limit on concurrency, parameters in the environment, step
 //! failure, the console (streamed, followed, tailed, by permalink), the queue with its
-//! reasons and cancellation, non-concurrent jobs, EXCLUSIVE nodes, aborting, and both CLI
-//! transports. Steps that must stay running wait on a [`Gate`] the test opens.
+//! reasons, merging and cancellation, non-concurrent jobs, EXCLUSIVE nodes, aborting (by
+//! stop-builds, by an interrupted `build -s`, by delete-job, while the agent is away), a
+//! controller or agent restart in the middle of a step, and both CLI transports. Steps
+//! that must stay running wait on a [`Gate`] the test opens.
 
 use std::collections::BTreeSet;
 
@@ -46,8 +48,8 @@ fn has_line(text: &str, line: &str) -> bool {
     text.lines().any(|l| l == line)
 }
 
-/// The console with each `steps/build-ID-` replaced by `steps/build-ID-` with the literal
-/// `ID`: build ids are the controller's to choose.
+/// The console with the build id in each `/steps/build-N-I/` path written as `ID`: build
+/// ids are the controller's to choose.
 fn without_build_ids(console: &str) -> String {
     let mut out = String::new();
     let mut rest = console;
@@ -59,6 +61,38 @@ fn without_build_ids(console: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Whether process `pid` has ended (gone, or a zombie waiting to be reaped).
+fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "PID (comm) STATE …": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The pid a step wrote to `file`.
+fn read_pid(file: &std::path::Path) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// The steps in an agent's work dir.
+fn steps_on_agent(work_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(work_dir.join("steps"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -638,22 +672,11 @@ fn an_exclusive_node_takes_only_jobs_whose_label_matches_it() {
     assert_eq!(c.list_builds("anywhere")[0].node, "common");
 }
 
-/// Whether process `pid` has ended (gone, or a zombie waiting to be reaped).
-fn process_ended(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // "PID (comm) STATE …": the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[test]
 fn stop_builds_aborts_a_running_build_and_kills_its_step() {
     let c = Controller::start();
     let gate = Gate::new();
-    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
     let script = format!(
         "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
         gate.mark_script("started"),
@@ -663,11 +686,7 @@ fn stop_builds_aborts_a_running_build_and_kills_its_step() {
 
     let cli = c.cli_spawn(&["build", "long", "-s"]);
     wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
-    let pid: u32 = std::fs::read_to_string(_n.dir.path().join("workspace/long/pid"))
-        .expect("the step's pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let pid = read_pid(&n.dir.path().join("workspace/long/pid"));
     assert!(!process_ended(pid));
 
     let stop = c.cli(&["stop-builds", "long"]);
@@ -684,6 +703,9 @@ fn stop_builds_aborts_a_running_build_and_kills_its_step() {
         "{console}"
     );
     assert_eq!(c.list_builds("long")[0].result, "ABORTED");
+    wait_until(DEADLINE, "the ended step removed from the agent", || {
+        steps_on_agent(n.dir.path()).is_empty()
+    });
 
     let again = c.cli(&["stop-builds", "long"]);
     assert_eq!(
@@ -1059,27 +1081,6 @@ fn a_job_name_with_spaces_and_accents_reaches_urls_encoded_and_paths_as_is() {
             "{line:?} missing from:\n{console}"
         );
     }
-}
-
-/// The pid a step wrote to `file`.
-fn read_pid(file: &std::path::Path) -> u32 {
-    std::fs::read_to_string(file)
-        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
-        .trim()
-        .parse()
-        .expect("a pid")
-}
-
-/// The steps in an agent's work dir.
-fn steps_on_agent(work_dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(work_dir.join("steps"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
