@@ -72,6 +72,11 @@ impl CliProcess {
         }
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("waiting for cli").is_some()
+    }
+
     /// Sends a signal (`INT`, `KILL`…) with kill(1), as a terminal's Ctrl-C would.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

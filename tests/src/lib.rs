@@ -6,12 +6,14 @@
 //! first; `scripts/test` does it).
 
 mod agent;
+mod builds;
 mod cli;
 pub mod frames;
 pub mod net;
 pub mod raw;
 
 pub use agent::Agent;
+pub use builds::{BuildLine, Freestyle, Gate, QueueLine};
 pub use cli::{CliOutput, CliProcess, run_cli, run_cli_env};
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -282,14 +284,9 @@ impl Controller {
         run_cli(&full, "")
     }
 
-    /// Creates an inbound WebSocket node with `labels`.
+    /// Creates an inbound WebSocket node with `labels` and 2 executors.
     pub fn create_node(&self, name: &str, labels: &str) {
-        let xml = format!(
-            "<slave><name>{name}</name><remoteFS></remoteFS><numExecutors>2</numExecutors><mode>NORMAL</mode>\
-             <launcher class=\"hudson.slaves.JNLPLauncher\"><webSocket>true</webSocket></launcher><label>{labels}</label></slave>"
-        );
-        let out = self.cli_with_stdin(&["create-node"], &xml);
-        assert_eq!(out.code, 0, "create-node {name} failed: {out:?}");
+        self.create_node_with(name, labels, 2, "NORMAL");
     }
 
     /// The node's entry in `list-nodes -json`.

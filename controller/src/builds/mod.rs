@@ -11,7 +11,8 @@
 //!
 //! The build's steps live on after a lost connection, on the agent (they are durable steps),
 //! and after a controller restart, in the store: [`start`] reattaches every build whose
-//! record has no result.
+//! record has no result. A step its build could not kill or remove (the agent was away
+//! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
 pub mod console;
 pub mod orphans;
@@ -133,6 +134,9 @@ pub struct Builds {
     inner: Mutex<Inner>,
     /// Wakes the scheduler: an item was queued or cancelled, an executor was freed.
     wake: Notify,
+    /// Held by [`enqueue`] from looking for an identical item until its own is in the
+    /// queue, so two identical requests at once queue one item, as in Jenkins.
+    enqueueing: tokio::sync::Mutex<()>,
     /// `HOME/jobs`.
     jobs_dir: PathBuf,
     reconnect_grace: Duration,
@@ -143,6 +147,7 @@ impl Builds {
         Builds {
             inner: Mutex::default(),
             wake: Notify::new(),
+            enqueueing: tokio::sync::Mutex::new(()),
             jobs_dir,
             reconnect_grace,
         }
@@ -290,6 +295,9 @@ pub async fn enqueue(
     let record = crate::jobs::get(state, job).await?;
     let params = check_buildable(job, &record.config, given)?;
     let builds = &state.builds;
+    // The lookup and the insertion below are one step for other enqueuers: the store call
+    // between them would otherwise let an identical request queue a second item.
+    let _enqueueing = builds.enqueueing.lock().await;
     {
         let inner = builds.lock();
         if let Some(item) = inner

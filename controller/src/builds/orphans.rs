@@ -10,12 +10,15 @@ use steward_protocol::steps::{StepEvent, StepState, StepStatus};
 use super::ABORT_KILL_GRACE;
 use crate::state::AppState;
 
-/// The build id in a step id made by [`super::run::step_id`].
+/// The build id in a step id made by [`super::run::step_id`]; `None` for any other name.
 fn build_of(step_id: &str) -> Option<u64> {
-    let rest = step_id.strip_prefix("build-")?;
-    let (id, index) = rest.split_once('-')?;
+    let (build, index) = step_id.strip_prefix("build-")?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(build) || !digits(index) {
+        return None;
+    }
     index.parse::<u32>().ok()?;
-    id.parse().ok()
+    build.parse().ok()
 }
 
 /// Kills and removes the build steps on `node` whose builds are not running. Ends when done

@@ -129,8 +129,8 @@ enum Followed {
     Lost,
     /// Aborted with nothing to kill: the step had not started, or its kill was sent.
     AbortedAway,
-    /// Aborted, and the agent did not come back within the grace to have the step killed:
-    /// its process may still run there (it is killed when the agent next connects).
+    /// Aborted while the agent was away, before the step could be killed: its process may
+    /// still run there (it is killed when the agent next connects).
     AbortedUnkilled,
     /// The agent does not have the step, or answered something unusable.
     Failed(String),
@@ -196,7 +196,7 @@ impl Runner<'_> {
                 return BuildResult::Aborted;
             }
             let id = step_id(row.id, index);
-            let Some(work_dir) = self.work_dir(!reattaching).await else {
+            let Some(work_dir) = self.work_dir().await else {
                 let note = if self.build.abort.is_cancelled() {
                     self.unkilled_note(index)
                 } else {
@@ -301,7 +301,8 @@ impl Runner<'_> {
     fn lost_note(&self, index: u32) -> String {
         format!(
             "\nERROR: Agent {} was lost during step {} and did not reconnect within {} s; \
-             the build fails. Its process may still run on the agent.\n",
+             the build fails. Its process, if it still runs, is killed when the agent \
+             reconnects.\n",
             self.build.row.node,
             index + 1,
             self.grace().as_secs()
@@ -310,10 +311,9 @@ impl Runner<'_> {
 
     fn unkilled_note(&self, index: u32) -> String {
         format!(
-            "\nAgent {} did not come back within {} s to have step {} stopped; its process \
-             may still run on the agent (it is stopped when the agent reconnects).\n",
+            "\nAgent {} is not connected, so step {} could not be stopped; its process may \
+             still run there, and is stopped when the agent reconnects.\n",
             self.build.row.node,
-            self.grace().as_secs(),
             index + 1
         )
     }
@@ -351,15 +351,14 @@ impl Runner<'_> {
         }
     }
 
-    /// The agent's work dir, asked once (and again after a failed attempt); waiting for
-    /// the agent stops at an abort when `stop_on_abort`.
-    async fn work_dir(&mut self, stop_on_abort: bool) -> Option<String> {
+    /// The agent's work dir, asked once (and again after a failed attempt).
+    async fn work_dir(&mut self) -> Option<String> {
         if let Some(dir) = &self.work_dir {
             return Some(dir.clone());
         }
         let deadline = Instant::now() + self.grace();
         loop {
-            let channel = self.wait_channel(deadline, stop_on_abort).await?;
+            let channel = self.wait_channel(deadline).await?;
             match steward_channel::call::call(&channel, &Request::Info).await {
                 Ok(Response::Info(info)) => {
                     let dir = info.work_dir.trim_end_matches('/').to_owned();
@@ -415,7 +414,7 @@ impl Runner<'_> {
         log_start: u64,
     ) -> Followed {
         let deadline = Instant::now() + self.grace();
-        let Some(channel) = self.wait_channel(deadline, true).await else {
+        let Some(channel) = self.wait_channel(deadline).await else {
             return self.away().await;
         };
         match steps::start(
@@ -456,15 +455,13 @@ impl Runner<'_> {
             if aborting {
                 self.record_abort().await;
             }
-            let Some(channel) = self.wait_channel(deadline, !aborting).await else {
+            // An aborted build does not wait for its agent: a step it could not kill is
+            // killed when the agent connects again (`orphans`).
+            let Some(channel) = self.wait_channel(deadline).await else {
                 if !self.build.abort.is_cancelled() {
                     return Followed::Lost;
                 }
-                if !aborting {
-                    // Aborted while the agent is away: the step runs on there. Wait for the
-                    // agent for the rest of the grace, to kill it.
-                    continue;
-                }
+                self.record_abort().await;
                 return if kill_sent {
                     Followed::AbortedAway
                 } else {
@@ -539,8 +536,9 @@ impl Runner<'_> {
     }
 
     /// A live channel to the build's node, waiting until `deadline` for one; `None` past
-    /// the deadline, or at once when `stop_on_abort` and the build is aborted.
-    async fn wait_channel(&self, deadline: Instant, stop_on_abort: bool) -> Option<Channel> {
+    /// the deadline, or at once when the build is aborted: an aborted build does not wait
+    /// for its agent (the step is killed when the agent connects again, see `orphans`).
+    async fn wait_channel(&self, deadline: Instant) -> Option<Channel> {
         let node = &self.build.row.node;
         let mut changes = self.state.agents.subscribe();
         loop {
@@ -549,7 +547,7 @@ impl Runner<'_> {
                 return Some(channel);
             }
             tokio::select! {
-                _ = self.build.abort.cancelled(), if stop_on_abort => return None,
+                _ = self.build.abort.cancelled() => return None,
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return None;

@@ -1,0 +1,285 @@
+//! Helpers for build tests: freestyle job XML, nodes with any executor count and mode,
+//! agents with their own work dirs, gates that hold a build step until the test opens
+//! them, and readers for `queue` and `list-builds`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Agent, Controller, DEADLINE};
+
+/// How long a gated step waits before giving up on its own, so a step left behind by a
+/// test that was killed does not poll forever (a panicking test removes the gate's
+/// directory, which ends the step at once).
+const GATE_GIVE_UP_POLLS: u32 = 2400; // × 0.05 s = 2 minutes
+
+/// A freestyle job, as the XML `create-job` takes.
+#[derive(Debug, Clone, Default)]
+pub struct Freestyle {
+    label: Option<String>,
+    concurrent: bool,
+    parameters: Vec<String>,
+    steps: Vec<String>,
+}
+
+impl Freestyle {
+    /// A job with one shell step.
+    pub fn shell(script: &str) -> Freestyle {
+        Freestyle::default().step(script)
+    }
+
+    /// Adds a shell step.
+    pub fn step(mut self, script: &str) -> Freestyle {
+        self.steps.push(script.to_owned());
+        self
+    }
+
+    /// Restricts where the job runs (`assignedNode`).
+    pub fn label(mut self, expression: &str) -> Freestyle {
+        self.label = Some(expression.to_owned());
+        self
+    }
+
+    /// Lets builds of the job run at the same time (`concurrentBuild`).
+    pub fn concurrent(mut self) -> Freestyle {
+        self.concurrent = true;
+        self
+    }
+
+    pub fn string_parameter(mut self, name: &str, default: &str) -> Freestyle {
+        self.parameters.push(format!(
+            "<hudson.model.StringParameterDefinition><name>{}</name><defaultValue>{}</defaultValue></hudson.model.StringParameterDefinition>",
+            escape(name),
+            escape(default)
+        ));
+        self
+    }
+
+    pub fn boolean_parameter(mut self, name: &str, default: bool) -> Freestyle {
+        self.parameters.push(format!(
+            "<hudson.model.BooleanParameterDefinition><name>{}</name><defaultValue>{default}</defaultValue></hudson.model.BooleanParameterDefinition>",
+            escape(name)
+        ));
+        self
+    }
+
+    /// A choice parameter; the first choice is the default.
+    pub fn choice_parameter(mut self, name: &str, choices: &[&str]) -> Freestyle {
+        let strings: String = choices
+            .iter()
+            .map(|c| format!("<string>{}</string>", escape(c)))
+            .collect();
+        self.parameters.push(format!(
+            "<hudson.model.ChoiceParameterDefinition><name>{}</name><choices class=\"java.util.Arrays$ArrayList\"><a class=\"string-array\">{strings}</a></choices></hudson.model.ChoiceParameterDefinition>",
+            escape(name)
+        ));
+        self
+    }
+
+    pub fn xml(&self) -> String {
+        let properties = if self.parameters.is_empty() {
+            "<properties/>".to_owned()
+        } else {
+            format!(
+                "<properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>{}</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>",
+                self.parameters.concat()
+            )
+        };
+        let label = self
+            .label
+            .as_deref()
+            .map(|l| format!("<assignedNode>{}</assignedNode>", escape(l)))
+            .unwrap_or_default();
+        let steps: String = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "<hudson.tasks.Shell><command>{}</command></hudson.tasks.Shell>",
+                    escape(s)
+                )
+            })
+            .collect();
+        format!(
+            "<project>{properties}{label}<disabled>false</disabled><concurrentBuild>{}</concurrentBuild><builders>{steps}</builders></project>",
+            self.concurrent
+        )
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Files in a temporary directory through which a test and its builds' steps meet: a step
+/// marks that it got somewhere, or waits until the test opens a gate.
+pub struct Gate {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate {
+            dir: tempfile::tempdir().expect("gate directory"),
+        }
+    }
+
+    /// The directory the marks are in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Shell lines that wait until [`Gate::open`]`(name)`, without tracing each poll. `name`
+    /// may use shell variables (`started-$N`).
+    pub fn wait_script(&self, name: &str) -> String {
+        let dir = self.dir.path().display();
+        format!(
+            "set +x\ni=0\nwhile [ ! -e \"{dir}/{name}\" ]; do\n  [ -d \"{dir}\" ] || exit 97\n  \
+             i=$((i+1)); [ $i -lt {GATE_GIVE_UP_POLLS} ] || exit 98\n  sleep 0.05\ndone\nset -x\n"
+        )
+    }
+
+    /// A shell line that creates the mark `name` (which may use shell variables).
+    pub fn mark_script(&self, name: &str) -> String {
+        format!("touch \"{}/{name}\"\n", self.dir.path().display())
+    }
+
+    /// Lets the steps waiting on `name` go on.
+    pub fn open(&self, name: &str) {
+        std::fs::write(self.path(name), b"").expect("opening the gate");
+    }
+
+    pub fn is_marked(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+
+    /// The marks whose names start with `prefix`, sorted.
+    pub fn marks(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("reading the gate directory")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// One line of `queue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLine {
+    pub id: u64,
+    pub job: String,
+    pub params: String,
+    pub reason: String,
+}
+
+/// One line of `list-builds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLine {
+    pub number: u64,
+    /// A result, or `RUNNING`.
+    pub result: String,
+    pub node: String,
+    pub cause: String,
+    pub params: String,
+}
+
+impl Controller {
+    /// Creates an inbound WebSocket node with `executors` executors and `mode` (`NORMAL` or
+    /// `EXCLUSIVE`).
+    pub fn create_node_with(&self, name: &str, labels: &str, executors: u32, mode: &str) {
+        let xml = format!(
+            "<slave><name>{name}</name><remoteFS></remoteFS><numExecutors>{executors}</numExecutors><mode>{mode}</mode>\
+             <launcher class=\"hudson.slaves.JNLPLauncher\"><webSocket>true</webSocket></launcher><label>{labels}</label></slave>"
+        );
+        let out = self.cli_with_stdin(&["create-node"], &xml);
+        assert_eq!(out.code, 0, "create-node {name} failed: {out:?}");
+    }
+
+    /// Starts the agent of an existing node with `work_dir` as its `-workDir`, and waits
+    /// until it is connected and online.
+    pub fn start_agent_in(&self, node: &str, work_dir: &Path) -> Agent {
+        let agent = self.agent(node, &["-workDir", work_dir.to_str().expect("UTF-8 path")]);
+        self.wait_online(node, true, DEADLINE);
+        agent.output.wait_for("Connected", DEADLINE);
+        agent
+    }
+
+    pub fn create_job(&self, name: &str, job: &Freestyle) {
+        let out = self.cli_with_stdin(&["create-job", name], &job.xml());
+        assert_eq!(out.code, 0, "create-job {name} failed: {out:?}");
+    }
+
+    /// The queue, as `queue` prints it.
+    pub fn queue(&self) -> Vec<QueueLine> {
+        let out = self.cli(&["queue"]);
+        assert_eq!(out.code, 0, "queue failed: {out:?}");
+        out.stdout
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                assert_eq!(fields.len(), 5, "queue line {line:?}");
+                QueueLine {
+                    id: fields[0].parse().expect("queue id"),
+                    job: fields[1].to_owned(),
+                    params: fields[2].to_owned(),
+                    reason: fields[4].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until `job` has an item in the queue waiting for `reason`; that item.
+    pub fn wait_queued(&self, job: &str, reason: &str) -> QueueLine {
+        let mut found = None;
+        crate::wait_until(DEADLINE, &format!("{job} queued: {reason}"), || {
+            found = self
+                .queue()
+                .into_iter()
+                .find(|q| q.job == job && q.reason == reason);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    /// A job's builds, newest first, as `list-builds` prints them.
+    pub fn list_builds(&self, job: &str) -> Vec<BuildLine> {
+        let out = self.cli(&["list-builds", job]);
+        assert_eq!(out.code, 0, "list-builds {job} failed: {out:?}");
+        out.stdout
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                assert_eq!(fields.len(), 7, "list-builds line {line:?}");
+                BuildLine {
+                    number: fields[0]
+                        .strip_prefix('#')
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("build number in {line:?}")),
+                    result: fields[1].to_owned(),
+                    node: fields[4].to_owned(),
+                    cause: fields[5].to_owned(),
+                    params: fields[6].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// The console of build `number` of `job`, which must be readable.
+    pub fn console(&self, job: &str, number: u64) -> String {
+        let out = self.cli(&["console", job, &number.to_string()]);
+        assert_eq!(out.code, 0, "console {job} {number} failed: {out:?}");
+        out.stdout
+    }
+}

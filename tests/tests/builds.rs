@@ -1,0 +1,1172 @@
+//! Builds of freestyle jobs end to end, through the real controller, agents and cli: label
+//! routing, executors as the limit on concurrency, parameters in the environment, step
+//! failure, the console (streamed, followed, tailed, by permalink), the queue with its
+//! reasons, merging and cancellation, non-concurrent jobs, EXCLUSIVE nodes, aborting (by
+//! stop-builds, by an interrupted `build -s`, by delete-job, while the agent is away), a
+//! controller or agent restart in the middle of a step, and both CLI transports. Steps
+//! that must stay running wait on a [`Gate`] the test opens.
+
+use std::collections::BTreeSet;
+
+use steward_tests::{Agent, CliOutput, Controller, DEADLINE, Freestyle, Gate, wait_until};
+
+/// An online node: its agent and the agent's work dir.
+struct Node {
+    _agent: Agent,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn work_dir(&self) -> String {
+        self.dir.path().to_str().expect("UTF-8 path").to_owned()
+    }
+}
+
+/// Creates a node and starts its agent in a fresh work dir.
+fn online_node(c: &Controller, name: &str, labels: &str, executors: u32, mode: &str) -> Node {
+    c.create_node_with(name, labels, executors, mode);
+    let dir = tempfile::tempdir().expect("work dir");
+    let agent = c.start_agent_in(name, dir.path());
+    Node { _agent: agent, dir }
+}
+
+/// Asserts a `build -s` that ended with `result` (exit code and both lines).
+fn assert_completed(out: &CliOutput, job: &str, number: u64, result: &str, code: i32) {
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            code,
+            format!("Started {job} #{number}\nCompleted {job} #{number} : {result}\n").as_str()
+        ),
+        "{out:?}"
+    );
+}
+
+/// Whether `text` has a line that is exactly `line` (a step's output, not the `+ …` trace
+/// of the command that printed it).
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+/// The console with the build id in each `/steps/build-N-I/` path written as `ID`: build
+/// ids are the controller's to choose.
+fn without_build_ids(console: &str) -> String {
+    let mut out = String::new();
+    let mut rest = console;
+    while let Some(at) = rest.find("/steps/build-") {
+        let (head, tail) = rest.split_at(at + "/steps/build-".len());
+        out.push_str(head);
+        out.push_str("ID");
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether process `pid` has ended (gone, or a zombie waiting to be reaped).
+fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "PID (comm) STATE …": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The pid a step wrote to `file`.
+fn read_pid(file: &std::path::Path) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// The steps in an agent's work dir.
+fn steps_on_agent(work_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(work_dir.join("steps"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn label_expressions_route_builds_to_the_matching_node() {
+    let c = Controller::start();
+    let amd = online_node(&c, "amd64", "linux x86_64", 2, "NORMAL");
+    let pi = online_node(&c, "pi", "linux arm b", 2, "NORMAL");
+    let cases = [
+        ("linux-not-arm", "linux && !arm", "amd64"),
+        ("arm", "arm", "pi"),
+        ("a-or-b", "a || b", "pi"),
+        ("x86-or-a", "x86_64 || a", "amd64"),
+        ("by-name", "pi", "pi"),
+        // Both nodes match: the first by name with a free executor takes it.
+        ("linux", "linux", "amd64"),
+    ];
+    for (job, expression, node) in cases {
+        c.create_job(
+            job,
+            &Freestyle::shell("echo \"on=$NODE_NAME labels=$NODE_LABELS\"").label(expression),
+        );
+        let out = c.cli(&["build", job, "-s"]);
+        assert_completed(&out, job, 1, "SUCCESS", 0);
+
+        let (labels, dir) = match node {
+            "pi" => ("linux arm b", pi.work_dir()),
+            _ => ("linux x86_64", amd.work_dir()),
+        };
+        let console = c.console(job, 1);
+        assert!(
+            has_line(&console, &format!("on={node} labels={labels} {node}")),
+            "{job} ({expression}) should run on {node}:\n{console}"
+        );
+        assert!(
+            has_line(
+                &console,
+                &format!(
+                    "Building remotely on {node} ({labels}) in workspace {dir}/workspace/{job}"
+                )
+            ),
+            "{console}"
+        );
+        let builds = c.list_builds(job);
+        assert_eq!(builds.len(), 1, "{builds:?}");
+        assert_eq!(
+            (
+                builds[0].number,
+                builds[0].result.as_str(),
+                builds[0].node.as_str()
+            ),
+            (1, "SUCCESS", node),
+            "{job} ({expression})"
+        );
+        assert_eq!(builds[0].cause, "Started from command line by admin");
+    }
+}
+
+#[test]
+fn two_executors_run_two_builds_at_once_and_the_third_waits() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _duo = online_node(&c, "duo", "", 2, "NORMAL");
+    let script = format!(
+        "{}echo \"executor=$EXECUTOR_NUMBER\"\n{}",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release")
+    );
+    c.create_job(
+        "hold",
+        &Freestyle::shell(&script)
+            .concurrent()
+            .string_parameter("N", ""),
+    );
+
+    let clis: Vec<_> = (1..=3)
+        .map(|n| c.cli_spawn(&["build", "hold", "-s", "-p", &format!("N={n}")]))
+        .collect();
+    wait_until(DEADLINE, "two builds started", || {
+        gate.marks("started-").len() >= 2
+    });
+    let waiting = c.wait_queued("hold", "Waiting for next available executor");
+    // Both executors are held until the gate opens: the third cannot have started.
+    let started = gate.marks("started-");
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(c.queue().len(), 1, "{:?}", c.queue());
+    let waiting_n = waiting.params.strip_prefix("N=").expect("N=…");
+    assert!(
+        !started.contains(&format!("started-{waiting_n}")),
+        "{waiting:?} {started:?}"
+    );
+    let running = c.list_builds("hold");
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(running.iter().all(|b| b.result == "RUNNING"), "{running:?}");
+    let executors: BTreeSet<String> = [1, 2]
+        .iter()
+        .map(|n| {
+            let console = c.console("hold", *n);
+            console
+                .lines()
+                .find_map(|l| l.strip_prefix("executor="))
+                .unwrap_or_else(|| panic!("no executor line in:\n{console}"))
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(executors, BTreeSet::from(["0".into(), "1".into()]));
+
+    gate.open("release");
+    let mut numbers = BTreeSet::new();
+    for cli in clis {
+        let out = cli.wait(DEADLINE);
+        assert_eq!(out.code, 0, "{out:?}");
+        let number: u64 = out
+            .stdout
+            .strip_prefix("Started hold #")
+            .and_then(|s| s.split('\n').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert_completed(&out, "hold", number, "SUCCESS", 0);
+        numbers.insert(number);
+    }
+    assert_eq!(numbers, BTreeSet::from([1, 2, 3]));
+    let third = c.console("hold", 3);
+    assert!(
+        has_line(&third, "executor=0") || has_line(&third, "executor=1"),
+        "{third}"
+    );
+    let done = c.list_builds("hold");
+    assert!(
+        done.iter()
+            .all(|b| b.result == "SUCCESS" && b.node == "duo"),
+        "{done:?}"
+    );
+}
+
+#[test]
+fn parameters_reach_the_environment_and_bad_values_queue_nothing() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    c.create_job(
+        "params",
+        &Freestyle::shell("echo \"BRANCH=[$BRANCH] DEPLOY=[$DEPLOY] TARGET=[$TARGET]\"")
+            .string_parameter("BRANCH", "main")
+            .boolean_parameter("DEPLOY", false)
+            .choice_parameter("TARGET", &["staging", "production"]),
+    );
+
+    let defaults = c.cli(&["build", "params", "-s"]);
+    assert_completed(&defaults, "params", 1, "SUCCESS", 0);
+    let console = c.console("params", 1);
+    assert!(
+        has_line(&console, "BRANCH=[main] DEPLOY=[false] TARGET=[staging]"),
+        "{console}"
+    );
+
+    let given = c.cli(&[
+        "build",
+        "params",
+        "-s",
+        "-p",
+        "BRANCH=feature/x y",
+        "-p",
+        "DEPLOY=TRUE",
+        "-p",
+        "TARGET=production",
+    ]);
+    assert_completed(&given, "params", 2, "SUCCESS", 0);
+    let console = c.console("params", 2);
+    assert!(
+        has_line(
+            &console,
+            "BRANCH=[feature/x y] DEPLOY=[true] TARGET=[production]"
+        ),
+        "{console}"
+    );
+    let params: Vec<String> = c
+        .list_builds("params")
+        .into_iter()
+        .map(|b| b.params)
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "BRANCH=feature/x y DEPLOY=true TARGET=production",
+            "BRANCH=main DEPLOY=false TARGET=staging"
+        ]
+    );
+
+    c.create_job("plain", &Freestyle::shell("true"));
+    c.create_job("off", &Freestyle::shell("true"));
+    assert_eq!(c.cli(&["disable-job", "off"]).code, 0);
+    let refused: [(&[&str], i32, &str); 7] = [
+        (
+            &["params", "-p", "TARGET=qa"],
+            3,
+            "‘qa’ is not a choice of parameter ‘TARGET’; the choices are ‘staging’, ‘production’",
+        ),
+        (
+            &["params", "-p", "DEPLOY=yes"],
+            3,
+            "‘yes’ is not a boolean value of parameter ‘DEPLOY’; use true or false",
+        ),
+        (
+            &["params", "-p", "NOPE=1"],
+            3,
+            "‘NOPE’ is not a valid parameter; this job's parameters are ‘BRANCH’, ‘DEPLOY’, ‘TARGET’",
+        ),
+        (
+            &["params", "-p", "BRANCH"],
+            3,
+            "Parameter 'BRANCH' has no value: write -p NAME=VALUE",
+        ),
+        (&["ghost"], 3, "No such job 'ghost'"),
+        (
+            &["plain", "-p", "A=1"],
+            4,
+            "plain is not parameterized but the -p option was specified.",
+        ),
+        (&["off"], 4, "Cannot build off because it is disabled."),
+    ];
+    for (args, code, message) in refused {
+        let mut full = vec!["build"];
+        full.extend_from_slice(args);
+        full.push("-s");
+        let out = c.cli(&full);
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (code, "", format!("\nERROR: {message}\n").as_str()),
+            "build {args:?}"
+        );
+    }
+    assert_eq!(c.queue(), []);
+    assert_eq!(c.list_builds("params").len(), 2);
+    assert_eq!(c.list_builds("plain"), []);
+    assert_eq!(c.list_builds("off"), []);
+}
+
+#[test]
+fn a_failing_step_fails_the_build_and_later_steps_do_not_run() {
+    let c = Controller::start();
+    let solo = online_node(&c, "solo", "", 2, "NORMAL");
+    c.create_job(
+        "broken",
+        &Freestyle::shell("echo one")
+            .step("echo two\nfalse\necho not-reached")
+            .step("echo three"),
+    );
+    let out = c.cli(&["build", "broken", "-s"]);
+    assert_completed(&out, "broken", 1, "FAILURE", 2);
+    let dir = solo.work_dir();
+    assert_eq!(
+        without_build_ids(&c.console("broken", 1)),
+        format!(
+            "Started from command line by admin\n\
+             Building remotely on solo in workspace {dir}/workspace/broken\n\
+             [broken] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh\n\
+             + echo one\n\
+             one\n\
+             [broken] $ /bin/sh -xe {dir}/steps/build-ID-1/script.sh\n\
+             + echo two\n\
+             two\n\
+             + false\n\
+             Build step 'Execute shell' marked build as failure\n\
+             Finished: FAILURE\n"
+        )
+    );
+    assert_eq!(c.list_builds("broken")[0].result, "FAILURE");
+}
+
+#[test]
+fn passing_steps_run_in_order_in_the_workspace_with_jenkins_variables() {
+    let c = Controller::start();
+    let solo = online_node(&c, "solo", "linux", 2, "NORMAL");
+    let print_env = "set +x\n\
+        for name in BUILD_NUMBER BUILD_ID BUILD_DISPLAY_NAME BUILD_TAG BUILD_URL JOB_NAME \
+        JOB_BASE_NAME JOB_URL WORKSPACE NODE_NAME NODE_LABELS EXECUTOR_NUMBER JENKINS_URL; do\n\
+          eval \"echo $name=\\$$name\"\n\
+        done\n\
+        echo \"pwd=$(pwd)\"";
+    c.create_job(
+        "steps",
+        &Freestyle::shell("echo first")
+            .step(print_env)
+            .step("echo third"),
+    );
+    let out = c.cli(&["build", "steps", "-s"]);
+    assert_completed(&out, "steps", 1, "SUCCESS", 0);
+    let (dir, url) = (solo.work_dir(), &c.url);
+    assert!(url.ends_with('/'), "{url}");
+    assert_eq!(
+        without_build_ids(&c.console("steps", 1)),
+        format!(
+            "Started from command line by admin\n\
+             Building remotely on solo (linux) in workspace {dir}/workspace/steps\n\
+             [steps] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh\n\
+             + echo first\n\
+             first\n\
+             [steps] $ /bin/sh -xe {dir}/steps/build-ID-1/script.sh\n\
+             + set +x\n\
+             BUILD_NUMBER=1\n\
+             BUILD_ID=1\n\
+             BUILD_DISPLAY_NAME=#1\n\
+             BUILD_TAG=jenkins-steps-1\n\
+             BUILD_URL={url}job/steps/1/\n\
+             JOB_NAME=steps\n\
+             JOB_BASE_NAME=steps\n\
+             JOB_URL={url}job/steps/\n\
+             WORKSPACE={dir}/workspace/steps\n\
+             NODE_NAME=solo\n\
+             NODE_LABELS=linux solo\n\
+             EXECUTOR_NUMBER=0\n\
+             JENKINS_URL={url}\n\
+             pwd={dir}/workspace/steps\n\
+             [steps] $ /bin/sh -xe {dir}/steps/build-ID-2/script.sh\n\
+             + echo third\n\
+             third\n\
+             Finished: SUCCESS\n"
+        )
+    );
+}
+
+#[test]
+fn build_v_streams_the_console_while_the_build_runs() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    // printf's trace line does not contain what it prints.
+    let script = format!(
+        "printf '%s-%s\\n' half way\n{}echo after",
+        gate.wait_script("release")
+    );
+    c.create_job("live", &Freestyle::shell(&script));
+
+    let cli = c.cli_spawn(&["build", "live", "-s", "-v"]);
+    wait_until(DEADLINE, "half-way on build -v's stdout", || {
+        has_line(&cli.stdout.text(), "half-way")
+    });
+    let so_far = cli.stdout.text();
+    assert!(so_far.starts_with("Started live #1\n"), "{so_far}");
+    assert!(
+        !so_far.contains("after") && !so_far.contains("Finished") && !so_far.contains("Completed"),
+        "the build is held at the gate:\n{so_far}"
+    );
+
+    gate.open("release");
+    let out = cli.wait(DEADLINE);
+    assert_eq!(out.code, 0, "{out:?}");
+    // -v prints the console, whole, between the two lines of `build -s`.
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Started live #1\n{}Completed live #1 : SUCCESS\n",
+            c.console("live", 1)
+        )
+    );
+    assert!(has_line(&out.stdout, "after"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .ends_with("Finished: SUCCESS\nCompleted live #1 : SUCCESS\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn build_w_returns_once_started_and_console_follows_tails_and_finds_builds() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "if [ \"$HOLD\" = true ]; then\n{}fi\necho \"FAIL=$FAIL\"\ntest \"$FAIL\" = false",
+        gate.wait_script("release")
+    );
+    c.create_job(
+        "w",
+        &Freestyle::shell(&script)
+            .boolean_parameter("HOLD", false)
+            .boolean_parameter("FAIL", false),
+    );
+
+    let started = c.cli(&["build", "w", "-w", "-p", "HOLD=true"]);
+    assert_eq!(
+        (started.code, started.stdout.as_str()),
+        (0, "Started w #1\n"),
+        "{started:?}"
+    );
+    assert_eq!(c.list_builds("w")[0].result, "RUNNING");
+
+    let mut follower = c.cli_spawn(&["console", "w", "1", "-f"]);
+    follower.stdout.wait_for("+ set +x\n", DEADLINE);
+    // From the last line so far, then on.
+    let mut tail_follower = c.cli_spawn(&["console", "w", "1", "-f", "-n", "1"]);
+    tail_follower.stdout.wait_for("+ set +x\n", DEADLINE);
+    assert_eq!(tail_follower.stdout.text(), "+ set +x\n");
+    for cli in [&mut follower, &mut tail_follower] {
+        assert!(
+            !cli.has_exited(),
+            "console -f ended while the build runs: {}",
+            cli.stdout.text()
+        );
+    }
+    gate.open("release");
+    let followed = follower.wait(DEADLINE);
+    assert_eq!(
+        tail_follower.wait(DEADLINE).stdout,
+        "+ set +x\n+ echo FAIL=false\nFAIL=false\n+ test false = false\nFinished: SUCCESS\n"
+    );
+    assert_eq!(followed.code, 0, "{followed:?}");
+    assert!(
+        followed
+            .stdout
+            .ends_with("FAIL=false\n+ test false = false\nFinished: SUCCESS\n"),
+        "{}",
+        followed.stdout
+    );
+    assert_eq!(followed.stdout, c.console("w", 1));
+
+    assert_completed(
+        &c.cli(&["build", "w", "-s", "-p", "FAIL=true"]),
+        "w",
+        2,
+        "FAILURE",
+        2,
+    );
+    assert_completed(&c.cli(&["build", "w", "-s"]), "w", 3, "SUCCESS", 0);
+
+    // Without a build: the last one.
+    assert_eq!(c.cli(&["console", "w"]).stdout, c.console("w", 3));
+    let tail = c.cli(&["console", "w", "-n", "2"]);
+    assert_eq!(
+        (tail.code, tail.stdout.as_str()),
+        (0, "+ test false = false\nFinished: SUCCESS\n")
+    );
+    let tail = c.cli(&["console", "w", "2", "-n", "2"]);
+    assert_eq!(
+        tail.stdout,
+        "Build step 'Execute shell' marked build as failure\nFinished: FAILURE\n"
+    );
+    let failed = c.cli(&["console", "w", "lastFailedBuild"]);
+    assert_eq!(failed.code, 0, "{failed:?}");
+    assert_eq!(failed.stdout, c.console("w", 2));
+    assert!(has_line(&failed.stdout, "FAIL=true"), "{}", failed.stdout);
+    // A finished build: -f prints it all and returns.
+    assert_eq!(c.cli(&["console", "w", "2", "-f"]).stdout, failed.stdout);
+
+    let missing = c.cli(&["console", "w", "99"]);
+    assert_eq!(
+        (missing.code, missing.stderr.as_str()),
+        (3, "\nERROR: No such build #99\n")
+    );
+    let none = c.cli(&["console", "w", "lastUnstableBuild"]);
+    assert_eq!(
+        (none.code, none.stderr.as_str()),
+        (
+            4,
+            "\nERROR: Permalink lastUnstableBuild produced no build\n"
+        )
+    );
+    let ghost = c.cli(&["console", "ghost"]);
+    assert_eq!(
+        (ghost.code, ghost.stderr.as_str()),
+        (3, "\nERROR: No such job 'ghost'\n")
+    );
+}
+
+#[test]
+fn a_build_whose_label_no_node_has_waits_with_the_reason_until_cancelled() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "linux", 2, "NORMAL");
+    c.create_job("win", &Freestyle::shell("true").label("windows"));
+
+    let cli = c.cli_spawn(&["build", "win", "-s"]);
+    let item = c.wait_queued("win", "There are no nodes with the label ‘windows’");
+    // The same build asked for again joins the waiting item, as in Jenkins.
+    let same = c.cli(&["build", "win"]);
+    assert_eq!(same.code, 0, "{same:?}");
+    assert_eq!(c.queue(), std::slice::from_ref(&item));
+    let id = item.id.to_string();
+    let cancel = c.cli(&["cancel-queue", &id]);
+    assert_eq!(cancel.code, 0, "{cancel:?}");
+    assert_eq!(c.queue(), []);
+    let out = cli.wait(DEADLINE);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (4, "", "\nERROR: The queued build of win was cancelled\n")
+    );
+    let again = c.cli(&["cancel-queue", &id]);
+    assert_eq!(
+        (again.code, again.stderr),
+        (
+            3,
+            format!("\nERROR: No queue item '{id}' (it may have started already)\n")
+        )
+    );
+    assert_eq!(c.list_builds("win"), []);
+
+    // A label that does not parse is the item's reason too.
+    c.create_job("typo", &Freestyle::shell("true").label("linux &&"));
+    assert_eq!(c.cli(&["build", "typo"]).code, 0);
+    let mut typo = None;
+    wait_until(DEADLINE, "typo's reason", || {
+        typo = c.queue().into_iter().find(|q| q.job == "typo");
+        typo.as_ref()
+            .is_some_and(|q| q.reason != "Waiting for the scheduler")
+    });
+    let typo = typo.unwrap();
+    assert!(
+        typo.reason.starts_with("Invalid label expression: "),
+        "{typo:?}"
+    );
+    assert_eq!(c.cli(&["cancel-queue", &typo.id.to_string()]).code, 0);
+
+    // A label whose only node is offline waits until the node connects.
+    c.create_node_with("gpu1", "gpu", 1, "NORMAL");
+    c.create_job("train", &Freestyle::shell("true").label("gpu"));
+    let cli = c.cli_spawn(&["build", "train", "-s"]);
+    c.wait_queued("train", "All nodes of label ‘gpu’ are offline");
+    let dir = tempfile::tempdir().unwrap();
+    let _agent = c.start_agent_in("gpu1", dir.path());
+    assert_completed(&cli.wait(DEADLINE), "train", 1, "SUCCESS", 0);
+    assert_eq!(c.list_builds("train")[0].node, "gpu1");
+}
+
+#[test]
+fn a_job_that_is_not_concurrent_waits_for_its_running_build() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _duo = online_node(&c, "duo", "", 2, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release")
+    );
+    c.create_job(
+        "serial",
+        &Freestyle::shell(&script).string_parameter("N", ""),
+    );
+
+    let first = c.cli_spawn(&["build", "serial", "-s", "-p", "N=1"]);
+    wait_until(DEADLINE, "build 1 started", || gate.is_marked("started-1"));
+    let second = c.cli_spawn(&["build", "serial", "-s", "-p", "N=2"]);
+    let item = c.wait_queued("serial", "Build #1 is already in progress");
+    assert_eq!(item.params, "N=2");
+    // The node has a free executor; only the running build holds the second back.
+    assert!(!gate.is_marked("started-2"));
+
+    gate.open("release");
+    assert_completed(&first.wait(DEADLINE), "serial", 1, "SUCCESS", 0);
+    assert_completed(&second.wait(DEADLINE), "serial", 2, "SUCCESS", 0);
+}
+
+#[test]
+fn an_exclusive_node_takes_only_jobs_whose_label_matches_it() {
+    let c = Controller::start();
+    let _reserved = online_node(&c, "reserved", "special", 2, "EXCLUSIVE");
+    c.create_job("anywhere", &Freestyle::shell("true"));
+    c.create_job("named", &Freestyle::shell("true").label("reserved"));
+    c.create_job("by-label", &Freestyle::shell("true").label("special"));
+
+    let anywhere = c.cli_spawn(&["build", "anywhere", "-s"]);
+    c.wait_queued(
+        "anywhere",
+        "Waiting for next available executor (no node takes jobs without a label)",
+    );
+    for job in ["named", "by-label"] {
+        assert_completed(&c.cli(&["build", job, "-s"]), job, 1, "SUCCESS", 0);
+        assert_eq!(c.list_builds(job)[0].node, "reserved");
+    }
+    // Free executors on the EXCLUSIVE node did not take the unlabeled job.
+    let queue = c.queue();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].job, "anywhere");
+    assert_eq!(c.list_builds("anywhere"), []);
+
+    // A NORMAL node does.
+    let _common = online_node(&c, "common", "", 1, "NORMAL");
+    assert_completed(&anywhere.wait(DEADLINE), "anywhere", 1, "SUCCESS", 0);
+    assert_eq!(c.list_builds("anywhere")[0].node, "common");
+}
+
+#[test]
+fn stop_builds_aborts_a_running_build_and_kills_its_step() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("long", &Freestyle::shell(&script));
+
+    let cli = c.cli_spawn(&["build", "long", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let pid = read_pid(&n.dir.path().join("workspace/long/pid"));
+    assert!(!process_ended(pid));
+
+    let stop = c.cli(&["stop-builds", "long"]);
+    assert_eq!(
+        (stop.code, stop.stdout.as_str()),
+        (0, "Build '#1' stopped for job 'long'\n"),
+        "{stop:?}"
+    );
+    assert_completed(&cli.wait(DEADLINE), "long", 1, "ABORTED", 4);
+    wait_until(DEADLINE, "the step's shell ended", || process_ended(pid));
+    let console = c.console("long", 1);
+    assert!(
+        console.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        "{console}"
+    );
+    assert_eq!(c.list_builds("long")[0].result, "ABORTED");
+    wait_until(DEADLINE, "the ended step removed from the agent", || {
+        steps_on_agent(n.dir.path()).is_empty()
+    });
+
+    let again = c.cli(&["stop-builds", "long"]);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, "No builds stopped\n")
+    );
+    assert!(!gate.is_marked("never"));
+}
+
+#[test]
+fn builds_run_over_both_cli_transports() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    c.create_job("hello", &Freestyle::shell("echo \"hello from $BUILD_TAG\""));
+    c.create_job("sad", &Freestyle::shell("exit 3"));
+    for (i, mode) in [(0, "-webSocket"), (1, "-http")] {
+        let out = c.cli(&[mode, "build", "hello", "-s"]);
+        assert_completed(&out, "hello", 2 * i + 1, "SUCCESS", 0);
+        let out = c.cli(&[mode, "build", "sad", "-s"]);
+        assert_completed(&out, "sad", i + 1, "FAILURE", 2);
+
+        let streamed = c.cli(&[mode, "build", "hello", "-s", "-v"]);
+        assert_eq!(streamed.code, 0, "{mode}: {streamed:?}");
+        let n = 2 * i + 2;
+        assert_eq!(
+            streamed.stdout,
+            format!(
+                "Started hello #{n}\n{}Completed hello #{n} : SUCCESS\n",
+                c.console("hello", n)
+            ),
+            "{mode}"
+        );
+        assert!(
+            has_line(&streamed.stdout, &format!("hello from jenkins-hello-{n}")),
+            "{mode}: {}",
+            streamed.stdout
+        );
+    }
+}
+
+#[test]
+fn interrupting_build_s_aborts_its_build_and_build_f_leaves_it_running() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 4, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release")
+    );
+    c.create_job(
+        "held",
+        &Freestyle::shell(&script)
+            .concurrent()
+            .string_parameter("N", ""),
+    );
+    c.create_job("nowhere", &Freestyle::shell("true").label("windows"));
+    let disconnects = |c: &Controller| c.log.count("CLI client disconnected during the command");
+
+    for (number, mode) in [(1, "-webSocket"), (2, "-http")] {
+        // Running: the build is aborted by the user who started it.
+        let n = format!("N=s{number}");
+        let cli = c.cli_spawn(&[mode, "build", "held", "-s", "-p", &n]);
+        wait_until(DEADLINE, "the build started", || {
+            gate.is_marked(&format!("started-s{number}"))
+        });
+        drop(cli);
+        wait_until(DEADLINE, "the build aborted", || {
+            c.list_builds("held")
+                .iter()
+                .any(|b| b.number == number && b.result == "ABORTED")
+        });
+        assert!(
+            c.console("held", number)
+                .ends_with("Aborted by admin\nFinished: ABORTED\n"),
+            "{mode}"
+        );
+
+        // Queued: the item is cancelled.
+        let cli = c.cli_spawn(&[mode, "build", "nowhere", "-s"]);
+        c.wait_queued("nowhere", "There are no nodes with the label ‘windows’");
+        drop(cli);
+        wait_until(DEADLINE, "the queue item cancelled", || {
+            c.queue().is_empty()
+        });
+    }
+
+    // -f: the build goes on without its client. Each client above was seen to leave
+    // (the controller logs it before aborting); all four lines must be in first, so that
+    // the fifth is this one's.
+    wait_until(DEADLINE, "four disconnects logged", || disconnects(&c) == 4);
+    let before = disconnects(&c);
+    let cli = c.cli_spawn(&["build", "held", "-f", "-p", "N=f"]);
+    wait_until(DEADLINE, "the build started", || {
+        gate.is_marked("started-f")
+    });
+    drop(cli);
+    wait_until(DEADLINE, "the controller saw the client leave", || {
+        disconnects(&c) > before
+    });
+    assert_eq!(c.list_builds("held")[0].result, "RUNNING");
+    gate.open("release");
+    let follow = c.cli(&["console", "held", "3", "-f"]);
+    assert!(
+        follow.stdout.ends_with("Finished: SUCCESS\n"),
+        "{}",
+        follow.stdout
+    );
+    assert_eq!(c.list_builds("held")[0].result, "SUCCESS");
+}
+
+#[test]
+fn queued_builds_start_when_their_job_or_node_changes() {
+    let c = Controller::start();
+    let dir = tempfile::tempdir().unwrap();
+    c.create_node_with("n1", "linux", 1, "NORMAL");
+    let _agent = c.start_agent_in("n1", dir.path());
+
+    // The job's label changes.
+    c.create_job("moving", &Freestyle::shell("true").label("windows"));
+    let cli = c.cli_spawn(&["build", "moving", "-s"]);
+    c.wait_queued("moving", "There are no nodes with the label ‘windows’");
+    let relabelled = Freestyle::shell("true").label("linux").xml();
+    let out = c.cli_with_stdin(&["update-job", "moving"], &relabelled);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "moving", 1, "SUCCESS", 0);
+
+    // The node's labels change.
+    c.create_job("mac", &Freestyle::shell("true").label("mac"));
+    let cli = c.cli_spawn(&["build", "mac", "-s"]);
+    c.wait_queued("mac", "There are no nodes with the label ‘mac’");
+    let node_xml = c.cli(&["get-node", "n1"]).stdout;
+    let updated = node_xml.replace("<label>linux</label>", "<label>linux mac</label>");
+    assert_ne!(node_xml, updated, "{node_xml}");
+    let out = c.cli_with_stdin(&["update-node", "n1"], &updated);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "mac", 1, "SUCCESS", 0);
+
+    // The node is marked offline, then online again.
+    assert_eq!(c.cli(&["offline-node", "n1", "-m", "maintenance"]).code, 0);
+    c.create_job("later", &Freestyle::shell("true").label("linux"));
+    let cli = c.cli_spawn(&["build", "later", "-s"]);
+    c.wait_queued("later", "All nodes of label ‘linux’ are offline");
+    assert_eq!(c.cli(&["online-node", "n1"]).code, 0);
+    assert_completed(&cli.wait(DEADLINE), "later", 1, "SUCCESS", 0);
+
+    // The job is disabled while its build waits, then enabled.
+    c.create_job("paused", &Freestyle::shell("true").label("gpu"));
+    let cli = c.cli_spawn(&["build", "paused", "-s"]);
+    c.wait_queued("paused", "There are no nodes with the label ‘gpu’");
+    assert_eq!(c.cli(&["disable-job", "paused"]).code, 0);
+    c.wait_queued("paused", "paused is disabled");
+    assert_eq!(c.cli(&["enable-job", "paused"]).code, 0);
+    let out = c.cli_with_stdin(
+        &["update-job", "paused"],
+        &Freestyle::shell("true").label("linux").xml(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&cli.wait(DEADLINE), "paused", 1, "SUCCESS", 0);
+}
+
+#[test]
+fn a_running_build_survives_a_controller_restart() {
+    let mut c = Controller::start();
+    let gate = Gate::new();
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "echo before\n{}{}echo after",
+        gate.mark_script("started"),
+        gate.wait_script("release")
+    );
+    c.create_job("durable", &Freestyle::shell(&script));
+    c.create_job("nowhere", &Freestyle::shell("true").label("windows"));
+    assert_eq!(
+        c.cli(&["build", "durable", "-w"]).stdout,
+        "Started durable #1\n"
+    );
+    assert_eq!(c.cli(&["build", "nowhere"]).code, 0);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let queued = c.wait_queued("nowhere", "There are no nodes with the label ‘windows’");
+
+    c.kill_and_restart();
+    // The queue is kept, the build still runs.
+    assert_eq!(
+        c.wait_queued("nowhere", "There are no nodes with the label ‘windows’"),
+        queued
+    );
+    assert_eq!(c.list_builds("durable")[0].result, "RUNNING");
+    c.wait_online("n1", true, DEADLINE);
+    gate.open("release");
+    let out = c.cli(&["console", "durable", "1", "-f"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = n.work_dir();
+    assert_eq!(
+        without_build_ids(&out.stdout),
+        format!(
+            "Started from command line by admin\n\
+             Building remotely on n1 in workspace {dir}/workspace/durable\n\
+             [durable] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh\n\
+             + echo before\n\
+             before\n\
+             + touch {}/started\n\
+             + set +x\n\
+             + echo after\n\
+             after\n\
+             Finished: SUCCESS\n",
+            gate.dir().display()
+        )
+    );
+    assert_eq!(c.list_builds("durable")[0].result, "SUCCESS");
+}
+
+#[test]
+fn a_large_console_streams_whole() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    c.create_job("chatty", &Freestyle::shell("set +x\nseq 1 300000"));
+    let out = c.cli(&["build", "chatty", "-s", "-v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let console = c.console("chatty", 1);
+    assert_eq!(
+        out.stdout,
+        format!("Started chatty #1\n{console}Completed chatty #1 : SUCCESS\n")
+    );
+    let numbers: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
+    assert!(console.contains(&format!("+ set +x\n{numbers}Finished: SUCCESS\n")));
+    let tail = c.cli(&["console", "chatty", "-n", "3"]);
+    assert_eq!(tail.stdout, "299999\n300000\nFinished: SUCCESS\n");
+}
+
+#[test]
+fn a_build_survives_its_agent_restarting_and_fails_when_it_stays_away() {
+    let c = Controller::start_with(&["--build-reconnect-grace", "2"]);
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid-$N\"\n{}{}echo \"after $N\"",
+        gate.mark_script("started-$N"),
+        gate.wait_script("release-$N")
+    );
+    c.create_job(
+        "sturdy",
+        &Freestyle::shell(&script)
+            .concurrent()
+            .string_parameter("N", ""),
+    );
+
+    // The agent dies and comes back while the step runs: the build goes on.
+    let cli = c.cli_spawn(&["build", "sturdy", "-s", "-p", "N=1"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started-1"));
+    agent.kill();
+    c.wait_online("n1", false, DEADLINE);
+    let mut agent = c.start_agent_in("n1", dir.path());
+    gate.open("release-1");
+    assert_completed(&cli.wait(DEADLINE), "sturdy", 1, "SUCCESS", 0);
+    assert!(has_line(&c.console("sturdy", 1), "after 1"));
+
+    // It dies and stays away longer than the grace: the build fails.
+    let cli = c.cli_spawn(&["build", "sturdy", "-s", "-p", "N=2"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started-2"));
+    agent.kill();
+    assert_completed(&cli.wait(DEADLINE), "sturdy", 2, "FAILURE", 2);
+    let console = c.console("sturdy", 2);
+    assert!(
+        console.contains(
+            "ERROR: Agent n1 was lost during step 1 and did not reconnect within 2 s; \
+             the build fails. Its process, if it still runs, is killed when the agent reconnects."
+        ),
+        "{console}"
+    );
+    // The failed build's step ran on without the agent; it goes when the agent is back.
+    let pid = read_pid(&dir.path().join("workspace/sturdy/pid-2"));
+    assert!(!process_ended(pid));
+    let _agent = c.start_agent_in("n1", dir.path());
+    wait_until(DEADLINE, "the failed build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the agent's steps removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+    assert!(!has_line(&c.console("sturdy", 2), "after 2"));
+}
+
+#[test]
+fn identical_builds_asked_for_at_once_queue_once() {
+    let c = Controller::start();
+    c.create_job("win", &Freestyle::shell("true").label("windows"));
+    // A few rounds: the requests must overlap inside the controller for this to fail.
+    for round in 0..5 {
+        let clis: Vec<_> = (0..8).map(|_| c.cli_spawn(&["build", "win"])).collect();
+        for cli in clis {
+            let out = cli.wait(DEADLINE);
+            assert_eq!(out.code, 0, "{out:?}");
+        }
+        let queue = c.queue();
+        assert_eq!(queue.len(), 1, "round {round}: {queue:?}");
+        assert_eq!(c.cli(&["cancel-queue", &queue[0].id.to_string()]).code, 0);
+    }
+}
+
+#[test]
+fn deleting_a_job_aborts_its_build_and_cancels_its_queue_and_numbers_go_on() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("doomed", &Freestyle::shell(&script));
+
+    let running = c.cli_spawn(&["build", "doomed", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let queued = c.cli_spawn(&["build", "doomed", "-s"]);
+    c.wait_queued("doomed", "Build #1 is already in progress");
+
+    let out = c.cli(&["delete-job", "doomed"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&running.wait(DEADLINE), "doomed", 1, "ABORTED", 4);
+    let out = queued.wait(DEADLINE);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (4, "\nERROR: The queued build of doomed was cancelled\n")
+    );
+    assert_eq!(c.queue(), []);
+
+    // A job of the same name starts after the old one's numbers.
+    c.create_job("doomed", &Freestyle::shell("true"));
+    assert_completed(
+        &c.cli(&["build", "doomed", "-s"]),
+        "doomed",
+        2,
+        "SUCCESS",
+        0,
+    );
+    let builds = c.list_builds("doomed");
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert_eq!(builds[0].number, 2);
+    let gone = c.cli(&["console", "doomed", "1"]);
+    assert_eq!(
+        (gone.code, gone.stderr.as_str()),
+        (3, "\nERROR: No such build #1\n")
+    );
+}
+
+#[test]
+fn a_job_name_with_spaces_and_accents_reaches_urls_encoded_and_paths_as_is() {
+    let c = Controller::start();
+    let n = online_node(&c, "n1", "", 2, "NORMAL");
+    let job = "nightly build ü";
+    c.create_job(
+        job,
+        &Freestyle::shell(
+            "set +x\necho \"JOB_NAME=$JOB_NAME\"\necho \"BUILD_TAG=$BUILD_TAG\"\n\
+             echo \"BUILD_URL=$BUILD_URL\"\necho \"pwd=$(pwd)\"",
+        ),
+    );
+    assert_completed(&c.cli(&["build", job, "-s"]), job, 1, "SUCCESS", 0);
+    let console = c.console(job, 1);
+    let dir = n.work_dir();
+    for line in [
+        format!("[{job}] $ /bin/sh -xe {dir}/steps/build-ID-0/script.sh"),
+        format!("JOB_NAME={job}"),
+        format!("BUILD_TAG=jenkins-{job}-1"),
+        format!("BUILD_URL={}job/nightly%20build%20%C3%BC/1/", c.url),
+        format!("pwd={dir}/workspace/{job}"),
+    ] {
+        assert!(
+            has_line(&without_build_ids(&console), &line),
+            "{line:?} missing from:\n{console}"
+        );
+    }
+}
+
+#[test]
+fn a_build_aborted_while_its_agent_is_away_has_its_step_killed_when_the_agent_returns() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("away", &Freestyle::shell(&script));
+    let cli = c.cli_spawn(&["build", "away", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let pid = read_pid(&dir.path().join("workspace/away/pid"));
+
+    agent.kill();
+    c.wait_online("n1", false, DEADLINE);
+    let stop = c.cli(&["stop-builds", "away"]);
+    assert_eq!(
+        stop.stdout, "Build '#1' stopped for job 'away'\n",
+        "{stop:?}"
+    );
+    // The build ends at once: nothing can be killed while the agent is away.
+    assert_completed(&cli.wait(DEADLINE), "away", 1, "ABORTED", 4);
+    assert!(
+        c.console("away", 1)
+            .ends_with("Aborted by admin\nFinished: ABORTED\n")
+    );
+    assert!(!process_ended(pid), "the step outlives its agent");
+
+    let _agent = c.start_agent_in("n1", dir.path());
+    wait_until(DEADLINE, "the aborted build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the aborted build's step removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+    assert!(!gate.is_marked("never"));
+}
+
+#[test]
+fn a_build_aborted_while_its_agent_is_frozen_ends_when_the_connection_is_found_dead() {
+    // Dead connections are found within 3 s; a lost agent is waited for much longer.
+    let c = Controller::start_with(&[
+        "--ws-ping-interval",
+        "1",
+        "--ws-idle-timeout",
+        "3",
+        "--build-reconnect-grace",
+        "120",
+    ]);
+    let gate = Gate::new();
+    c.create_node_with("n1", "", 2, "NORMAL");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = c.start_agent_in("n1", dir.path());
+    let script = format!(
+        "echo $$ > \"$WORKSPACE/pid\"\n{}{}",
+        gate.mark_script("started"),
+        gate.wait_script("never")
+    );
+    c.create_job("frozen", &Freestyle::shell(&script));
+    let cli = c.cli_spawn(&["build", "frozen", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    let pid = read_pid(&dir.path().join("workspace/frozen/pid"));
+
+    // The connection stays open while the agent is stopped: the abort's kill gets no
+    // answer until the idle timeout closes it. The build must not then wait out the grace.
+    agent.signal("STOP");
+    let stop = c.cli(&["stop-builds", "frozen"]);
+    assert_eq!(
+        stop.stdout, "Build '#1' stopped for job 'frozen'\n",
+        "{stop:?}"
+    );
+    assert_completed(&cli.wait(DEADLINE), "frozen", 1, "ABORTED", 4);
+    assert!(!process_ended(pid));
+
+    // Once the agent runs again it reconnects, and the step is killed.
+    agent.signal("CONT");
+    wait_until(DEADLINE, "the aborted build's step killed", || {
+        process_ended(pid)
+    });
+    wait_until(DEADLINE, "the aborted build's step removed", || {
+        steps_on_agent(dir.path()).is_empty()
+    });
+}
