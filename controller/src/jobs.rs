@@ -76,15 +76,20 @@ pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(
     outcome(written, name)
 }
 
-/// Enables or disables a job (`<disabled>`); a disabled job is not built.
+/// Enables or disables a job (`<disabled>`); a disabled job is not built, and disabling
+/// one cancels its waiting builds, as Jenkins does.
 pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Result<(), JobError> {
     let key = name.to_owned();
     let written = state
         .store
         .call(move |c| jobs::modify(c, &key, |config| config.disabled = disabled))
         .await?;
+    outcome(written, name)?;
+    if disabled {
+        crate::builds::cancel_queued_of(state, name).await?;
+    }
     state.builds.reschedule();
-    outcome(written, name)
+    Ok(())
 }
 
 pub async fn copy(state: &AppState, from: &str, to: &str) -> Result<(), JobError> {

@@ -852,13 +852,30 @@ fn queued_builds_start_when_their_job_or_node_changes() {
     assert_eq!(c.cli(&["online-node", "n1"]).code, 0);
     assert_completed(&cli.wait(DEADLINE), "later", 1, "SUCCESS", 0);
 
-    // The job is disabled while its build waits, then enabled.
+    // The job is disabled while its build waits: as in Jenkins, that cancels the build.
     c.create_job("paused", &Freestyle::shell("true").label("gpu"));
     let cli = c.cli_spawn(&["build", "paused", "-s"]);
     c.wait_queued("paused", "There are no nodes with the label ‘gpu’");
     assert_eq!(c.cli(&["disable-job", "paused"]).code, 0);
-    c.wait_queued("paused", "paused is disabled");
+    let out = cli.wait(DEADLINE);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("ERROR: The queued build of paused was cancelled"),
+        "{out:?}"
+    );
+    assert!(c.queue().is_empty());
+    // A queued build of a job disabled by its XML waits, saying why, until it is enabled.
+    let disabled = Freestyle::shell("true")
+        .label("gpu")
+        .xml()
+        .replace("<disabled>false</disabled>", "<disabled>true</disabled>");
     assert_eq!(c.cli(&["enable-job", "paused"]).code, 0);
+    let cli = c.cli_spawn(&["build", "paused", "-s"]);
+    c.wait_queued("paused", "There are no nodes with the label ‘gpu’");
+    let out = c.cli_with_stdin(&["update-job", "paused"], &disabled);
+    assert_eq!(out.code, 0, "{out:?}");
+    c.wait_queued("paused", "paused is disabled");
     let out = c.cli_with_stdin(
         &["update-job", "paused"],
         &Freestyle::shell("true").label("linux").xml(),

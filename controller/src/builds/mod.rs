@@ -294,6 +294,21 @@ pub async fn enqueue(
 ) -> Result<Queued, BuildError> {
     let record = crate::jobs::get(state, job).await?;
     let params = check_buildable(job, &record.config, given)?;
+    // Once the store may have the item, the memory must have it too: the rest runs as a
+    // task of its own, which a client leaving (dropping this future) does not cut short.
+    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
+    tokio::spawn(async move { add_to_queue(&for_task, job, params, user).await })
+        .await
+        .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
+}
+
+/// Queues `job` with `params` unless an identical item waits.
+async fn add_to_queue(
+    state: &AppState,
+    job: String,
+    params: Vec<(String, String)>,
+    user: String,
+) -> Result<Queued, BuildError> {
     let builds = &state.builds;
     // The lookup and the insertion below are one step for other enqueuers: the store call
     // between them would otherwise let an identical request queue a second item.
@@ -315,7 +330,7 @@ pub async fn enqueue(
         }
     }
     let queued_at_ms = now_ms();
-    let (key, for_store, cause) = (job.to_owned(), params.clone(), user.to_owned());
+    let (key, for_store, cause) = (job.clone(), params.clone(), user.clone());
     let id = state
         .store
         .call(move |c| records::enqueue(c, &key, &for_store, &cause, queued_at_ms))
@@ -324,9 +339,9 @@ pub async fn enqueue(
     builds.lock().queue.push(QueueItem {
         row: QueuedRow {
             id,
-            job: job.to_owned(),
+            job,
             params,
-            cause_user: user.to_owned(),
+            cause_user: user,
             queued_at_ms,
         },
         why: "Waiting for the scheduler".into(),
@@ -334,6 +349,21 @@ pub async fn enqueue(
     });
     builds.wake.notify_one();
     Ok(Queued { id, state: rx })
+}
+
+/// Cancels every waiting build of `job`.
+pub async fn cancel_queued_of(state: &AppState, job: &str) -> Result<(), StoreError> {
+    let queued: Vec<u64> = state
+        .builds
+        .queue()
+        .into_iter()
+        .filter(|q| q.row.job == job)
+        .map(|q| q.row.id)
+        .collect();
+    for id in queued {
+        cancel_queued(state, id).await?;
+    }
+    Ok(())
 }
 
 /// Removes a waiting item from the queue; `false` when no such item waits.
@@ -379,16 +409,7 @@ pub async fn forget_job(
     by: &str,
     wait: Duration,
 ) -> Result<(), StoreError> {
-    let queued: Vec<u64> = state
-        .builds
-        .queue()
-        .into_iter()
-        .filter(|q| q.row.job == job)
-        .map(|q| q.row.id)
-        .collect();
-    for id in queued {
-        cancel_queued(state, id).await?;
-    }
+    cancel_queued_of(state, job).await?;
     let running = state.builds.running_of(job);
     for build in &running {
         build.abort(by);
