@@ -362,6 +362,24 @@ fn a_failing_step_fails_the_build_and_later_steps_do_not_run() {
 }
 
 #[test]
+fn a_job_without_steps_succeeds_and_still_names_its_node_and_workspace() {
+    let c = Controller::start();
+    let solo = online_node(&c, "solo", "", 1, "NORMAL");
+    let out = c.cli_with_stdin(&["create-job", "empty"], "<project><builders/></project>");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(&c.cli(&["build", "empty", "-s"]), "empty", 1, "SUCCESS", 0);
+    assert_eq!(
+        c.console("empty", 1),
+        format!(
+            "Started from command line by admin\n\
+             Building remotely on solo in workspace {}/workspace/empty\n\
+             Finished: SUCCESS\n",
+            solo.work_dir()
+        )
+    );
+}
+
+#[test]
 fn passing_steps_run_in_order_in_the_workspace_with_jenkins_variables() {
     let c = Controller::start();
     let solo = online_node(&c, "solo", "linux", 2, "NORMAL");

@@ -187,8 +187,24 @@ impl Runner<'_> {
         } else {
             let header = format!("Started from command line by {}\n", row.cause_user);
             self.line(&header).await;
+            // Jenkins names the node and workspace first, steps or none.
+            let Some(work_dir) = self.work_dir().await else {
+                let note = format!(
+                    "\nERROR: Agent {} was lost before the build started and did not \
+                     reconnect within {} s; the build fails.\n",
+                    row.node,
+                    self.grace().as_secs()
+                );
+                self.line(&note).await;
+                return self.failed();
+            };
+            let line = format!(
+                "Building remotely on {} in workspace {}\n",
+                describe_node(self.state, &row.node).await,
+                workspace(&work_dir, &row.job)
+            );
+            self.line(&line).await;
         }
-        let mut workspace_shown = row.step_log_start.is_some() && resuming;
         for index in first..scripts.len() as u32 {
             // A build resumed while it was being aborted still has its step to kill.
             let reattaching = reattach.is_some();
@@ -209,15 +225,6 @@ impl Runner<'_> {
             let followed = match reattach.take() {
                 Some(log_start) => self.follow(&id, log_start, &spec).await,
                 None => {
-                    if !workspace_shown {
-                        let line = format!(
-                            "Building remotely on {} in workspace {}\n",
-                            describe_node(self.state, &row.node).await,
-                            workspace(&work_dir, &row.job)
-                        );
-                        self.line(&line).await;
-                        workspace_shown = true;
-                    }
                     let line = format!(
                         "[{}] $ /bin/sh -xe {work_dir}/steps/{id}/script.sh\n",
                         row.job
