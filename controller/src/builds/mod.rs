@@ -8,15 +8,23 @@
 //!   shell steps as durable steps on the agent and appends their output to the console file.
 //! - The console is `HOME/jobs/JOB/builds/N/log`, append-only, never held whole in memory
 //!   ([`console`]).
+//! - An item that leaves the queue (started or cancelled) is remembered for a while
+//!   ([`left`]), so clients can still learn which build their item became.
+//! - [`history`] reads builds back: a job's list, one build by number or permalink, the
+//!   estimated duration.
 //!
 //! The build's steps live on after a lost connection, on the agent (they are durable steps),
 //! and after a controller restart, in the store: [`start`] reattaches every build whose
 //! record has no result.
 
 pub mod console;
+pub mod history;
+pub mod left;
 pub mod orphans;
 mod run;
 mod scheduler;
+
+pub use history::{FindError, estimated_duration, find, get, history};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::JobError;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::builds::{self as records, BuildResult, BuildRow, QueuedRow};
+use crate::store::builds::{self as records, BuildResult, BuildRow, CauseKind, QueuedRow};
+use left::{LeftItem, LeftItems};
 
 /// Default time a build waits for its agent to come back after the connection is lost
 /// before it fails; `--build-reconnect-grace` changes it.
@@ -68,18 +77,50 @@ pub enum ItemState {
     Cancelled,
 }
 
+/// How a waiting item waits, as Jenkins classifies queue items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// For an executor that an online node has (Jenkins' buildable item).
+    Buildable,
+    /// For an executor no online node can offer: buildable, and what Jenkins calls stuck.
+    Stuck,
+    /// For something else: another build of the job, the job being enabled (Jenkins'
+    /// blocked item).
+    Blocked,
+}
+
 /// A queued build as users see it.
 #[derive(Debug, Clone)]
 pub struct QueueView {
     pub row: QueuedRow,
     /// Why it is still waiting, in Jenkins' words.
     pub why: String,
+    pub kind: WaitKind,
+}
+
+/// A queue item, waiting or recently left.
+#[derive(Debug, Clone)]
+pub enum ItemView {
+    Waiting(QueueView),
+    Left(LeftItem),
 }
 
 struct QueueItem {
     row: QueuedRow,
     why: String,
+    kind: WaitKind,
     state: watch::Sender<ItemState>,
+}
+
+impl QueueItem {
+    fn new(row: QueuedRow) -> QueueItem {
+        QueueItem {
+            row,
+            why: "Waiting for the scheduler".into(),
+            kind: WaitKind::Buildable,
+            state: watch::Sender::new(ItemState::Waiting),
+        }
+    }
 }
 
 /// A build's console length and, once it has ended, its result.
@@ -126,6 +167,15 @@ struct Inner {
     queue: Vec<QueueItem>,
     /// By build id.
     running: BTreeMap<u64, Arc<RunningBuild>>,
+    left: LeftItems,
+}
+
+impl Inner {
+    /// Tells an item's waiters what became of it, and remembers it for a while.
+    fn leave(&mut self, item: QueueItem, outcome: ItemState) {
+        item.state.send_replace(outcome.clone());
+        self.left.push(item.row, outcome, std::time::Instant::now());
+    }
 }
 
 /// The queue and the running builds; one per controller.
@@ -170,8 +220,39 @@ impl Builds {
             .map(|item| QueueView {
                 row: item.row.clone(),
                 why: item.why.clone(),
+                kind: item.kind,
             })
             .collect()
+    }
+
+    /// Queue item `id`: waiting, or what became of it if it left the queue recently
+    /// ([`left::LEFT_ITEM_TTL`]).
+    pub fn queue_item(&self, id: u64) -> Option<ItemView> {
+        let inner = self.lock();
+        if let Some(item) = inner.queue.iter().find(|i| i.row.id == id) {
+            return Some(ItemView::Waiting(QueueView {
+                row: item.row.clone(),
+                why: item.why.clone(),
+                kind: item.kind,
+            }));
+        }
+        inner
+            .left
+            .get(id, std::time::Instant::now())
+            .cloned()
+            .map(ItemView::Left)
+    }
+
+    /// How much of build `number`'s console there is to read now: what its runner has
+    /// written while it runs, the file's length once it has ended.
+    pub async fn console_len(&self, job: &str, number: u64) -> u64 {
+        if let Some(build) = self.running_build(job, number) {
+            return build.progress().borrow().log_len;
+        }
+        tokio::fs::metadata(self.console_path(job, number))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// A job's running builds, newest first.
@@ -279,12 +360,14 @@ pub fn check_buildable(
     Ok(config.resolve_parameters(given)?)
 }
 
-/// Queues a build of `job` for `user`. As in Jenkins, a build of the same job with the same
-/// parameters that is still waiting is not queued twice: its item is returned.
+/// Queues a build of `job` for `user`, asked for through `cause`. As in Jenkins, a build of
+/// the same job with the same parameters that is still waiting is not queued twice: its
+/// item is returned.
 pub async fn enqueue(
     state: &AppState,
     job: &str,
     given: &[(String, String)],
+    cause: CauseKind,
     user: &str,
 ) -> Result<Queued, BuildError> {
     let record = crate::jobs::get(state, job).await?;
@@ -307,23 +390,21 @@ pub async fn enqueue(
         }
     }
     let queued_at_ms = now_ms();
-    let (key, for_store, cause) = (job.to_owned(), params.clone(), user.to_owned());
+    let (key, for_store, by) = (job.to_owned(), params.clone(), user.to_owned());
     let id = state
         .store
-        .call(move |c| records::enqueue(c, &key, &for_store, &cause, queued_at_ms))
+        .call(move |c| records::enqueue(c, &key, &for_store, cause, &by, queued_at_ms))
         .await?;
-    let (tx, rx) = watch::channel(ItemState::Waiting);
-    builds.lock().queue.push(QueueItem {
-        row: QueuedRow {
-            id,
-            job: job.to_owned(),
-            params,
-            cause_user: user.to_owned(),
-            queued_at_ms,
-        },
-        why: "Waiting for the scheduler".into(),
-        state: tx,
+    let item = QueueItem::new(QueuedRow {
+        id,
+        job: job.to_owned(),
+        params,
+        cause,
+        cause_user: user.to_owned(),
+        queued_at_ms,
     });
+    let rx = item.state.subscribe();
+    builds.lock().queue.push(item);
     builds.wake.notify_one();
     Ok(Queued { id, state: rx })
 }
@@ -334,33 +415,15 @@ pub async fn cancel_queued(state: &AppState, id: u64) -> Result<bool, StoreError
     if !state.store.call(move |c| records::dequeue(c, id)).await? {
         return Ok(false);
     }
-    let item = {
+    {
         let mut inner = state.builds.lock();
-        let at = inner.queue.iter().position(|i| i.row.id == id);
-        at.map(|at| inner.queue.remove(at))
-    };
-    if let Some(item) = item {
-        item.state.send_replace(ItemState::Cancelled);
+        if let Some(at) = inner.queue.iter().position(|i| i.row.id == id) {
+            let item = inner.queue.remove(at);
+            inner.leave(item, ItemState::Cancelled);
+        }
     }
     state.builds.wake.notify_one();
     Ok(true)
-}
-
-/// A job's builds, newest first: the running ones and the records.
-pub async fn history(state: &AppState, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
-    let key = job.to_owned();
-    state
-        .store
-        .call(move |c| records::of_job(c, &key, limit))
-        .await
-}
-
-pub async fn get(state: &AppState, job: &str, number: u64) -> Result<Option<BuildRow>, StoreError> {
-    let key = job.to_owned();
-    state
-        .store
-        .call(move |c| records::get(c, &key, number))
-        .await
 }
 
 /// Before a job is deleted: its queued items are cancelled and its running builds aborted
@@ -412,12 +475,7 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
     {
         let mut inner = state.builds.lock();
         for row in queued {
-            let (tx, _) = watch::channel(ItemState::Waiting);
-            inner.queue.push(QueueItem {
-                row,
-                why: "Waiting for the scheduler".into(),
-                state: tx,
-            });
+            inner.queue.push(QueueItem::new(row));
         }
     }
     for row in running {

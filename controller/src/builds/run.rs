@@ -179,7 +179,7 @@ impl Runner<'_> {
                 }
             }
         } else {
-            let header = format!("Started from command line by {}\n", row.cause_user);
+            let header = format!("{}\n", row.cause.describe(&row.cause_user));
             self.line(&header).await;
         }
         let mut workspace_shown = row.step_log_start.is_some() && resuming;

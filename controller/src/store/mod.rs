@@ -85,6 +85,12 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (job, number)
     );
     CREATE INDEX builds_running ON builds (id) WHERE result IS NULL;",
+    // What started a build (the CLI or the REST API, builds.rs `CauseKind`) and, for the
+    // REST API's `queueId`, the queue item it came from. Rows from before were all queued
+    // by the CLI; their queue item is not known.
+    "ALTER TABLE queue ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE builds ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE builds ADD COLUMN queue_id INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
