@@ -68,6 +68,66 @@ pub async fn find(state: &AppState, job: &str, which: &str) -> Result<BuildRow, 
     }
 }
 
+/// Most builds a job's summary lists (Jenkins' `builds` shows the newest 100).
+pub const SUMMARY_BUILDS: u32 = 100;
+
+/// What a job's page shows of its builds.
+pub struct JobSummary {
+    /// The newest builds, newest first, at most [`SUMMARY_BUILDS`].
+    pub newest: Vec<BuildRow>,
+    /// The oldest build on record.
+    pub first: Option<BuildRow>,
+    /// Each of [`PERMALINKS`] with the build it names.
+    pub permalinks: Vec<(&'static str, Option<BuildRow>)>,
+    /// The number the next build will get.
+    pub next_number: u64,
+}
+
+impl JobSummary {
+    pub fn permalink(&self, name: &str) -> Option<&BuildRow> {
+        self.permalinks
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, b)| b.as_ref())
+    }
+}
+
+/// A job's builds as its page shows them, read in one go.
+pub async fn summary(state: &AppState, job: &str) -> Result<JobSummary, StoreError> {
+    let key = job.to_owned();
+    state
+        .store
+        .call(move |c| {
+            let mut permalinks = Vec::with_capacity(PERMALINKS.len());
+            for (name, _) in PERMALINKS {
+                let found = records::permalink(c, &key, name)?.unwrap_or_default();
+                permalinks.push((*name, found));
+            }
+            Ok(JobSummary {
+                newest: records::of_job(c, &key, SUMMARY_BUILDS)?,
+                first: records::oldest(c, &key)?,
+                permalinks,
+                next_number: crate::store::jobs::next_build_number(c, &key)?,
+            })
+        })
+        .await
+}
+
+/// [`estimated_duration`] of `job`'s next build, read from the store.
+pub async fn estimate(state: &AppState, job: &str) -> Result<i64, StoreError> {
+    let key = job.to_owned();
+    let (newest, last_successful) = state
+        .store
+        .call(move |c| {
+            Ok((
+                records::of_job(c, &key, 6)?,
+                records::permalink(c, &key, "lastSuccessfulBuild")?.unwrap_or_default(),
+            ))
+        })
+        .await?;
+    Ok(estimated_duration(&newest, last_successful.as_ref()))
+}
+
 /// How long the next build of a job should take, in milliseconds, from its newest builds
 /// (newest first, as [`history`] gives them) and its last successful build, as Jenkins
 /// estimates it: the mean duration of the last successful build and the next successful or

@@ -225,6 +225,20 @@ impl Builds {
             .collect()
     }
 
+    /// `job`'s waiting items, oldest first.
+    pub fn queue_of(&self, job: &str) -> Vec<QueueView> {
+        self.lock()
+            .queue
+            .iter()
+            .filter(|item| item.row.job == job)
+            .map(|item| QueueView {
+                row: item.row.clone(),
+                why: item.why.clone(),
+                kind: item.kind,
+            })
+            .collect()
+    }
+
     /// Queue item `id`: waiting, or what became of it if it left the queue recently
     /// ([`left::LEFT_ITEM_TTL`]).
     pub fn queue_item(&self, id: u64) -> Option<ItemView> {

@@ -201,16 +201,13 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
             )
         })
         .await;
-    let item = {
+    // The item leaves the queue and joins the left items in one step, once its build is
+    // registered: whoever looks it up meanwhile finds it waiting, then started, never gone.
+    let leave = |outcome: ItemState| {
         let mut inner = state.builds.lock();
-        match &row {
-            // A store failure leaves the item queued; the next pass tries again.
-            Err(_) => None,
-            _ => inner
-                .queue
-                .iter()
-                .position(|i| i.row.id == queue_id)
-                .map(|at| inner.queue.remove(at)),
+        if let Some(at) = inner.queue.iter().position(|i| i.row.id == queue_id) {
+            let item = inner.queue.remove(at);
+            inner.leave(item, outcome);
         }
     };
     match row {
@@ -218,20 +215,12 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
             let number = row.number;
             tracing::info!(job = %row.job, number, node = %node, executor, "build started");
             let build = register(state, row);
-            if let Some(item) = item {
-                state
-                    .builds
-                    .lock()
-                    .leave(item, ItemState::Started { number });
-            }
+            leave(ItemState::Started { number });
             state.tasks.spawn(run::fresh(state.clone(), build));
         }
         // Cancelled meanwhile.
-        Ok(None) => {
-            if let Some(item) = item {
-                state.builds.lock().leave(item, ItemState::Cancelled);
-            }
-        }
+        Ok(None) => leave(ItemState::Cancelled),
+        // A store failure leaves the item queued; the next pass tries again.
         Err(e) => {
             tracing::error!(queue_id, error = %e, "cannot start a queued build");
         }

@@ -494,6 +494,33 @@ pub fn permalink(
     Ok(Ok(query_builds(conn, &filter, [job])?.pop()))
 }
 
+/// A job's oldest build still on record.
+pub fn oldest(conn: &Connection, job: &str) -> Result<Option<BuildRow>, StoreError> {
+    Ok(query_builds(conn, "WHERE job = ?1 ORDER BY number ASC LIMIT 1", [job])?.pop())
+}
+
+/// Every job's newest completed build: job, number and result, by job.
+pub fn last_completed(conn: &Connection) -> Result<Vec<(String, u64, BuildResult)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT job, MAX(number), result FROM builds WHERE result IS NOT NULL
+         GROUP BY job ORDER BY job",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (job, number, result) = row?;
+        let result = BuildResult::parse(&result)
+            .ok_or_else(|| StoreError::Corrupt(format!("result {result:?} of {job} #{number}")))?;
+        Ok((job, to_u64(number, "build number")?, result))
+    })
+    .collect()
+}
+
 /// A job's builds, newest first, at most `limit`.
 pub fn of_job(conn: &Connection, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
     query_builds(
@@ -608,6 +635,12 @@ mod tests {
         assert_eq!(stable.unwrap(), None);
         assert_eq!(bogus, Err(()));
         assert_eq!(history.iter().map(|b| b.number).collect::<Vec<_>>(), [2, 1]);
+        let (first_of_job, completed) = store
+            .call(|c| Ok((oldest(c, "j")?, last_completed(c)?)))
+            .await
+            .unwrap();
+        assert_eq!(first_of_job.map(|b| b.number), Some(1));
+        assert_eq!(completed, [("j".to_owned(), 2, BuildResult::Failure)]);
     }
 
     #[tokio::test]
