@@ -27,6 +27,19 @@ fn permalink_names() -> String {
         .join(", ")
 }
 
+/// A job's build numbers, newest first, at most `limit`, each with whether it still runs.
+pub async fn numbers(
+    state: &AppState,
+    job: &str,
+    limit: u32,
+) -> Result<Vec<(u64, bool)>, StoreError> {
+    let key = job.to_owned();
+    state
+        .store
+        .call(move |c| records::numbers(c, &key, limit))
+        .await
+}
+
 /// A job's builds, newest first: the running ones and the records, at most `limit`.
 pub async fn history(state: &AppState, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
     let key = job.to_owned();
@@ -73,8 +86,9 @@ pub const SUMMARY_BUILDS: u32 = 100;
 
 /// What a job's page shows of its builds.
 pub struct JobSummary {
-    /// The newest builds, newest first, at most [`SUMMARY_BUILDS`].
-    pub newest: Vec<BuildRow>,
+    /// The newest builds' numbers, newest first, at most [`SUMMARY_BUILDS`], each with
+    /// whether it still runs.
+    pub newest: Vec<(u64, bool)>,
     /// The oldest build on record.
     pub first: Option<BuildRow>,
     /// Each of [`PERMALINKS`] with the build it names.
@@ -104,7 +118,7 @@ pub async fn summary(state: &AppState, job: &str) -> Result<JobSummary, StoreErr
                 permalinks.push((*name, found));
             }
             Ok(JobSummary {
-                newest: records::of_job(c, &key, SUMMARY_BUILDS)?,
+                newest: records::numbers(c, &key, SUMMARY_BUILDS)?,
                 first: records::oldest(c, &key)?,
                 permalinks,
                 next_number: crate::store::jobs::next_build_number(c, &key)?,

@@ -521,6 +521,22 @@ pub fn last_completed(conn: &Connection) -> Result<Vec<(String, u64, BuildResult
     .collect()
 }
 
+/// A job's build numbers, newest first, at most `limit`, each with whether it still runs:
+/// what lists of builds need, without each build's stored configuration.
+pub fn numbers(conn: &Connection, job: &str, limit: u32) -> Result<Vec<(u64, bool)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT number, result IS NULL FROM builds WHERE job = ?1 ORDER BY number DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![job, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+    })?;
+    rows.map(|row| {
+        let (number, running) = row?;
+        Ok((to_u64(number, "build number")?, running))
+    })
+    .collect()
+}
+
 /// A job's builds, newest first, at most `limit`.
 pub fn of_job(conn: &Connection, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
     query_builds(
@@ -640,6 +656,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(first_of_job.map(|b| b.number), Some(1));
+        let listed = store.call(|c| numbers(c, "j", 10)).await.unwrap();
+        assert_eq!(listed, [(2, false), (1, true)]);
         assert_eq!(completed, [("j".to_owned(), 2, BuildResult::Failure)]);
     }
 

@@ -120,17 +120,22 @@ fn job_json(
     state: &AppState,
     record: &JobRecord,
     summary: &JobSummary,
-    all_builds: Option<&[BuildRow]>,
+    all_builds: Option<&[(u64, bool)]>,
 ) -> Value {
     let root = &state.config.root_url;
     let (name, config) = (&record.name, &record.config);
-    let building = summary.newest.first().is_some_and(|b| b.result.is_none());
+    let building = summary.newest.first().is_some_and(|(_, running)| *running);
     let last_completed = summary
         .permalink("lastCompletedBuild")
         .and_then(|b| b.result);
     let color = color(config.disabled, last_completed, building);
     let reference = |b: &BuildRow| build_ref(root, name, b.number);
-    let builds: Vec<Value> = summary.newest.iter().map(reference).collect();
+    let listed = |numbers: &[(u64, bool)]| -> Vec<Value> {
+        numbers
+            .iter()
+            .map(|(number, _)| build_ref(root, name, *number))
+            .collect()
+    };
     let queued = state.builds.queue_of(name);
     let queue_item = queued
         .first()
@@ -155,7 +160,7 @@ fn job_json(
         "name": name,
         "url": job_url(root, name),
         "buildable": !config.disabled && config.unsupported_builders().is_empty(),
-        "builds": builds,
+        "builds": listed(&summary.newest),
         "color": color,
         "firstBuild": summary.first.as_ref().map(reference),
         "healthReport": [],
@@ -175,7 +180,7 @@ fn job_json(
         shown[*link] = build.as_ref().map(reference).unwrap_or(Value::Null);
     }
     if let Some(all) = all_builds {
-        shown["allBuilds"] = all.iter().map(reference).collect();
+        shown["allBuilds"] = listed(all).into();
     }
     shown
 }
@@ -191,7 +196,7 @@ pub async fn show(
     let (_, record) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
     let summary = summary(&state, &name).await?;
     let all = match query.wants("allBuilds") {
-        true => Some(builds::history(&state, &name, MAX_HISTORY).await?),
+        true => Some(builds::history::numbers(&state, &name, MAX_HISTORY).await?),
         false => None,
     };
     Ok(query.answer(job_json(&state, &record, &summary, all.as_deref())))

@@ -153,6 +153,74 @@ pub fn json(value: serde_json::Value) -> Response {
     Json(value).into_response()
 }
 
+/// Bytes of a streamed JSON answer sent at a time.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// A JSON object `head` with one more key, `list`, whose array is written an element at a
+/// time as the answer streams (filtered by `query`'s `tree` like any answer), so a long
+/// list is never held whole in memory, only the elements not yet written.
+pub fn streamed_list(
+    query: &ApiQuery,
+    head: serde_json::Map<String, serde_json::Value>,
+    list: &'static str,
+    elements: impl Iterator<Item = serde_json::Value> + Send + 'static,
+) -> Response {
+    use futures_util::stream;
+    use serde_json::Value;
+
+    let (head, part) = match &query.tree {
+        None => (Value::Object(head), Some(tree::Part::default())),
+        Some(tree) => (tree.apply(Value::Object(head)), tree.part(list)),
+    };
+    let Some(part) = part else {
+        return json(head);
+    };
+    // `part` borrows the query; what the stream needs of it is owned.
+    let (children, range) = (part.children.cloned(), part.range);
+    let part = move |index: usize, value: Value| {
+        let part = tree::Part {
+            children: children.as_ref(),
+            range,
+        };
+        part.keeps(index).then(|| part.apply(value))
+    };
+    // `{"a":1}` becomes `{"a":1,"LIST":[`, then the elements, then `]}`.
+    let mut opening = serde_json::to_vec(&head).unwrap_or_else(|_| b"{}".to_vec());
+    opening.pop();
+    if opening.len() > 1 {
+        opening.push(b',');
+    }
+    opening.extend_from_slice(format!("\"{list}\":[").as_bytes());
+    let mut elements = elements.enumerate().filter_map(move |(i, v)| part(i, v));
+    let mut first = true;
+    let mut pending = Some(opening);
+    let body = stream::iter(std::iter::from_fn(move || {
+        let mut chunk = pending.take()?;
+        while chunk.len() < STREAM_CHUNK {
+            match elements.next() {
+                Some(element) => {
+                    if !std::mem::take(&mut first) {
+                        chunk.push(b',');
+                    }
+                    // A `Value` always serializes.
+                    let _ = serde_json::to_writer(&mut chunk, &element);
+                }
+                None => {
+                    chunk.extend_from_slice(b"]}");
+                    return Some(Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)));
+                }
+            }
+        }
+        pending = Some(Vec::with_capacity(STREAM_CHUNK + 1024));
+        Some(Ok(bytes::Bytes::from(chunk)))
+    }));
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
 /// What an `/api/json` request asks for besides its path: Jenkins' `tree` filter. `depth`
 /// is accepted and ignored: Steward's answers are Jenkins' depth-0 answers, which is what
 /// python-jenkins reads.
@@ -201,4 +269,52 @@ pub fn redirect(location: &str) -> Response {
         response.headers_mut().insert(http::header::LOCATION, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// The streamed answer, parsed, next to what the whole value filtered gives.
+    async fn both(tree: Option<&str>, n: usize) -> (Value, Value) {
+        let query = ApiQuery {
+            tree: tree.map(|t| Tree::parse(t).unwrap()),
+        };
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({"_class": "item", "id": i, "why": "x".repeat(100)}))
+            .collect();
+        let mut head = serde_json::Map::new();
+        head.insert("_class".into(), json!("hudson.model.Queue"));
+        head.insert("discoverableItems".into(), json!([]));
+        let streamed = streamed_list(&query, head.clone(), "items", items.clone().into_iter());
+        let bytes = axum::body::to_bytes(streamed.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let mut whole = Value::Object(head);
+        whole["items"] = Value::Array(items);
+        let expected = match &query.tree {
+            Some(tree) => tree.apply(whole),
+            None => whole,
+        };
+        (serde_json::from_slice(&bytes).unwrap(), expected)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_list_is_the_list_filtered() {
+        for (tree, n) in [
+            (None, 0),
+            (None, 3),
+            // More than one chunk.
+            (None, 2_000),
+            (Some("items[id]{1,3}"), 10),
+            (Some("items{5,}"), 2_000),
+            (Some("items[id]"), 0),
+            (Some("_class"), 10),
+            (Some("discoverableItems,items[why]{,1}"), 10),
+        ] {
+            let (streamed, expected) = both(tree, n).await;
+            assert_eq!(streamed, expected, "tree {tree:?}, {n} items");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use steward_protocol::job_xml::JobConfig;
 use super::actions::{actions, params_text};
 use super::builds::build_ref;
 use super::jobs::{FREESTYLE_PROJECT, overview, overview_of};
-use super::{ApiError, ApiQuery, caller};
+use super::{ApiError, ApiQuery, caller, streamed_list};
 use crate::auth::Permission;
 use crate::builds::{self, ItemState, ItemView, WaitKind, job_url};
 use crate::state::AppState;
@@ -82,7 +82,7 @@ pub fn item_json(
 }
 
 /// `GET /queue/api/json`: `{"_class": "hudson.model.Queue", "discoverableItems": [], "items": [...]}`,
-/// oldest first.
+/// oldest first, streamed.
 pub async fn list(
     State(state): State<AppState>,
     query: ApiQuery,
@@ -94,26 +94,21 @@ pub async fn list(
         .into_iter()
         .map(|o| (o.record.name.clone(), o))
         .collect();
-    let root = &state.config.root_url;
-    let items: Vec<Value> = state
-        .builds
-        .queue()
-        .into_iter()
-        .map(|view| {
-            let job = jobs.get(&view.row.job);
-            item_json(
-                root,
-                &ItemView::Waiting(view),
-                job.map(|j| j.color.as_str()),
-                job.map(|j| &j.record.config),
-            )
-        })
-        .collect();
-    Ok(query.answer(json!({
-        "_class": "hudson.model.Queue",
-        "discoverableItems": [],
-        "items": items,
-    })))
+    let root = state.config.root_url.clone();
+    // Each item's JSON is made as the answer streams: a full queue is 100,000 items.
+    let items = state.builds.queue().into_iter().map(move |view| {
+        let job = jobs.get(&view.row.job);
+        item_json(
+            &root,
+            &ItemView::Waiting(view),
+            job.map(|j| j.color.as_str()),
+            job.map(|j| &j.record.config),
+        )
+    });
+    let mut head = serde_json::Map::new();
+    head.insert("_class".into(), json!("hudson.model.Queue"));
+    head.insert("discoverableItems".into(), json!([]));
+    Ok(streamed_list(&query, head, "items", items))
 }
 
 /// A queue id from the path or query; anything else names no item.

@@ -29,6 +29,32 @@ struct Key {
     range: Option<(usize, Option<usize>)>,
 }
 
+/// What a tree keeps of one top-level key: [`Tree::part`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Part<'a> {
+    pub children: Option<&'a Tree>,
+    /// `{from,to}`: the array elements kept, `to` exclusive.
+    pub range: Option<(usize, Option<usize>)>,
+}
+
+impl Part<'_> {
+    /// Whether the element at `index` of the array is kept.
+    pub fn keeps(&self, index: usize) -> bool {
+        match self.range {
+            None => true,
+            Some((from, to)) => index >= from && to.is_none_or(|to| index < to),
+        }
+    }
+
+    /// One element of the array, filtered.
+    pub fn apply(&self, value: Value) -> Value {
+        match self.children {
+            Some(tree) => tree.apply(value),
+            None => value,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("Malformed tree expression: {0}")]
 pub struct TreeError(String);
@@ -56,6 +82,16 @@ impl Tree {
     /// Whether `name` is asked for at the top level (for what is only sent on request).
     pub fn wants(&self, name: &str) -> bool {
         self.keys.iter().any(|k| k.name == name)
+    }
+
+    /// What the expression keeps under top-level `key`: `None` when it drops the key,
+    /// else the sub-tree to apply to its value (`None`: all of it) and the range of its
+    /// elements. For answers that are streamed element by element.
+    pub fn part(&self, key: &str) -> Option<Part<'_>> {
+        self.keys.iter().find(|k| k.name == key).map(|k| Part {
+            children: k.children.as_ref(),
+            range: k.range,
+        })
     }
 
     /// Keeps only what the expression names.
@@ -225,6 +261,21 @@ mod tests {
         assert_eq!(cut("builds{,1}"), json!({"builds": [{"number": 5}]}));
         assert_eq!(cut("builds{2}"), json!({"builds": [{"number": 3}]}));
         assert_eq!(cut("builds{7,99}"), json!({"builds": []}));
+        let tree = Tree::parse("builds[number]{1,2},url").unwrap();
+        let part = tree.part("builds").unwrap();
+        assert_eq!(
+            (part.keeps(0), part.keeps(1), part.keeps(2)),
+            (false, true, false)
+        );
+        assert_eq!(
+            part.apply(json!({"number": 1, "url": "u"})),
+            json!({"number": 1})
+        );
+        assert!(
+            tree.part("url")
+                .is_some_and(|p| p.children.is_none() && p.keeps(9))
+        );
+        assert!(tree.part("name").is_none());
     }
 
     #[test]
