@@ -304,4 +304,16 @@ mod tests {
         assert!(Tree::parse(&"a,".repeat(MAX_TREE_LEN)).is_err());
         assert!(Tree::parse("a{99999999999999999999999}").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends as `tree`, parsing answers and filtering never panics.
+        #[test]
+        fn any_expression_parses_or_is_refused(text in "[a-z,\\[\\]{}0-9 ]{0,40}|\\PC{0,40}") {
+            if let Ok(tree) = Tree::parse(&text) {
+                let value = json!({"a": [{"b": 1}, {"c": [1, 2, 3]}], "b": {"a": null}, "_class": "x"});
+                let _ = tree.apply(value);
+                let _ = tree.part("a").map(|p| p.keeps(usize::MAX));
+            }
+        }
+    }
 }
