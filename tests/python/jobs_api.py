@@ -173,6 +173,8 @@ number = started_build(server.build_job("py-slow"))
 wait_for("py-slow to print", lambda: "slow-started" in server.get_build_console_output("py-slow", number))
 info = server.get_job_info("py-slow")
 check("a building job's colour", info["color"] == "notbuilt_anime", info["color"])
+running = [(b["name"], b["number"], b["node"]) for b in server.get_running_builds()]
+check("get_running_builds", running == [("py-slow", number, agent_node)], running)
 blocked_id = server.build_job("py-slow")
 item = wait_for("the second py-slow build to be blocked",
                 lambda: (lambda i: i if i.get("blocked") else None)(server.get_queue_item(blocked_id)))
