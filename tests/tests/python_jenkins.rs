@@ -54,8 +54,17 @@ fn rest_api_refuses_anonymous_and_bad_tokens() {
     );
     assert_eq!(http_get(&c.addr, "/me/api/json").status, 403);
     assert_eq!(http_get(&c.addr, "/crumbIssuer/api/json").status, 404);
-    assert_eq!(http_get(&c.addr, "/queue/api/json").status, 403);
-    assert_eq!(http_get(&c.addr, "/job/x/api/json").status, 403);
+    for path in ["/queue/api/json", "/job/x/api/json", "/api/json"] {
+        let anonymous = http_get(&c.addr, path);
+        assert_eq!(
+            (anonymous.status, anonymous.text()),
+            (
+                403,
+                "anonymous is missing the Overall/Read permission\n".to_owned()
+            ),
+            "{path}"
+        );
+    }
 }
 
 #[test]

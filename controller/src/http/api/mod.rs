@@ -115,7 +115,8 @@ impl From<crate::nodes::NodeError> for ApiError {
     }
 }
 
-/// Authenticates the request and checks `permission`.
+/// Authenticates the request and checks Overall/Read (which everything needs first, as in
+/// Jenkins), then `permission`.
 pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
@@ -126,9 +127,11 @@ pub async fn caller(
         Err(AuthError::Store(e)) => return Err(ApiError::internal(e)),
         Err(e) => return Err(ApiError(StatusCode::UNAUTHORIZED, e.to_string())),
     };
-    identity
-        .require(permission)
-        .map_err(|denied| ApiError(StatusCode::FORBIDDEN, denied.0))?;
+    for needed in [Permission::OverallRead, permission] {
+        identity
+            .require(needed)
+            .map_err(|denied| ApiError(StatusCode::FORBIDDEN, denied.0))?;
+    }
     Ok(identity)
 }
 
