@@ -13,7 +13,8 @@
 //! - items are served in queue order, and each takes the matching node with the lowest
 //!   name that has a free executor, its lowest free executor first.
 //!
-//! An item that cannot start gets the reason `queue` shows, in Jenkins' words.
+//! An item that cannot start gets the reason `queue` shows, in Jenkins' words, and Jenkins'
+//! classification of it (what the REST API's `blocked`, `buildable` and `stuck` say).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,8 +43,16 @@ pub struct Waiting<'a> {
 /// What to do with one waiting item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Start { node: String, executor: u32 },
+    Start {
+        node: String,
+        executor: u32,
+    },
+    /// Waits for an executor of an online node that can take it (Jenkins' buildable item).
     Wait(String),
+    /// Waits although no online node can take it (buildable, and what Jenkins calls stuck).
+    Stuck(String),
+    /// Waits for another build of its job (Jenkins' blocked item).
+    Blocked(String),
 }
 
 /// Decides, in queue order, which items start where; the rest get their reason.
@@ -60,10 +69,13 @@ pub fn assign(waiting: &[Waiting<'_>], nodes: &[NodeView<'_>]) -> Vec<Decision> 
         .map(|item| {
             if !item.concurrent {
                 if let Some(number) = item.running_build {
-                    return Decision::Wait(format!("Build #{number} is already in progress"));
+                    return Decision::Blocked(format!("Build #{number} is already in progress"));
                 }
                 if started_jobs.contains(item.job) {
-                    return Decision::Wait(format!("A build of {} is already starting", item.job));
+                    return Decision::Blocked(format!(
+                        "A build of {} is already starting",
+                        item.job
+                    ));
                 }
             }
             let eligible: Vec<&&NodeView<'_>> = sorted
@@ -85,7 +97,12 @@ pub fn assign(waiting: &[Waiting<'_>], nodes: &[NodeView<'_>]) -> Vec<Decision> 
                     };
                 }
             }
-            Decision::Wait(reason(item.label, &eligible))
+            let why = reason(item.label, &eligible);
+            if eligible.iter().any(|n| n.online) {
+                Decision::Wait(why)
+            } else {
+                Decision::Stuck(why)
+            }
         })
         .collect()
 }
@@ -206,13 +223,13 @@ mod tests {
         let expr = parse("linux");
         assert_eq!(
             assign(&[item("a", Some(&expr))], &[view(&linux, false)]),
-            [Decision::Wait(
+            [Decision::Stuck(
                 "All nodes of label ‘linux’ are offline".into()
             )]
         );
         assert_eq!(
             assign(&[item("a", None)], &[view(&linux, false)]),
-            [Decision::Wait("All nodes are offline".into())]
+            [Decision::Stuck("All nodes are offline".into())]
         );
     }
 
@@ -222,7 +239,7 @@ mod tests {
         let expr = parse("windows || (mac && arm)");
         assert_eq!(
             assign(&[item("a", Some(&expr))], &[view(&linux, true)]),
-            [Decision::Wait(
+            [Decision::Stuck(
                 "There are no nodes with the label ‘windows || mac && arm’".into()
             )]
         );
@@ -235,7 +252,7 @@ mod tests {
         let gpu = parse("gpu");
         assert_eq!(
             assign(&[item("a", None)], &nodes),
-            [Decision::Wait(
+            [Decision::Stuck(
                 "Waiting for next available executor (no node takes jobs without a label)".into()
             )]
         );
@@ -260,7 +277,7 @@ mod tests {
         };
         assert_eq!(
             assign(&[running], &nodes),
-            [Decision::Wait("Build #7 is already in progress".into())]
+            [Decision::Blocked("Build #7 is already in progress".into())]
         );
         // Two queued builds of one job: only the first starts in one pass.
         let first = Waiting {
@@ -280,7 +297,7 @@ mod tests {
         assert_eq!(decisions[0], start("n", 0));
         assert_eq!(
             decisions[1],
-            Decision::Wait("A build of a is already starting".into())
+            Decision::Blocked("A build of a is already starting".into())
         );
         assert_eq!(decisions[2], start("n", 1), "concurrent jobs do not wait");
     }

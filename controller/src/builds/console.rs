@@ -100,6 +100,19 @@ pub async fn copy_range(path: &Path, from: u64, to: u64, out: &Output) -> std::i
     Ok(at)
 }
 
+/// The first `len` bytes of the console at `path`, to be read a chunk at a time (the REST
+/// API streams them); `None` when the build has written nothing yet.
+pub async fn read_up_to(
+    path: &Path,
+    len: u64,
+) -> std::io::Result<Option<tokio::io::Take<tokio::fs::File>>> {
+    match tokio::fs::File::open(path).await {
+        Ok(file) => Ok(Some(file.take(len))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes the console from `from` to the client as it grows, until the build has ended
 /// and everything is written; the result.
 pub async fn follow(

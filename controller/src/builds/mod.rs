@@ -1,13 +1,17 @@
 //! Builds: the queue, the scheduler that hands queued builds to executors, the runner that
 //! drives a build's shell steps on its agent, and the console logs.
 //!
-//! - The queue is persisted (`store::builds`) and mirrored here with each item's wait
-//!   reason; [`scheduler`] calls [`crate::schedule::assign`] whenever something changes.
+//! - The queue ([`queue`]) is persisted (`store::builds`) and mirrored here with each item's
+//!   wait reason; [`scheduler`] calls [`crate::schedule::assign`] whenever something changes.
 //! - A running build is a [`RunningBuild`]: the record, the console length and result as a
 //!   `watch` (followers wait on it), and an abort token. Its task ([`run`]) runs the job's
 //!   shell steps as durable steps on the agent and appends their output to the console file.
 //! - The console is `HOME/jobs/JOB/builds/N/log`, append-only, never held whole in memory
 //!   ([`console`]).
+//! - An item that leaves the queue (started or cancelled) is remembered for a while
+//!   ([`left`]), so clients can still learn which build their item became.
+//! - [`history`] reads builds back: a job's list, one build by number or permalink, the
+//!   estimated duration.
 //!
 //! The build's steps live on after a lost connection, on the agent (they are durable steps),
 //! and after a controller restart, in the store: [`start`] reattaches every build whose
@@ -15,9 +19,18 @@
 //! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
 pub mod console;
+pub mod history;
+pub mod left;
 pub mod orphans;
+mod queue;
 mod run;
 mod scheduler;
+
+pub use history::{FindError, estimated_duration, find, get, history};
+pub use queue::{
+    ItemState, ItemView, QueueView, Queued, WaitKind, cancel_queued, cancel_queued_of,
+    check_buildable, enqueue,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +44,9 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::JobError;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::builds::{self as records, BuildResult, BuildRow, QueuedRow};
+use crate::store::builds::{self as records, BuildResult, BuildRow};
+use left::LeftItems;
+use queue::QueueItem;
 
 /// Default time a build waits for its agent to come back after the connection is lost
 /// before it fails; `--build-reconnect-grace` changes it.
@@ -59,28 +74,6 @@ pub enum BuildError {
     QueueFull,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What became of a queued item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemState {
-    Waiting,
-    Started { number: u64 },
-    Cancelled,
-}
-
-/// A queued build as users see it.
-#[derive(Debug, Clone)]
-pub struct QueueView {
-    pub row: QueuedRow,
-    /// Why it is still waiting, in Jenkins' words.
-    pub why: String,
-}
-
-struct QueueItem {
-    row: QueuedRow,
-    why: String,
-    state: watch::Sender<ItemState>,
 }
 
 /// A build's console length and, once it has ended, its result.
@@ -127,6 +120,15 @@ struct Inner {
     queue: Vec<QueueItem>,
     /// By build id.
     running: BTreeMap<u64, Arc<RunningBuild>>,
+    left: LeftItems,
+}
+
+impl Inner {
+    /// Tells an item's waiters what became of it, and remembers it for a while.
+    fn leave(&mut self, item: QueueItem, outcome: ItemState) {
+        item.state.send_replace(outcome.clone());
+        self.left.push(item.row, outcome, std::time::Instant::now());
+    }
 }
 
 /// The queue and the running builds; one per controller.
@@ -167,16 +169,16 @@ impl Builds {
         console_path(&self.jobs_dir, job, number)
     }
 
-    /// The queue, oldest first, with each item's wait reason.
-    pub fn queue(&self) -> Vec<QueueView> {
-        self.lock()
-            .queue
-            .iter()
-            .map(|item| QueueView {
-                row: item.row.clone(),
-                why: item.why.clone(),
-            })
-            .collect()
+    /// How much of build `number`'s console there is to read now: what its runner has
+    /// written while it runs, the file's length once it has ended.
+    pub async fn console_len(&self, job: &str, number: u64) -> u64 {
+        if let Some(build) = self.running_build(job, number) {
+            return build.progress().borrow().log_len;
+        }
+        tokio::fs::metadata(self.console_path(job, number))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// A job's running builds, newest first.
@@ -237,170 +239,6 @@ fn console_path(jobs_dir: &Path, job: &str, number: u64) -> PathBuf {
         .join("log")
 }
 
-/// A build waiting to start, as the `build` command follows it.
-pub struct Queued {
-    pub id: u64,
-    pub state: watch::Receiver<ItemState>,
-}
-
-impl Queued {
-    /// Waits until the item starts (its build number) or is cancelled (`None`).
-    pub async fn started(&mut self) -> Option<u64> {
-        let state = self
-            .state
-            .wait_for(|s| *s != ItemState::Waiting)
-            .await
-            .ok()?
-            .clone();
-        match state {
-            ItemState::Started { number } => Some(number),
-            _ => None,
-        }
-    }
-}
-
-/// Checks that `config` can be built with `given` parameters; the parameters the build
-/// gets (every one of the job's, defaults filled in).
-pub fn check_buildable(
-    job: &str,
-    config: &JobConfig,
-    given: &[(String, String)],
-) -> Result<Vec<(String, String)>, BuildError> {
-    if config.disabled {
-        return Err(BuildError::Disabled(job.to_owned()));
-    }
-    let unsupported = config.unsupported_builders();
-    if !unsupported.is_empty() {
-        return Err(BuildError::UnsupportedSteps {
-            job: job.to_owned(),
-            steps: unsupported.join(", "),
-        });
-    }
-    if config.parameters.is_empty() && !given.is_empty() {
-        return Err(BuildError::NotParameterized {
-            job: job.to_owned(),
-        });
-    }
-    Ok(config.resolve_parameters(given)?)
-}
-
-/// Queues a build of `job` for `user`. As in Jenkins, a build of the same job with the same
-/// parameters that is still waiting is not queued twice: its item is returned.
-pub async fn enqueue(
-    state: &AppState,
-    job: &str,
-    given: &[(String, String)],
-    user: &str,
-) -> Result<Queued, BuildError> {
-    let record = crate::jobs::get(state, job).await?;
-    let params = check_buildable(job, &record.config, given)?;
-    // Once the store may have the item, the memory must have it too: the rest runs as a
-    // task of its own, which a client leaving (dropping this future) does not cut short.
-    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
-    tokio::spawn(async move { add_to_queue(&for_task, job, params, user).await })
-        .await
-        .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
-}
-
-/// Queues `job` with `params` unless an identical item waits.
-async fn add_to_queue(
-    state: &AppState,
-    job: String,
-    params: Vec<(String, String)>,
-    user: String,
-) -> Result<Queued, BuildError> {
-    let builds = &state.builds;
-    // The lookup and the insertion below are one step for other enqueuers: the store call
-    // between them would otherwise let an identical request queue a second item.
-    let _enqueueing = builds.enqueueing.lock().await;
-    {
-        let inner = builds.lock();
-        if let Some(item) = inner
-            .queue
-            .iter()
-            .find(|i| i.row.job == job && i.row.params == params)
-        {
-            return Ok(Queued {
-                id: item.row.id,
-                state: item.state.subscribe(),
-            });
-        }
-        if inner.queue.len() >= MAX_QUEUE_LEN {
-            return Err(BuildError::QueueFull);
-        }
-    }
-    let queued_at_ms = now_ms();
-    let (key, for_store, cause) = (job.clone(), params.clone(), user.clone());
-    let id = state
-        .store
-        .call(move |c| records::enqueue(c, &key, &for_store, &cause, queued_at_ms))
-        .await?;
-    let (tx, rx) = watch::channel(ItemState::Waiting);
-    builds.lock().queue.push(QueueItem {
-        row: QueuedRow {
-            id,
-            job,
-            params,
-            cause_user: user,
-            queued_at_ms,
-        },
-        why: "Waiting for the scheduler".into(),
-        state: tx,
-    });
-    builds.wake.notify_one();
-    Ok(Queued { id, state: rx })
-}
-
-/// Cancels every waiting build of `job`.
-pub async fn cancel_queued_of(state: &AppState, job: &str) -> Result<(), StoreError> {
-    let queued: Vec<u64> = state
-        .builds
-        .queue()
-        .into_iter()
-        .filter(|q| q.row.job == job)
-        .map(|q| q.row.id)
-        .collect();
-    for id in queued {
-        cancel_queued(state, id).await?;
-    }
-    Ok(())
-}
-
-/// Removes a waiting item from the queue; `false` when no such item waits.
-pub async fn cancel_queued(state: &AppState, id: u64) -> Result<bool, StoreError> {
-    // The store decides: the scheduler may be starting this very item.
-    if !state.store.call(move |c| records::dequeue(c, id)).await? {
-        return Ok(false);
-    }
-    let item = {
-        let mut inner = state.builds.lock();
-        let at = inner.queue.iter().position(|i| i.row.id == id);
-        at.map(|at| inner.queue.remove(at))
-    };
-    if let Some(item) = item {
-        item.state.send_replace(ItemState::Cancelled);
-    }
-    state.builds.wake.notify_one();
-    Ok(true)
-}
-
-/// A job's builds, newest first: the running ones and the records.
-pub async fn history(state: &AppState, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
-    let key = job.to_owned();
-    state
-        .store
-        .call(move |c| records::of_job(c, &key, limit))
-        .await
-}
-
-pub async fn get(state: &AppState, job: &str, number: u64) -> Result<Option<BuildRow>, StoreError> {
-    let key = job.to_owned();
-    state
-        .store
-        .call(move |c| records::get(c, &key, number))
-        .await
-}
-
 /// Before a job is deleted: its queued items are cancelled and its running builds aborted
 /// and waited for (at most `wait`), then its records and console files are removed.
 pub async fn forget_job(
@@ -441,12 +279,7 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
     {
         let mut inner = state.builds.lock();
         for row in queued {
-            let (tx, _) = watch::channel(ItemState::Waiting);
-            inner.queue.push(QueueItem {
-                row,
-                why: "Waiting for the scheduler".into(),
-                state: tx,
-            });
+            inner.queue.push(QueueItem::new(row));
         }
     }
     for row in running {

@@ -185,7 +185,7 @@ impl Runner<'_> {
                 }
             }
         } else {
-            let header = format!("Started from command line by {}\n", row.cause_user);
+            let header = format!("{}\n", row.cause.describe(&row.cause_user));
             self.line(&header).await;
             // Jenkins names the node and workspace first, steps or none.
             let Some(work_dir) = self.work_dir().await else {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use steward_protocol::job_xml::JobConfig;
 use steward_protocol::label::{self, LabelExpr};
 
-use super::{ItemState, now_ms, register, run};
+use super::{ItemState, WaitKind, now_ms, register, run};
 use crate::schedule::{self, Decision, NodeView, Waiting};
 use crate::state::AppState;
 use crate::store::builds::{self as records, Start};
@@ -118,7 +118,7 @@ async fn pass(state: &AppState) {
         .collect();
 
     // Items that cannot be considered get their reason here; the rest go to `assign`.
-    let mut reasons: BTreeMap<u64, String> = BTreeMap::new();
+    let mut reasons: BTreeMap<u64, (String, WaitKind)> = BTreeMap::new();
     let mut waiting = Vec::new();
     let mut considered = Vec::new();
     let mut vanished = Vec::new();
@@ -128,12 +128,12 @@ async fn pass(state: &AppState) {
             continue;
         };
         if view.config.disabled {
-            reasons.insert(*id, format!("{job} is disabled"));
+            reasons.insert(*id, (format!("{job} is disabled"), WaitKind::Blocked));
             continue;
         }
         match &view.label {
             Err(why) => {
-                reasons.insert(*id, why.clone());
+                reasons.insert(*id, (why.clone(), WaitKind::Stuck));
             }
             Ok(label) => {
                 waiting.push(Waiting {
@@ -152,15 +152,22 @@ async fn pass(state: &AppState) {
         match decision {
             Decision::Start { node, executor } => starts.push((*id, node, executor)),
             Decision::Wait(why) => {
-                reasons.insert(*id, why);
+                reasons.insert(*id, (why, WaitKind::Buildable));
+            }
+            Decision::Stuck(why) => {
+                reasons.insert(*id, (why, WaitKind::Stuck));
+            }
+            Decision::Blocked(why) => {
+                reasons.insert(*id, (why, WaitKind::Blocked));
             }
         }
     }
     {
         let mut inner = state.builds.lock();
         for item in inner.queue.iter_mut() {
-            if let Some(why) = reasons.remove(&item.row.id) {
+            if let Some((why, kind)) = reasons.remove(&item.row.id) {
                 item.why = why;
+                item.kind = kind;
             }
         }
     }
@@ -194,16 +201,13 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
             )
         })
         .await;
-    let item = {
+    // The item leaves the queue and joins the left items in one step, once its build is
+    // registered: whoever looks it up meanwhile finds it waiting, then started, never gone.
+    let leave = |outcome: ItemState| {
         let mut inner = state.builds.lock();
-        match &row {
-            // A store failure leaves the item queued; the next pass tries again.
-            Err(_) => None,
-            _ => inner
-                .queue
-                .iter()
-                .position(|i| i.row.id == queue_id)
-                .map(|at| inner.queue.remove(at)),
+        if let Some(at) = inner.queue.iter().position(|i| i.row.id == queue_id) {
+            let item = inner.queue.remove(at);
+            inner.leave(item, outcome);
         }
     };
     match row {
@@ -211,17 +215,12 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
             let number = row.number;
             tracing::info!(job = %row.job, number, node = %node, executor, "build started");
             let build = register(state, row);
-            if let Some(item) = item {
-                item.state.send_replace(ItemState::Started { number });
-            }
+            leave(ItemState::Started { number });
             state.tasks.spawn(run::fresh(state.clone(), build));
         }
         // Cancelled meanwhile.
-        Ok(None) => {
-            if let Some(item) = item {
-                item.state.send_replace(ItemState::Cancelled);
-            }
-        }
+        Ok(None) => leave(ItemState::Cancelled),
+        // A store failure leaves the item queued; the next pass tries again.
         Err(e) => {
             tracing::error!(queue_id, error = %e, "cannot start a queued build");
         }

@@ -11,6 +11,7 @@
 //! | `GET /wsecho` | [`echo`] |
 //! | `GET /jnlpJars/agent` | [`agent_binary`] |
 //! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
+//! | `/createItem`, `/job/NAME/…`, `/job/NAME/N/…`, `/queue/…` | [`api`] (REST, compat §10) |
 
 pub mod adaptive_read;
 pub mod agent_binary;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
             "/computer/{name}/config.xml",
             get(api::computers::get_config).post(api::computers::post_config),
         )
+        .merge(job_routes())
         .with_state(state.clone());
     // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
     // itself, with or without its slash, is the root page.
@@ -77,6 +79,36 @@ pub fn router(state: AppState) -> Router {
     };
     app.fallback(root::not_found)
         .layer(axum::middleware::map_response(add_version_headers))
+}
+
+/// Jobs, builds and the queue (compat §10).
+fn job_routes() -> Router<AppState> {
+    use api::{builds, jobs, queue};
+    Router::new()
+        .route("/createItem", post(jobs::create_item))
+        .route("/job/{name}", get(jobs::page))
+        .route("/job/{name}/", get(jobs::page))
+        .route("/job/{name}/api/json", get(jobs::show))
+        .route(
+            "/job/{name}/config.xml",
+            get(jobs::get_config).post(jobs::post_config),
+        )
+        .route("/job/{name}/build", post(jobs::build))
+        .route(
+            "/job/{name}/buildWithParameters",
+            post(jobs::build_with_parameters),
+        )
+        .route("/job/{name}/doDelete", post(jobs::delete))
+        .route("/job/{name}/enable", post(jobs::enable))
+        .route("/job/{name}/disable", post(jobs::disable))
+        .route("/job/{name}/{build}", get(builds::page))
+        .route("/job/{name}/{build}/", get(builds::page))
+        .route("/job/{name}/{build}/api/json", get(builds::show))
+        .route("/job/{name}/{build}/consoleText", get(builds::console_text))
+        .route("/job/{name}/{build}/stop", post(builds::stop))
+        .route("/queue/api/json", get(queue::list))
+        .route("/queue/item/{id}/api/json", get(queue::item))
+        .route("/queue/cancelItem", post(queue::cancel_item))
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

@@ -65,6 +65,48 @@ impl std::fmt::Display for BuildResult {
     }
 }
 
+/// How a build was asked for: Jenkins' build causes, which its console, `list-builds` and
+/// the REST API show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CauseKind {
+    /// The `build` command.
+    Cli,
+    /// A user through the REST API (`/job/NAME/build`).
+    User,
+}
+
+impl CauseKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseKind::Cli => "cli",
+            CauseKind::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CauseKind> {
+        [CauseKind::Cli, CauseKind::User]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+
+    /// The Java class of Jenkins' cause.
+    pub fn class(self) -> &'static str {
+        match self {
+            CauseKind::Cli => "hudson.cli.BuildCommand$CLICause",
+            CauseKind::User => "hudson.model.Cause$UserIdCause",
+        }
+    }
+
+    /// The line Jenkins writes first in the console, e.g. `Started by user admin`.
+    pub fn describe(self, user: &str) -> String {
+        match self {
+            CauseKind::Cli => format!("Started from command line by {user}"),
+            CauseKind::User => format!("Started by user {user}"),
+        }
+    }
+}
+
 /// A build waiting in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRow {
@@ -72,6 +114,7 @@ pub struct QueuedRow {
     pub job: String,
     /// Every parameter of the job with its value, in definition order.
     pub params: Vec<(String, String)>,
+    pub cause: CauseKind,
     /// The user who asked for it.
     pub cause_user: String,
     pub queued_at_ms: i64,
@@ -85,7 +128,10 @@ pub struct BuildRow {
     pub job: String,
     pub number: u64,
     pub params: Vec<(String, String)>,
+    pub cause: CauseKind,
     pub cause_user: String,
+    /// The queue item it came from; `None` for builds recorded before queue ids were kept.
+    pub queue_id: Option<u64>,
     pub node: String,
     pub executor: u32,
     /// The job's configuration when the build started.
@@ -139,40 +185,55 @@ fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
 }
 
+fn to_cause(text: &str) -> Result<CauseKind, StoreError> {
+    CauseKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("build cause {text:?}")))
+}
+
 /// Adds a build to the queue; its queue id.
 pub fn enqueue(
     conn: &Connection,
     job: &str,
     params: &[(String, String)],
+    cause: CauseKind,
     cause_user: &str,
     queued_at_ms: i64,
 ) -> Result<u64, StoreError> {
     conn.execute(
-        "INSERT INTO queue (job, params, cause_user, queued_at_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![job, encode_params(params), cause_user, queued_at_ms],
+        "INSERT INTO queue (job, params, cause, cause_user, queued_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            job,
+            encode_params(params),
+            cause.as_str(),
+            cause_user,
+            queued_at_ms
+        ],
     )?;
     to_u64(conn.last_insert_rowid(), "queue id")
 }
 
 /// The queue, oldest first.
 pub fn queued(conn: &Connection) -> Result<Vec<QueuedRow>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT id, job, params, cause_user, queued_at_ms FROM queue ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, job, params, cause, cause_user, queued_at_ms FROM queue ORDER BY id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
         ))
     })?;
     rows.map(|row| {
-        let (id, job, params, cause_user, queued_at_ms) = row?;
+        let (id, job, params, cause, cause_user, queued_at_ms) = row?;
         Ok(QueuedRow {
             id: to_u64(id, "queue id")?,
             job,
             params: decode_params(&params)?,
+            cause: to_cause(&cause)?,
             cause_user,
             queued_at_ms,
         })
@@ -189,26 +250,29 @@ pub fn dequeue(conn: &Connection, queue_id: u64) -> Result<bool, StoreError> {
 /// item is no longer queued.
 pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow>, StoreError> {
     let tx = conn.transaction()?;
-    let item: Option<(String, String, String, i64)> = tx
+    let item: Option<(String, String, String, String, i64)> = tx
         .query_row(
-            "DELETE FROM queue WHERE id = ?1 RETURNING job, params, cause_user, queued_at_ms",
+            "DELETE FROM queue WHERE id = ?1
+             RETURNING job, params, cause, cause_user, queued_at_ms",
             [start.queue_id as i64],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((job, params, cause_user, queued_at_ms)) = item else {
+    let Some((job, params, cause, cause_user, queued_at_ms)) = item else {
         return Ok(None);
     };
     let number = take_build_number(&tx, &job)?;
     tx.execute(
-        "INSERT INTO builds (job, number, params, cause_user, node, executor, config_xml,
-                             queued_at_ms, started_at_ms, step_index)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+        "INSERT INTO builds (job, number, params, cause, cause_user, queue_id, node, executor,
+                             config_xml, queued_at_ms, started_at_ms, step_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
         params![
             job,
             number as i64,
             params,
+            cause,
             cause_user,
+            start.queue_id as i64,
             start.node,
             start.executor,
             start.config_xml,
@@ -223,7 +287,9 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         job,
         number,
         params: decode_params(&params)?,
+        cause: to_cause(&cause)?,
         cause_user,
+        queue_id: Some(start.queue_id),
         node: start.node.to_owned(),
         executor: start.executor,
         config_xml: start.config_xml.to_owned(),
@@ -286,7 +352,7 @@ pub fn finish(
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
-    step_code, step_log_end, step_note, aborted_by";
+    step_code, step_log_end, step_note, aborted_by, cause, queue_id";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -308,6 +374,8 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         step_log_end: r.get(15)?,
         step_note: r.get(16)?,
         aborted_by: r.get(17)?,
+        cause: r.get(18)?,
+        queue_id: r.get(19)?,
     })
 }
 
@@ -330,6 +398,8 @@ struct RawBuild {
     step_log_end: Option<i64>,
     step_note: Option<String>,
     aborted_by: Option<String>,
+    cause: String,
+    queue_id: Option<i64>,
 }
 
 impl RawBuild {
@@ -348,6 +418,8 @@ impl RawBuild {
                 .step_log_start
                 .map(|v| to_u64(v, "step offset"))
                 .transpose()?,
+            cause: to_cause(&self.cause)?,
+            queue_id: self.queue_id.map(|q| to_u64(q, "queue id")).transpose()?,
             job: self.job,
             cause_user: self.cause_user,
             node: self.node,
@@ -422,6 +494,49 @@ pub fn permalink(
     Ok(Ok(query_builds(conn, &filter, [job])?.pop()))
 }
 
+/// A job's oldest build still on record.
+pub fn oldest(conn: &Connection, job: &str) -> Result<Option<BuildRow>, StoreError> {
+    Ok(query_builds(conn, "WHERE job = ?1 ORDER BY number ASC LIMIT 1", [job])?.pop())
+}
+
+/// Every job's newest completed build: job, number and result, by job.
+pub fn last_completed(conn: &Connection) -> Result<Vec<(String, u64, BuildResult)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT job, MAX(number), result FROM builds WHERE result IS NOT NULL
+         GROUP BY job ORDER BY job",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (job, number, result) = row?;
+        let result = BuildResult::parse(&result)
+            .ok_or_else(|| StoreError::Corrupt(format!("result {result:?} of {job} #{number}")))?;
+        Ok((job, to_u64(number, "build number")?, result))
+    })
+    .collect()
+}
+
+/// A job's build numbers, newest first, at most `limit`, each with whether it still runs:
+/// what lists of builds need, without each build's stored configuration.
+pub fn numbers(conn: &Connection, job: &str, limit: u32) -> Result<Vec<(u64, bool)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT number, result IS NULL FROM builds WHERE job = ?1 ORDER BY number DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![job, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+    })?;
+    rows.map(|row| {
+        let (number, running) = row?;
+        Ok((to_u64(number, "build number")?, running))
+    })
+    .collect()
+}
+
 /// A job's builds, newest first, at most `limit`.
 pub fn of_job(conn: &Connection, job: &str, limit: u32) -> Result<Vec<BuildRow>, StoreError> {
     query_builds(
@@ -456,8 +571,8 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let (first, second) = store
             .call(|c| {
-                let a = enqueue(c, "j", &[pair("P", "1")], "alice", 10)?;
-                let b = enqueue(c, "j", &[], "bob", 11)?;
+                let a = enqueue(c, "j", &[pair("P", "1")], CauseKind::Cli, "alice", 10)?;
+                let b = enqueue(c, "j", &[], CauseKind::User, "bob", 11)?;
                 assert_eq!(queued(c)?.iter().map(|q| q.id).collect::<Vec<_>>(), [a, b]);
                 let taking = |id| Start {
                     queue_id: id,
@@ -469,6 +584,7 @@ mod tests {
                 let first = start(c, &taking(a))?.expect("queued");
                 assert!(start(c, &taking(a))?.is_none(), "started twice");
                 let second = start(c, &taking(b))?.expect("queued");
+                assert_eq!(second.queue_id, Some(b));
                 assert!(queued(c)?.is_empty());
                 set_step(c, first.id, 1, 99)?;
                 set_aborted(c, first.id, "carol")?;
@@ -514,6 +630,11 @@ mod tests {
         assert_eq!(got.result, Some(BuildResult::Failure));
         assert_eq!(got.finished_at_ms, Some(30));
         assert_eq!(got.cause_user, "bob");
+        assert_eq!(
+            (got.cause, got.queue_id),
+            (CauseKind::User, second.queue_id)
+        );
+        assert_eq!(first.cause, CauseKind::Cli);
         let (last, failed, stable, bogus) = store
             .call(|c| {
                 Ok((
@@ -530,6 +651,14 @@ mod tests {
         assert_eq!(stable.unwrap(), None);
         assert_eq!(bogus, Err(()));
         assert_eq!(history.iter().map(|b| b.number).collect::<Vec<_>>(), [2, 1]);
+        let (first_of_job, completed) = store
+            .call(|c| Ok((oldest(c, "j")?, last_completed(c)?)))
+            .await
+            .unwrap();
+        assert_eq!(first_of_job.map(|b| b.number), Some(1));
+        let listed = store.call(|c| numbers(c, "j", 10)).await.unwrap();
+        assert_eq!(listed, [(2, false), (1, true)]);
+        assert_eq!(completed, [("j".to_owned(), 2, BuildResult::Failure)]);
     }
 
     #[tokio::test]
@@ -540,7 +669,7 @@ mod tests {
             .call(|c| {
                 let mut numbers = Vec::new();
                 for _ in 0..2 {
-                    let id = enqueue(c, "j", &[], "u", 1)?;
+                    let id = enqueue(c, "j", &[], CauseKind::Cli, "u", 1)?;
                     let s = Start {
                         queue_id: id,
                         node: "n",
@@ -549,7 +678,7 @@ mod tests {
                         started_at_ms: 2,
                     };
                     numbers.push(start(c, &s)?.unwrap().number);
-                    enqueue(c, "j", &[], "u", 3)?;
+                    enqueue(c, "j", &[], CauseKind::Cli, "u", 3)?;
                     delete_job(c, "j")?;
                     assert!(queued(c)?.is_empty() && of_job(c, "j", 10)?.is_empty());
                 }

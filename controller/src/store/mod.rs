@@ -86,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE builds ADD COLUMN step_log_end INTEGER;
     ALTER TABLE builds ADD COLUMN step_note TEXT;
     ALTER TABLE builds ADD COLUMN aborted_by TEXT;",
+    // What started a build (the CLI or the REST API, builds.rs `CauseKind`) and, for the
+    // REST API's `queueId`, the queue item it came from. Rows from before were all queued
+    // by the CLI; their queue item is not known.
+    "ALTER TABLE queue ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE builds ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE builds ADD COLUMN queue_id INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -10,10 +10,10 @@ use super::args::Args;
 use super::nodes::for_each_name;
 use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
-use crate::builds::{self, BuildError, ItemState, RunningBuild, console};
+use crate::builds::{self, BuildError, FindError, ItemState, RunningBuild, console};
 use crate::jobs::{self, JobError};
 use crate::state::AppState;
-use crate::store::builds::{self as records, BuildResult, BuildRow, PERMALINKS};
+use crate::store::builds::{BuildResult, BuildRow, CauseKind};
 
 pub const COMMANDS: &[&Command] = &[
     &BUILD,
@@ -130,7 +130,7 @@ async fn build(ctx: &mut Context) -> CommandResult {
     let sync = args.flag("-s") || follow;
     let wait = args.flag("-w") || sync;
     let user = ctx.identity.name().to_owned();
-    let mut queued = builds::enqueue(&ctx.state, &job, &given, &user).await?;
+    let mut queued = builds::enqueue(&ctx.state, &job, &given, CauseKind::Cli, &user).await?;
     if !wait {
         return Ok(0);
     }
@@ -258,47 +258,16 @@ async fn find_build(
     job: &str,
     which: Option<&str>,
 ) -> Result<BuildRow, CommandError> {
-    let key = job.to_owned();
-    match which {
-        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
-            let number: u64 = text
-                .parse()
-                .map_err(|_| CommandError::IllegalArgument(format!("No such build #{text}")))?;
-            builds::get(state, job, number)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| CommandError::IllegalArgument(format!("No such build #{number}")))
+    match builds::find(state, job, which.unwrap_or("lastBuild")).await {
+        Ok(build) => Ok(build),
+        Err(FindError::EmptyPermalink(_)) if which.is_none() => Err(CommandError::IllegalArgument(
+            format!("{job} has no builds"),
+        )),
+        Err(e @ FindError::EmptyPermalink(_)) => Err(CommandError::IllegalState(e.to_string())),
+        Err(e @ (FindError::NoSuchNumber(_) | FindError::Unknown(_))) => {
+            Err(CommandError::IllegalArgument(e.to_string()))
         }
-        Some(link) => {
-            let name = link.to_owned();
-            let found = state
-                .store
-                .call(move |c| records::permalink(c, &key, &name))
-                .await
-                .map_err(store_error)?;
-            match found {
-                Ok(Some(build)) => Ok(build),
-                Ok(None) => Err(CommandError::IllegalState(format!(
-                    "Permalink {link} produced no build"
-                ))),
-                Err(()) => Err(CommandError::IllegalArgument(format!(
-                    "Not sure what you meant by \"{link}\": use a build number or one of {}",
-                    PERMALINKS
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
-            }
-        }
-        None => state
-            .store
-            .call(move |c| records::permalink(c, &key, "lastBuild"))
-            .await
-            .map_err(store_error)?
-            .ok()
-            .flatten()
-            .ok_or_else(|| CommandError::IllegalArgument(format!("{job} has no builds"))),
+        Err(FindError::Store(e)) => Err(store_error(e)),
     }
 }
 
@@ -326,10 +295,7 @@ async fn console_command(ctx: &mut Context) -> CommandResult {
     let row = find_build(&ctx.state, &job, which.as_deref()).await?;
     let path = ctx.state.builds.console_path(&job, row.number);
     let running = ctx.state.builds.running_build(&job, row.number);
-    let len = match &running {
-        Some(build) => build.progress().borrow().log_len,
-        None => file_len(&path).await,
-    };
+    let len = ctx.state.builds.console_len(&job, row.number).await;
     let from = match lines {
         Some(n) => console::last_lines_offset(&path, len, n)
             .await
@@ -472,11 +438,11 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
         let seconds = (end - row.started_at_ms).max(0) as f64 / 1000.0;
         let params: Vec<String> = row.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!(
-            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\tStarted from command line by {}\t{}\n",
+            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\n",
             row.number,
             utc(row.started_at_ms),
             row.node,
-            row.cause_user,
+            row.cause.describe(&row.cause_user),
             params.join(" ")
         ));
     }

@@ -5,18 +5,36 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::{ApiError, caller};
+use super::jobs::{FREESTYLE_PROJECT, overview};
+use super::{ApiError, ApiQuery, caller};
 use crate::auth::{Identity, Permission};
 use crate::state::AppState;
 
-/// `GET /api/json`: the controller itself. Jobs arrive with the build queue.
+/// `GET /api/json`: the controller itself, with its jobs (`name`, `url`, `color`).
 pub async fn api_json(
     State(state): State<AppState>,
+    query: ApiQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::OverallRead).await?;
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
+    let jobs: Vec<serde_json::Value> = if identity.has(Permission::JobRead) {
+        overview(&state)
+            .await?
+            .into_iter()
+            .map(|o| {
+                json!({
+                    "_class": FREESTYLE_PROJECT,
+                    "name": o.record.name,
+                    "url": crate::builds::job_url(&state.config.root_url, &o.record.name),
+                    "color": o.color,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let root = state.config.root_url.as_str();
-    Ok(super::json(json!({
+    Ok(query.answer(json!({
         "_class": "hudson.model.Hudson",
         "assignedLabels": [{"name": "built-in"}],
         "mode": "NORMAL",
@@ -24,7 +42,7 @@ pub async fn api_json(
         "nodeName": "",
         "numExecutors": 0,
         "description": null,
-        "jobs": [],
+        "jobs": jobs,
         "quietingDown": false,
         "url": root,
         "useCrumbs": false,

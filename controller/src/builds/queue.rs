@@ -1,0 +1,253 @@
+//! The build queue: queueing a build (once per job and parameters while it waits),
+//! cancelling it, and the views users get of waiting items (with Jenkins' wait reason and
+//! kind) and of items that left recently ([`super::left`]). The scheduler takes items from
+//! here; the queue is persisted in `store::builds`.
+
+use steward_protocol::job_xml::JobConfig;
+use tokio::sync::watch;
+
+use super::left::LeftItem;
+use super::{BuildError, Builds, MAX_QUEUE_LEN, now_ms};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::builds::{self as records, CauseKind, QueuedRow};
+
+/// What became of a queued item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemState {
+    Waiting,
+    Started { number: u64 },
+    Cancelled,
+}
+
+/// How a waiting item waits, as Jenkins classifies queue items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// For an executor that an online node has (Jenkins' buildable item).
+    Buildable,
+    /// For an executor no online node can offer: buildable, and what Jenkins calls stuck.
+    Stuck,
+    /// For something else: another build of the job, the job being enabled (Jenkins'
+    /// blocked item).
+    Blocked,
+}
+
+/// A queued build as users see it.
+#[derive(Debug, Clone)]
+pub struct QueueView {
+    pub row: QueuedRow,
+    /// Why it is still waiting, in Jenkins' words.
+    pub why: String,
+    pub kind: WaitKind,
+}
+
+/// A queue item, waiting or recently left.
+#[derive(Debug, Clone)]
+pub enum ItemView {
+    Waiting(QueueView),
+    Left(LeftItem),
+}
+
+pub(super) struct QueueItem {
+    pub(super) row: QueuedRow,
+    pub(super) why: String,
+    pub(super) kind: WaitKind,
+    pub(super) state: watch::Sender<ItemState>,
+}
+
+impl QueueItem {
+    pub(super) fn new(row: QueuedRow) -> QueueItem {
+        QueueItem {
+            row,
+            why: "Waiting for the scheduler".into(),
+            kind: WaitKind::Buildable,
+            state: watch::Sender::new(ItemState::Waiting),
+        }
+    }
+
+    fn view(&self) -> QueueView {
+        QueueView {
+            row: self.row.clone(),
+            why: self.why.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+impl Builds {
+    /// The queue, oldest first, with each item's wait reason.
+    pub fn queue(&self) -> Vec<QueueView> {
+        self.lock().queue.iter().map(QueueItem::view).collect()
+    }
+
+    /// `job`'s waiting items, oldest first.
+    pub fn queue_of(&self, job: &str) -> Vec<QueueView> {
+        self.lock()
+            .queue
+            .iter()
+            .filter(|item| item.row.job == job)
+            .map(QueueItem::view)
+            .collect()
+    }
+
+    /// Queue item `id`: waiting, or what became of it if it left the queue recently
+    /// ([`left::LEFT_ITEM_TTL`]).
+    pub fn queue_item(&self, id: u64) -> Option<ItemView> {
+        let inner = self.lock();
+        if let Some(item) = inner.queue.iter().find(|i| i.row.id == id) {
+            return Some(ItemView::Waiting(item.view()));
+        }
+        inner
+            .left
+            .get(id, std::time::Instant::now())
+            .cloned()
+            .map(ItemView::Left)
+    }
+}
+
+/// A build waiting to start, as the `build` command follows it.
+pub struct Queued {
+    pub id: u64,
+    pub state: watch::Receiver<ItemState>,
+}
+
+impl Queued {
+    /// Waits until the item starts (its build number) or is cancelled (`None`).
+    pub async fn started(&mut self) -> Option<u64> {
+        let state = self
+            .state
+            .wait_for(|s| *s != ItemState::Waiting)
+            .await
+            .ok()?
+            .clone();
+        match state {
+            ItemState::Started { number } => Some(number),
+            _ => None,
+        }
+    }
+}
+
+/// Checks that `config` can be built with `given` parameters; the parameters the build
+/// gets (every one of the job's, defaults filled in).
+pub fn check_buildable(
+    job: &str,
+    config: &JobConfig,
+    given: &[(String, String)],
+) -> Result<Vec<(String, String)>, BuildError> {
+    if config.disabled {
+        return Err(BuildError::Disabled(job.to_owned()));
+    }
+    let unsupported = config.unsupported_builders();
+    if !unsupported.is_empty() {
+        return Err(BuildError::UnsupportedSteps {
+            job: job.to_owned(),
+            steps: unsupported.join(", "),
+        });
+    }
+    if config.parameters.is_empty() && !given.is_empty() {
+        return Err(BuildError::NotParameterized {
+            job: job.to_owned(),
+        });
+    }
+    Ok(config.resolve_parameters(given)?)
+}
+
+/// Queues a build of `job` for `user`, asked for through `cause`. As in Jenkins, a build of
+/// the same job with the same parameters that is still waiting is not queued twice: its
+/// item is returned.
+pub async fn enqueue(
+    state: &AppState,
+    job: &str,
+    given: &[(String, String)],
+    cause: CauseKind,
+    user: &str,
+) -> Result<Queued, BuildError> {
+    let record = crate::jobs::get(state, job).await?;
+    let params = check_buildable(job, &record.config, given)?;
+    // Once the store may have the item, the memory must have it too: the rest runs as a
+    // task of its own, which a client leaving (dropping this future) does not cut short.
+    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
+    tokio::spawn(async move { add_to_queue(&for_task, job, params, cause, user).await })
+        .await
+        .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
+}
+
+/// Queues `job` with `params` unless an identical item waits.
+async fn add_to_queue(
+    state: &AppState,
+    job: String,
+    params: Vec<(String, String)>,
+    cause: CauseKind,
+    user: String,
+) -> Result<Queued, BuildError> {
+    let builds = &state.builds;
+    // The lookup and the insertion below are one step for other enqueuers: the store call
+    // between them would otherwise let an identical request queue a second item.
+    let _enqueueing = builds.enqueueing.lock().await;
+    {
+        let inner = builds.lock();
+        if let Some(item) = inner
+            .queue
+            .iter()
+            .find(|i| i.row.job == job && i.row.params == params)
+        {
+            return Ok(Queued {
+                id: item.row.id,
+                state: item.state.subscribe(),
+            });
+        }
+        if inner.queue.len() >= MAX_QUEUE_LEN {
+            return Err(BuildError::QueueFull);
+        }
+    }
+    let queued_at_ms = now_ms();
+    let (key, for_store, by) = (job.clone(), params.clone(), user.clone());
+    let id = state
+        .store
+        .call(move |c| records::enqueue(c, &key, &for_store, cause, &by, queued_at_ms))
+        .await?;
+    let item = QueueItem::new(QueuedRow {
+        id,
+        job,
+        params,
+        cause,
+        cause_user: user,
+        queued_at_ms,
+    });
+    let rx = item.state.subscribe();
+    builds.lock().queue.push(item);
+    builds.wake.notify_one();
+    Ok(Queued { id, state: rx })
+}
+
+/// Cancels every waiting build of `job`.
+pub async fn cancel_queued_of(state: &AppState, job: &str) -> Result<(), StoreError> {
+    let queued: Vec<u64> = state
+        .builds
+        .queue()
+        .into_iter()
+        .filter(|q| q.row.job == job)
+        .map(|q| q.row.id)
+        .collect();
+    for id in queued {
+        cancel_queued(state, id).await?;
+    }
+    Ok(())
+}
+
+/// Removes a waiting item from the queue; `false` when no such item waits.
+pub async fn cancel_queued(state: &AppState, id: u64) -> Result<bool, StoreError> {
+    // The store decides: the scheduler may be starting this very item.
+    if !state.store.call(move |c| records::dequeue(c, id)).await? {
+        return Ok(false);
+    }
+    {
+        let mut inner = state.builds.lock();
+        if let Some(at) = inner.queue.iter().position(|i| i.row.id == id) {
+            let item = inner.queue.remove(at);
+            inner.leave(item, ItemState::Cancelled);
+        }
+    }
+    state.builds.wake.notify_one();
+    Ok(true)
+}

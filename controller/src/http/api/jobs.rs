@@ -1,0 +1,476 @@
+//! `/createItem` and `/job/NAME/…`: jobs as Jenkins' REST API shows them (colour, builds,
+//! permalinks, parameter definitions, queue state), their configuration XML, and the posts
+//! that create, build, enable, disable and delete them. A job's builds are in
+//! [`super::builds`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use steward_protocol::job_xml::{JobConfig, validate_job_name};
+use steward_protocol::node_xml::XML_DECLARATION;
+
+use super::actions::job_properties;
+use super::builds::build_ref;
+use super::queue::item_json;
+use super::{ApiError, ApiQuery, caller, job_caller, redirect};
+use crate::auth::{Identity, Permission};
+use crate::builds::history::{JobSummary, summary};
+use crate::builds::{self, BuildError, ItemView, MAX_HISTORY, job_url};
+use crate::jobs::{self, JobError};
+use crate::state::AppState;
+use crate::store::builds::{self as records, BuildResult, BuildRow, CauseKind};
+use crate::store::jobs::JobRecord;
+
+/// Jenkins' class for the only kind of job Steward has.
+pub const FREESTYLE_PROJECT: &str = "hudson.model.FreeStyleProject";
+
+/// The ball colour of a build result.
+pub fn result_color(result: BuildResult) -> &'static str {
+    match result {
+        BuildResult::Success => "blue",
+        BuildResult::Unstable => "yellow",
+        BuildResult::Failure => "red",
+        BuildResult::NotBuilt => "notbuilt",
+        BuildResult::Aborted => "aborted",
+    }
+}
+
+/// A job's colour as Jenkins computes it: `disabled`, else the colour of its newest
+/// completed build (`notbuilt` without one), with `_anime` while its newest build runs.
+pub fn color(disabled: bool, last_completed: Option<BuildResult>, building: bool) -> String {
+    let base = match (disabled, last_completed) {
+        (true, _) => "disabled",
+        (false, None) => "notbuilt",
+        (false, Some(result)) => result_color(result),
+    };
+    if building {
+        format!("{base}_anime")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// A job with its colour, as lists show it.
+pub struct JobOverview {
+    pub record: JobRecord,
+    pub color: String,
+}
+
+/// Every job, by name, with its colour: one read of the jobs, one of the builds.
+pub async fn overview(state: &AppState) -> Result<Vec<JobOverview>, ApiError> {
+    let (records_now, completed) = state
+        .store
+        .call(|c| Ok((crate::store::jobs::list(c)?, records::last_completed(c)?)))
+        .await?;
+    let completed: HashMap<String, (u64, BuildResult)> = completed
+        .into_iter()
+        .map(|(job, number, result)| (job, (number, result)))
+        .collect();
+    let mut newest_running: BTreeMap<String, u64> = BTreeMap::new();
+    for build in state.builds.running() {
+        let newest = newest_running.entry(build.row.job.clone()).or_default();
+        *newest = (*newest).max(build.row.number);
+    }
+    Ok(records_now
+        .into_iter()
+        .map(|record| {
+            let last = completed.get(&record.name).copied();
+            let building = newest_running
+                .get(&record.name)
+                .is_some_and(|running| last.is_none_or(|(number, _)| *running > number));
+            let color = color(record.config.disabled, last.map(|(_, r)| r), building);
+            JobOverview { record, color }
+        })
+        .collect())
+}
+
+/// One job with its colour; `None` when it does not exist (any more).
+pub async fn overview_of(state: &AppState, name: &str) -> Result<Option<JobOverview>, ApiError> {
+    let record = match jobs::get(state, name).await {
+        Ok(record) => record,
+        Err(JobError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let key = name.to_owned();
+    let last = state
+        .store
+        .call(move |c| records::permalink(c, &key, "lastCompletedBuild"))
+        .await?
+        .unwrap_or_default();
+    let building = state
+        .builds
+        .running_of(name)
+        .first()
+        .is_some_and(|b| last.as_ref().is_none_or(|l| b.row.number > l.number));
+    let color = color(
+        record.config.disabled,
+        last.and_then(|b| b.result),
+        building,
+    );
+    Ok(Some(JobOverview { record, color }))
+}
+
+/// A job as `/job/NAME/api/json` shows it.
+fn job_json(
+    state: &AppState,
+    record: &JobRecord,
+    summary: &JobSummary,
+    all_builds: Option<&[(u64, bool)]>,
+) -> Value {
+    let root = &state.config.root_url;
+    let (name, config) = (&record.name, &record.config);
+    let building = summary.newest.first().is_some_and(|(_, running)| *running);
+    let last_completed = summary
+        .permalink("lastCompletedBuild")
+        .and_then(|b| b.result);
+    let color = color(config.disabled, last_completed, building);
+    let reference = |b: &BuildRow| build_ref(root, name, b.number);
+    let listed = |numbers: &[(u64, bool)]| -> Vec<Value> {
+        numbers
+            .iter()
+            .map(|(number, _)| build_ref(root, name, *number))
+            .collect()
+    };
+    let queued = state.builds.queue_of(name);
+    let queue_item = queued
+        .first()
+        .map(|q| {
+            item_json(
+                root,
+                &ItemView::Waiting(q.clone()),
+                Some(&color),
+                Some(config),
+            )
+        })
+        .unwrap_or(Value::Null);
+    let properties = job_properties(config);
+    let mut shown = json!({
+        "_class": FREESTYLE_PROJECT,
+        "actions": properties.clone(),
+        "description": config.description,
+        "displayName": name,
+        "displayNameOrNull": null,
+        "fullDisplayName": name,
+        "fullName": name,
+        "name": name,
+        "url": job_url(root, name),
+        "buildable": !config.disabled && config.unsupported_builders().is_empty(),
+        "builds": listed(&summary.newest),
+        "color": color,
+        "firstBuild": summary.first.as_ref().map(reference),
+        "healthReport": [],
+        "inQueue": !queued.is_empty(),
+        "keepDependencies": false,
+        "nextBuildNumber": summary.next_number,
+        "property": properties,
+        "queueItem": queue_item,
+        "concurrentBuild": config.concurrent_build,
+        "disabled": config.disabled,
+        "downstreamProjects": [],
+        "labelExpression": config.assigned_node,
+        "scm": {"_class": "hudson.scm.NullSCM"},
+        "upstreamProjects": [],
+    });
+    for (link, build) in &summary.permalinks {
+        shown[*link] = build.as_ref().map(reference).unwrap_or(Value::Null);
+    }
+    if let Some(all) = all_builds {
+        shown["allBuilds"] = listed(all).into();
+    }
+    shown
+}
+
+/// `GET /job/NAME/api/json`. `allBuilds` (every build on record, up to
+/// [`MAX_HISTORY`]) is sent only when `tree` asks for it, as in Jenkins.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: ApiQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, record) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let summary = summary(&state, &name).await?;
+    let all = match query.wants("allBuilds") {
+        true => Some(builds::history::numbers(&state, &name, MAX_HISTORY).await?),
+        false => None,
+    };
+    Ok(query.answer(job_json(&state, &record, &summary, all.as_deref())))
+}
+
+/// `GET /job/NAME/`: where posts about a job redirect; its name and colour for people.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let color = overview_of(&state, &name)
+        .await?
+        .map(|o| o.color)
+        .unwrap_or_default();
+    Ok(format!("{name}\t{color}\n").into_response())
+}
+
+/// `POST /createItem?name=NAME` with the job's config.xml as the body (200), or
+/// `?name=NAME&mode=copy&from=OTHER` (302 to the new job).
+pub async fn create_item(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers, Permission::JobCreate).await?;
+    let name = query
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("Query parameter 'name' is required"))?;
+    validate_job_name(name).map_err(JobError::from)?;
+    match query.get("mode").map(String::as_str) {
+        None | Some("") => {
+            let config = JobConfig::from_xml(&body)
+                .map_err(|e| ApiError::bad_request(format!("Invalid job XML: {e}")))?;
+            jobs::create(&state, name, config).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        Some("copy") => {
+            let from = query
+                .get("from")
+                .ok_or_else(|| ApiError::bad_request("mode=copy needs the 'from' parameter"))?;
+            jobs::copy(&state, from, name).await?;
+            Ok(redirect(&job_url(&state.config.root_url, name)))
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Unsupported mode '{other}': post the job's config.xml, or use mode=copy&from=JOB"
+        ))),
+    }
+}
+
+/// `GET /job/NAME/config.xml`.
+pub async fn get_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, record) = job_caller(&state, &headers, &name, Permission::JobExtendedRead).await?;
+    let body = format!("{XML_DECLARATION}\n{}", record.config.to_xml());
+    Ok(([(CONTENT_TYPE, "application/xml")], body).into_response())
+}
+
+/// `POST /job/NAME/config.xml`: replaces the job's configuration.
+pub async fn post_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let config = JobConfig::from_xml(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid job XML: {e}")))?;
+    jobs::update(&state, &name, config).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /job/NAME/doDelete`: 302 to the root, as Jenkins answers.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (identity, _) = job_caller(&state, &headers, &name, Permission::JobDelete).await?;
+    jobs::delete(&state, &name, identity.name()).await?;
+    Ok(redirect(state.config.root_url.as_str()))
+}
+
+/// `POST /job/NAME/enable`: 302 to the job.
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    set_disabled(state, name, headers, false).await
+}
+
+/// `POST /job/NAME/disable`: 302 to the job.
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    set_disabled(state, name, headers, true).await
+}
+
+async fn set_disabled(
+    state: AppState,
+    name: String,
+    headers: HeaderMap,
+    disabled: bool,
+) -> Result<Response, ApiError> {
+    job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    jobs::set_disabled(&state, &name, disabled).await?;
+    Ok(redirect(&job_url(&state.config.root_url, &name)))
+}
+
+/// The query's and, for a form post, the body's fields, in order.
+fn form_fields(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let is_form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        fields.extend(url::form_urlencoded::parse(body).into_owned());
+    }
+    fields
+}
+
+/// The parameters of Jenkins' build form: `json={"parameter": [{"name": …, "value": …}]}`
+/// (or one object instead of the list).
+fn form_json_parameters(text: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let form: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid 'json' form field: {e}")))?;
+    let entries = match form.get("parameter") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list.clone(),
+        Some(one) => vec![one.clone()],
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let name = entry.get("name").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::bad_request("each entry of 'parameter' needs a string 'name'")
+            })?;
+            let value = match entry.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                None | Some(Value::Null) => String::new(),
+                Some(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "the value of parameter '{name}' must be a string"
+                    )));
+                }
+            };
+            Ok((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// Queues the build and answers as Jenkins does: 201 with `Location: ROOT/queue/item/N/`,
+/// which python-jenkins reads the queue id from.
+async fn queue_build(
+    state: &AppState,
+    name: &str,
+    given: &[(String, String)],
+    identity: &Identity,
+) -> Result<Response, ApiError> {
+    let queued = builds::enqueue(state, name, given, CauseKind::User, identity.name()).await?;
+    let location = format!("{}queue/item/{}/", state.config.root_url, queued.id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)]).into_response())
+}
+
+/// `POST /job/NAME/build`. A parameterized job takes its values from the `json` form field
+/// of Jenkins' build form; without it Jenkins answers 400 "Nothing is submitted", and so
+/// does Steward.
+pub async fn build(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (identity, record) = job_caller(&state, &headers, &name, Permission::JobBuild).await?;
+    let given = if record.config.parameters.is_empty() {
+        Vec::new()
+    } else {
+        let fields = form_fields(query.as_deref(), &headers, &body);
+        let form = fields.iter().rev().find(|(k, _)| k == "json");
+        match form {
+            Some((_, text)) => form_json_parameters(text)?,
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "Nothing is submitted: {name} is parameterized; POST to \
+                     job/{name}/buildWithParameters?NAME=VALUE instead"
+                )));
+            }
+        }
+    };
+    queue_build(&state, &name, &given, &identity).await
+}
+
+/// `POST /job/NAME/buildWithParameters?NAME=VALUE…` (query or form body). As in Jenkins,
+/// fields that are not parameters of the job (`token`, `delay`, `cause`…) are ignored, a
+/// parameter given twice takes its first value, and one not given takes its default.
+pub async fn build_with_parameters(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (identity, record) = job_caller(&state, &headers, &name, Permission::JobBuild).await?;
+    let config = &record.config;
+    if config.disabled {
+        return Err(BuildError::Disabled(name).into());
+    }
+    if config.parameters.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{name} is not parameterized: POST to job/{name}/build instead"
+        )));
+    }
+    let mut given: Vec<(String, String)> = Vec::new();
+    for (key, value) in form_fields(query.as_deref(), &headers, &body) {
+        let known = config.parameters.iter().any(|p| p.name() == key);
+        if known && !given.iter().any(|(k, _)| *k == key) {
+            given.push((key, value));
+        }
+    }
+    queue_build(&state, &name, &given, &identity).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colors_follow_jenkins() {
+        assert_eq!(color(false, None, false), "notbuilt");
+        assert_eq!(color(false, None, true), "notbuilt_anime");
+        assert_eq!(color(false, Some(BuildResult::Success), false), "blue");
+        assert_eq!(color(false, Some(BuildResult::Failure), true), "red_anime");
+        assert_eq!(color(false, Some(BuildResult::Aborted), false), "aborted");
+        assert_eq!(color(false, Some(BuildResult::Unstable), false), "yellow");
+        assert_eq!(color(true, Some(BuildResult::Success), false), "disabled");
+        assert_eq!(color(true, None, true), "disabled_anime");
+    }
+
+    #[test]
+    fn build_form_parameters() {
+        assert_eq!(
+            form_json_parameters(
+                r#"{"parameter": [{"name": "A", "value": "1"}, {"name": "B", "value": true}]}"#
+            )
+            .ok(),
+            Some(vec![("A".into(), "1".into()), ("B".into(), "true".into())])
+        );
+        assert_eq!(
+            form_json_parameters(r#"{"parameter": {"name": "A", "value": 2}}"#).ok(),
+            Some(vec![("A".into(), "2".into())])
+        );
+        assert_eq!(form_json_parameters("{}").ok(), Some(vec![]));
+        for bad in [
+            "",
+            "[",
+            r#"{"parameter": [{"value": "x"}]}"#,
+            r#"{"parameter": [{"name": "A", "value": []}]}"#,
+        ] {
+            assert!(form_json_parameters(bad).is_err(), "{bad}");
+        }
+    }
+}
