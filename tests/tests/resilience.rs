@@ -806,9 +806,13 @@ impl Side {
 /// How many download sides the controller takes before answering 503 (at most one more than
 /// [`MAX_PENDING_SESSIONS`] are tried); all of them hang up before this returns.
 fn pending_capacity(c: &Controller) -> usize {
+    // Each call names its sessions afresh: the sides a previous call hung up may still be
+    // pending in the controller, and a name still pending is refused as a duplicate.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let mut open = Vec::new();
     for i in 0..=MAX_PENDING_SESSIONS {
-        let mut tcp = post_side(c, &format!("capacity-{i}"), "download");
+        let mut tcp = post_side(c, &format!("capacity-{call}-{i}"), "download");
         let (status, head, _) = read_head(&mut tcp);
         match status {
             200 => open.push(tcp),
