@@ -31,34 +31,35 @@ use clap::{Parser, ValueEnum};
     about = "Dispatch latency, console throughput and a queue of short builds on the real binaries"
 )]
 struct Options {
-    /// Agents (nodes labelled `pool`), each its own `agent` process.
-    #[arg(long, default_value_t = 10)]
-    agents: usize,
-    /// Executors per agent.
-    #[arg(long, default_value_t = 4)]
-    executors: u32,
-    /// Scenario 1: builds measured one at a time (and as many `exec-on-node` baselines).
-    #[arg(long, default_value_t = 100)]
-    dispatch_builds: usize,
-    /// Scenario 1: `who-am-i` runs and builds through the `cli` binary.
-    #[arg(long, default_value_t = 20)]
-    cli_runs: usize,
+    /// Agents (nodes labelled `pool`), each its own `agent` process [default: 10; quick: 2].
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Executors per agent [default: 4; quick: 2].
+    #[arg(long)]
+    executors: Option<u32>,
+    /// Scenario 1: builds measured one at a time, and as many `exec-on-node` baselines
+    /// [default: 100; quick: 10].
+    #[arg(long)]
+    dispatch_builds: Option<usize>,
+    /// Scenario 1: `who-am-i` runs and builds through the `cli` binary [default: 20; quick: 3].
+    #[arg(long)]
+    cli_runs: Option<usize>,
     /// Scenario 1: pause after each build, ms, so the next finds the agent idle.
     #[arg(long, default_value_t = 100)]
     dispatch_gap_ms: u64,
-    /// Scenario 2: MB (10^6 bytes) the build prints.
-    #[arg(long, default_value_t = 200)]
-    console_mb: u64,
-    /// Scenario 3: builds queued.
-    #[arg(long, default_value_t = 1000)]
-    builds: usize,
+    /// Scenario 2: MB (10^6 bytes) the build prints [default: 200; quick: 20].
+    #[arg(long)]
+    console_mb: Option<u64>,
+    /// Scenario 3: builds queued [default: 1000; quick: 20].
+    #[arg(long)]
+    builds: Option<usize>,
     /// Scenario 3: seconds each build sleeps.
     #[arg(long, default_value_t = 1)]
     build_secs: u32,
     /// Runs of scenarios 2 and 3 (scenario 1 has --dispatch-builds).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Small numbers for a smoke run: 2 agents x 2 executors, 10 dispatches, 20 MB, 20 builds.
+    /// Small numbers for a smoke run of a few seconds (options given explicitly still count).
     #[arg(long)]
     quick: bool,
     /// Run only these scenarios (comma-separated).
@@ -90,24 +91,53 @@ impl std::fmt::Display for Scenario {
     }
 }
 
+/// The options with the defaults (or `--quick`'s) filled in.
+struct Settings {
+    agents: usize,
+    executors: u32,
+    dispatch_builds: usize,
+    cli_runs: usize,
+    dispatch_gap: Duration,
+    console_bytes: u64,
+    builds: usize,
+    build_secs: u32,
+    repeat: usize,
+    only: Vec<Scenario>,
+    keep: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     steward_transport::install_crypto_provider();
-    let mut options = Options::parse();
-    if options.quick {
-        options.agents = 2;
-        options.executors = 2;
-        options.dispatch_builds = 10;
-        options.cli_runs = 3;
-        options.console_mb = 20;
-        options.builds = 20;
-    }
-    anyhow::ensure!(options.agents >= 1, "--agents must be at least 1");
-    anyhow::ensure!(options.repeat >= 1, "--repeat must be at least 1");
+    let options = Options::parse();
+    let pick = |given: Option<usize>, full: usize, quick: usize| {
+        given.unwrap_or(if options.quick { quick } else { full })
+    };
+    let settings = Settings {
+        agents: pick(options.agents, 10, 2),
+        executors: options
+            .executors
+            .unwrap_or(if options.quick { 2 } else { 4 }),
+        dispatch_builds: pick(options.dispatch_builds, 100, 10),
+        cli_runs: pick(options.cli_runs, 20, 3),
+        dispatch_gap: Duration::from_millis(options.dispatch_gap_ms),
+        console_bytes: options
+            .console_mb
+            .unwrap_or(if options.quick { 20 } else { 200 })
+            * 1_000_000,
+        builds: pick(options.builds, 1000, 20),
+        build_secs: options.build_secs,
+        repeat: options.repeat,
+        only: options.only,
+        keep: options.keep,
+    };
+    anyhow::ensure!(settings.agents >= 1, "--agents must be at least 1");
+    anyhow::ensure!(settings.executors >= 1, "--executors must be at least 1");
+    anyhow::ensure!(settings.repeat >= 1, "--repeat must be at least 1");
     let limit = Duration::from_secs(options.timeout_secs);
     // Run from a worker thread, as the controller's own tasks do.
     let mut work = tokio::spawn(async move {
-        tokio::time::timeout(limit, run(options))
+        tokio::time::timeout(limit, run(settings))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("gave up after {limit:?} (--timeout-secs)")))
     });
@@ -122,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(options: Options) -> anyhow::Result<()> {
+async fn run(options: Settings) -> anyhow::Result<()> {
     println!(
         "build-bench {} at {}; {}; load average {}",
         env!("CARGO_PKG_VERSION"),
@@ -145,13 +175,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
             let plan = dispatch::Plan {
                 builds: options.dispatch_builds,
                 cli_runs: options.cli_runs,
-                gap: Duration::from_millis(options.dispatch_gap_ms),
+                gap: options.dispatch_gap,
             };
             dispatch::run(&rig, &plan).await?;
         }
         if options.only.contains(&Scenario::Console) {
             let plan = console::Plan {
-                bytes: options.console_mb * 1_000_000,
+                bytes: options.console_bytes,
                 repeat: options.repeat,
             };
             console::run(&rig, &plan).await?;
