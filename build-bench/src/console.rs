@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 use crate::client::LineClock;
 use crate::dispatch::clock_lines;
 use crate::rig::{Rig, node_name};
-use crate::stats::{cpu_secs, mbps, ms, now_ns, verdict};
+use crate::stats::{Checksum, cpu_secs, mbps, ms, now_ns, verdict};
 
 pub const JOB: &str = "console";
 /// The target for the stored console.
@@ -150,17 +150,17 @@ async fn one_build(rig: &Rig, plan: &Plan, node: &str) -> anyhow::Result<f64> {
     let mut follower_out = follower.stdout.take().context("cli stdout")?;
     let following = tokio::spawn(async move {
         let mut buffer = vec![0; 256 * 1024];
-        let (mut received, mut last_byte) = (0u64, now_ns());
+        let (mut sum, mut last_byte) = (Checksum::default(), now_ns());
         loop {
             let n = follower_out.read(&mut buffer).await?;
             if n == 0 {
                 break;
             }
-            received += n as u64;
+            sum.update(&buffer[..n]);
             last_byte = now_ns();
         }
         let status = follower.wait().await?;
-        Ok::<_, anyhow::Error>((received, last_byte, now_ns(), status))
+        Ok::<_, anyhow::Error>((sum.finish(), last_byte, now_ns(), status))
     });
 
     // The stored console's size over time.
@@ -187,7 +187,7 @@ async fn one_build(rig: &Rig, plan: &Plan, node: &str) -> anyhow::Result<f64> {
     }
     let cpu_after = (cpu_secs(rig.controller.pid)?, cpu_secs(agent_pid)?);
     let samples = sampling.await?;
-    let (received, last_byte, follower_exit, status) = following.await??;
+    let ((follower_sum, received), last_byte, follower_exit, status) = following.await??;
     anyhow::ensure!(status.success(), "cli console -f exited {status}");
 
     let layout = {
@@ -231,10 +231,10 @@ async fn one_build(rig: &Rig, plan: &Plan, node: &str) -> anyhow::Result<f64> {
     );
     println!(
         "  cli console -f: received {received} bytes ({}), last byte {:+.0} ms and exit {:+.0} ms from the build's end",
-        if received == layout.size {
-            "all of the stored console"
+        if (follower_sum, received) == layout.checksum {
+            "the stored console, byte for byte"
         } else {
-            "NOT the stored console's size"
+            "NOT the same as the stored console"
         },
         ms(t_done, last_byte),
         ms(t_done, follower_exit)
@@ -254,6 +254,8 @@ struct Layout {
     payload_start: u64,
     payload_end: u64,
     payload_lines: u64,
+    /// The whole file's [`Checksum`] and length.
+    checksum: (u64, u64),
     /// The step's two clock readings.
     clocks: [i128; 2],
 }
@@ -268,12 +270,14 @@ fn read_layout(path: &Path) -> anyhow::Result<Layout> {
     let mut broken = false;
     let mut clocks = Vec::new();
     let mut line = Vec::with_capacity(LINE);
+    let mut sum = Checksum::default();
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
+        sum.update(&line);
         if line == payload.as_bytes() {
             if start.is_none() {
                 start = Some(at);
@@ -305,6 +309,7 @@ fn read_layout(path: &Path) -> anyhow::Result<Layout> {
         payload_start: start.unwrap_or(0),
         payload_end: end,
         payload_lines: count,
+        checksum: sum.finish(),
         clocks: [first, second],
     })
 }

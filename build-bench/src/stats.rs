@@ -137,6 +137,50 @@ pub fn verdict(ok: bool) -> &'static str {
     if ok { "MET" } else { "NOT MET" }
 }
 
+/// A cheap streaming checksum (64-bit words, order-dependent) to check that two byte
+/// streams are the same, however they were split into chunks.
+#[derive(Default)]
+pub struct Checksum {
+    hash: u64,
+    pending: Vec<u8>,
+    len: u64,
+}
+
+impl Checksum {
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if !self.pending.is_empty() {
+            let take = (8 - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < 8 {
+                return;
+            }
+            let word = u64::from_le_bytes(self.pending[..8].try_into().expect("8 bytes"));
+            self.mix(word);
+            self.pending.clear();
+        }
+        let mut words = data.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        self.pending.extend_from_slice(words.remainder());
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// The checksum and the number of bytes seen.
+    pub fn finish(mut self) -> (u64, u64) {
+        let mut last = [0u8; 8];
+        last[..self.pending.len()].copy_from_slice(&self.pending);
+        let tail = u64::from_le_bytes(last) ^ (self.pending.len() as u64) << 56;
+        self.mix(tail);
+        (self.hash, self.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +195,23 @@ mod tests {
         let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
         let s = Summary::new(&hundred);
         assert_eq!((s.pct(0.5), s.pct(0.9), s.pct(0.99)), (50.0, 90.0, 99.0));
+    }
+
+    #[test]
+    fn checksum_ignores_how_data_is_split() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Checksum::default();
+        whole.update(&data);
+        let whole = whole.finish();
+        for split in [1, 3, 7, 8, 9, 500] {
+            let mut parts = Checksum::default();
+            for chunk in data.chunks(split) {
+                parts.update(chunk);
+            }
+            assert_eq!(parts.finish(), whole, "chunks of {split}");
+        }
+        let mut other = Checksum::default();
+        other.update(&data[..999]);
+        assert_ne!(other.finish(), whole);
     }
 }
