@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+use crate::dispatch::clock_lines;
 use crate::rig::{POOL_LABEL, Rig};
 use crate::stats::{Summary, cpu_secs, ms, now_ns};
 
@@ -28,6 +29,10 @@ pub struct Plan {
     pub builds: usize,
     pub secs: u32,
     pub repeat: usize,
+    /// Read the clock around the sleep (`date +%s%N`), to split each build's time into
+    /// dispatch, the sleep, and noticing its end. Off for the figures of record, which run
+    /// `sleep` alone.
+    pub stamps: bool,
 }
 
 pub async fn run(rig: &Rig, plan: &Plan, executors: u32) -> anyhow::Result<()> {
@@ -37,8 +42,12 @@ pub async fn run(rig: &Rig, plan: &Plan, executors: u32) -> anyhow::Result<()> {
          <properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>\
          <hudson.model.StringParameterDefinition><name>I</name><defaultValue>0</defaultValue></hudson.model.StringParameterDefinition>\
          </parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>\
-         <builders><hudson.tasks.Shell><command>sleep {}</command></hudson.tasks.Shell></builders></project>",
-        plan.secs
+         <builders><hudson.tasks.Shell><command>{}</command></hudson.tasks.Shell></builders></project>",
+        if plan.stamps {
+            format!("date +%s%N\nsleep {}\ndate +%s%N", plan.secs)
+        } else {
+            format!("sleep {}", plan.secs)
+        }
     );
     rig.client.ok(&["create-job", JOB], xml.as_bytes()).await?;
     let ideal = plan.builds.div_ceil(slots) as f64 * f64::from(plan.secs);
@@ -139,6 +148,8 @@ async fn one_flood(
     // Exact times from the consoles.
     let mut durations = Vec::new();
     let mut waits = Vec::new();
+    let mut to_step = Vec::new();
+    let mut after_step = Vec::new();
     let mut last_end = i128::MIN;
     let mut first_start = i128::MAX;
     for row in &rows {
@@ -153,6 +164,15 @@ async fn one_flood(
         durations.push(ms(born, modified) / 1000.0);
         if let Some(acked_at) = acked.get(&row.param) {
             waits.push(ms(*acked_at, born) / 1000.0);
+        }
+        if plan.stamps {
+            let text = std::fs::read_to_string(&path)?;
+            let clocks: Vec<i128> = clock_lines(&text).collect();
+            let [first, last] = clocks[..] else {
+                bail!("expected two clock lines in {}", path.display());
+            };
+            to_step.push(ms(born, first));
+            after_step.push(ms(last, modified));
         }
     }
     let successes = rows.iter().filter(|r| r.result == "SUCCESS").count();
@@ -182,6 +202,16 @@ async fn one_flood(
         durations.max(),
         durations.mean()
     );
+    if plan.stamps {
+        println!(
+            "  console created -> the step's first `date`, ms:       {}",
+            Summary::new(&to_step).line()
+        );
+        println!(
+            "  the step's last `date` -> `Finished:` written, ms:    {}",
+            Summary::new(&after_step).line()
+        );
+    }
     println!(
         "  time in the queue (request acknowledged -> build started), s: p50 {:.2}  p90 {:.2}  max {:.2}",
         waits.pct(0.5),

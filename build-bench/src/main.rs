@@ -56,6 +56,10 @@ struct Options {
     /// Scenario 3: seconds each build sleeps.
     #[arg(long, default_value_t = 1)]
     build_secs: u32,
+    /// Scenario 3, for analysis: the builds read the clock before and after sleeping, and
+    /// each build's time is split into dispatch, sleep and noticing the end.
+    #[arg(long)]
+    stamps: bool,
     /// Runs of scenarios 2 and 3 (scenario 1 has --dispatch-builds).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -101,6 +105,7 @@ struct Settings {
     console_bytes: u64,
     builds: usize,
     build_secs: u32,
+    stamps: bool,
     repeat: usize,
     only: Vec<Scenario>,
     keep: bool,
@@ -127,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
             * 1_000_000,
         builds: pick(options.builds, 1000, 20),
         build_secs: options.build_secs,
+        stamps: options.stamps,
         repeat: options.repeat,
         only: options.only,
         keep: options.keep,
@@ -166,9 +172,14 @@ async fn run(options: Settings) -> anyhow::Result<()> {
         keep: options.keep,
     };
     let rig = rig::Rig::start(&layout).await?;
+    let agent_pids: Vec<String> = rig.agents.iter().map(|a| a.proc.pid.to_string()).collect();
     println!(
-        "controller pid {} at {}; {} agents x {} executors online",
-        rig.controller.pid, rig.url, options.agents, options.executors
+        "controller pid {} at {}; {} agents x {} executors online (agent pids {})",
+        rig.controller.pid,
+        rig.url,
+        options.agents,
+        options.executors,
+        agent_pids.join(" ")
     );
     let outcome = async {
         if options.only.contains(&Scenario::Dispatch) {
@@ -190,6 +201,7 @@ async fn run(options: Settings) -> anyhow::Result<()> {
             let plan = flood::Plan {
                 builds: options.builds,
                 secs: options.build_secs,
+                stamps: options.stamps,
                 repeat: options.repeat,
             };
             flood::run(&rig, &plan, options.executors).await?;
