@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use steward_channel::{MuxStream, SendHalf, StreamError};
-use steward_protocol::channel::ResetCode;
+use steward_protocol::channel::{MAX_DATA_PAYLOAD, ResetCode};
 use steward_protocol::services::{self, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepState};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +29,11 @@ use super::super::files::failed;
 use super::super::{Context, answer, linger};
 use super::dir::{LOG_FILE, Leader, StepDir};
 
-/// Most log bytes per event: an encoded event must fit one DATA frame (64 KiB), as for
-/// `Exec`'s output.
-pub const TAIL_CHUNK: usize = 32 * 1024;
+/// Most log bytes per event: as many as fit one DATA frame once encoded (a variant byte
+/// and a length of at most 3 bytes in front). Every event costs a read here, a frame, and
+/// on the controller a write to the console and a wake-up of each follower, so a build
+/// printing fast costs half as much in 64 KiB events as in 32 KiB ones.
+pub const TAIL_CHUNK: usize = MAX_DATA_PAYLOAD - 16;
 /// Poll interval at the end of the log right after output: new lines show within this.
 pub const TAIL_POLL_MIN: Duration = Duration::from_millis(20);
 /// Longest poll interval, reached by doubling while the step prints nothing: bounds the
@@ -208,4 +210,15 @@ fn read_at(log: &Log, offset: u64) -> Result<Vec<u8>, String> {
 
 async fn emit(send: &mut SendHalf, event: &StepEvent) -> Result<(), StreamError> {
     send.send(Bytes::from(services::encode(event))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_log_event_fits_one_data_frame() {
+        let event = StepEvent::Log(vec![b'x'; TAIL_CHUNK]);
+        assert!(services::encode(&event).len() <= MAX_DATA_PAYLOAD);
+    }
 }
