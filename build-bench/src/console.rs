@@ -47,7 +47,7 @@ fn script(bytes: u64) -> String {
 
 pub async fn run(rig: &Rig, plan: &Plan) -> anyhow::Result<()> {
     anyhow::ensure!(
-        plan.bytes > 0 && plan.bytes % LINE as u64 == 0,
+        plan.bytes > 0 && plan.bytes.is_multiple_of(LINE as u64),
         "the console size must be a positive multiple of {LINE} bytes"
     );
     let node = node_name(rig.agents.len().min(2));
