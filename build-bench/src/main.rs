@@ -95,6 +95,34 @@ impl std::fmt::Display for Scenario {
     }
 }
 
+impl Options {
+    /// The numbers to run with: those given, else `--quick`'s or the full run's.
+    fn settings(self) -> anyhow::Result<Settings> {
+        let quick = self.quick;
+        let pick = |given: Option<usize>, full: usize, small: usize| {
+            given.unwrap_or(if quick { small } else { full })
+        };
+        let settings = Settings {
+            agents: pick(self.agents, 10, 2),
+            executors: self.executors.unwrap_or(if quick { 2 } else { 4 }),
+            dispatch_builds: pick(self.dispatch_builds, 100, 10),
+            cli_runs: pick(self.cli_runs, 20, 3),
+            dispatch_gap: Duration::from_millis(self.dispatch_gap_ms),
+            console_bytes: self.console_mb.unwrap_or(if quick { 20 } else { 200 }) * 1_000_000,
+            builds: pick(self.builds, 1000, 20),
+            build_secs: self.build_secs,
+            stamps: self.stamps,
+            repeat: self.repeat,
+            only: self.only,
+            keep: self.keep,
+        };
+        anyhow::ensure!(settings.agents >= 1, "--agents must be at least 1");
+        anyhow::ensure!(settings.executors >= 1, "--executors must be at least 1");
+        anyhow::ensure!(settings.repeat >= 1, "--repeat must be at least 1");
+        Ok(settings)
+    }
+}
+
 /// The options with the defaults (or `--quick`'s) filled in.
 struct Settings {
     agents: usize,
@@ -115,32 +143,8 @@ struct Settings {
 async fn main() -> anyhow::Result<()> {
     steward_transport::install_crypto_provider();
     let options = Options::parse();
-    let pick = |given: Option<usize>, full: usize, quick: usize| {
-        given.unwrap_or(if options.quick { quick } else { full })
-    };
-    let settings = Settings {
-        agents: pick(options.agents, 10, 2),
-        executors: options
-            .executors
-            .unwrap_or(if options.quick { 2 } else { 4 }),
-        dispatch_builds: pick(options.dispatch_builds, 100, 10),
-        cli_runs: pick(options.cli_runs, 20, 3),
-        dispatch_gap: Duration::from_millis(options.dispatch_gap_ms),
-        console_bytes: options
-            .console_mb
-            .unwrap_or(if options.quick { 20 } else { 200 })
-            * 1_000_000,
-        builds: pick(options.builds, 1000, 20),
-        build_secs: options.build_secs,
-        stamps: options.stamps,
-        repeat: options.repeat,
-        only: options.only,
-        keep: options.keep,
-    };
-    anyhow::ensure!(settings.agents >= 1, "--agents must be at least 1");
-    anyhow::ensure!(settings.executors >= 1, "--executors must be at least 1");
-    anyhow::ensure!(settings.repeat >= 1, "--repeat must be at least 1");
     let limit = Duration::from_secs(options.timeout_secs);
+    let settings = options.settings()?;
     // Run from a worker thread, as the controller's own tasks do.
     let mut work = tokio::spawn(async move {
         tokio::time::timeout(limit, run(settings))
