@@ -60,6 +60,7 @@ pub async fn run(rig: &Rig, plan: &Plan, executors: u32) -> anyhow::Result<()> {
     );
     let mut totals = Vec::new();
     for run in 1..=plan.repeat {
+        println!("run {run}:");
         let first = (run - 1) * plan.builds;
         totals.push(one_flood(rig, plan, slots, ideal, first).await?);
     }
