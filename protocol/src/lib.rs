@@ -13,7 +13,10 @@
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
+//! - `byte_buf`: how byte payloads (logs, output, scripts) are encoded: as bytes, not as a
+//!   sequence of numbers.
 
+mod byte_buf;
 pub mod channel;
 pub mod handshake;
 pub mod jnlp;

@@ -115,8 +115,8 @@ pub enum ExecEvent {
     Started {
         pid: u32,
     },
-    Stdout(Vec<u8>),
-    Stderr(Vec<u8>),
+    Stdout(#[serde(with = "crate::byte_buf")] Vec<u8>),
+    Stderr(#[serde(with = "crate::byte_buf")] Vec<u8>),
     /// The process ended: an exit code, or the signal that killed it.
     Exited {
         code: Option<i32>,

@@ -26,6 +26,7 @@ pub const MAX_STEP_KILL_GRACE_MS: u64 = 10 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSpec {
     /// The script text, run as `/bin/sh -xe script.sh`; bytes, as a shell reads them.
+    #[serde(with = "crate::byte_buf")]
     pub script: Vec<u8>,
     /// Added to (and overriding) the agent's environment. Not written to disk.
     pub env: Vec<(String, String)>,
@@ -68,7 +69,7 @@ pub struct StepStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepEvent {
     /// The next bytes of the log, contiguous with the last.
-    Log(Vec<u8>),
+    Log(#[serde(with = "crate::byte_buf")] Vec<u8>),
     /// The step has ended and every byte of its log has been sent.
     Ended(StepOutcome),
 }

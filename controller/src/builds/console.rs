@@ -5,7 +5,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -83,19 +83,33 @@ pub async fn copy_range(path: &Path, from: u64, to: u64, out: &Output) -> std::i
     if from >= to {
         return Ok(from);
     }
+    let mut file = open_at(path, from).await?;
+    copy_on(&mut file, from, to, out).await
+}
+
+async fn open_at(path: &Path, at: u64) -> std::io::Result<tokio::fs::File> {
     let mut file = tokio::fs::File::open(path).await?;
-    file.seek(SeekFrom::Start(from)).await?;
-    let mut at = from;
+    file.seek(SeekFrom::Start(at)).await?;
+    Ok(file)
+}
+
+/// Copies from `file`, positioned at `at`, until `to` (or its end); the position reached.
+async fn copy_on(
+    file: &mut tokio::fs::File,
+    mut at: u64,
+    to: u64,
+    out: &Output,
+) -> std::io::Result<u64> {
     while at < to {
         let want = (to - at).min(READ_CHUNK as u64) as usize;
-        let mut buffer = vec![0; want];
-        let n = file.read(&mut buffer).await?;
+        // Read into spare capacity: no zeroing of a buffer that is about to be overwritten.
+        let mut buffer = BytesMut::with_capacity(want);
+        let n = (&mut *file).take(want as u64).read_buf(&mut buffer).await?;
         if n == 0 {
             break;
         }
-        buffer.truncate(n);
         at += n as u64;
-        out.stdout(Bytes::from(buffer)).await;
+        out.stdout(buffer.freeze()).await;
     }
     Ok(at)
 }
@@ -114,7 +128,9 @@ pub async fn read_up_to(
 }
 
 /// Writes the console from `from` to the client as it grows, until the build has ended
-/// and everything is written; the result.
+/// and everything is written; the result. The file is opened once, on the first bytes,
+/// and read on from where the last copy stopped: a follower wakes for every append, and
+/// opening and seeking each time cost more than the read.
 pub async fn follow(
     path: &Path,
     mut progress: watch::Receiver<Progress>,
@@ -122,10 +138,15 @@ pub async fn follow(
     out: &Output,
 ) -> std::io::Result<Option<super::BuildResult>> {
     let mut at = from;
+    let mut file = None;
     loop {
         let now = *progress.borrow_and_update();
         if now.log_len > at {
-            at = copy_range(path, at, now.log_len, out).await?;
+            let file = match &mut file {
+                Some(file) => file,
+                None => file.insert(open_at(path, at).await?),
+            };
+            at = copy_on(file, at, now.log_len, out).await?;
         }
         if now.result.is_some() && at >= now.log_len {
             return Ok(now.result);

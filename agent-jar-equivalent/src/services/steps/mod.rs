@@ -8,20 +8,23 @@
 //! - here: `ListSteps` and `RemoveStep`, and the agent-wide tasks steps leave behind.
 //!
 //! Nothing about a step is held in memory beyond the tasks that reap wrappers and finish
-//! kills: every request reads the files, which is what makes a restarted agent see the
-//! same steps as the one that started them.
+//! kills (and, while a wrapper this agent started runs, a token its reaper cancels, which
+//! only makes a tail look sooner): every request reads the files, which is what makes a
+//! restarted agent see the same steps as the one that started them.
 
 pub mod dir;
 pub mod kill;
 pub mod start;
 pub mod tail;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use steward_protocol::services::{MAX_LIST_ENTRIES, Response};
 use steward_protocol::steps::{StepState, StepStatus, check_step_id};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::files::failed;
@@ -33,6 +36,9 @@ use dir::{StepDir, steps_root};
 #[derive(Debug, Default)]
 pub struct StepTasks {
     tasks: Mutex<JoinSet<()>>,
+    /// The wrappers this agent process started and has not yet reaped, by step id; each
+    /// token is cancelled when its wrapper exits.
+    wrappers: Arc<Mutex<HashMap<String, CancellationToken>>>,
 }
 
 impl StepTasks {
@@ -42,6 +48,30 @@ impl StepTasks {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(task);
     }
+
+    /// Reaps step `id`'s wrapper, a child of this agent, and cancels its exit token then.
+    pub fn reap(&self, id: &str, mut child: tokio::process::Child) {
+        let wrappers = self.wrappers.clone();
+        lock(&wrappers).insert(id.to_owned(), CancellationToken::new());
+        let id = id.to_owned();
+        self.spawn(async move {
+            let _ = child.wait().await;
+            if let Some(exited) = lock(&wrappers).remove(&id) {
+                exited.cancel();
+            }
+        });
+    }
+
+    /// A token cancelled when step `id`'s wrapper exits, if this agent process started it
+    /// and has not seen it exit: a tail at the end of the log then looks at once instead
+    /// of at its next poll. Steps of an earlier agent process are only polled.
+    pub fn wrapper_exit(&self, id: &str) -> Option<CancellationToken> {
+        lock(&self.wrappers).get(id).cloned()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `ListSteps`: every step directory, sorted by id. Names that are not step ids (the temp

@@ -155,7 +155,7 @@ async fn launch(
             "the shell of step {id} exited before starting: {e}"
         ));
     }
-    context.steps().spawn(reap(child));
+    context.steps().reap(id, child);
     Ok((pid, step.path))
 }
 
@@ -279,9 +279,4 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
 
 async fn remove_temp(temp: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(temp)).await;
-}
-
-/// Waits for the wrapper so it never lingers as a zombie while this agent lives.
-async fn reap(mut child: Child) {
-    let _ = child.wait().await;
 }

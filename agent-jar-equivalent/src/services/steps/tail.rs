@@ -4,7 +4,9 @@
 //! per DATA frame: `Log` chunks of at most [`TAIL_CHUNK`] bytes, then `Ended` once the step
 //! has ended *and* the log has been read to its end, then EOF. At the end of the log the
 //! tail polls: every [`TAIL_POLL_MIN`] while output flows, slowing to [`TAIL_POLL_MAX`]
-//! while the step is silent, so a quiet hour-long step costs a few reads a second.
+//! while the step is silent, so a quiet hour-long step costs a few reads a second. When
+//! this agent process started the step, its wrapper's exit also wakes the tail, so the end
+//! is seen at once rather than up to [`TAIL_POLL_MAX`] later.
 //!
 //! The tail owns nothing of the step: a RESET, a lost connection or this handler being
 //! dropped ends the tail and leaves the step running. The log is append-only, so a later
@@ -18,17 +20,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use steward_channel::{MuxStream, SendHalf, StreamError};
-use steward_protocol::channel::ResetCode;
+use steward_protocol::channel::{MAX_DATA_PAYLOAD, ResetCode};
 use steward_protocol::services::{self, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepState};
+use tokio_util::sync::CancellationToken;
 
 use super::super::files::failed;
 use super::super::{Context, answer, linger};
 use super::dir::{LOG_FILE, Leader, StepDir};
 
-/// Most log bytes per event: an encoded event must fit one DATA frame (64 KiB), as for
-/// `Exec`'s output.
-pub const TAIL_CHUNK: usize = 32 * 1024;
+/// Most log bytes per event: as many as fit one DATA frame once encoded (a variant byte
+/// and a length of at most 3 bytes in front). Every event costs a read here, a frame, and
+/// on the controller a write to the console and a wake-up of each follower, so a build
+/// printing fast costs half as much in 64 KiB events as in 32 KiB ones.
+pub const TAIL_CHUNK: usize = MAX_DATA_PAYLOAD - 16;
 /// Poll interval at the end of the log right after output: new lines show within this.
 pub const TAIL_POLL_MIN: Duration = Duration::from_millis(20);
 /// Longest poll interval, reached by doubling while the step prints nothing: bounds the
@@ -58,7 +63,8 @@ pub async fn tail(stream: MuxStream, context: &Context, id: &str, offset: u64) {
     {
         return;
     }
-    match follow(&mut send, log, offset).await {
+    let exit = context.steps().wrapper_exit(id);
+    match follow(&mut send, log, offset, exit).await {
         Ok(()) => {
             if send.finish().await.is_ok() {
                 linger(&mut recv).await;
@@ -119,8 +125,14 @@ enum Next {
     Ended(StepOutcome),
 }
 
-/// Sends the log from `offset` until the step has ended and all of it is sent.
-async fn follow(send: &mut SendHalf, log: Log, mut offset: u64) -> Result<(), Stop> {
+/// Sends the log from `offset` until the step has ended and all of it is sent. `exit`, when
+/// given, is cancelled when the step's wrapper exits.
+async fn follow(
+    send: &mut SendHalf,
+    log: Log,
+    mut offset: u64,
+    mut exit: Option<CancellationToken>,
+) -> Result<(), Stop> {
     let cancelled = send.closed_token();
     let log = Arc::new(log);
     let mut poll = TAIL_POLL_MIN;
@@ -143,8 +155,17 @@ async fn follow(send: &mut SendHalf, log: Log, mut offset: u64) -> Result<(), St
                 return Ok(());
             }
             Next::Wait => {
+                let exited = async {
+                    match &exit {
+                        Some(exit) => exit.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = tokio::time::sleep(poll) => {}
+                    // Look once more now; from then on the timer alone (the token stays
+                    // cancelled).
+                    () = exited => exit = None,
                     () = cancelled.cancelled() => return Err(Stop::Gone),
                 }
                 poll = (poll * 2).min(TAIL_POLL_MAX);
@@ -189,4 +210,15 @@ fn read_at(log: &Log, offset: u64) -> Result<Vec<u8>, String> {
 
 async fn emit(send: &mut SendHalf, event: &StepEvent) -> Result<(), StreamError> {
     send.send(Bytes::from(services::encode(event))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_log_event_fits_one_data_frame() {
+        let event = StepEvent::Log(vec![b'x'; TAIL_CHUNK]);
+        assert!(services::encode(&event).len() <= MAX_DATA_PAYLOAD);
+    }
 }

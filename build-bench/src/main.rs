@@ -1,0 +1,219 @@
+//! `build-bench`: freestyle builds on the real binaries, measured. It starts the `controller`
+//! (127.0.0.1:0, a temporary home) and one `agent` per node, then runs three scenarios and
+//! prints their figures (it asserts nothing but the builds' correctness):
+//!
+//! 1. [`dispatch`]: from the `build` request to the step's first command on an idle agent,
+//!    against `exec-on-node` and the `cli` binary's own start-up;
+//! 2. [`console`]: a build printing 200 MB, into the stored console and to `console -f`,
+//!    against the same output written locally;
+//! 3. [`flood`]: 1,000 queued one-second builds over 10 agents × 4 executors, against
+//!    the ideal 25 s.
+//!
+//! [`rig`] starts and stops the processes; [`client`] is the in-process CLI client.
+//! How to run it and the figures of record: docs/benchmarks.md, "Builds (build-bench)".
+
+mod client;
+mod console;
+mod dispatch;
+mod flood;
+mod rig;
+mod stats;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "build-bench",
+    version,
+    about = "Dispatch latency, console throughput and a queue of short builds on the real binaries"
+)]
+struct Options {
+    /// Agents (nodes labelled `pool`), each its own `agent` process [default: 10; quick: 2].
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Executors per agent [default: 4; quick: 2].
+    #[arg(long)]
+    executors: Option<u32>,
+    /// Scenario 1: builds measured one at a time, and as many `exec-on-node` baselines
+    /// [default: 100; quick: 10].
+    #[arg(long)]
+    dispatch_builds: Option<usize>,
+    /// Scenario 1: `who-am-i` runs and builds through the `cli` binary [default: 20; quick: 3].
+    #[arg(long)]
+    cli_runs: Option<usize>,
+    /// Scenario 1: pause after each build, ms, so the next finds the agent idle.
+    #[arg(long, default_value_t = 100)]
+    dispatch_gap_ms: u64,
+    /// Scenario 2: MB (10^6 bytes) the build prints [default: 200; quick: 20].
+    #[arg(long)]
+    console_mb: Option<u64>,
+    /// Scenario 3: builds queued [default: 1000; quick: 20].
+    #[arg(long)]
+    builds: Option<usize>,
+    /// Scenario 3: seconds each build sleeps.
+    #[arg(long, default_value_t = 1)]
+    build_secs: u32,
+    /// Scenario 3, for analysis: the builds read the clock before and after sleeping, and
+    /// each build's time is split into dispatch, sleep and noticing the end.
+    #[arg(long)]
+    stamps: bool,
+    /// Runs of scenarios 2 and 3 (scenario 1 has --dispatch-builds).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Small numbers for a smoke run of a few seconds (options given explicitly still count).
+    #[arg(long)]
+    quick: bool,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [Scenario::Dispatch, Scenario::Console, Scenario::Flood])]
+    only: Vec<Scenario>,
+    /// Keep the temporary directory (home, work dirs, logs) for inspection.
+    #[arg(long)]
+    keep: bool,
+    /// Give up, stopping everything, after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Dispatch,
+    Console,
+    Flood,
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Scenario::Dispatch => "dispatch",
+            Scenario::Console => "console",
+            Scenario::Flood => "flood",
+        };
+        f.write_str(name)
+    }
+}
+
+impl Options {
+    /// The numbers to run with: those given, else `--quick`'s or the full run's.
+    fn settings(self) -> anyhow::Result<Settings> {
+        let quick = self.quick;
+        let pick = |given: Option<usize>, full: usize, small: usize| {
+            given.unwrap_or(if quick { small } else { full })
+        };
+        let settings = Settings {
+            agents: pick(self.agents, 10, 2),
+            executors: self.executors.unwrap_or(if quick { 2 } else { 4 }),
+            dispatch_builds: pick(self.dispatch_builds, 100, 10),
+            cli_runs: pick(self.cli_runs, 20, 3),
+            dispatch_gap: Duration::from_millis(self.dispatch_gap_ms),
+            console_bytes: self.console_mb.unwrap_or(if quick { 20 } else { 200 }) * 1_000_000,
+            builds: pick(self.builds, 1000, 20),
+            build_secs: self.build_secs,
+            stamps: self.stamps,
+            repeat: self.repeat,
+            only: self.only,
+            keep: self.keep,
+        };
+        anyhow::ensure!(settings.agents >= 1, "--agents must be at least 1");
+        anyhow::ensure!(settings.executors >= 1, "--executors must be at least 1");
+        anyhow::ensure!(settings.repeat >= 1, "--repeat must be at least 1");
+        Ok(settings)
+    }
+}
+
+/// The options with the defaults (or `--quick`'s) filled in.
+struct Settings {
+    agents: usize,
+    executors: u32,
+    dispatch_builds: usize,
+    cli_runs: usize,
+    dispatch_gap: Duration,
+    console_bytes: u64,
+    builds: usize,
+    build_secs: u32,
+    stamps: bool,
+    repeat: usize,
+    only: Vec<Scenario>,
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    steward_transport::install_crypto_provider();
+    let options = Options::parse();
+    let limit = Duration::from_secs(options.timeout_secs);
+    let settings = options.settings()?;
+    // Run from a worker thread, as the controller's own tasks do.
+    let mut work = tokio::spawn(async move {
+        tokio::time::timeout(limit, run(settings))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("gave up after {limit:?} (--timeout-secs)")))
+    });
+    tokio::select! {
+        joined = &mut work => joined.context("the benchmark task failed")?,
+        _ = tokio::signal::ctrl_c() => {
+            // Aborting drops the rig: children are killed, the temporary directory removed.
+            work.abort();
+            let _ = work.await;
+            Err(anyhow::anyhow!("interrupted"))
+        }
+    }
+}
+
+async fn run(options: Settings) -> anyhow::Result<()> {
+    println!(
+        "build-bench {} at {}; {}; load average {}",
+        env!("CARGO_PKG_VERSION"),
+        stats::utc_now(),
+        stats::machine(),
+        stats::loadavg()
+    );
+    let layout = rig::Layout {
+        agents: options.agents,
+        executors: options.executors,
+        keep: options.keep,
+    };
+    let rig = rig::Rig::start(&layout).await?;
+    let agent_pids: Vec<String> = rig.agents.iter().map(|a| a.proc.pid.to_string()).collect();
+    println!(
+        "controller pid {} at {}; {} agents x {} executors online (agent pids {})",
+        rig.controller.pid,
+        rig.url,
+        options.agents,
+        options.executors,
+        agent_pids.join(" ")
+    );
+    let outcome = async {
+        if options.only.contains(&Scenario::Dispatch) {
+            let plan = dispatch::Plan {
+                builds: options.dispatch_builds,
+                cli_runs: options.cli_runs,
+                gap: options.dispatch_gap,
+            };
+            dispatch::run(&rig, &plan).await?;
+        }
+        if options.only.contains(&Scenario::Console) {
+            let plan = console::Plan {
+                bytes: options.console_bytes,
+                repeat: options.repeat,
+            };
+            console::run(&rig, &plan).await?;
+        }
+        if options.only.contains(&Scenario::Flood) {
+            let plan = flood::Plan {
+                builds: options.builds,
+                secs: options.build_secs,
+                stamps: options.stamps,
+                repeat: options.repeat,
+            };
+            flood::run(&rig, &plan, options.executors).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    rig.stop().await;
+    println!("load average at the end: {}", stats::loadavg());
+    outcome
+}
