@@ -224,6 +224,9 @@ async fn one_flood(
         cpu_after.0 - cpu_before.0,
         cpu_after.1 - cpu_before.1
     );
+    for row in rows.iter().filter(|r| r.result != "SUCCESS") {
+        report_unsuccessful(rig, row);
+    }
     anyhow::ensure!(
         successes == plan.builds,
         "{} of {} builds did not end SUCCESS",
@@ -278,4 +281,27 @@ async fn list(rig: &Rig, n: usize, first: usize) -> anyhow::Result<Vec<Row>> {
 fn ns(t: std::time::SystemTime) -> i128 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Prints an unsuccessful build's number, result and the end of its console, so a failed
+/// run says why without `--keep`.
+fn report_unsuccessful(rig: &Rig, row: &Row) {
+    const TAIL_LINES: usize = 15;
+    let path = rig.console_path(JOB, row.number);
+    println!(
+        "  build #{} (I={}) ended {}; the end of {}:",
+        row.number,
+        row.param,
+        row.result,
+        path.display()
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(TAIL_LINES)..] {
+                println!("    | {line}");
+            }
+        }
+        Err(e) => println!("    (cannot read it: {e})"),
+    }
 }
