@@ -154,9 +154,9 @@ fn label_expressions_route_builds_to_the_matching_node() {
 fn two_executors_run_two_builds_at_once_and_the_third_waits() {
     let c = Controller::start();
     let gate = Gate::new();
-    let _duo = online_node(&c, "duo", "", 2, "NORMAL");
+    let duo = online_node(&c, "duo", "", 2, "NORMAL");
     let script = format!(
-        "{}echo \"executor=$EXECUTOR_NUMBER\"\n{}",
+        "{}echo \"executor=$EXECUTOR_NUMBER\"\necho \"workspace=$WORKSPACE pwd=$(pwd)\"\n{}",
         gate.mark_script("started-$N"),
         gate.wait_script("release")
     );
@@ -198,6 +198,24 @@ fn two_executors_run_two_builds_at_once_and_the_third_waits() {
         })
         .collect();
     assert_eq!(executors, BTreeSet::from(["0".into(), "1".into()]));
+    // As in Jenkins, builds of one job side by side on a node never share a directory.
+    let workspace_line = |number: u64| {
+        let console = c.console("hold", number);
+        console
+            .lines()
+            .find(|l| l.starts_with("workspace="))
+            .unwrap_or_else(|| panic!("no workspace line in:\n{console}"))
+            .to_owned()
+    };
+    let base = format!("{}/workspace/hold", duo.work_dir());
+    let workspaces: BTreeSet<String> = [1, 2].into_iter().map(workspace_line).collect();
+    assert_eq!(
+        workspaces,
+        BTreeSet::from([
+            format!("workspace={base} pwd={base}"),
+            format!("workspace={base}@2 pwd={base}@2"),
+        ])
+    );
 
     gate.open("release");
     let mut numbers = BTreeSet::new();
@@ -225,6 +243,11 @@ fn two_executors_run_two_builds_at_once_and_the_third_waits() {
             .all(|b| b.result == "SUCCESS" && b.node == "duo"),
         "{done:?}"
     );
+    // Ended builds give their workspaces back: a build alone takes the job's own again
+    // (the gate stays open, so it runs straight through).
+    let out = c.cli(&["build", "hold", "-s", "-p", "N=4"]);
+    assert_completed(&out, "hold", 4, "SUCCESS", 0);
+    assert_eq!(workspace_line(4), format!("workspace={base} pwd={base}"));
 }
 
 #[test]

@@ -199,6 +199,7 @@ mod tests {
             queue_id: None,
             node: "n".into(),
             executor: 0,
+            workspace: "j".into(),
             config_xml: String::new(),
             queued_at_ms: 0,
             started_at_ms: 1_000,

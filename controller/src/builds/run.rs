@@ -201,7 +201,7 @@ impl Runner<'_> {
             let line = format!(
                 "Building remotely on {} in workspace {}\n",
                 describe_node(self.state, &row.node).await,
-                workspace(&work_dir, &row.job)
+                workspace(&work_dir, &row.workspace)
             );
             self.line(&line).await;
         }
@@ -399,7 +399,7 @@ impl Runner<'_> {
             ("JOB_NAME".to_owned(), row.job.clone()),
             ("JOB_BASE_NAME".to_owned(), row.job.clone()),
             ("JOB_URL".to_owned(), job_url),
-            ("WORKSPACE".to_owned(), workspace(work_dir, &row.job)),
+            ("WORKSPACE".to_owned(), workspace(work_dir, &row.workspace)),
             ("NODE_NAME".to_owned(), row.node.clone()),
             ("NODE_LABELS".to_owned(), labels),
             ("EXECUTOR_NUMBER".to_owned(), row.executor.to_string()),
@@ -427,7 +427,7 @@ impl Runner<'_> {
         match steps::start(
             &channel,
             id,
-            &workspace(work_dir, &self.build.row.job),
+            &workspace(work_dir, &self.build.row.workspace),
             spec,
         )
         .await
@@ -497,8 +497,10 @@ impl Runner<'_> {
                 Err(StepCallError::Refused(why)) if offset == 0 && !started_here && !aborting => {
                     tracing::info!(step = id, reason = %why, "step not on the agent: starting it");
                     started_here = true;
-                    let workspace =
-                        workspace(self.work_dir.as_deref().unwrap_or("."), &self.build.row.job);
+                    let workspace = workspace(
+                        self.work_dir.as_deref().unwrap_or("."),
+                        &self.build.row.workspace,
+                    );
                     if let Err(e) = steps::start(&channel, id, &workspace, spec).await
                         && !e.is_connection_lost()
                     {
@@ -566,9 +568,9 @@ impl Runner<'_> {
     }
 }
 
-/// `WORK_DIR/workspace/JOB`.
-fn workspace(work_dir: &str, job: &str) -> String {
-    format!("{work_dir}/workspace/{job}")
+/// `WORK_DIR/workspace/NAME`, NAME being the build's `BuildRow::workspace`.
+fn workspace(work_dir: &str, name: &str) -> String {
+    format!("{work_dir}/workspace/{name}")
 }
 
 /// `NODE (labels)` as Jenkins' "Building remotely on" line shows it.

@@ -177,13 +177,40 @@ async fn pass(state: &AppState) {
     for (id, node, executor) in starts {
         let job = &items.iter().find(|(i, _)| *i == id).expect("considered").1;
         let xml = jobs[job].xml.clone();
-        start_build(state, id, node, executor, xml).await;
+        // Builds started earlier in this loop are registered by now, so they count.
+        let running = state.builds.running();
+        let workspace = workspace_name(job, |name| {
+            running
+                .iter()
+                .any(|b| b.row.node == node && b.row.workspace == name)
+        });
+        start_build(state, id, node, executor, workspace, xml).await;
     }
+}
+
+/// The workspace a build of `job` gets on a node: the job's name, or when a running build
+/// holds that, `JOB@2`, `JOB@3`… as Jenkins does, so builds of a concurrent job never share
+/// a directory.
+fn workspace_name(job: &str, in_use: impl Fn(&str) -> bool) -> String {
+    if !in_use(job) {
+        return job.to_owned();
+    }
+    (2u32..)
+        .map(|n| format!("{job}@{n}"))
+        .find(|name| !in_use(name))
+        .expect("a node runs finitely many builds")
 }
 
 /// Gives queued item `queue_id` its executor: the store records the build with its number,
 /// then the item's waiters learn the number and the runner starts.
-async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u32, xml: String) {
+async fn start_build(
+    state: &AppState,
+    queue_id: u64,
+    node: String,
+    executor: u32,
+    workspace: String,
+    xml: String,
+) {
     let started_at_ms = now_ms();
     let for_store = node.clone();
     let row = state
@@ -195,6 +222,7 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
                     queue_id,
                     node: &for_store,
                     executor,
+                    workspace: &workspace,
                     config_xml: &xml,
                     started_at_ms,
                 },
@@ -224,5 +252,23 @@ async fn start_build(state: &AppState, queue_id: u64, node: String, executor: u3
         Err(e) => {
             tracing::error!(queue_id, error = %e, "cannot start a queued build");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workspace_name;
+
+    #[test]
+    fn a_build_takes_the_jobs_workspace_when_it_is_free() {
+        assert_eq!(workspace_name("app", |_| false), "app");
+    }
+
+    #[test]
+    fn a_concurrent_build_takes_the_first_free_numbered_workspace() {
+        let held = ["app", "app@2", "app@4", "other"];
+        assert_eq!(workspace_name("app", |n| held.contains(&n)), "app@3");
+        assert_eq!(workspace_name("app@2", |n| held.contains(&n)), "app@2@2");
+        assert_eq!(workspace_name("other", |n| held.contains(&n)), "other@2");
     }
 }

@@ -134,6 +134,9 @@ pub struct BuildRow {
     pub queue_id: Option<u64>,
     pub node: String,
     pub executor: u32,
+    /// Its workspace's name under the agent's `WORKDIR/workspace/`: the job's name, or
+    /// `JOB@N` when builds of the job ran side by side on the node.
+    pub workspace: String,
     /// The job's configuration when the build started.
     pub config_xml: String,
     pub queued_at_ms: i64,
@@ -169,6 +172,8 @@ pub struct Start<'a> {
     pub queue_id: u64,
     pub node: &'a str,
     pub executor: u32,
+    /// See [`BuildRow::workspace`].
+    pub workspace: &'a str,
     pub config_xml: &'a str,
     pub started_at_ms: i64,
 }
@@ -264,8 +269,8 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
     let number = take_build_number(&tx, &job)?;
     tx.execute(
         "INSERT INTO builds (job, number, params, cause, cause_user, queue_id, node, executor,
-                             config_xml, queued_at_ms, started_at_ms, step_index)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
+                             config_xml, queued_at_ms, started_at_ms, step_index, workspace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12)",
         params![
             job,
             number as i64,
@@ -278,6 +283,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
             start.config_xml,
             queued_at_ms,
             start.started_at_ms,
+            start.workspace,
         ],
     )?;
     let id = to_u64(tx.last_insert_rowid(), "build id")?;
@@ -292,6 +298,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         queue_id: Some(start.queue_id),
         node: start.node.to_owned(),
         executor: start.executor,
+        workspace: start.workspace.to_owned(),
         config_xml: start.config_xml.to_owned(),
         queued_at_ms,
         started_at_ms: start.started_at_ms,
@@ -352,7 +359,7 @@ pub fn finish(
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
-    step_code, step_log_end, step_note, aborted_by, cause, queue_id";
+    step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -376,6 +383,7 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         aborted_by: r.get(17)?,
         cause: r.get(18)?,
         queue_id: r.get(19)?,
+        workspace: r.get(20)?,
     })
 }
 
@@ -400,6 +408,7 @@ struct RawBuild {
     aborted_by: Option<String>,
     cause: String,
     queue_id: Option<i64>,
+    workspace: Option<String>,
 }
 
 impl RawBuild {
@@ -420,6 +429,7 @@ impl RawBuild {
                 .transpose()?,
             cause: to_cause(&self.cause)?,
             queue_id: self.queue_id.map(|q| to_u64(q, "queue id")).transpose()?,
+            workspace: self.workspace.unwrap_or_else(|| self.job.clone()),
             job: self.job,
             cause_user: self.cause_user,
             node: self.node,
@@ -578,6 +588,7 @@ mod tests {
                     queue_id: id,
                     node: "n1",
                     executor: 1,
+                    workspace: if id == a { "j" } else { "j@2" },
                     config_xml: "<project/>",
                     started_at_ms: 20,
                 };
@@ -626,7 +637,9 @@ mod tests {
             })
         );
         assert_eq!(running_now[0].aborted_by.as_deref(), Some("carol"));
+        assert_eq!(running_now[0].workspace, "j");
         let got = got.unwrap();
+        assert_eq!(got.workspace, "j@2");
         assert_eq!(got.result, Some(BuildResult::Failure));
         assert_eq!(got.finished_at_ms, Some(30));
         assert_eq!(got.cause_user, "bob");
@@ -674,6 +687,7 @@ mod tests {
                         queue_id: id,
                         node: "n",
                         executor: 0,
+                        workspace: "j",
                         config_xml: "<project/>",
                         started_at_ms: 2,
                     };

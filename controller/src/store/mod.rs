@@ -92,6 +92,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE queue ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
     ALTER TABLE builds ADD COLUMN cause TEXT NOT NULL DEFAULT 'cli';
     ALTER TABLE builds ADD COLUMN queue_id INTEGER;",
+    // The workspace a build runs in, under the agent's `workspace/`: the job's name, or
+    // `JOB@2`, `JOB@3`… for a build that ran while another of its job held that one on the
+    // same node. Rows from before ran in the job's name.
+    "ALTER TABLE builds ADD COLUMN workspace TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]
