@@ -86,6 +86,8 @@ pub struct Tail {
     stream: MuxStream,
     /// The log's length when the tail started.
     pub log_len: u64,
+    /// An event [`Tail::ready_log`] read that was not log output: `next` returns it.
+    held: Option<Result<StepEvent, StepCallError>>,
 }
 
 impl Tail {
@@ -98,19 +100,46 @@ impl Tail {
         let mut stream = call::open(channel, &request).await?;
         stream.finish().await.map_err(CallError::from)?;
         match call::read_response(&mut stream).await? {
-            Response::StepTail { log_len } => Ok(Tail { stream, log_len }),
+            Response::StepTail { log_len } => Ok(Tail {
+                stream,
+                log_len,
+                held: None,
+            }),
             other => Err(unexpected("TailStep", other)),
         }
     }
 
     /// The next event; `None` after the stream's end, which follows [`StepEvent::Ended`].
     pub async fn next(&mut self) -> Option<Result<StepEvent, StepCallError>> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
         let frame = match self.stream.recv().await? {
             Ok(frame) => frame,
             Err(e) => return Some(Err(CallError::from(e).into())),
         };
-        Some(services::decode(&frame).map_err(|e| CallError::BadResponse(e).into()))
+        Some(decode_event(&frame))
     }
+
+    /// Log output that has already arrived, without waiting: lets the caller write what
+    /// is queued at once. Any other event is kept for [`Tail::next`].
+    pub fn ready_log(&mut self) -> Option<Vec<u8>> {
+        if self.held.is_some() {
+            return None;
+        }
+        let frame = self.stream.recv.try_recv()?;
+        match decode_event(&frame) {
+            Ok(StepEvent::Log(data)) => Some(data),
+            other => {
+                self.held = Some(other);
+                None
+            }
+        }
+    }
+}
+
+fn decode_event(frame: &[u8]) -> Result<StepEvent, StepCallError> {
+    services::decode(frame).map_err(|e| CallError::BadResponse(e).into())
 }
 
 /// SIGTERM to step `id`'s process group, SIGKILL to what is left after `grace`.

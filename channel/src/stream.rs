@@ -82,6 +82,7 @@ pub(crate) fn new_pair(
             id,
             shared: shared.clone(),
             rx,
+            held: None,
             consumed: 0,
             done: false,
             guard,
@@ -257,6 +258,8 @@ pub struct RecvHalf {
     id: u32,
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<Inbound>,
+    /// What [`RecvHalf::try_recv`] took off the queue and was not DATA: `recv` returns it.
+    held: Option<Inbound>,
     consumed: u32,
     done: bool,
     guard: Arc<StreamGuard>,
@@ -268,7 +271,14 @@ impl RecvHalf {
         if self.done {
             return None;
         }
-        let item = self.rx.recv().await;
+        // Chunks taken by `try_recv` are granted back here, where waiting is allowed.
+        if self.consumed >= self.shared.window / 2 {
+            self.grant().await;
+        }
+        let item = match self.held.take() {
+            Some(held) => Some(held),
+            None => self.rx.recv().await,
+        };
         match item {
             Some(Inbound::Data(bytes)) => {
                 self.consumed += bytes.len() as u32;
@@ -293,6 +303,28 @@ impl RecvHalf {
                 self.done = true;
                 Some(Err(StreamError::ChannelLost(self.shared.reason())))
             }
+        }
+    }
+
+    /// A chunk that has already arrived, without waiting; `None` when there is none (or
+    /// the stream has ended or failed: the next [`RecvHalf::recv`] says so). Lets a reader
+    /// take what is queued in one go. Its credit goes back to the peer at the next `recv`,
+    /// so a reader calls `recv` again after a run of these, as it does anyway to wait.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        if self.done || self.held.is_some() {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(Inbound::Data(bytes)) => {
+                self.consumed += bytes.len() as u32;
+                Some(bytes)
+            }
+            Ok(other) => {
+                self.held = Some(other);
+                None
+            }
+            // Empty, or the channel is gone: `recv` reports the latter.
+            Err(_) => None,
         }
     }
 

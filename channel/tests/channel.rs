@@ -145,6 +145,64 @@ async fn a_reader_that_stops_holds_the_sender_at_one_window() {
 }
 
 #[tokio::test]
+async fn try_recv_takes_what_has_arrived_and_the_next_recv_gives_its_credit_back() {
+    let p = start_pair();
+    let mut agent_incoming = p.agent_incoming;
+    let mut s = p.controller.open(Bytes::new()).await.unwrap();
+    let mut peer = agent_incoming.accept().await.unwrap().stream;
+    assert_eq!(peer.recv.try_recv(), None, "nothing has arrived yet");
+
+    const CHUNK: usize = 64 * 1024;
+    let windows = 3;
+    let sender = tokio::spawn(async move {
+        for i in 0..windows * DEFAULT_WINDOW as usize / CHUNK {
+            s.send(Bytes::from(vec![i as u8; CHUNK])).await.unwrap();
+        }
+        s.finish().await.unwrap();
+    });
+    // A whole window taken without waiting: the sender is now out of credit.
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < DEFAULT_WINDOW as usize {
+        match peer.recv.try_recv() {
+            Some(chunk) => got.extend_from_slice(&chunk),
+            None => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "only {} bytes arrived",
+                    got.len()
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    // Only `recv` returns credit; without it the sender would stall for good.
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match peer.recv().await {
+                Some(chunk) => got.extend_from_slice(&chunk.unwrap()),
+                // EOF, held back by a `try_recv` or not, comes after every byte.
+                None => break,
+            }
+            while let Some(more) = peer.recv.try_recv() {
+                got.extend_from_slice(&more);
+            }
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the sender stalled after {} bytes", got.len());
+    sender.await.unwrap();
+    assert_eq!(got.len(), windows * DEFAULT_WINDOW as usize);
+    assert!(
+        got.chunks(CHUNK)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b == i as u8)),
+        "bytes out of order"
+    );
+    assert_eq!(peer.recv.try_recv(), None, "nothing after EOF");
+}
+
+#[tokio::test]
 async fn dropping_the_reader_resets_the_sender() {
     let p = start_pair();
     let mut agent_incoming = p.agent_incoming;

@@ -2,11 +2,12 @@
 //! output arrives and read by `console` and `build -v` in chunks, so no log is ever held
 //! whole in memory, however large.
 
-use std::io::SeekFrom;
+use std::io::{SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::Progress;
@@ -14,10 +15,24 @@ use crate::cli::io::Output;
 
 /// Bytes read from a console file at a time.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes read in one trip to a blocking thread when copying a console to a client:
+/// a follower behind by megabytes catches up in a quarter of the trips 64 KiB reads took,
+/// and the output cuts the block into frames without copying it. It is also what one
+/// copy holds in memory at most, besides the output's queue.
+pub const COPY_CHUNK: usize = 256 * 1024;
+/// Most bytes a runner hands [`ConsoleWriter::append_all`] at once: what has arrived from
+/// the agent by the time the last write ended, so one trip to a blocking thread writes
+/// many log events when output is heavy, and one when it trickles.
+pub const WRITE_BATCH: usize = 1024 * 1024;
 
 /// The writing end of a build's console: appends and publishes the new length.
+///
+/// Writes run on a blocking thread (a file write may wait on the disk) and are complete
+/// when `append` returns: followers are only told of bytes the file holds, and a step's
+/// recorded start never lies past the end of the file a controller killed right then
+/// leaves behind.
 pub struct ConsoleWriter {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     path: PathBuf,
     len: u64,
     progress: watch::Sender<Progress>,
@@ -40,7 +55,7 @@ impl ConsoleWriter {
         let len = file.metadata().await?.len();
         progress.send_modify(|p| p.log_len = len);
         Ok(ConsoleWriter {
-            file,
+            file: Arc::new(file.into_std().await),
             path,
             len,
             progress,
@@ -57,23 +72,37 @@ impl ConsoleWriter {
 
     /// Appends `data`; followers see it once this returns.
     pub async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(data).await?;
-        // A tokio file's write returns once the bytes are handed to a blocking thread, not
-        // written: the flush waits for the write itself. Without it followers would be told
-        // of bytes the file does not hold yet (and stop short until the next append, which
-        // may be a long silence away), and a step's recorded start could lie past the end
-        // of the file a controller killed right then leaves behind.
-        self.file.flush().await?;
-        self.len += data.len() as u64;
+        self.append_all(vec![data.to_vec()]).await
+    }
+
+    /// Appends the chunks in order, in one trip to a blocking thread; followers see them
+    /// once this returns. On an error, what was written stays and counts.
+    pub async fn append_all(&mut self, chunks: Vec<Vec<u8>>) -> std::io::Result<()> {
+        let file = self.file.clone();
+        let (written, result) = tokio::task::spawn_blocking(move || {
+            let mut written = 0u64;
+            for chunk in &chunks {
+                if let Err(e) = (&*file).write_all(chunk) {
+                    return (written, Err(e));
+                }
+                written += chunk.len() as u64;
+            }
+            (written, Ok(()))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        self.len += written;
         let len = self.len;
         self.progress.send_modify(|p| p.log_len = len);
-        Ok(())
+        result
     }
 
     /// Flushes the file to disk (at the end of a build).
     pub async fn sync(&mut self) -> std::io::Result<()> {
-        self.file.flush().await?;
-        self.file.sync_data().await
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(std::io::Error::other)?
     }
 }
 
@@ -101,7 +130,7 @@ async fn copy_on(
     out: &Output,
 ) -> std::io::Result<u64> {
     while at < to {
-        let want = (to - at).min(READ_CHUNK as u64) as usize;
+        let want = (to - at).min(COPY_CHUNK as u64) as usize;
         // Read into spare capacity: no zeroing of a buffer that is about to be overwritten.
         let mut buffer = BytesMut::with_capacity(want);
         let n = (&mut *file).take(want as u64).read_buf(&mut buffer).await?;

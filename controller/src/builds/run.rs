@@ -23,7 +23,7 @@ use steward_protocol::services::{Request, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec};
 use tokio::time::Instant;
 
-use super::console::ConsoleWriter;
+use super::console::{ConsoleWriter, WRITE_BATCH};
 use super::{RunningBuild, now_ms, shell_scripts};
 use crate::state::AppState;
 use crate::store::builds::{self as records, BuildResult, NO_EXIT_STATUS, StepEnd};
@@ -519,7 +519,16 @@ impl Runner<'_> {
                 tokio::select! {
                     event = tail.next() => match event {
                         Some(Ok(StepEvent::Log(data))) => {
-                            if let Err(e) = self.console.append(&data).await {
+                            // With what else has arrived meanwhile, in one write.
+                            let mut size = data.len();
+                            let mut batch = vec![data];
+                            while size < WRITE_BATCH
+                                && let Some(more) = tail.ready_log()
+                            {
+                                size += more.len();
+                                batch.push(more);
+                            }
+                            if let Err(e) = self.console.append_all(batch).await {
                                 return Followed::Console(e);
                             }
                         }
