@@ -11,7 +11,8 @@
 //! The tail owns nothing of the step: a RESET, a lost connection or this handler being
 //! dropped ends the tail and leaves the step running. The log is append-only, so a later
 //! tail from the last offset received continues with no gap and no repeat. Memory is one
-//! chunk; when the controller reads slowly, sending waits for credit and reading stops.
+//! batch of [`TAIL_BATCH`] chunks; when the controller reads slowly, sending waits for
+//! credit and reading stops.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,6 +35,9 @@ use super::dir::{LOG_FILE, Leader, StepDir};
 /// on the controller a write to the console and a wake-up of each follower, so a build
 /// printing fast costs half as much in 64 KiB events as in 32 KiB ones.
 pub const TAIL_CHUNK: usize = MAX_DATA_PAYLOAD - 16;
+/// Most events read from the log in one trip to a blocking thread (about 1 MiB): a step
+/// printing fast costs one trip per batch, not per event, and a slow one one per event.
+pub const TAIL_BATCH: usize = 16;
 /// Poll interval at the end of the log right after output: new lines show within this.
 pub const TAIL_POLL_MIN: Duration = Duration::from_millis(20);
 /// Longest poll interval, reached by doubling while the step prints nothing: bounds the
@@ -118,7 +122,8 @@ impl From<StreamError> for Stop {
 
 /// What the log has next.
 enum Next {
-    Data(Vec<u8>),
+    /// Chunks of at most [`TAIL_CHUNK`] bytes, in order, none empty.
+    Data(Vec<Vec<u8>>),
     /// At the end of the log, the step running.
     Wait,
     /// At the end of the log, the step ended before the last read: nothing more will come.
@@ -145,9 +150,11 @@ async fn follow(
                 .map_err(Stop::Failed)?
         };
         match next {
-            Next::Data(data) => {
-                offset += data.len() as u64;
-                emit(send, &StepEvent::Log(data)).await?;
+            Next::Data(chunks) => {
+                for data in chunks {
+                    offset += data.len() as u64;
+                    emit(send, &StepEvent::Log(data)).await?;
+                }
                 poll = TAIL_POLL_MIN;
             }
             Next::Ended(outcome) => {
@@ -177,21 +184,38 @@ async fn follow(
 /// One look at the log at `offset`. The state is read only at the end of the log, and an
 /// ended step is read once more after it: output written before the end is never missed.
 fn next(log: &Log, offset: u64) -> Result<Next, String> {
-    let data = read_at(log, offset)?;
-    if !data.is_empty() {
-        return Ok(Next::Data(data));
+    let chunks = read_batch(log, offset)?;
+    if !chunks.is_empty() {
+        return Ok(Next::Data(chunks));
     }
     match log.step.state_with(log.leader.as_ref()) {
         StepState::Running { .. } => Ok(Next::Wait),
         StepState::Ended(outcome) => {
-            let data = read_at(log, offset)?;
-            Ok(if data.is_empty() {
+            let chunks = read_batch(log, offset)?;
+            Ok(if chunks.is_empty() {
                 Next::Ended(outcome)
             } else {
-                Next::Data(data)
+                Next::Data(chunks)
             })
         }
     }
+}
+
+/// Up to [`TAIL_BATCH`] chunks from `offset`: fewer at the end of the log, none there.
+fn read_batch(log: &Log, mut offset: u64) -> Result<Vec<Vec<u8>>, String> {
+    let mut chunks = Vec::new();
+    while chunks.len() < TAIL_BATCH {
+        let data = read_at(log, offset)?;
+        let full = data.len() == TAIL_CHUNK;
+        if !data.is_empty() {
+            offset += data.len() as u64;
+            chunks.push(data);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(chunks)
 }
 
 fn read_at(log: &Log, offset: u64) -> Result<Vec<u8>, String> {
