@@ -15,8 +15,8 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use steward_protocol::plaincli::{Frame, FrameError, OUTPUT_CHUNK};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -168,7 +168,14 @@ async fn tick(keepalive: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Copies output frames to stdout/stderr until `EXIT`.
+/// Most stdout bytes gathered from frames that have already arrived before one write: a
+/// command printing fast (`console -f` of a busy build) costs a write per batch rather than
+/// per frame, and one printing slowly a write per frame, as soon as it comes.
+const STDOUT_BATCH: usize = 1024 * 1024;
+
+/// Copies output frames to stdout/stderr until `EXIT`. Stdout frames that are already
+/// there are written together; nothing waits for a frame that has not arrived, and output
+/// keeps its order across the two streams.
 async fn receive_half<St, O, E>(
     stream: St,
     stdout: &mut O,
@@ -180,15 +187,42 @@ where
     E: AsyncWrite + Unpin,
 {
     let mut stream = pin!(stream);
-    while let Some(frame) = stream.next().await {
+    let mut pending = BytesMut::new();
+    loop {
+        let frame = match stream.next().now_or_never() {
+            Some(frame) if pending.len() < STDOUT_BATCH => frame,
+            ready => {
+                if !pending.is_empty() {
+                    write_flush(stdout, &pending.split(), "stdout").await?;
+                }
+                match ready {
+                    Some(frame) => frame,
+                    None => stream.next().await,
+                }
+            }
+        };
+        let Some(frame) = frame else { break };
         match frame? {
-            Frame::Stdout(bytes) => write_flush(stdout, &bytes, "stdout").await?,
-            Frame::Stderr(bytes) => write_flush(stderr, &bytes, "stderr").await?,
-            Frame::Exit(code) => return Ok(code),
+            Frame::Stdout(bytes) => pending.extend_from_slice(&bytes),
+            Frame::Stderr(bytes) => {
+                if !pending.is_empty() {
+                    write_flush(stdout, &pending.split(), "stdout").await?;
+                }
+                write_flush(stderr, &bytes, "stderr").await?
+            }
+            Frame::Exit(code) => {
+                if !pending.is_empty() {
+                    write_flush(stdout, &pending.split(), "stdout").await?;
+                }
+                return Ok(code);
+            }
             // Unknown opcodes below 0x80 and frames travelling the wrong way are skipped
             // (compat §6); fatal opcodes already arrived as errors.
             _ => {}
         }
+    }
+    if !pending.is_empty() {
+        write_flush(stdout, &pending.split(), "stdout").await?;
     }
     Err(SessionError::ClosedBeforeExit)
 }
@@ -361,6 +395,101 @@ mod tests {
         };
         let (code, _server) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
         assert_eq!(code.unwrap(), 0);
+    }
+
+    /// Each write taken, tagged with its stream, in order.
+    type WriteLog = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Vec<u8>)>>>;
+
+    /// Records each write it takes in a log shared by both streams.
+    struct Recorder {
+        name: &'static str,
+        log: WriteLog,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.log.lock().unwrap().push((self.name, buf.to_vec()));
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn recorders() -> (Recorder, Recorder, WriteLog) {
+        let log = WriteLog::default();
+        let out = Recorder {
+            name: "out",
+            log: std::sync::Arc::clone(&log),
+        };
+        let err = Recorder {
+            name: "err",
+            log: std::sync::Arc::clone(&log),
+        };
+        (out, err, log)
+    }
+
+    #[tokio::test]
+    async fn stdout_frames_already_there_go_out_in_one_write_in_order_with_stderr() {
+        let (mut out, mut err, log) = recorders();
+        let frames = [
+            Frame::Stdout(Bytes::from_static(b"a")),
+            Frame::Stdout(Bytes::from_static(b"b")),
+            Frame::Stderr(Bytes::from_static(b"e")),
+            Frame::Stdout(Bytes::from_static(b"c")),
+            Frame::Stdout(Bytes::from_static(b"d")),
+            Frame::Exit(3),
+        ];
+        let stream = futures_util::stream::iter(frames.into_iter().map(Ok));
+        let code = receive_half(stream, &mut out, &mut err).await.unwrap();
+        assert_eq!(code, 3);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                ("out", b"ab".to_vec()),
+                ("err", b"e".to_vec()),
+                ("out", b"cd".to_vec())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stdout_is_written_before_waiting_for_the_next_frame() {
+        let (mut out, mut err, log) = recorders();
+        let (frames, rx) = mpsc::channel(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        frames
+            .send(Ok(Frame::Stdout(Bytes::from_static(b"line\n"))))
+            .await
+            .unwrap();
+        let server = async {
+            // The exit is only sent once the line is out: a client that held output
+            // back until more arrived would wait here until the deadline.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while log.lock().unwrap().is_empty() {
+                assert!(Instant::now() < deadline, "the line was never written");
+                tokio::task::yield_now().await;
+            }
+            frames.send(Ok(Frame::Exit(0))).await.unwrap();
+        };
+        let (code, ()) = tokio::join!(receive_half(stream, &mut out, &mut err), server);
+        assert_eq!(code.unwrap(), 0);
+        assert_eq!(*log.lock().unwrap(), [("out", b"line\n".to_vec())]);
     }
 
     #[tokio::test]
