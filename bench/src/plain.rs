@@ -5,7 +5,10 @@
 //! channel DATA frame's payload.
 //!
 //! The parent drives with text commands: `send N` (peer sends N bytes in binary messages),
-//! `recv N` (the parent sends N bytes; the peer answers `got N` after the last one).
+//! `file N PATH` (peer sends the first N bytes of the file at PATH, read as the agent's
+//! `ReadFile` reads: a blocking thread reads each message into a fresh buffer, a few ahead
+//! of the socket), `recv N` (the parent sends N bytes; the peer answers `got N` after the
+//! last one).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -89,10 +92,19 @@ impl Plain {
 
     /// The peer sends `size` bytes; timed from the command to the last byte.
     pub async fn peer_to_parent(&mut self, size: u64) -> anyhow::Result<Transfer> {
+        self.receive(format!("send {size}"), size).await
+    }
+
+    /// The peer sends the first `size` bytes of the file at `path` (on this machine), read
+    /// as `ReadFile` reads it; timed from the command to the last byte.
+    pub async fn peer_file_to_parent(&mut self, path: &str, size: u64) -> anyhow::Result<Transfer> {
+        self.receive(format!("file {size} {path}"), size).await
+    }
+
+    /// Sends `command` and counts the binary messages that follow, up to `size` bytes.
+    async fn receive(&mut self, command: String, size: u64) -> anyhow::Result<Transfer> {
         let started = Instant::now();
-        self.ws
-            .send(Message::Text(format!("send {size}").into()))
-            .await?;
+        self.ws.send(Message::Text(command.into())).await?;
         let mut got = 0u64;
         while got < size {
             match self.ws.recv().await {
@@ -170,10 +182,10 @@ pub async fn peer(url: &str) -> anyhow::Result<()> {
             M::Close(_) => break,
             _ => continue,
         };
-        let (command, size) = text
-            .as_str()
-            .split_once(' ')
-            .and_then(|(c, n)| Some((c, n.parse::<u64>().ok()?)))
+        let mut words = text.as_str().splitn(3, ' ');
+        let (command, size) = words
+            .next()
+            .zip(words.next().and_then(|n| n.parse::<u64>().ok()))
             .with_context(|| format!("bad command {text:?}"))?;
         match command {
             "send" => {
@@ -183,6 +195,19 @@ pub async fn peer(url: &str) -> anyhow::Result<()> {
                     ws.feed(M::Binary(chunk.slice(..n))).await?;
                     left -= n as u64;
                 }
+                ws.flush().await?;
+            }
+            "file" => {
+                let path = words.next().context("`file` without a path")?;
+                let (tx, mut rx) = mpsc::channel(FILE_READ_AHEAD);
+                let reader = {
+                    let path = path.to_owned();
+                    tokio::task::spawn_blocking(move || read_chunks(&path, size, &tx))
+                };
+                while let Some(chunk) = rx.recv().await {
+                    ws.feed(M::Binary(chunk)).await?;
+                }
+                reader.await??;
                 ws.flush().await?;
             }
             "recv" => {
@@ -197,6 +222,27 @@ pub async fn peer(url: &str) -> anyhow::Result<()> {
                 ws.send(M::text(format!("got {got}"))).await?;
             }
             other => bail!("unknown command {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// Messages read ahead of the socket by `file`: `ReadFile`'s read-ahead.
+const FILE_READ_AHEAD: usize = 4;
+
+/// `file`'s reading thread: the first `size` bytes of `path`, each `CHUNK` read into a
+/// buffer of its own, as `ReadFile` does.
+fn read_chunks(path: &str, size: u64, tx: &mpsc::Sender<Bytes>) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
+    let mut left = size;
+    while left > 0 {
+        let mut buffer = bytes::BytesMut::zeroed(left.min(CHUNK as u64) as usize);
+        file.read_exact(&mut buffer)
+            .with_context(|| format!("reading {path}"))?;
+        left -= buffer.len() as u64;
+        if tx.blocking_send(buffer.freeze()).is_err() {
+            break;
         }
     }
     Ok(())

@@ -25,16 +25,18 @@ enum Kind {
     Generate,
     PlainUp,
     ReadFile,
+    PlainFileUp,
     Discard,
     PlainDown,
     WriteFile,
     DiskWrite,
 }
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind::Generate,
     Kind::PlainUp,
     Kind::ReadFile,
+    Kind::PlainFileUp,
     Kind::Discard,
     Kind::PlainDown,
     Kind::DiskWrite,
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Generate => "channel alone  Generate   agent->controller",
             Kind::PlainUp => "plain WS                  peer->parent     ",
             Kind::ReadFile => "channel + file ReadFile   agent->controller",
+            Kind::PlainFileUp => "plain WS + file           peer->parent     ",
             Kind::Discard => "channel alone  Discard    controller->agent",
             Kind::PlainDown => "plain WS                  parent->peer     ",
             Kind::WriteFile => "channel + file WriteFile  controller->agent",
@@ -119,6 +122,9 @@ pub async fn measure(
                 Kind::Generate => costed(agent, bulk::generate(ch, size)).await?,
                 Kind::PlainUp => costed(peer, plain.peer_to_parent(size)).await?,
                 Kind::ReadFile => costed(agent, bulk::read_file(ch, files.big, 0, None)).await?,
+                Kind::PlainFileUp => {
+                    costed(peer, plain.peer_file_to_parent(files.big, size)).await?
+                }
                 Kind::Discard => costed(agent, bulk::discard(ch, size, &chunk)).await?,
                 Kind::PlainDown => costed(peer, plain.parent_to_peer(size, &chunk)).await?,
                 Kind::WriteFile => {
@@ -193,6 +199,25 @@ pub async fn measure(
             entry[format!("{key}_runs_gbps")] = json!(runs_gbps(of(kind)));
             entry[format!("{key}_share")] = json!(share);
             entry[format!("{key}_cpu_secs_per_gb")] = json!(cpu_per_gb(of(kind)));
+        }
+        if with_file == Kind::ReadFile {
+            // The plain peer reading the same file the same way: what the file costs any
+            // sender, so the share is the channel's own.
+            let plain_file = rates(of(Kind::PlainFileUp));
+            let rate = rates(of(Kind::ReadFile));
+            let share = rate.0 / plain_file.0;
+            report.line(format!(
+                "  plain WS + the same file  {}; channel + file = {:>3.0}% of it  CPU/GB {:.2} s (plain + file {:.2} s)  >= 80%: {}",
+                show(plain_file),
+                share * 100.0,
+                cpu_per_gb(of(Kind::ReadFile)),
+                cpu_per_gb(of(Kind::PlainFileUp)),
+                verdict(share >= TARGET_SHARE),
+            ));
+            entry["plain_file_gbps"] = json!(plain_file.0);
+            entry["plain_file_runs_gbps"] = json!(runs_gbps(of(Kind::PlainFileUp)));
+            entry["plain_file_cpu_secs_per_gb"] = json!(cpu_per_gb(of(Kind::PlainFileUp)));
+            entry["channel_file_share_of_plain_file"] = json!(share);
         }
         if with_file == Kind::WriteFile {
             let disk = rates(of(Kind::DiskWrite));
