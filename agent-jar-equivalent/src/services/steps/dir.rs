@@ -12,7 +12,9 @@
 //! started at `START_TICKS` of boot `BOOT_ID`. The check by start time matters because
 //! process ids are reused: after a reboot, or a long uptime, `pgid` may name another
 //! process. Ended means a `result`, or, when the wrapper is gone without writing one, lost.
-//! Linux only: it reads `/proc`.
+//! Lost is only concluded from what was read: a `/proc` entry or `result` file that cannot
+//! be read for another reason than its absence (too many open files, say) leaves the step
+//! running, to be looked at again. Linux only: it reads `/proc`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -71,7 +73,12 @@ impl StepDir {
 
     /// The exit status in `result`, once the wrapper has written it.
     pub fn result(&self) -> Option<i32> {
-        read_small(&self.file(RESULT_FILE))?.trim().parse().ok()
+        self.read_result().ok().flatten()
+    }
+
+    /// [`StepDir::result`], or `Err` when the file is there but could not be read.
+    fn read_result(&self) -> std::io::Result<Option<i32>> {
+        Ok(read_small_checked(&self.file(RESULT_FILE))?.and_then(|s| s.trim().parse().ok()))
     }
 
     /// The group leader recorded at start; `None` if the agent died before recording it
@@ -96,19 +103,27 @@ impl StepDir {
 
     /// [`StepDir::state`] with the leader already read (it never changes).
     pub fn state_with(&self, leader: Option<&Leader>) -> StepState {
-        if let Some(code) = self.result() {
+        if let Ok(Some(code)) = self.read_result() {
             return StepState::Ended(StepOutcome::Exited { code });
         }
-        if let Some(leader) = leader
-            && leader.is_alive()
-        {
+        // Without a recorded leader the wrapper never ran the script (it waits for the
+        // record first): lost, whatever else can be read.
+        let Some(leader) = leader else {
+            return match self.result() {
+                Some(code) => StepState::Ended(StepOutcome::Exited { code }),
+                None => StepState::Ended(StepOutcome::Lost),
+            };
+        };
+        if !leader.is_gone() {
             return StepState::Running { pgid: leader.pgid };
         }
         // The wrapper is gone, so whatever it was going to write is in place by now: a
         // result that appeared since the first look is the outcome, not a loss.
-        match self.result() {
-            Some(code) => StepState::Ended(StepOutcome::Exited { code }),
-            None => StepState::Ended(StepOutcome::Lost),
+        match self.read_result() {
+            Ok(Some(code)) => StepState::Ended(StepOutcome::Exited { code }),
+            Ok(None) => StepState::Ended(StepOutcome::Lost),
+            // Cannot tell yet: as running, and looked at again.
+            Err(_) => StepState::Running { pgid: leader.pgid },
         }
     }
 }
@@ -144,11 +159,24 @@ impl Leader {
         format!("{} {}\n", self.boot_id, self.start_ticks)
     }
 
-    /// Whether the wrapper still runs (a zombie has ended: it only waits to be reaped).
+    /// Whether the wrapper still runs (a zombie has ended: it only waits to be reaped);
+    /// when `/proc` cannot be read, it is taken to run.
     pub fn is_alive(&self) -> bool {
-        self.boot_id == boot_id()
-            && proc_stat(self.pgid)
-                .is_some_and(|s| s.start_ticks == self.start_ticks && s.is_running())
+        !self.is_gone()
+    }
+
+    /// Whether the wrapper has certainly ended: this is another boot, or `/proc` has no
+    /// such process, another process with the id, or the wrapper as a zombie. `false` when
+    /// `/proc` cannot be read.
+    pub fn is_gone(&self) -> bool {
+        if self.boot_id != boot_id() {
+            return true;
+        }
+        match read_proc_stat(self.pgid) {
+            Ok(None) => true,
+            Ok(Some(s)) => s.start_ticks != self.start_ticks || !s.is_running(),
+            Err(_) => false,
+        }
     }
 
     /// Whether signalling group `pgid` reaches only the step's processes: its wrapper runs,
@@ -182,10 +210,25 @@ impl ProcStat {
     }
 }
 
-/// Reads `/proc/PID/stat`; `None` when there is no such process.
+/// Reads `/proc/PID/stat`; `None` when there is no such process (or it cannot be read).
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    read_proc_stat(pid).ok().flatten()
+}
+
+/// Reads `/proc/PID/stat`: `Ok(None)` when there is no such process, `Err` when it could
+/// not be read for another reason (then nothing can be said of the process).
+fn read_proc_stat(pid: i32) -> std::io::Result<Option<ProcStat>> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => Ok(parse_stat(pid, &text)),
+        // ESRCH: the process ended between the open and the read.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The command name (field 2) is in parentheses and may hold spaces or `)`, so the fields
@@ -226,13 +269,23 @@ fn boot_id() -> &'static str {
     })
 }
 
-/// A small text file's contents; `None` if missing, unreadable or too big to be ours.
+/// A small text file's contents; `None` if missing, unreadable or not text.
 fn read_small(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
+    read_small_checked(path).ok().flatten()
+}
+
+/// A small text file's first [`MAX_SMALL_FILE`] bytes: `Ok(None)` when it does not exist
+/// or is not text, `Err` when it could not be read.
+fn read_small_checked(path: &Path) -> std::io::Result<Option<String>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut buffer = vec![0u8; MAX_SMALL_FILE as usize];
-    let n = file.read_at(&mut buffer, 0).ok()?;
+    let n = file.read_at(&mut buffer, 0)?;
     buffer.truncate(n);
-    String::from_utf8(buffer).ok()
+    Ok(String::from_utf8(buffer).ok())
 }
 
 /// Writes a small file that must not exist yet.
@@ -278,5 +331,44 @@ mod tests {
             ..leader
         };
         assert!(!other_boot.is_alive() && !other_boot.group_is_ours());
+    }
+
+    #[test]
+    fn a_gone_wrapper_is_lost_only_when_its_result_is_known_to_be_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let step = StepDir {
+            id: "s".into(),
+            path: dir.path().to_path_buf(),
+        };
+        let me = Leader::of(std::process::id() as i32).unwrap();
+        let gone = Leader {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
+        assert_eq!(
+            step.state_with(Some(&me)),
+            StepState::Running { pgid: me.pgid }
+        );
+        assert_eq!(
+            step.state_with(Some(&gone)),
+            StepState::Ended(StepOutcome::Lost)
+        );
+        // A `result` that is there but cannot be read (a directory: EISDIR) says
+        // nothing: the step is looked at again rather than declared lost.
+        std::fs::create_dir(step.file(RESULT_FILE)).unwrap();
+        assert_eq!(
+            step.state_with(Some(&gone)),
+            StepState::Running { pgid: gone.pgid }
+        );
+        std::fs::remove_dir(step.file(RESULT_FILE)).unwrap();
+        std::fs::write(step.file(RESULT_FILE), "3\n").unwrap();
+        assert_eq!(
+            step.state_with(Some(&gone)),
+            StepState::Ended(StepOutcome::Exited { code: 3 })
+        );
+        assert_eq!(
+            step.state_with(None),
+            StepState::Ended(StepOutcome::Exited { code: 3 })
+        );
     }
 }
