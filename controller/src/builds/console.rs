@@ -76,22 +76,26 @@ impl ConsoleWriter {
     }
 
     /// Appends the chunks in order, in one trip to a blocking thread; followers see them
-    /// once this returns. On an error, what was written stays and counts.
+    /// once this returns. On an error, what did reach the file stays and counts.
     pub async fn append_all(&mut self, chunks: Vec<Vec<u8>>) -> std::io::Result<()> {
         let file = self.file.clone();
-        let (written, result) = tokio::task::spawn_blocking(move || {
-            let mut written = 0u64;
-            for chunk in &chunks {
-                if let Err(e) = (&*file).write_all(chunk) {
-                    return (written, Err(e));
-                }
-                written += chunk.len() as u64;
-            }
-            (written, Ok(()))
+        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let (result, len_after_error) = tokio::task::spawn_blocking(move || {
+            let result = chunks.iter().try_for_each(|c| (&*file).write_all(c));
+            // A write can fail halfway: the file says how much it holds.
+            let len = result
+                .is_err()
+                .then(|| file.metadata().ok().map(|m| m.len()))
+                .flatten();
+            (result, len)
         })
         .await
         .map_err(std::io::Error::other)?;
-        self.len += written;
+        self.len = match (&result, len_after_error) {
+            (Ok(()), _) => self.len + total,
+            (Err(_), Some(len)) => len,
+            (Err(_), None) => self.len,
+        };
         let len = self.len;
         self.progress.send_modify(|p| p.log_len = len);
         result

@@ -174,16 +174,16 @@ async fn pass(state: &AppState) {
     for id in vanished {
         let _ = super::cancel_queued(state, id).await;
     }
+    // The workspaces held on each node: by running builds, then by those started here.
+    let mut held: BTreeSet<(String, String)> = running
+        .iter()
+        .map(|b| (b.row.node.clone(), b.row.workspace.clone()))
+        .collect();
     for (id, node, executor) in starts {
         let job = &items.iter().find(|(i, _)| *i == id).expect("considered").1;
         let xml = jobs[job].xml.clone();
-        // Builds started earlier in this loop are registered by now, so they count.
-        let running = state.builds.running();
-        let workspace = workspace_name(job, |name| {
-            running
-                .iter()
-                .any(|b| b.row.node == node && b.row.workspace == name)
-        });
+        let workspace = workspace_name(job, |name| held.contains(&(node.clone(), name.to_owned())));
+        held.insert((node.clone(), workspace.clone()));
         start_build(state, id, node, executor, workspace, xml).await;
     }
 }
