@@ -210,3 +210,47 @@ async fn unknown_requests_are_refused_by_number() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_start_cut_off_by_a_lost_connection_never_leaves_a_lost_step() {
+    let mut agent = Agent::start();
+    let rounds = 30u32;
+    for round in 0..rounds {
+        let request = Request::StartStep {
+            id: format!("cut-{round}"),
+            workspace: "ws".into(),
+        };
+        let mut stream = agent.open(&request).await;
+        stream
+            .send(Bytes::from(services::encode(&spec("true\n"))))
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        // The connection goes at a different moment each round: before, during or after
+        // the launch (which writes files and starts processes between its awaits).
+        for _ in 0..round {
+            tokio::task::yield_now().await;
+        }
+        agent.reconnect().await;
+    }
+    // Launches still under way finish: their temp directories are renamed or removed.
+    let steps = agent.work.path().join("steps");
+    wait_until("no step is half made", || {
+        std::fs::read_dir(&steps).is_ok_and(|entries| {
+            !entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with('.'))
+        })
+    })
+    .await;
+    // Each step that exists ran to its end: none reads as lost.
+    let mut ran = 0;
+    for round in 0..rounds {
+        let id = format!("cut-{round}");
+        if step_path(&agent, &id).exists() {
+            assert_eq!(tail(&agent, &id, 0).await.end, exited(0), "step {id}");
+            ran += 1;
+        }
+    }
+    assert!(ran > 0, "no round got as far as starting its step");
+}

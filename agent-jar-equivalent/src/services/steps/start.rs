@@ -6,7 +6,10 @@
 //! before the rename (its pid is the `pgid` to record) but waits on a pipe from the agent
 //! and runs the script only once the step is in place: if the agent dies in between, the
 //! pipe ends, the wrapper exits without running anything, and the step (if renamed
-//! already) reads as lost rather than running unrecorded.
+//! already) reads as lost rather than running unrecorded. A lost connection, on the other
+//! hand, does not stop a launch under way: it runs in a task of its own, so the step starts
+//! and the controller finds it running when it looks again, instead of a step cut off
+//! between the wrapper's start and its word, which would read as lost.
 //!
 //! The wrapper is `/bin/sh -c WRAPPER steward-step DIR`, in its own session (setsid: no
 //! terminal, no signal aimed at the agent's group reaches it), stdin from `/dev/null` once
@@ -58,7 +61,14 @@ pub async fn start(mut stream: MuxStream, context: &Context, id: &str, workspace
         // Cancelled or lost: no one to answer.
         Body::Gone => return,
     };
-    let response = match launch(context, id, workspace, spec).await {
+    let launching = tokio::spawn({
+        let (context, id, workspace) = (context.clone(), id.to_owned(), workspace.to_owned());
+        async move { launch(&context, &id, &workspace, spec).await }
+    });
+    let launched = launching
+        .await
+        .unwrap_or_else(|e| Err(format!("starting step {id} failed: {e}")));
+    let response = match launched {
         Ok((pgid, dir)) => {
             debug!(step = id, pgid, "step started");
             Response::StepStarted {
