@@ -192,9 +192,7 @@ where
         let frame = match stream.next().now_or_never() {
             Some(frame) if pending.len() < STDOUT_BATCH => frame,
             ready => {
-                if !pending.is_empty() {
-                    write_flush(stdout, &pending.split(), "stdout").await?;
-                }
+                write_pending(stdout, &mut pending).await?;
                 match ready {
                     Some(frame) => frame,
                     None => stream.next().await,
@@ -205,15 +203,11 @@ where
         match frame? {
             Frame::Stdout(bytes) => pending.extend_from_slice(&bytes),
             Frame::Stderr(bytes) => {
-                if !pending.is_empty() {
-                    write_flush(stdout, &pending.split(), "stdout").await?;
-                }
+                write_pending(stdout, &mut pending).await?;
                 write_flush(stderr, &bytes, "stderr").await?
             }
             Frame::Exit(code) => {
-                if !pending.is_empty() {
-                    write_flush(stdout, &pending.split(), "stdout").await?;
-                }
+                write_pending(stdout, &mut pending).await?;
                 return Ok(code);
             }
             // Unknown opcodes below 0x80 and frames travelling the wrong way are skipped
@@ -221,10 +215,19 @@ where
             _ => {}
         }
     }
-    if !pending.is_empty() {
-        write_flush(stdout, &pending.split(), "stdout").await?;
-    }
+    write_pending(stdout, &mut pending).await?;
     Err(SessionError::ClosedBeforeExit)
+}
+
+/// Writes the stdout gathered so far, if any.
+async fn write_pending<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    pending: &mut BytesMut,
+) -> Result<(), SessionError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    write_flush(out, &pending.split(), "stdout").await
 }
 
 async fn write_flush<W: AsyncWrite + Unpin>(

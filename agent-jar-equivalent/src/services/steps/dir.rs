@@ -106,24 +106,19 @@ impl StepDir {
         if let Ok(Some(code)) = self.read_result() {
             return StepState::Ended(StepOutcome::Exited { code });
         }
-        // Without a recorded leader the wrapper never ran the script (it waits for the
-        // record first): lost, whatever else can be read.
-        let Some(leader) = leader else {
-            return match self.result() {
-                Some(code) => StepState::Ended(StepOutcome::Exited { code }),
-                None => StepState::Ended(StepOutcome::Lost),
-            };
-        };
-        if !leader.is_gone() {
+        if let Some(leader) = leader
+            && !leader.is_gone()
+        {
             return StepState::Running { pgid: leader.pgid };
         }
         // The wrapper is gone, so whatever it was going to write is in place by now: a
         // result that appeared since the first look is the outcome, not a loss.
-        match self.read_result() {
-            Ok(Some(code)) => StepState::Ended(StepOutcome::Exited { code }),
-            Ok(None) => StepState::Ended(StepOutcome::Lost),
-            // Cannot tell yet: as running, and looked at again.
-            Err(_) => StepState::Running { pgid: leader.pgid },
+        match (self.read_result(), leader) {
+            (Ok(Some(code)), _) => StepState::Ended(StepOutcome::Exited { code }),
+            // Cannot tell yet: as running, and looked at again. (Without a recorded
+            // leader the wrapper never ran the script: it waits for the record first.)
+            (Err(_), Some(leader)) => StepState::Running { pgid: leader.pgid },
+            _ => StepState::Ended(StepOutcome::Lost),
         }
     }
 }
