@@ -183,6 +183,70 @@ async fn write_then_read_a_few_mebibytes() {
     assert_eq!(tail, &data[5 << 20..]);
 }
 
+/// How many of the pages of `path` in `from..to` are in the page cache (`mincore`).
+fn cached_pages(path: &std::path::Path, from: usize, to: usize) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let page = 4096;
+    let pages = (to - from).div_ceil(page);
+    let mut resident = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of a file kept open for its whole life, unmapped
+    // before returning; `mincore` writes one byte per page into a buffer of that length.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            to - from,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            from as libc::off_t,
+        );
+        assert_ne!(map, libc::MAP_FAILED, "mmap {}", path.display());
+        let done = libc::mincore(map, to - from, resident.as_mut_ptr());
+        libc::munmap(map, to - from);
+        assert_eq!(done, 0, "mincore: {}", std::io::Error::last_os_error());
+    }
+    (resident.iter().filter(|r| *r & 1 == 1).count(), pages)
+}
+
+#[tokio::test]
+async fn a_large_write_streams_to_disk_and_keeps_only_its_last_steps_cached() {
+    use steward_agent::services::transfer::WRITEBACK_STEP;
+    let agent = Agent::start_on_disk();
+    let step = WRITEBACK_STEP as usize;
+    let data = pattern(8 * step + 12345);
+    let written = write_file(&agent, "big.bin", &data, None).await;
+    assert_eq!(
+        written,
+        Response::Written {
+            bytes: data.len() as u64
+        }
+    );
+    let on_disk = agent.work.path().join("big.bin");
+    // The first steps went to disk while the rest arrived, and left the cache.
+    let (early, pages) = cached_pages(&on_disk, 0, 5 * step);
+    assert!(
+        early <= pages / 10,
+        "{early} of the first {pages} pages are still cached"
+    );
+    // The last ones were written by the fsync and stay cached, as a small file would.
+    let (late, pages) = cached_pages(&on_disk, 7 * step, data.len());
+    assert!(
+        late >= pages / 2,
+        "only {late} of the last {pages} pages are cached"
+    );
+    assert_eq!(
+        agent
+            .call(Request::Sha256 {
+                path: "big.bin".into()
+            })
+            .await,
+        Response::Sha256 {
+            hex: sha256_hex(&data)
+        }
+    );
+}
+
 #[tokio::test]
 async fn a_write_into_a_missing_directory_is_an_error_naming_the_path() {
     let agent = Agent::start();
@@ -215,7 +279,8 @@ async fn half_written(agent: &Agent) -> MuxStream {
             mode: None,
         })
         .await;
-    stream.send(Bytes::from(pattern(256 * 1024))).await.unwrap();
+    // More than the agent gathers before a write (512 KiB), so some of it reaches the disk.
+    stream.send(Bytes::from(pattern(1024 * 1024))).await.unwrap();
     wait_until("part of the new file is on disk", || {
         temp_files(agent).iter().any(|name| {
             let len = std::fs::metadata(agent.work.path().join(name)).map(|m| m.len());

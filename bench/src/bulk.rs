@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure};
 use bytes::Bytes;
+use steward_agent::services::transfer::AtomicFile;
 use steward_channel::{Channel, call};
 use steward_protocol::channel::MAX_DATA_PAYLOAD;
 use steward_protocol::services::{Request, Response};
@@ -158,30 +159,33 @@ async fn send_all(
     Ok((transfer, answer))
 }
 
-/// The disk alone, no network. Writing does what `WriteFile` does on the agent: `size`
-/// bytes in `CHUNK` pieces to a new file beside `path`, fsync, and a rename over `path`,
-/// whose old pages are freed only then. Reading reads `path` back (what `ReadFile` does).
+/// The disk alone, no network. Writing goes through the agent's own [`AtomicFile`], as
+/// `WriteFile` does: `size` bytes in `CHUNK` pieces to a temp file beside `path` (its
+/// writeback started as it goes), fsync, a rename over `path` (whose old pages are freed
+/// only then) and an fsync of the directory. Reading reads `path` back (what `ReadFile`
+/// does).
 pub async fn local_disk(
     path: std::path::PathBuf,
     size: u64,
     write: bool,
 ) -> anyhow::Result<Transfer> {
     tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
+        use std::io::Read;
         let started = Instant::now();
-        let mut buffer = vec![7u8; CHUNK];
         if write {
-            let temp = path.with_extension("tmp");
-            let mut file = std::fs::File::create(&temp)?;
+            let piece = Bytes::from(vec![7u8; CHUNK]);
+            let mut file = AtomicFile::create(&path).map_err(anyhow::Error::msg)?;
+            let mut batch = Vec::with_capacity(1);
             let mut left = size;
             while left > 0 {
                 let n = left.min(CHUNK as u64) as usize;
-                file.write_all(&buffer[..n])?;
+                batch.push(piece.slice(..n));
+                file.write_batch(&mut batch)?;
                 left -= n as u64;
             }
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)?;
+            file.commit(&path, None).map_err(anyhow::Error::msg)?;
         } else {
+            let mut buffer = vec![0u8; CHUNK];
             let mut file = std::fs::File::open(&path)?;
             while file.read(&mut buffer)? > 0 {}
         }

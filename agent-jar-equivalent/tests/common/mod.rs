@@ -89,6 +89,16 @@ impl Agent {
         Agent::start_in(Arc::new(work))
     }
 
+    /// An agent whose work dir is under the build's target directory: on the disk, where
+    /// the page cache behaves as on an agent's disk (the system temp dir may be a tmpfs).
+    #[allow(dead_code)]
+    pub fn start_on_disk() -> Agent {
+        let work = Work {
+            dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        };
+        Agent::start_in(Arc::new(work))
+    }
+
     /// A new agent on `work`: what a restarted agent process is (nothing in memory).
     pub fn start_in(work: Arc<Work>) -> Agent {
         let context = Context::new(work.path().to_path_buf());
