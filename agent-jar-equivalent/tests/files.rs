@@ -280,7 +280,10 @@ async fn half_written(agent: &Agent) -> MuxStream {
         })
         .await;
     // More than the agent gathers before a write (512 KiB), so some of it reaches the disk.
-    stream.send(Bytes::from(pattern(1024 * 1024))).await.unwrap();
+    stream
+        .send(Bytes::from(pattern(1024 * 1024)))
+        .await
+        .unwrap();
     wait_until("part of the new file is on disk", || {
         temp_files(agent).iter().any(|name| {
             let len = std::fs::metadata(agent.work.path().join(name)).map(|m| m.len());

@@ -15,18 +15,23 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use steward_protocol::plaincli::{Frame, FrameError, OUTPUT_CHUNK};
+use steward_protocol::plaincli::{Frame, FrameError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// Charset named in the `ENCODING` frame: we pass stdin bytes through untouched and write
 /// output bytes as received, and every terminal we care about speaks UTF-8.
 pub const ENCODING: &str = "UTF-8";
-/// Largest `STDIN` payload we send: the protocol's output chunk size, well under
-/// [`steward_protocol::plaincli::MAX_FRAME_PAYLOAD`] so the server never refuses one.
-pub const STDIN_CHUNK: usize = OUTPUT_CHUNK;
+/// Largest `STDIN` payload we send: what jenkins-cli.jar sends at most, so any server that
+/// takes the real client takes ours (and well under
+/// [`steward_protocol::plaincli::MAX_FRAME_PAYLOAD`]).
+pub const STDIN_CHUNK: usize = 60_000;
+/// Most stdin bytes read at once. A read returns what is there, up to this: a file or a
+/// fast pipe fills it, and its frames go out together with one flush, while a terminal's
+/// line goes out as soon as it is typed.
+pub const STDIN_READ: usize = 1024 * 1024;
 
 /// Why a session ended without an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -134,14 +139,21 @@ where
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticks
     });
-    let mut chunk = vec![0; STDIN_CHUNK];
+    let mut input = BytesMut::new();
     let mut stdin_open = true;
     loop {
+        if stdin_open {
+            input.reserve(STDIN_READ);
+        }
         tokio::select! {
-            // `read` is cancel safe: when the keepalive fires first, no input is lost.
-            read = stdin.read(&mut chunk), if stdin_open => match read {
+            // `read_buf` is cancel safe: when the keepalive fires first, no input is lost.
+            read = stdin.read_buf(&mut input), if stdin_open => match read {
                 Ok(n) if n > 0 => {
-                    sink.send(Frame::Stdin(Bytes::copy_from_slice(&chunk[..n]))).await?;
+                    while !input.is_empty() {
+                        let piece = input.split_to(input.len().min(STDIN_CHUNK));
+                        sink.feed(Frame::Stdin(piece.freeze())).await?;
+                    }
+                    sink.flush().await?;
                 }
                 // A stdin we cannot read (closed descriptor, EIO) is treated as empty: most
                 // commands do not read it, and they must still run.
@@ -246,6 +258,7 @@ async fn write_flush<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use tokio::io::AsyncWriteExt;
     use tokio::sync::mpsc;
 
@@ -379,6 +392,80 @@ mod tests {
         let (code, received) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
         assert_eq!(code.unwrap(), 0);
         assert_eq!(received, expected);
+    }
+
+    /// What a sink was asked to do, in order.
+    #[derive(Debug, PartialEq)]
+    enum SinkEvent {
+        Stdin(usize),
+        Flush,
+        Other,
+    }
+
+    /// A sink that records its frames and flushes.
+    fn recording_sink(
+        events: std::sync::Arc<std::sync::Mutex<Vec<SinkEvent>>>,
+    ) -> impl Sink<Frame, Error = SessionError> {
+        struct Recording(std::sync::Arc<std::sync::Mutex<Vec<SinkEvent>>>);
+        impl Sink<Frame> for Recording {
+            type Error = SessionError;
+            fn poll_ready(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), SessionError>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn start_send(
+                self: std::pin::Pin<&mut Self>,
+                frame: Frame,
+            ) -> Result<(), SessionError> {
+                self.0.lock().unwrap().push(match frame {
+                    Frame::Stdin(b) => SinkEvent::Stdin(b.len()),
+                    _ => SinkEvent::Other,
+                });
+                Ok(())
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), SessionError>> {
+                self.0.lock().unwrap().push(SinkEvent::Flush);
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), SessionError>> {
+                self.poll_flush(cx)
+            }
+        }
+        Recording(events)
+    }
+
+    #[tokio::test]
+    async fn stdin_read_at_once_goes_out_in_chunks_with_one_flush() {
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let input = vec![7u8; STDIN_CHUNK * 3 + 10];
+        // A slice reader returns everything asked for at once, as a file does.
+        let mut stdin: &[u8] = &input;
+        let setup = setup(&["x"], None);
+        send_half(recording_sink(events.clone()), &setup, &mut stdin)
+            .await
+            .unwrap();
+        let events = events.lock().unwrap();
+        let start = events.iter().position(|e| *e == SinkEvent::Flush).unwrap() + 1;
+        assert_eq!(
+            events[start..],
+            [
+                SinkEvent::Stdin(STDIN_CHUNK),
+                SinkEvent::Stdin(STDIN_CHUNK),
+                SinkEvent::Stdin(STDIN_CHUNK),
+                SinkEvent::Stdin(10),
+                SinkEvent::Flush,
+                SinkEvent::Other, // END_STDIN, sent and flushed
+                SinkEvent::Flush,
+            ]
+        );
     }
 
     #[tokio::test]

@@ -90,13 +90,16 @@ where
         + Stream<Item = Result<Message, tungstenite::Error>>,
 {
     let (tx, rx) = socket.split();
-    let sink = futures_util::sink::unfold(tx, |mut tx, frame: Frame| async move {
-        let message = plaincli::encode_ws(&frame).map_err(SessionError::Encode)?;
-        tx.send(Message::Binary(message))
-            .await
-            .map_err(|e| SessionError::Connection(e.to_string()))?;
-        Ok::<_, SessionError>(tx)
-    });
+    // Fed frames wait in the socket's write buffer until it fills or the session flushes.
+    let sink = tx
+        .sink_map_err(|e| SessionError::Connection(e.to_string()))
+        .with(|frame: Frame| {
+            std::future::ready(
+                plaincli::encode_ws(&frame)
+                    .map(Message::Binary)
+                    .map_err(SessionError::Encode),
+            )
+        });
     let stream = rx.filter_map(|message| {
         std::future::ready(match message {
             Ok(Message::Binary(bytes)) => Some(

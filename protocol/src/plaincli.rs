@@ -13,8 +13,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// most 60,000 bytes and we send output in much smaller ones; 1 MiB leaves room without
 /// letting a peer make us buffer without bound.
 pub const MAX_FRAME_PAYLOAD: usize = 1 << 20;
-/// Size of the chunks the server cuts stdout/stderr into, and our client cuts stdin into.
-pub const OUTPUT_CHUNK: usize = 32 * 1024;
+/// Size of the chunks the server cuts stdout/stderr into: one channel DATA frame's worth,
+/// so output relayed from an agent goes out a frame per frame. Clients take any length (the
+/// real one reads a length, then that many bytes).
+pub const OUTPUT_CHUNK: usize = 64 * 1024;
 /// Size of the length prefix in the HTTP framing.
 pub const HTTP_LENGTH_PREFIX: usize = 4;
 

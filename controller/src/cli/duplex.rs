@@ -237,18 +237,28 @@ fn upload_frames(body: Body) -> FrameStream {
     }))
 }
 
-/// Writes the session's frames into the download body.
+/// Most bytes of queued frames encoded into one chunk of the download body.
+const BODY_BATCH: usize = 1024 * 1024;
+
+/// Writes the session's frames into the download body. Frames already queued behind the
+/// first go into the same body chunk, up to [`BODY_BATCH`] bytes: one write for a burst of
+/// output, and a chunk per frame when output is slow.
 async fn encode_frames(
     mut frames: mpsc::Receiver<Frame>,
     body: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    while let Some(frame) = frames.recv().await {
+    while let Some(first) = frames.recv().await {
         let mut buf = BytesMut::new();
-        if let Err(e) = plaincli::encode_http(&frame, &mut buf) {
-            tracing::error!(error = %e, "unencodable CLI frame");
-            continue;
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if let Err(e) = plaincli::encode_http(&frame, &mut buf) {
+                tracing::error!(error = %e, "unencodable CLI frame");
+            }
+            if buf.len() < BODY_BATCH {
+                next = frames.try_recv().ok();
+            }
         }
-        if body.send(Ok(buf.freeze())).await.is_err() {
+        if !buf.is_empty() && body.send(Ok(buf.freeze())).await.is_err() {
             return;
         }
     }

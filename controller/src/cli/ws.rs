@@ -8,6 +8,7 @@ use axum::extract::ws::{
     rejection::WebSocketUpgradeRejection,
 };
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::header::ORIGIN;
@@ -164,7 +165,9 @@ fn incoming_frames(
 }
 
 /// Sends the session's frames and the keepalive pings; closes normally when the session
-/// drops its sender (after `EXIT`).
+/// drops its sender (after `EXIT`). Frames already queued behind the first go out with it,
+/// up to [`WRITE_BATCH`] bytes, in one flush: a command printing fast costs a system call
+/// per batch rather than per frame, and one printing slowly a flush per frame.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Frame>,
@@ -175,13 +178,17 @@ async fn write_frames(
     loop {
         let message = tokio::select! {
             frame = frames.recv() => match frame {
-                Some(frame) => match plaincli::encode_ws(&frame) {
-                    Ok(bytes) => Message::Binary(bytes),
-                    Err(e) => {
-                        tracing::error!(error = %e, "unencodable CLI frame");
-                        continue;
+                Some(frame) => {
+                    let Some(first) = encoded(&frame) else { continue };
+                    match tokio::time::timeout(SEND_TIMEOUT, feed_queued(&mut sink, &mut frames, first)).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => {
+                            let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+                            return;
+                        }
+                        Err(_) => return,
                     }
-                },
+                }
                 None => {
                     let (code, reason) = close_with.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((close_code::NORMAL, ""));
                     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
@@ -199,6 +206,39 @@ async fn write_frames(
                 return;
             }
             _ => return,
+        }
+    }
+}
+
+/// Most bytes of queued frames sent with one flush.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// Feeds `first` and the frames already queued behind it (up to [`WRITE_BATCH`] bytes),
+/// then flushes once. A failed send is the socket's error; the caller closes.
+async fn feed_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: &mut mpsc::Receiver<Frame>,
+    first: Bytes,
+) -> Result<(), axum::Error> {
+    let mut batched = first.len();
+    sink.feed(Message::Binary(first)).await?;
+    while batched < WRITE_BATCH {
+        let Ok(frame) = frames.try_recv() else { break };
+        if let Some(bytes) = encoded(&frame) {
+            batched += bytes.len();
+            sink.feed(Message::Binary(bytes)).await?;
+        }
+    }
+    sink.flush().await
+}
+
+/// A frame as a binary message's payload; `None` (logged) if it cannot be encoded.
+fn encoded(frame: &Frame) -> Option<Bytes> {
+    match plaincli::encode_ws(frame) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "unencodable CLI frame");
+            None
         }
     }
 }
