@@ -8,7 +8,8 @@
 //! `file N PATH` (peer sends the first N bytes of the file at PATH, read as the agent's
 //! `ReadFile` reads: a blocking thread reads each message into a fresh buffer, a few ahead
 //! of the socket), `recv N` (the parent sends N bytes; the peer answers `got N` after the
-//! last one).
+//! last one), `store N PATH` (the same, the peer writing them to PATH with the agent's own
+//! `FileWriter`, as `WriteFile` does, and answering `got N` once the file is in place).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use steward_agent::services::transfer::FileWriter;
 
 use crate::bulk::{CHUNK, Transfer};
 use crate::rig::PROXY_VARS;
@@ -122,10 +125,29 @@ impl Plain {
 
     /// This process sends `size` bytes (copies of `chunk`); timed to the peer's `got`.
     pub async fn parent_to_peer(&mut self, size: u64, chunk: &Bytes) -> anyhow::Result<Transfer> {
+        self.send(format!("recv {size}"), size, chunk).await
+    }
+
+    /// This process sends `size` bytes, which the peer writes to `path` as `WriteFile`
+    /// does; timed to the peer's `got`, sent once the file is in place.
+    pub async fn parent_to_peer_file(
+        &mut self,
+        path: &str,
+        size: u64,
+        chunk: &Bytes,
+    ) -> anyhow::Result<Transfer> {
+        self.send(format!("store {size} {path}"), size, chunk).await
+    }
+
+    /// Sends `command`, then `size` bytes; waits for `got SIZE`.
+    async fn send(
+        &mut self,
+        command: String,
+        size: u64,
+        chunk: &Bytes,
+    ) -> anyhow::Result<Transfer> {
         let started = Instant::now();
-        self.ws
-            .send(Message::Text(format!("recv {size}").into()))
-            .await?;
+        self.ws.send(Message::Text(command.into())).await?;
         let mut left = size;
         while left > 0 {
             let n = left.min(chunk.len() as u64) as usize;
@@ -210,14 +232,32 @@ pub async fn peer(url: &str) -> anyhow::Result<()> {
                 reader.await??;
                 ws.flush().await?;
             }
-            "recv" => {
+            "recv" | "store" => {
+                let mut file = match words.next() {
+                    Some(path) if command == "store" => Some(
+                        FileWriter::create(Path::new(path), None)
+                            .await
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                    _ => None,
+                };
                 let mut got = 0u64;
                 while got < size {
                     match ws.next().await.context("the parent hung up")?? {
-                        M::Binary(bytes) => got += bytes.len() as u64,
+                        M::Binary(bytes) => {
+                            got += bytes.len() as u64;
+                            if let Some(file) = file.as_mut()
+                                && file.push(bytes).await.is_err()
+                            {
+                                break;
+                            }
+                        }
                         M::Ping(_) | M::Pong(_) => {}
                         other => bail!("unexpected {other:?} after {got} bytes"),
                     }
+                }
+                if let Some(file) = file {
+                    file.commit().await.map_err(anyhow::Error::msg)?;
                 }
                 ws.send(M::text(format!("got {got}"))).await?;
             }

@@ -202,9 +202,11 @@ async fn measure(
         plan.bulk / MIB,
         plan.repeat
     ));
+    let plain_written = rig.path("plain-written.bin");
     let files = throughput::Files {
         big: &big,
         written: &written,
+        plain_written: &plain_written,
     };
     throughput::measure(plan.repeat, plan.bulk, rig, plain, files, report).await?;
     let disk_read = bulk::local_disk(big.clone().into(), plan.bulk, false).await?;

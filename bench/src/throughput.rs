@@ -1,6 +1,7 @@
 //! The bulk-throughput section: per run, the channel without the disk (`Generate`,
 //! `Discard`), the channel with files (`ReadFile`, `WriteFile`), the plain WebSocket in
-//! both directions, and the disk alone, interleaved so that a change in the host's speed
+//! both directions without and with the same files (read and written by the same code as
+//! the agent's), and the disk alone, interleaved so that a change in the host's speed
 //! touches all of them alike. Each starts on a quiet machine ([`rss::settle`]).
 
 use bytes::Bytes;
@@ -29,10 +30,11 @@ enum Kind {
     Discard,
     PlainDown,
     WriteFile,
+    PlainFileDown,
     DiskWrite,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 9] = [
     Kind::Generate,
     Kind::PlainUp,
     Kind::ReadFile,
@@ -41,6 +43,7 @@ const KINDS: [Kind; 8] = [
     Kind::PlainDown,
     Kind::DiskWrite,
     Kind::WriteFile,
+    Kind::PlainFileDown,
 ];
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Discard => "channel alone  Discard    controller->agent",
             Kind::PlainDown => "plain WS                  parent->peer     ",
             Kind::WriteFile => "channel + file WriteFile  controller->agent",
+            Kind::PlainFileDown => "plain WS + file           parent->peer     ",
             Kind::DiskWrite => "disk alone     as WriteFile, one thread  ",
         }
     }
@@ -93,6 +97,8 @@ pub struct Files<'a> {
     pub big: &'a str,
     /// Where `WriteFile` writes.
     pub written: &'a str,
+    /// Where the plain peer writes the same bytes, on the same disk.
+    pub plain_written: &'a str,
 }
 
 pub async fn measure(
@@ -129,6 +135,10 @@ pub async fn measure(
                 Kind::PlainDown => costed(peer, plain.parent_to_peer(size, &chunk)).await?,
                 Kind::WriteFile => {
                     costed(agent, bulk::write_file(ch, files.written, size, &chunk)).await?
+                }
+                Kind::PlainFileDown => {
+                    let written = plain.parent_to_peer_file(files.plain_written, size, &chunk);
+                    costed(peer, written).await?
                 }
                 Kind::DiskWrite => {
                     let t = bulk::local_disk(disk_path.clone(), size, true).await?;
@@ -200,25 +210,28 @@ pub async fn measure(
             entry[format!("{key}_share")] = json!(share);
             entry[format!("{key}_cpu_secs_per_gb")] = json!(cpu_per_gb(of(kind)));
         }
-        if with_file == Kind::ReadFile {
-            // The plain peer reading the same file the same way: what the file costs any
-            // sender, so the share is the channel's own.
-            let plain_file = rates(of(Kind::PlainFileUp));
-            let rate = rates(of(Kind::ReadFile));
-            let share = rate.0 / plain_file.0;
-            report.line(format!(
-                "  plain WS + the same file  {}; channel + file = {:>3.0}% of it  CPU/GB {:.2} s (plain + file {:.2} s)  >= 80%: {}",
-                show(plain_file),
-                share * 100.0,
-                cpu_per_gb(of(Kind::ReadFile)),
-                cpu_per_gb(of(Kind::PlainFileUp)),
-                verdict(share >= TARGET_SHARE),
-            ));
-            entry["plain_file_gbps"] = json!(plain_file.0);
-            entry["plain_file_runs_gbps"] = json!(runs_gbps(of(Kind::PlainFileUp)));
-            entry["plain_file_cpu_secs_per_gb"] = json!(cpu_per_gb(of(Kind::PlainFileUp)));
-            entry["channel_file_share_of_plain_file"] = json!(share);
-        }
+        // The plain peer moving the same file the same way: what the file costs any
+        // sender or receiver, so the share is the channel's own.
+        let plain_with_file = if with_file == Kind::ReadFile {
+            Kind::PlainFileUp
+        } else {
+            Kind::PlainFileDown
+        };
+        let plain_file = rates(of(plain_with_file));
+        let rate = rates(of(with_file));
+        let share = rate.0 / plain_file.0;
+        report.line(format!(
+            "  plain WS + the same file  {}; channel + file = {:>3.0}% of it  CPU/GB {:.2} s (plain + file {:.2} s)  >= 80%: {}",
+            show(plain_file),
+            share * 100.0,
+            cpu_per_gb(of(with_file)),
+            cpu_per_gb(of(plain_with_file)),
+            verdict(share >= TARGET_SHARE),
+        ));
+        entry["plain_file_gbps"] = json!(plain_file.0);
+        entry["plain_file_runs_gbps"] = json!(runs_gbps(of(plain_with_file)));
+        entry["plain_file_cpu_secs_per_gb"] = json!(cpu_per_gb(of(plain_with_file)));
+        entry["channel_file_share_of_plain_file"] = json!(share);
         if with_file == Kind::WriteFile {
             let disk = rates(of(Kind::DiskWrite));
             let write = rates(of(Kind::WriteFile));
@@ -233,6 +246,7 @@ pub async fn measure(
         json.insert(name.to_owned(), entry);
     }
     let _ = std::fs::remove_file(&disk_path);
+    let _ = std::fs::remove_file(files.plain_written);
     json.insert("bytes".into(), json!(size));
     json.insert("unsettled".into(), json!(unsettled));
     report.value("bulk", serde_json::Value::Object(json));

@@ -133,63 +133,114 @@ enum ToDisk {
 /// after its EOF. (Resetting instead would race the error: a RESET overtakes queued DATA.)
 /// If the stream is cancelled or lost, the temp file is deleted and `path` is untouched.
 pub async fn write(mut stream: MuxStream, path: &Path, mode: Option<u32>) {
-    let created = {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || AtomicFile::create(&path)).await
+    let mut writer = match FileWriter::create(path, mode).await {
+        Ok(writer) => writer,
+        Err(message) => return answer(stream, &Response::Error { message }).await,
     };
-    let file = match created {
-        Ok(Ok(file)) => file,
-        Ok(Err(message)) => return answer(stream, &Response::Error { message }).await,
-        Err(e) => {
-            let message = failed("write", path, e);
-            return answer(stream, &Response::Error { message }).await;
-        }
-    };
-    let (tx, rx) = mpsc::channel(WRITE_BEHIND);
-    let writer = {
-        let path = path.to_path_buf();
-        // Dropping `tx` without a Commit (cancel, or this task aborted) makes it discard.
-        tokio::task::spawn_blocking(move || write_chunks(file, rx, &path, mode))
-    };
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0;
-    loop {
-        let delivered = match stream.recv().await {
+    let written = loop {
+        match stream.recv().await {
             Some(Ok(chunk)) => {
-                batch_bytes += chunk.len();
-                batch.push(chunk);
-                if batch_bytes < HANDOFF_BYTES {
-                    continue;
+                if writer.push(chunk).await.is_err() {
+                    // The writer stopped early on an error, which it returns here; the
+                    // rest of the data is drained by `answer`.
+                    break writer.stopped().await;
                 }
-                batch_bytes = 0;
-                tx.send(ToDisk::Data(std::mem::take(&mut batch))).await
             }
-            None => {
-                let _ = tx.send(ToDisk::Commit(batch)).await;
-                break;
-            }
+            None => break writer.commit().await,
             Some(Err(_)) => {
-                // Cancelled or lost: without a Commit the writer deletes the temp file.
-                drop(tx);
-                let _ = writer.await;
-                return;
+                // Cancelled or lost: the temp file is deleted, `path` untouched.
+                return writer.abandon().await;
             }
-        };
-        if delivered.is_err() {
-            // The writer stopped early on an error, which it returns below; the rest of
-            // the data is drained by `answer`.
-            break;
         }
-    }
-    drop(tx);
-    let response = match writer.await {
-        Ok(Ok(bytes)) => Response::Written { bytes },
-        Ok(Err(message)) => Response::Error { message },
-        Err(e) => Response::Error {
-            message: failed("write", path, e),
-        },
+    };
+    let response = match written {
+        Ok(bytes) => Response::Written { bytes },
+        Err(message) => Response::Error { message },
     };
     answer(stream, &response).await;
+}
+
+/// The writer stopped on an error; [`FileWriter::stopped`] says which.
+#[derive(Debug)]
+pub struct WriterStopped;
+
+/// The disk side of a streamed write, as `WriteFile` runs it: chunks pushed from async code
+/// are gathered into batches of [`HANDOFF_BYTES`] and written by a blocking thread into an
+/// [`AtomicFile`], at most [`WRITE_BEHIND`] batches behind.
+pub struct FileWriter {
+    tx: mpsc::Sender<ToDisk>,
+    thread: tokio::task::JoinHandle<Result<u64, String>>,
+    batch: Vec<Bytes>,
+    batch_bytes: usize,
+    path: PathBuf,
+}
+
+impl FileWriter {
+    /// Creates the temp file beside `path` and starts the disk thread. On commit the file
+    /// gets `mode` (else the replaced file's, else the umask default).
+    pub async fn create(path: &Path, mode: Option<u32>) -> Result<FileWriter, String> {
+        let created = {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || AtomicFile::create(&path)).await
+        };
+        let file = created.map_err(|e| failed("write", path, e))??;
+        let (tx, rx) = mpsc::channel(WRITE_BEHIND);
+        let thread = {
+            let path = path.to_path_buf();
+            // Dropping `tx` without a Commit (abandoned, or the task aborted) discards.
+            tokio::task::spawn_blocking(move || write_chunks(file, rx, &path, mode))
+        };
+        Ok(FileWriter {
+            tx,
+            thread,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Adds `chunk`; hands a full batch to the disk thread, waiting while it is
+    /// [`WRITE_BEHIND`] batches behind. `Err` once the disk thread stopped on an error.
+    pub async fn push(&mut self, chunk: Bytes) -> Result<(), WriterStopped> {
+        self.batch_bytes += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_bytes < HANDOFF_BYTES {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .send(ToDisk::Data(batch))
+            .await
+            .map_err(|_| WriterStopped)
+    }
+
+    /// The end of the data: writes the rest, makes the file durable and renames it over
+    /// its path; the bytes written, or the error that stopped it.
+    pub async fn commit(self) -> Result<u64, String> {
+        let _ = self.tx.send(ToDisk::Commit(self.batch)).await;
+        drop(self.tx);
+        join(self.thread, &self.path).await
+    }
+
+    /// After [`FileWriter::push`] failed: the error that stopped the disk thread.
+    pub async fn stopped(self) -> Result<u64, String> {
+        drop(self.tx);
+        join(self.thread, &self.path).await
+    }
+
+    /// Gives up: the temp file is deleted and the path left as it was.
+    pub async fn abandon(self) {
+        drop(self.tx);
+        let _ = self.thread.await;
+    }
+}
+
+async fn join(
+    thread: tokio::task::JoinHandle<Result<u64, String>>,
+    path: &Path,
+) -> Result<u64, String> {
+    thread.await.map_err(|e| failed("write", path, e))?
 }
 
 /// Drains `rx` into `file`; on Commit, makes it durable and puts it in place of `path`.
