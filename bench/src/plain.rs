@@ -233,12 +233,13 @@ pub async fn peer(url: &str) -> anyhow::Result<()> {
                 ws.flush().await?;
             }
             "recv" | "store" => {
-                let mut file = match words.next() {
-                    Some(path) if command == "store" => Some(
+                let mut file = match (command, words.next()) {
+                    ("store", Some(path)) => Some(
                         FileWriter::create(Path::new(path), None)
                             .await
                             .map_err(anyhow::Error::msg)?,
                     ),
+                    ("store", None) => bail!("`store` without a path"),
                     _ => None,
                 };
                 let mut got = 0u64;

@@ -184,7 +184,11 @@ pub fn encode_http(frame: &Frame, out: &mut BytesMut) -> Result<(), FrameError> 
     let start = out.len();
     out.put_u32(0);
     out.put_u8(frame.opcode());
-    frame.put_payload(out)?;
+    if let Err(e) = frame.put_payload(out) {
+        // `out` may hold earlier frames: leave no part of this one behind.
+        out.truncate(start);
+        return Err(e);
+    }
     let len = out.len() - start - HTTP_LENGTH_PREFIX - 1;
     if let Err(e) = check_len(len) {
         out.truncate(start);
@@ -363,6 +367,21 @@ mod tests {
             Some(Frame::Arg("help".into()))
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_that_cannot_be_encoded_leaves_earlier_frames_intact() {
+        let mut out = BytesMut::new();
+        encode_http(&Frame::Start, &mut out).unwrap();
+        let before = out.clone();
+        // writeUTF cannot carry more than 65,535 bytes.
+        let too_long = Frame::Arg("x".repeat(70_000));
+        assert!(encode_http(&too_long, &mut out).is_err());
+        assert_eq!(out, before);
+        assert_eq!(
+            decode_http(&mut out, Direction::ClientToServer).unwrap(),
+            Some(Frame::Start)
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ const READ_AHEAD: usize = 4;
 /// disk thread wakes and calls the kernel once per [`HANDOFF_BYTES`], not per chunk.
 const HANDOFF_BYTES: usize = 512 * 1024;
 /// Batches queued ahead of the disk (1 MiB): absorbs the disk's jitter; past it, credit
-/// stops and the channel's window bounds the rest.
+/// stops and the channel's window bounds the rest. A write holds at most these, the batch
+/// being written and the one being gathered: about 2 MiB.
 const WRITE_BEHIND: usize = 2;
 
 /// `ReadFile`: [`Response::FileStart`] with the file's size, then the bytes from `offset`
@@ -286,6 +287,8 @@ pub struct AtomicFile {
     step_start: u64,
     /// The step whose writeback was started last, not yet waited for.
     in_writeback: Option<(u64, u64)>,
+    /// False once the filesystem said it cannot start writeback: the fsync does it all.
+    streaming: bool,
 }
 
 impl AtomicFile {
@@ -296,6 +299,7 @@ impl AtomicFile {
             written: 0,
             step_start: 0,
             in_writeback: None,
+            streaming: true,
         })
     }
 
@@ -316,9 +320,9 @@ impl AtomicFile {
             }
         }
         batch.clear();
-        if self.written - self.step_start >= WRITEBACK_STEP {
+        if self.streaming && self.written - self.step_start >= WRITEBACK_STEP {
             let step = (self.step_start, self.written);
-            writeback::start(&self.temp.file, step)?;
+            self.streaming = writeback::start(&self.temp.file, step)?;
             if let Some(previous) = self.in_writeback.replace(step) {
                 writeback::finish_and_drop(&self.temp.file, previous)?;
             }
@@ -336,52 +340,61 @@ impl AtomicFile {
 }
 
 /// Writeback of a file's byte ranges, ahead of its fsync.
-///
-/// An error here is the write's error: waiting on writeback consumes a write error that the
-/// fsync would otherwise have reported. A filesystem that cannot do this (`EINVAL`,
-/// `ENOSYS`, `EOPNOTSUPP`) is left to the fsync.
 #[cfg(target_os = "linux")]
 mod writeback {
     use std::fs::File;
     use std::os::fd::AsRawFd;
 
-    /// Starts writing `from..to` to disk without waiting.
-    pub fn start(file: &File, range: (u64, u64)) -> std::io::Result<()> {
-        sync_range(file, range, libc::SYNC_FILE_RANGE_WRITE)
+    /// Starts writing `from..to` to disk without waiting. `Ok(false)` when the filesystem
+    /// cannot (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`): the caller stops asking, and the fsync
+    /// does it all.
+    pub fn start(file: &File, range: (u64, u64)) -> std::io::Result<bool> {
+        match sync_range(file, range, libc::SYNC_FILE_RANGE_WRITE) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits until `from..to` is on disk, then drops it from the page cache.
+    /// Waits until `from..to`, whose writeback [`start`] began, is on disk, then drops it
+    /// from the page cache. Any error is the write's: waiting consumes a write error that
+    /// the fsync would otherwise have reported.
     pub fn finish_and_drop(file: &File, range: (u64, u64)) -> std::io::Result<()> {
         let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
             | libc::SYNC_FILE_RANGE_WRITE
             | libc::SYNC_FILE_RANGE_WAIT_AFTER;
         sync_range(file, range, wait)?;
-        let (offset, len) = offset_len(range)?;
-        // SAFETY: a system call on a descriptor `file` keeps open; no memory is passed.
-        // Advice only: its failure changes nothing that matters.
-        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+        // Advice only, so a range the platform's `off_t` cannot express is simply kept.
+        if let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(range.0),
+            libc::off_t::try_from(range.1 - range.0),
+        ) {
+            // SAFETY: a system call on a descriptor `file` keeps open; no memory is passed.
+            unsafe {
+                libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED)
+            };
+        }
         Ok(())
     }
 
-    fn sync_range(file: &File, range: (u64, u64), flags: libc::c_uint) -> std::io::Result<()> {
-        let (offset, len) = offset_len(range)?;
+    fn sync_range(file: &File, (from, to): (u64, u64), flags: libc::c_uint) -> std::io::Result<()> {
+        let too_large = |_| std::io::Error::from(std::io::ErrorKind::FileTooLarge);
+        // 64-bit offsets on every Linux target (`off64_t`).
+        let offset = i64::try_from(from).map_err(too_large)?;
+        let len = i64::try_from(to - from).map_err(too_large)?;
         // SAFETY: a system call on a descriptor `file` keeps open; no memory is passed.
         if unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) } == 0 {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
         }
-        let error = std::io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => Ok(()),
-            _ => Err(error),
-        }
-    }
-
-    fn offset_len((from, to): (u64, u64)) -> std::io::Result<(libc::off_t, libc::off_t)> {
-        let convert = |n: u64| {
-            libc::off_t::try_from(n)
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))
-        };
-        Ok((convert(from)?, convert(to - from)?))
     }
 }
 
@@ -389,8 +402,8 @@ mod writeback {
 mod writeback {
     use std::fs::File;
 
-    pub fn start(_file: &File, _range: (u64, u64)) -> std::io::Result<()> {
-        Ok(())
+    pub fn start(_file: &File, _range: (u64, u64)) -> std::io::Result<bool> {
+        Ok(false)
     }
 
     pub fn finish_and_drop(_file: &File, _range: (u64, u64)) -> std::io::Result<()> {
@@ -447,15 +460,35 @@ impl TempFile {
         }
         std::fs::rename(temp_path, target).map_err(|e| failed("replace", target, e))?;
         self.path = None;
-        let dir = match target.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        match File::open(dir).and_then(|dir| dir.sync_all()) {
-            // Some filesystems cannot fsync a directory; there the rename is all there is.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP)) => Ok(()),
-            synced => synced.map_err(|e| failed("sync the directory of", target, e)),
+        sync_directory_of(target)
+    }
+}
+
+/// Makes a rename into `target`'s directory durable. A directory the agent may write but
+/// not read cannot be opened to sync, and some filesystems cannot sync a directory: there
+/// the rename is all there is, as for any program writing there. Otherwise a failure is
+/// reported, saying that the file was replaced.
+fn sync_directory_of(target: &Path) -> Result<(), String> {
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir = match File::open(dir) {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot open the directory to sync a rename");
+            return Ok(());
         }
+    };
+    match dir.sync_all() {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP)) => Ok(()),
+        synced => synced.map_err(|e| {
+            failed(
+                "sync the directory of",
+                target,
+                format!("{e}; the new file is in place but may not survive a crash"),
+            )
+        }),
     }
 }
 

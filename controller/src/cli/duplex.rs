@@ -105,7 +105,7 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
         }
         waiting.insert(session_id.clone(), handoff_tx);
     }
-    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(OUTPUT_QUEUE);
+    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_QUEUE);
     let _ = body_tx.try_send(Ok(Bytes::from_static(&[0])));
     let task_state = state.clone();
     state.tasks.spawn(async move {
@@ -239,6 +239,10 @@ fn upload_frames(body: Body) -> FrameStream {
 
 /// Most bytes of queued frames encoded into one chunk of the download body.
 const BODY_BATCH: usize = 1024 * 1024;
+/// Body chunks queued for a client that reads slowly (each up to [`BODY_BATCH`]; the
+/// `0x00` byte and a pairing timeout's frames are the first ones). With the session's
+/// [`OUTPUT_QUEUE`] frames, what a session holds for a slow client is about 3 MiB.
+const BODY_QUEUE: usize = 2;
 
 /// Writes the session's frames into the download body. Frames already queued behind the
 /// first go into the same body chunk, up to [`BODY_BATCH`] bytes: one write for a burst of

@@ -180,13 +180,14 @@ async fn write_frames(
             frame = frames.recv() => match frame {
                 Some(frame) => {
                     let Some(first) = encoded(&frame) else { continue };
-                    match tokio::time::timeout(SEND_TIMEOUT, feed_queued(&mut sink, &mut frames, first)).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(_)) => {
+                    match feed_queued(&mut sink, &mut frames, first).await {
+                        Ok(()) => continue,
+                        Err(SendFailed::Socket) => {
+                            // As below: flush the close frame tungstenite may have queued.
                             let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
                             return;
                         }
-                        Err(_) => return,
+                        Err(SendFailed::Stalled) => return,
                     }
                 }
                 None => {
@@ -214,22 +215,39 @@ async fn write_frames(
 const WRITE_BATCH: usize = 1024 * 1024;
 
 /// Feeds `first` and the frames already queued behind it (up to [`WRITE_BATCH`] bytes),
-/// then flushes once. A failed send is the socket's error; the caller closes.
+/// then flushes once. Each step has [`SEND_TIMEOUT`], as a single send has: a client that
+/// reads slowly but steadily is never cut off for the size of a batch.
 async fn feed_queued(
     sink: &mut SplitSink<WebSocket, Message>,
     frames: &mut mpsc::Receiver<Frame>,
     first: Bytes,
-) -> Result<(), axum::Error> {
+) -> Result<(), SendFailed> {
     let mut batched = first.len();
-    sink.feed(Message::Binary(first)).await?;
+    within_send_timeout(sink.feed(Message::Binary(first))).await?;
     while batched < WRITE_BATCH {
         let Ok(frame) = frames.try_recv() else { break };
         if let Some(bytes) = encoded(&frame) {
             batched += bytes.len();
-            sink.feed(Message::Binary(bytes)).await?;
+            within_send_timeout(sink.feed(Message::Binary(bytes))).await?;
         }
     }
-    sink.flush().await
+    within_send_timeout(sink.flush()).await
+}
+
+/// Why a batch did not go out: the socket failed, or the client stopped reading.
+enum SendFailed {
+    Socket,
+    Stalled,
+}
+
+async fn within_send_timeout(
+    step: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), SendFailed> {
+    match tokio::time::timeout(SEND_TIMEOUT, step).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendFailed::Socket),
+        Err(_) => Err(SendFailed::Stalled),
+    }
 }
 
 /// A frame as a binary message's payload; `None` (logged) if it cannot be encoded.
