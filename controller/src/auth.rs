@@ -32,6 +32,8 @@ pub enum Permission {
     JobExtendedRead,
     JobBuild,
     JobCancel,
+    /// Delete a build's record and console.
+    RunDelete,
 }
 
 impl Permission {
@@ -53,6 +55,7 @@ impl Permission {
             Permission::JobExtendedRead => "Job/ExtendedRead",
             Permission::JobBuild => "Job/Build",
             Permission::JobCancel => "Job/Cancel",
+            Permission::RunDelete => "Run/Delete",
         }
     }
 }

@@ -27,12 +27,14 @@
 //!   [`JobConfig::unsupported_builders`] names them for the scheduler's refusal.
 
 mod builders;
+pub mod discarder;
 mod layout;
 pub mod parameters;
 
 use std::collections::HashSet;
 
 pub use builders::{Builder, SHELL, Shell};
+pub use discarder::BuildDiscarder;
 pub use parameters::{
     BooleanParameter, ChoiceParameter, OtherParameter, ParameterDefinition, ParameterError,
     StringParameter,
@@ -71,6 +73,8 @@ pub struct JobConfig {
     layout: Layout<JobField>,
     /// `<properties>` children other than the parameters property, kept verbatim.
     other_properties: Vec<Element>,
+    /// What the kept discarder property (or legacy `<logRotator>`) says: [`discarder`].
+    discarder: Option<BuildDiscarder>,
 }
 
 /// The top-level children Steward interprets.
@@ -151,6 +155,7 @@ impl JobConfig {
             builders: Vec::new(),
             layout: Layout::new(JOB_FIELDS),
             other_properties: Vec::new(),
+            discarder: None,
         }
     }
 
@@ -185,12 +190,30 @@ impl JobConfig {
             }
             Ok(())
         })?;
+        if job.discarder.is_none()
+            && let Some(legacy) = job
+                .layout
+                .kept()
+                .find(|e| e.name == discarder::LEGACY_LOG_ROTATOR)
+        {
+            job.discarder = discarder::read_log_rotator(legacy)?;
+        }
         Ok(job)
     }
 
     fn read_properties(&mut self, properties: &Element) -> Result<(), XmlError> {
         let mut seen = false;
+        let mut seen_discarder = false;
         for property in properties.child_elements() {
+            if property.name == discarder::DISCARDER_PROPERTY {
+                if std::mem::replace(&mut seen_discarder, true) {
+                    return Err(XmlError::Duplicate {
+                        element: discarder::DISCARDER_PROPERTY.into(),
+                        parent: "properties".into(),
+                    });
+                }
+                self.discarder = discarder::read_property(property)?;
+            }
             if property.name != PARAMETERS_PROPERTY {
                 self.other_properties.push(property.clone());
                 continue;
@@ -278,6 +301,11 @@ impl JobConfig {
     /// Properties other than the parameters property, in document order.
     pub fn other_properties(&self) -> &[Element] {
         &self.other_properties
+    }
+
+    /// Which old builds to discard ("Discard old builds"), if the job says.
+    pub fn build_discarder(&self) -> Option<BuildDiscarder> {
+        self.discarder.filter(BuildDiscarder::limits_anything)
     }
 
     /// The root element's attributes (e.g. `plugin="…"`), as read.

@@ -202,6 +202,19 @@ check("get_queue_info shows the waiting item", item["task"]["name"] == "py-waiti
 server.cancel_queue(waiting_id)
 check("cancel_queue removes it", all(i["id"] != waiting_id for i in server.get_queue_info()))
 
+# -- deleting a build: the record and console go, the permalinks move back
+second = started_build(server.build_job("py-ok"))
+check("a second build", second == 2, second)
+finished("py-ok", second)
+check("lastBuild before delete_build", server.get_build_info("py-ok", "lastBuild")["number"] == 2)
+server.delete_build("py-ok", second)
+check("delete_build removes the build",
+      raises(lambda: server.get_build_info("py-ok", second), jenkins.JenkinsException) is not None)
+check("lastBuild after delete_build", server.get_build_info("py-ok", "lastBuild")["number"] == 1)
+check("delete_build of a missing build",
+      raises(lambda: server.delete_build("py-ok", second), jenkins.JenkinsException) is not None)
+check("the next build number goes on", server.get_job_info("py-ok")["nextBuildNumber"] == 3)
+
 # -- the job list, deleting
 colors = {j["name"]: j["color"] for j in server.get_jobs()}
 check("get_jobs lists jobs with colours", colors == {

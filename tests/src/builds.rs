@@ -16,6 +16,8 @@ const GATE_GIVE_UP_POLLS: u32 = 2400; // × 0.05 s = 2 minutes
 pub struct Freestyle {
     label: Option<String>,
     concurrent: bool,
+    /// `(numToKeep, daysToKeep)` of "Discard old builds", -1 for no limit.
+    discarder: Option<(i64, i64)>,
     parameters: Vec<String>,
     steps: Vec<String>,
 }
@@ -41,6 +43,13 @@ impl Freestyle {
     /// Lets builds of the job run at the same time (`concurrentBuild`).
     pub fn concurrent(mut self) -> Freestyle {
         self.concurrent = true;
+        self
+    }
+
+    /// "Discard old builds": keep `num_to_keep` builds and those of the last
+    /// `days_to_keep` days (-1: no limit).
+    pub fn discard_old(mut self, num_to_keep: i64, days_to_keep: i64) -> Freestyle {
+        self.discarder = Some((num_to_keep, days_to_keep));
         self
     }
 
@@ -75,14 +84,19 @@ impl Freestyle {
     }
 
     pub fn xml(&self) -> String {
-        let properties = if self.parameters.is_empty() {
-            "<properties/>".to_owned()
-        } else {
-            format!(
-                "<properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>{}</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>",
+        let mut properties = String::new();
+        if let Some((num, days)) = self.discarder {
+            properties.push_str(&format!(
+                "<jenkins.model.BuildDiscarderProperty><strategy class=\"hudson.tasks.LogRotator\"><daysToKeep>{days}</daysToKeep><numToKeep>{num}</numToKeep><artifactDaysToKeep>-1</artifactDaysToKeep><artifactNumToKeep>-1</artifactNumToKeep></strategy></jenkins.model.BuildDiscarderProperty>"
+            ));
+        }
+        if !self.parameters.is_empty() {
+            properties.push_str(&format!(
+                "<hudson.model.ParametersDefinitionProperty><parameterDefinitions>{}</parameterDefinitions></hudson.model.ParametersDefinitionProperty>",
                 self.parameters.concat()
-            )
-        };
+            ));
+        }
+        let properties = format!("<properties>{properties}</properties>");
         let label = self
             .label
             .as_deref()

@@ -3,12 +3,15 @@
 //! failure, the console (streamed, followed, tailed, by permalink), the queue with its
 //! reasons, merging and cancellation, non-concurrent jobs, EXCLUSIVE nodes, aborting (by
 //! stop-builds, by an interrupted `build -s`, by delete-job, while the agent is away), a
-//! controller or agent restart in the middle of a step, and both CLI transports. Steps
+//! controller or agent restart in the middle of a step, both CLI transports, and deleting
+//! builds (delete-builds, `doDelete`, the job's build discarder). Steps
 //! that must stay running wait on a [`Gate`] the test opens.
 
 use std::collections::BTreeSet;
 
-use steward_tests::{Agent, CliOutput, Controller, DEADLINE, Freestyle, Gate, wait_until};
+use steward_tests::{
+    Agent, CliOutput, Controller, DEADLINE, Freestyle, Gate, http_request, wait_until,
+};
 
 /// An online node: its agent and the agent's work dir.
 struct Node {
@@ -1227,4 +1230,278 @@ fn a_build_aborted_while_its_agent_is_frozen_ends_when_the_connection_is_found_d
     wait_until(DEADLINE, "the aborted build's step removed", || {
         steps_on_agent(dir.path()).is_empty()
     });
+}
+
+/// Build numbers of `job` on record, newest first.
+fn numbers(c: &Controller, job: &str) -> Vec<u64> {
+    c.list_builds(job).iter().map(|b| b.number).collect()
+}
+
+#[test]
+fn delete_builds_removes_ended_builds_and_their_consoles_but_never_a_running_one() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "echo out-$BUILD_NUMBER\nif [ \"$BUILD_NUMBER\" = 5 ]; then\n{}{}fi\n",
+        gate.mark_script("started"),
+        gate.wait_script("finish")
+    );
+    c.create_job("j", &Freestyle::shell(&script));
+    for number in 1..=4 {
+        assert_completed(&c.cli(&["build", "j", "-s"]), "j", number, "SUCCESS", 0);
+    }
+    let dir = |n: u64| c.home().join(format!("jobs/j/builds/{n}"));
+    assert!(dir(2).join("log").is_file());
+
+    let out = c.cli(&["delete-builds", "j", "2-3,9"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Deleted 2 builds\n"),
+        "{out:?}"
+    );
+    assert_eq!(numbers(&c, "j"), [4, 1]);
+    assert!(!dir(2).exists() && !dir(3).exists(), "consoles left behind");
+    assert!(has_line(&c.console("j", 4), "out-4"));
+    let gone = c.cli(&["console", "j", "2"]);
+    assert_eq!(
+        (gone.code, gone.stderr.as_str()),
+        (3, "\nERROR: No such build #2\n")
+    );
+
+    // A running build in the range: nothing is deleted, by the CLI or the REST API.
+    let running = c.cli_spawn(&["build", "j", "-s"]);
+    wait_until(DEADLINE, "build #5 started", || gate.is_marked("started"));
+    let refused = c.cli(&["delete-builds", "j", "4-5"]);
+    assert_eq!(
+        (refused.code, refused.stderr.as_str()),
+        (
+            4,
+            "\nERROR: Build #5 of job 'j' is still running: stop it first (stop-builds j); \
+             nothing was deleted\n"
+        ),
+        "{refused:?}"
+    );
+    let auth = c.admin_basic_auth_header();
+    let post = |path: &str| http_request(&c.addr, "POST", path, &[&auth], b"");
+    let conflict = post("/job/j/5/doDelete");
+    assert_eq!(conflict.status, 409, "{}", conflict.text());
+    assert!(
+        conflict.text().contains("still running"),
+        "{}",
+        conflict.text()
+    );
+    assert_eq!(numbers(&c, "j"), [5, 4, 1]);
+
+    gate.open("finish");
+    assert_completed(&running.wait(DEADLINE), "j", 5, "SUCCESS", 0);
+    let deleted = post("/job/j/lastBuild/doDelete");
+    assert_eq!(deleted.status, 302, "{}", deleted.text());
+    assert!(
+        deleted
+            .header("Location")
+            .is_some_and(|l| l.ends_with("/job/j/")),
+        "{}",
+        deleted.headers
+    );
+    assert_eq!(numbers(&c, "j"), [4, 1]);
+    assert!(!dir(5).exists());
+    assert_eq!(post("/job/j/5/doDelete").status, 404);
+    let anonymous = http_request(&c.addr, "POST", "/job/j/4/doDelete", &[], b"");
+    assert_eq!(anonymous.status, 403, "{}", anonymous.text());
+
+    // Bad input changes nothing.
+    for (args, code, message) in [
+        (&["delete-builds", "j", "5-3"][..], 3, "runs backwards"),
+        (
+            &["delete-builds", "j", "one"][..],
+            3,
+            "Unable to parse 'one'",
+        ),
+        (&["delete-builds", "nope", "1"][..], 3, "No such job 'nope'"),
+        (
+            &["delete-builds", "j"][..],
+            2,
+            "Argument \"RANGE\" is required",
+        ),
+    ] {
+        let out = c.cli(args);
+        assert_eq!(out.code, code, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(message), "{args:?}: {out:?}");
+    }
+    assert_eq!(numbers(&c, "j"), [4, 1]);
+
+    // Numbers are not reused.
+    assert_completed(&c.cli(&["build", "j", "-s"]), "j", 6, "SUCCESS", 0);
+}
+
+#[test]
+fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 1, "NORMAL");
+    // Builds 1 and 2 pass, the rest fail: #2 stays as the last successful (and stable)
+    // build however many follow.
+    let script = "echo out-$BUILD_NUMBER\n[ \"$BUILD_NUMBER\" -le 2 ]";
+    c.create_job("rotated", &Freestyle::shell(script).discard_old(2, -1));
+    let home = c.home().to_path_buf();
+    let dirs = || -> BTreeSet<u64> {
+        std::fs::read_dir(home.join("jobs/rotated/builds"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (number, result, code) in [
+        (1, "SUCCESS", 0),
+        (2, "SUCCESS", 0),
+        (3, "FAILURE", 2),
+        (4, "FAILURE", 2),
+        (5, "FAILURE", 2),
+    ] {
+        assert_completed(
+            &c.cli(&["build", "rotated", "-s"]),
+            "rotated",
+            number,
+            result,
+            code,
+        );
+    }
+    // The discarder runs once the result is recorded: wait for it.
+    wait_until(DEADLINE, "builds past the newest two discarded", || {
+        numbers(&c, "rotated") == [5, 4, 2]
+    });
+    assert_eq!(dirs(), BTreeSet::from([2, 4, 5]));
+    let last_successful = c.cli(&["console", "rotated", "lastSuccessfulBuild"]);
+    assert!(
+        has_line(&last_successful.stdout, "out-2"),
+        "{last_successful:?}"
+    );
+
+    // Without the discarder nothing more goes; a bad limit is refused and changes nothing.
+    let keep_all = Freestyle::shell(script).xml();
+    let out = c.cli_with_stdin(&["update-job", "rotated"], &keep_all);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_completed(
+        &c.cli(&["build", "rotated", "-s"]),
+        "rotated",
+        6,
+        "FAILURE",
+        2,
+    );
+    let bad = Freestyle::shell(script).discard_old(-5, -1).xml();
+    let out = c.cli_with_stdin(&["update-job", "rotated"], &bad);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("<numToKeep>"), "{out:?}");
+    assert_completed(
+        &c.cli(&["build", "rotated", "-s"]),
+        "rotated",
+        7,
+        "FAILURE",
+        2,
+    );
+    assert_eq!(numbers(&c, "rotated"), [7, 6, 5, 4, 2]);
+}
+
+#[test]
+fn progressive_text_reads_the_console_in_pieces_while_the_build_runs() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 1, "NORMAL");
+    let script = format!(
+        "echo first-part\n{}{}echo second-part\n",
+        gate.mark_script("started"),
+        gate.wait_script("go")
+    );
+    c.create_job("p", &Freestyle::shell(&script));
+    let auth = c.admin_basic_auth_header();
+    let get = |query: &str| {
+        http_request(
+            &c.addr,
+            "GET",
+            &format!("/job/p/1/logText/progressiveText{query}"),
+            &[&auth],
+            b"",
+        )
+    };
+    let size = |answer: &steward_tests::HttpResponse| -> u64 {
+        answer
+            .header("X-Text-Size")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no X-Text-Size: {}", answer.headers))
+    };
+
+    let running = c.cli_spawn(&["build", "p", "-s"]);
+    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
+    // The first piece: everything up to now, and more to come.
+    let first = wait_for_text(&get, "", "first-part");
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("X-More-Data"),
+        Some("true"),
+        "{}",
+        first.headers
+    );
+    assert_eq!(size(&first), first.body.len() as u64);
+    let at = size(&first);
+    let nothing_new = get(&format!("?start={at}"));
+    assert_eq!(
+        (
+            nothing_new.body.len(),
+            size(&nothing_new),
+            nothing_new.header("X-More-Data")
+        ),
+        (0, at, Some("true"))
+    );
+
+    gate.open("go");
+    assert_completed(&running.wait(DEADLINE), "p", 1, "SUCCESS", 0);
+    let rest = get(&format!("?start={at}"));
+    assert_eq!(rest.header("X-More-Data"), None, "{}", rest.headers);
+    assert_eq!(size(&rest), at + rest.body.len() as u64);
+    let whole = c.console("p", 1);
+    assert_eq!(format!("{}{}", first.text(), rest.text()), whole);
+    assert!(
+        rest.text().ends_with("second-part\nFinished: SUCCESS\n"),
+        "{}",
+        rest.text()
+    );
+
+    // Past the end starts again from the beginning, as Jenkins does for a cut log.
+    assert_eq!(get("?start=99999999").text(), whole);
+    let bad = get("?start=ten");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(
+        bad.text().contains("start must be a byte offset"),
+        "{}",
+        bad.text()
+    );
+    let missing = http_request(
+        &c.addr,
+        "GET",
+        "/job/p/9/logText/progressiveText",
+        &[&auth],
+        b"",
+    );
+    assert_eq!(
+        (missing.status, missing.text().contains("No such build #9")),
+        (404, true)
+    );
+}
+
+/// Polls `get(query)` until its body holds `text`; that answer.
+fn wait_for_text(
+    get: &impl Fn(&str) -> steward_tests::HttpResponse,
+    query: &str,
+    text: &str,
+) -> steward_tests::HttpResponse {
+    let mut last = None;
+    wait_until(DEADLINE, &format!("{text:?} in the console"), || {
+        let answer = get(query);
+        let found = answer.text().contains(text);
+        last = Some(answer);
+        found
+    });
+    last.expect("polled at least once")
 }

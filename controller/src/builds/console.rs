@@ -147,14 +147,15 @@ async fn copy_on(
     Ok(at)
 }
 
-/// The first `len` bytes of the console at `path`, to be read a chunk at a time (the REST
-/// API streams them); `None` when the build has written nothing yet.
-pub async fn read_up_to(
+/// Bytes `from..to` of the console at `path`, to be read a chunk at a time (the REST API
+/// streams them); `None` when the build has written nothing yet.
+pub async fn read_range(
     path: &Path,
-    len: u64,
+    from: u64,
+    to: u64,
 ) -> std::io::Result<Option<tokio::io::Take<tokio::fs::File>>> {
-    match tokio::fs::File::open(path).await {
-        Ok(file) => Ok(Some(file.take(len))),
+    match open_at(path, from).await {
+        Ok(file) => Ok(Some(file.take(to.saturating_sub(from)))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

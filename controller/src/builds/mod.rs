@@ -11,7 +11,8 @@
 //! - An item that leaves the queue (started or cancelled) is remembered for a while
 //!   ([`left`]), so clients can still learn which build their item became.
 //! - [`history`] reads builds back: a job's list, one build by number or permalink, the
-//!   estimated duration.
+//!   estimated duration. [`delete`] deletes ended builds, by number or by the job's build
+//!   discarder when one of its builds ends.
 //!
 //! The build's steps live on after a lost connection, on the agent (they are durable steps),
 //! and after a controller restart, in the store: [`start`] reattaches every build whose
@@ -19,6 +20,7 @@
 //! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
 pub mod console;
+pub mod delete;
 pub mod history;
 pub mod left;
 pub mod orphans;

@@ -85,8 +85,8 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
     record_end(state, build, result).await;
 }
 
-/// Stores the result, tells followers, frees the executor, and removes the steps from
-/// the agent.
+/// Stores the result, tells followers, frees the executor, removes the steps from the
+/// agent, then applies the job's build discarder.
 async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildResult) {
     let id = build.row.id;
     if let Err(e) = state
@@ -104,6 +104,7 @@ async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildRe
             let _ = steps::remove(&channel, &step_id(id, index)).await;
         }
     }
+    super::delete::discard_old(state, &build.row.job).await;
 }
 
 /// How many steps the build may have started.

@@ -105,7 +105,12 @@ fn job_routes() -> Router<AppState> {
         .route("/job/{name}/{build}/", get(builds::page))
         .route("/job/{name}/{build}/api/json", get(builds::show))
         .route("/job/{name}/{build}/consoleText", get(builds::console_text))
+        .route(
+            "/job/{name}/{build}/logText/progressiveText",
+            get(builds::progressive_text),
+        )
         .route("/job/{name}/{build}/stop", post(builds::stop))
+        .route("/job/{name}/{build}/doDelete", post(builds::delete))
         .route("/queue/api/json", get(queue::list))
         .route("/queue/item/{id}/api/json", get(queue::item))
         .route("/queue/cancelItem", post(queue::cancel_item))

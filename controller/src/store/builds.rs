@@ -556,6 +556,106 @@ pub fn of_job(conn: &Connection, job: &str, limit: u32) -> Result<Vec<BuildRow>,
     )
 }
 
+/// What [`delete_in_ranges`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeDeletion {
+    /// These ended builds were deleted, oldest first.
+    Deleted(Vec<u64>),
+    /// Nothing was deleted: these builds in the ranges still run.
+    Running(Vec<u64>),
+}
+
+/// Deletes the builds of `job` whose numbers fall in any of `ranges` (inclusive), in one
+/// transaction; when any of them still runs, deletes nothing. The number counter stays.
+pub fn delete_in_ranges(
+    conn: &mut Connection,
+    job: &str,
+    ranges: &[(u64, u64)],
+) -> Result<RangeDeletion, StoreError> {
+    let tx = conn.transaction()?;
+    let mut found = std::collections::BTreeMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT number, result IS NULL FROM builds WHERE job = ?1 AND number BETWEEN ?2 AND ?3",
+        )?;
+        let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for &(from, to) in ranges {
+            let rows = stmt.query_map(params![job, bound(from), bound(to)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+            })?;
+            for row in rows {
+                let (number, running) = row?;
+                found.insert(to_u64(number, "build number")?, running);
+            }
+        }
+    }
+    let running: Vec<u64> = found.iter().filter(|(_, r)| **r).map(|(n, _)| *n).collect();
+    if !running.is_empty() {
+        return Ok(RangeDeletion::Running(running));
+    }
+    let numbers: Vec<u64> = found.into_keys().collect();
+    delete_numbers(&tx, job, &numbers)?;
+    tx.commit()?;
+    Ok(RangeDeletion::Deleted(numbers))
+}
+
+/// Applies a job's build discarder: of its builds, newest first, those past the first
+/// `num_to_keep` and those started before `started_before_ms` are deleted, except (as in
+/// Jenkins) running builds and the last successful and last stable builds. Returns the
+/// numbers deleted, oldest first.
+pub fn discard(
+    conn: &mut Connection,
+    job: &str,
+    num_to_keep: Option<u32>,
+    started_before_ms: Option<i64>,
+) -> Result<Vec<u64>, StoreError> {
+    let tx = conn.transaction()?;
+    let newest = |condition: &str| -> Result<Option<i64>, StoreError> {
+        Ok(tx.query_row(
+            &format!("SELECT MAX(number) FROM builds WHERE job = ?1 AND {condition}"),
+            [job],
+            |r| r.get::<_, Option<i64>>(0),
+        )?)
+    };
+    let last_successful = newest("result IN ('SUCCESS', 'UNSTABLE')")?;
+    let last_stable = newest("result = 'SUCCESS'")?;
+    let mut doomed = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT number, result IS NULL, started_at_ms FROM builds WHERE job = ?1
+             ORDER BY number DESC",
+        )?;
+        let rows = stmt.query_map([job], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for (position, row) in rows.enumerate() {
+            let (number, running, started_at_ms) = row?;
+            let kept = running || Some(number) == last_successful || Some(number) == last_stable;
+            let too_many = num_to_keep.is_some_and(|n| position as u64 >= u64::from(n));
+            let too_old = started_before_ms.is_some_and(|t| started_at_ms < t);
+            if !kept && (too_many || too_old) {
+                doomed.push(to_u64(number, "build number")?);
+            }
+        }
+    }
+    doomed.reverse();
+    delete_numbers(&tx, job, &doomed)?;
+    tx.commit()?;
+    Ok(doomed)
+}
+
+fn delete_numbers(conn: &Connection, job: &str, numbers: &[u64]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("DELETE FROM builds WHERE job = ?1 AND number = ?2")?;
+    for &number in numbers {
+        stmt.execute(params![job, number as i64])?;
+    }
+    Ok(())
+}
+
 /// Deletes a job's queue items and build records (its number counter stays).
 pub fn delete_job(conn: &mut Connection, job: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
@@ -701,6 +801,93 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(numbers, [1, 2]);
+    }
+
+    /// Runs builds of job "j" started at the given times, ending with the given results
+    /// (`None`: still running); returns their numbers.
+    fn run_builds(
+        c: &mut Connection,
+        builds: &[(i64, Option<BuildResult>)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut numbers = Vec::new();
+        for &(started_at_ms, result) in builds {
+            let queue_id = enqueue(c, "j", &[], CauseKind::Cli, "u", started_at_ms)?;
+            let s = Start {
+                queue_id,
+                node: "n",
+                executor: 0,
+                workspace: "j",
+                config_xml: "<project/>",
+                started_at_ms,
+            };
+            let row = start(c, &s)?.expect("queued");
+            if let Some(result) = result {
+                finish(c, row.id, result, started_at_ms + 1)?;
+            }
+            numbers.push(row.number);
+        }
+        Ok(numbers)
+    }
+
+    fn left(c: &Connection) -> Result<Vec<u64>, StoreError> {
+        let mut numbers: Vec<u64> = of_job(c, "j", 100)?.iter().map(|b| b.number).collect();
+        numbers.reverse();
+        Ok(numbers)
+    }
+
+    #[tokio::test]
+    async fn ranges_delete_ended_builds_or_nothing_when_one_runs() {
+        use BuildResult::*;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .call(|c| {
+                let ended = [(1, Some(Success)); 6];
+                assert_eq!(run_builds(c, &ended)?, [1, 2, 3, 4, 5, 6]);
+                let d = delete_in_ranges(c, "j", &[(2, 3), (3, 3), (5, 9), (u64::MAX, u64::MAX)])?;
+                assert_eq!(d, RangeDeletion::Deleted(vec![2, 3, 5, 6]));
+                assert_eq!(left(c)?, [1, 4]);
+                assert_eq!(
+                    delete_in_ranges(c, "other", &[(1, 9)])?,
+                    RangeDeletion::Deleted(vec![])
+                );
+                assert_eq!(run_builds(c, &[(2, None)])?, [7], "numbers are not reused");
+                let d = delete_in_ranges(c, "j", &[(1, 1), (6, 10)])?;
+                assert_eq!(d, RangeDeletion::Running(vec![7]));
+                assert_eq!(left(c)?, [1, 4, 7], "nothing deleted");
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_discarder_keeps_running_last_successful_and_last_stable_builds() {
+        use BuildResult::*;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .call(|c| {
+                // 1 stable, 2 unstable (last successful), 3-5 failed, 6 running.
+                let builds = [
+                    (10, Some(Success)),
+                    (20, Some(Unstable)),
+                    (30, Some(Failure)),
+                    (40, Some(Failure)),
+                    (50, Some(Aborted)),
+                    (60, None),
+                ];
+                run_builds(c, &builds)?;
+                assert_eq!(discard(c, "j", None, None)?, Vec::<u64>::new());
+                assert_eq!(discard(c, "j", Some(3), None)?, [3]);
+                assert_eq!(left(c)?, [1, 2, 4, 5, 6]);
+                assert_eq!(discard(c, "j", None, Some(45))?, [4]);
+                assert_eq!(discard(c, "j", Some(0), Some(i64::MAX))?, [5]);
+                assert_eq!(left(c)?, [1, 2, 6]);
+                Ok(())
+            })
+            .await
+            .unwrap();
     }
 
     #[test]

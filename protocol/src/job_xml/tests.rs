@@ -550,6 +550,74 @@ fn long_lists_and_values_are_cut_in_messages() {
     assert!(message.ends_with("‘P19’, and 10 more"), "{message}");
 }
 
+fn with_property(property: &str) -> String {
+    format!("<project><properties>{property}</properties></project>")
+}
+
+fn rotator(children: &str) -> String {
+    with_property(&format!(
+        r#"<jenkins.model.BuildDiscarderProperty><strategy class="hudson.tasks.LogRotator">{children}</strategy></jenkins.model.BuildDiscarderProperty>"#
+    ))
+}
+
+#[test]
+fn the_build_discarder_is_read_from_the_property_and_the_legacy_element() {
+    assert_eq!(
+        job(JENKINS_JOB).build_discarder(),
+        Some(BuildDiscarder {
+            days_to_keep: None,
+            num_to_keep: Some(10)
+        })
+    );
+    let both = job(&rotator(
+        "<daysToKeep>30</daysToKeep><numToKeep> 5 </numToKeep><artifactDaysToKeep>-1</artifactDaysToKeep>",
+    ));
+    assert_eq!(
+        both.build_discarder(),
+        Some(BuildDiscarder {
+            days_to_keep: Some(30),
+            num_to_keep: Some(5)
+        })
+    );
+    assert_round_trips(&both);
+    let legacy = job(
+        r#"<project><logRotator class="hudson.tasks.LogRotator"><daysToKeep>7</daysToKeep><numToKeep>-1</numToKeep></logRotator></project>"#,
+    );
+    assert_eq!(
+        legacy.build_discarder(),
+        Some(BuildDiscarder {
+            days_to_keep: Some(7),
+            num_to_keep: None
+        })
+    );
+    // No limits, another strategy's class, or no strategy: nothing is discarded.
+    for nothing in [
+        rotator("<daysToKeep>-1</daysToKeep><numToKeep></numToKeep>"),
+        with_property(
+            r#"<jenkins.model.BuildDiscarderProperty><strategy class="org.example.Other"><numToKeep>1</numToKeep></strategy></jenkins.model.BuildDiscarderProperty>"#,
+        ),
+        with_property("<jenkins.model.BuildDiscarderProperty/>"),
+        "<project/>".to_owned(),
+    ] {
+        assert_eq!(job(&nothing).build_discarder(), None, "{nothing}");
+    }
+}
+
+#[test]
+fn bad_discarder_limits_are_refused_with_the_element_named() {
+    assert_eq!(
+        error(&rotator("<numToKeep>ten</numToKeep>")),
+        "invalid value \"ten\" in <numToKeep>: expected a whole number of 0 or more, or -1 for no limit"
+    );
+    assert!(error(&rotator("<daysToKeep>-2</daysToKeep>")).contains("<daysToKeep>"));
+    assert!(
+        error(&rotator("<numToKeep>1</numToKeep><numToKeep>2</numToKeep>"))
+            .contains("more than once")
+    );
+    let twice = "<jenkins.model.BuildDiscarderProperty/>".repeat(2);
+    assert!(error(&with_property(&twice)).contains("more than once"));
+}
+
 #[test]
 fn disabling_says_whether_it_changed() {
     let mut config = JobConfig::new();

@@ -1,5 +1,5 @@
-//! Build commands: `build`, `console` and `stop-builds` as Jenkins has them (compat §7.3),
-//! and our own `queue`, `cancel-queue` and `list-builds`.
+//! Build commands: `build`, `console`, `stop-builds` and `delete-builds` as Jenkins has
+//! them (compat §7.3), and our own `queue`, `cancel-queue` and `list-builds`.
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ pub const COMMANDS: &[&Command] = &[
     &BUILD,
     &CONSOLE,
     &STOP_BUILDS,
+    &DELETE_BUILDS,
     &QUEUE,
     &CANCEL_QUEUE,
     &LIST_BUILDS,
@@ -58,6 +59,17 @@ const STOP_BUILDS: Command = Command {
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| stop_builds(ctx).boxed(),
+};
+
+const DELETE_BUILDS: Command = Command {
+    name: "delete-builds",
+    summary: "Deletes build records of a job, and their consoles.\n\
+              RANGE: the build numbers: N, N-M, or a comma-separated list of them (1-5,8)\n\
+              Running builds are not deleted: stop them first.",
+    usage: "JOB RANGE",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| delete_builds(ctx).boxed(),
 };
 
 const QUEUE: Command = Command {
@@ -356,6 +368,69 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
+/// Most ranges one `delete-builds` takes.
+pub const MAX_RANGES: usize = 1000;
+
+/// A `delete-builds` RANGE: `N`, `N-M` or a comma-separated list of them, as Jenkins'
+/// `RangeSet` reads it; inclusive pairs.
+fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
+    let bad = |why: &str| {
+        CommandError::IllegalArgument(format!(
+            "Unable to parse '{}', {why}",
+            text.chars().take(80).collect::<String>()
+        ))
+    };
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| bad("expected build numbers: N, N-M, or a list of them such as 1-5,8"))
+    };
+    let parts: Vec<&str> = text.split(',').collect();
+    if parts.len() > MAX_RANGES {
+        return Err(bad(&format!("more than {MAX_RANGES} ranges")));
+    }
+    parts
+        .into_iter()
+        .map(|part| {
+            let (from, to) = match part.split_once('-') {
+                Some((from, to)) => (number(from)?, number(to)?),
+                None => {
+                    let n = number(part)?;
+                    (n, n)
+                }
+            };
+            if from > to {
+                return Err(bad(&format!(
+                    "the range {from}-{to} runs backwards (write M-N with M <= N)"
+                )));
+            }
+            Ok((from, to))
+        })
+        .collect()
+}
+
+async fn delete_builds(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let (job, range) = args.two("JOB", "RANGE")?;
+    let (job, range) = (job.to_owned(), range.to_owned());
+    jobs::get(&ctx.state, &job).await?;
+    ctx.require(Permission::RunDelete)?;
+    let ranges = parse_ranges(&range)?;
+    let deleted = builds::delete::delete_ranges(&ctx.state, &job, ranges)
+        .await
+        .map_err(|e| match e {
+            builds::delete::DeleteError::Running { .. } => {
+                CommandError::IllegalState(e.to_string())
+            }
+            builds::delete::DeleteError::Store(s) => store_error(s),
+        })?;
+    tracing::info!(job, ?deleted, by = ctx.identity.name(), "builds deleted");
+    ctx.out
+        .stdout(format!("Deleted {} builds\n", deleted.len()))
+        .await;
+    Ok(0)
+}
+
 async fn queue(ctx: &mut Context) -> CommandResult {
     Args::none(&ctx.args)?;
     ctx.require(Permission::JobRead)?;
@@ -497,5 +572,39 @@ mod tests {
             parameters(&["A"]),
             Err(CommandError::IllegalArgument(m)) if m.contains("'A' has no value")
         ));
+    }
+
+    #[test]
+    fn ranges_read_as_jenkins_range_sets() {
+        assert_eq!(parse_ranges("7").unwrap(), [(7, 7)]);
+        assert_eq!(
+            parse_ranges("1-5, 8 ,3-3").unwrap(),
+            [(1, 5), (8, 8), (3, 3)]
+        );
+        for (bad, why) in [
+            ("", "expected build numbers"),
+            ("1,,2", "expected build numbers"),
+            ("x", "expected build numbers"),
+            ("-3", "expected build numbers"),
+            ("1-2-3", "expected build numbers"),
+            ("99999999999999999999", "expected build numbers"),
+            ("5-3", "the range 5-3 runs backwards"),
+        ] {
+            match parse_ranges(bad) {
+                Err(CommandError::IllegalArgument(m)) => {
+                    assert!(m.starts_with(&format!("Unable to parse '{bad}'")), "{m}");
+                    assert!(m.contains(why), "{bad}: {m}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let many = vec!["1"; MAX_RANGES + 1].join(",");
+        assert!(parse_ranges(&many).is_err());
+        assert_eq!(
+            parse_ranges(&vec!["1"; MAX_RANGES].join(","))
+                .unwrap()
+                .len(),
+            MAX_RANGES
+        );
     }
 }

@@ -1,12 +1,12 @@
 //! `/job/NAME/N/…`: one build as Jenkins' REST API shows it, its console text (streamed
-//! from the file, never read whole) and the post that stops it. `N` is a build number or
+//! from the file, never read whole), and the posts that stop and delete it. `N` is a build number or
 //! a permalink (`lastBuild`, `lastSuccessfulBuild`, …).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::HeaderMap;
 use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use steward_protocol::job_xml::JobConfig;
 use tokio_util::io::ReaderStream;
@@ -14,8 +14,9 @@ use tokio_util::io::ReaderStream;
 use super::actions::actions;
 use super::{ApiError, ApiQuery, job_caller, redirect};
 use crate::auth::Permission;
+use crate::builds::delete::{DeleteError, delete_ranges};
 use crate::builds::history::{duration_ms, estimate};
-use crate::builds::{self, build_url, console};
+use crate::builds::{self, build_url, console, job_url};
 use crate::state::AppState;
 use crate::store::builds::BuildRow;
 
@@ -91,20 +92,71 @@ pub async fn console_text(
     job_caller(&state, &headers, &name, Permission::JobRead).await?;
     let row = builds::find(&state, &name, &which).await?;
     let len = state.builds.console_len(&name, row.number).await;
-    let path = state.builds.console_path(&name, row.number);
-    let body = match console::read_up_to(&path, len).await {
-        Ok(Some(reader)) => {
-            Body::from_stream(ReaderStream::with_capacity(reader, console::READ_CHUNK))
-        }
-        Ok(None) => Body::empty(),
-        Err(e) => {
-            return Err(ApiError::internal(format!(
-                "cannot read the console of {name} #{}: {e}",
-                row.number
-            )));
-        }
-    };
+    let body = console_body(&state, &row, 0, len).await?;
     Ok(([(CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response())
+}
+
+/// Bytes `from..to` of the build's console as a streamed body.
+async fn console_body(
+    state: &AppState,
+    row: &BuildRow,
+    from: u64,
+    to: u64,
+) -> Result<Body, ApiError> {
+    let path = state.builds.console_path(&row.job, row.number);
+    match console::read_range(&path, from, to).await {
+        Ok(Some(reader)) => Ok(Body::from_stream(ReaderStream::with_capacity(
+            reader,
+            console::READ_CHUNK,
+        ))),
+        Ok(None) => Ok(Body::empty()),
+        Err(e) => Err(ApiError::internal(format!(
+            "cannot read the console of {} #{}: {e}",
+            row.job, row.number
+        ))),
+    }
+}
+
+/// `?start=OFFSET` of `progressiveText`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ProgressiveQuery {
+    start: Option<String>,
+}
+
+/// `GET /job/NAME/N/logText/progressiveText?start=OFFSET`: the console from byte `OFFSET`
+/// (0 by default) to its current end, with Jenkins' headers: `X-Text-Size`, the offset to
+/// ask from next, and `X-More-Data: true` while the build runs. An offset past the end
+/// starts again from 0, as Jenkins does for a log that was cut.
+pub async fn progressive_text(
+    State(state): State<AppState>,
+    Path((name, which)): Path<(String, String)>,
+    Query(query): Query<ProgressiveQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let start = match query.start.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "start must be a byte offset (a whole number of 0 or more), not {:?}",
+                text.chars().take(40).collect::<String>()
+            ))
+        })?,
+    };
+    let row = builds::find(&state, &name, &which).await?;
+    // Whether it runs is decided before the length is read: a build that ends meanwhile
+    // says "more data", and the next request reads the rest.
+    let running = state.builds.running_build(&name, row.number).is_some();
+    let len = state.builds.console_len(&name, row.number).await;
+    let start = if start > len { 0 } else { start };
+    let body = console_body(&state, &row, start, len).await?;
+    let mut response = ([(CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response();
+    let answer = response.headers_mut();
+    answer.insert("X-Text-Size", HeaderValue::from(len));
+    if running {
+        answer.insert("X-More-Data", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// `POST /job/NAME/N/stop`: aborts the build if it runs; 302 to the build either way, as
@@ -125,4 +177,23 @@ pub async fn stop(
         &name,
         row.number,
     )))
+}
+
+/// `POST /job/NAME/N/doDelete` (python-jenkins' `delete_build`): deletes an ended build and
+/// answers 302 to the job; a running build is refused with 409 and kept.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((name, which)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (identity, _) = job_caller(&state, &headers, &name, Permission::RunDelete).await?;
+    let row = builds::find(&state, &name, &which).await?;
+    match delete_ranges(&state, &name, vec![(row.number, row.number)]).await {
+        Ok(_) => {
+            tracing::info!(job = %name, number = row.number, by = identity.name(), "build deleted over the REST API");
+            Ok(redirect(&job_url(&state.config.root_url, &name)))
+        }
+        Err(e @ DeleteError::Running { .. }) => Err(ApiError::conflict(e.to_string())),
+        Err(DeleteError::Store(e)) => Err(e.into()),
+    }
 }

@@ -52,6 +52,10 @@ impl ApiError {
         ApiError(StatusCode::BAD_REQUEST, what.into())
     }
 
+    pub fn conflict(what: impl Into<String>) -> Self {
+        ApiError(StatusCode::CONFLICT, what.into())
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }

@@ -1,0 +1,124 @@
+//! Deleting ended builds: by number (`delete-builds`, `POST /job/NAME/N/doDelete`), and by
+//! the job's build discarder each time one of its builds ends ("Discard old builds").
+//!
+//! The records go first, in one transaction, then the builds' directories (their
+//! consoles). A running build is never deleted: asked for by number, the whole request is
+//! refused; the discarder passes over it, as Jenkins' does. Build numbers are not reused.
+
+use std::path::PathBuf;
+
+use steward_protocol::job_xml::BuildDiscarder;
+
+use super::now_ms;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::builds::{self as records, RangeDeletion};
+
+/// Milliseconds in a day, for `daysToKeep`.
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    #[error("{}: stop {} first (stop-builds {job}); nothing was deleted", running_list(job, numbers), if numbers.len() == 1 { "it" } else { "them" })]
+    Running { job: String, numbers: Vec<u64> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn running_list(job: &str, numbers: &[u64]) -> String {
+    let listed: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
+    let verb = if numbers.len() == 1 { "is" } else { "are" };
+    format!(
+        "Build {} of job '{job}' {verb} still running",
+        listed.join(", ")
+    )
+}
+
+/// Deletes the builds of `job` numbered within `ranges` (inclusive); returns the numbers
+/// deleted, oldest first (none is an answer too: the ranges may hold no build).
+pub async fn delete_ranges(
+    state: &AppState,
+    job: &str,
+    ranges: Vec<(u64, u64)>,
+) -> Result<Vec<u64>, DeleteError> {
+    let key = job.to_owned();
+    let outcome = state
+        .store
+        .call(move |c| records::delete_in_ranges(c, &key, &ranges))
+        .await?;
+    match outcome {
+        RangeDeletion::Running(numbers) => Err(DeleteError::Running {
+            job: job.to_owned(),
+            numbers,
+        }),
+        RangeDeletion::Deleted(numbers) => {
+            remove_dirs(state, job, &numbers).await;
+            Ok(numbers)
+        }
+    }
+}
+
+/// Applies the job's build discarder, if it has one; called when one of its builds ends.
+/// Failures are logged: the build that ended is not affected by them.
+pub async fn discard_old(state: &AppState, job: &str) {
+    let config = match crate::jobs::get(state, job).await {
+        Ok(record) => record.config,
+        // Deleted meanwhile: its builds went with it.
+        Err(_) => return,
+    };
+    let Some(discarder) = config.build_discarder() else {
+        return;
+    };
+    match discard(state, job, discarder).await {
+        Ok(numbers) if numbers.is_empty() => {}
+        Ok(numbers) => tracing::info!(job, ?numbers, "old builds discarded"),
+        Err(e) => tracing::error!(job, error = %e, "cannot discard old builds"),
+    }
+}
+
+async fn discard(
+    state: &AppState,
+    job: &str,
+    discarder: BuildDiscarder,
+) -> Result<Vec<u64>, StoreError> {
+    let started_before = discarder
+        .days_to_keep
+        .map(|days| now_ms().saturating_sub(i64::from(days).saturating_mul(DAY_MS)));
+    let key = job.to_owned();
+    let numbers = state
+        .store
+        .call(move |c| records::discard(c, &key, discarder.num_to_keep, started_before))
+        .await?;
+    remove_dirs(state, job, &numbers).await;
+    Ok(numbers)
+}
+
+/// Removes the directories of builds whose records are gone. One that cannot be removed
+/// is logged and left: nothing reads it any more, and its number is never reused.
+async fn remove_dirs(state: &AppState, job: &str, numbers: &[u64]) {
+    let dirs: Vec<PathBuf> = numbers
+        .iter()
+        .filter_map(|&n| {
+            state
+                .builds
+                .console_path(job, n)
+                .parent()
+                .map(PathBuf::from)
+        })
+        .collect();
+    let removed = tokio::task::spawn_blocking(move || {
+        for dir in dirs {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot remove a deleted build's directory")
+                }
+            }
+        }
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::error!(job, error = %e, "removing deleted builds' directories failed");
+    }
+}
