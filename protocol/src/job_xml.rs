@@ -75,6 +75,29 @@ pub struct JobConfig {
     other_properties: Vec<Element>,
     /// What the kept discarder property (or legacy `<logRotator>`) says: [`discarder`].
     discarder: Option<BuildDiscarder>,
+    /// Whether `<properties>` holds the discarder property (read or not).
+    has_discarder_property: bool,
+}
+
+/// How a discarder that cannot be read is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// A new configuration: refused, with the reason.
+    New,
+    /// A stored one: read as no discarder, so the job stays readable and repairable.
+    Stored,
+}
+
+impl Strictness {
+    fn apply(
+        self,
+        read: Result<Option<BuildDiscarder>, XmlError>,
+    ) -> Result<Option<BuildDiscarder>, XmlError> {
+        match (self, read) {
+            (Strictness::Stored, Err(_)) => Ok(None),
+            (_, read) => read,
+        }
+    }
 }
 
 /// The top-level children Steward interprets.
@@ -156,11 +179,23 @@ impl JobConfig {
             layout: Layout::new(JOB_FIELDS),
             other_properties: Vec::new(),
             discarder: None,
+            has_discarder_property: false,
         }
     }
 
     /// Parses job XML; see the module documentation for what is kept and what is refused.
     pub fn from_xml(document: &str) -> Result<JobConfig, XmlError> {
+        JobConfig::parse(document, Strictness::New)
+    }
+
+    /// Parses job XML that was stored earlier: as [`JobConfig::from_xml`], except that a
+    /// build discarder this version cannot read (stored before its limits were checked)
+    /// reads as none, rather than making the job unreadable.
+    pub fn from_stored_xml(document: &str) -> Result<JobConfig, XmlError> {
+        JobConfig::parse(document, Strictness::Stored)
+    }
+
+    fn parse(document: &str, strictness: Strictness) -> Result<JobConfig, XmlError> {
         let mut root = xml::parse_document(document)?;
         // Kept elements must read back equal to themselves once written.
         root.normalize();
@@ -180,7 +215,7 @@ impl JobConfig {
                 JobField::ConcurrentBuild => {
                     job.concurrent_build = parse_bool("concurrentBuild", &child.text())?
                 }
-                JobField::Properties => job.read_properties(child)?,
+                JobField::Properties => job.read_properties(child, strictness)?,
                 JobField::Builders => {
                     job.builders = child
                         .child_elements()
@@ -190,29 +225,35 @@ impl JobConfig {
             }
             Ok(())
         })?;
-        if job.discarder.is_none()
+        // Jenkins reads the pre-1.503 element only when the property is absent.
+        if !job.has_discarder_property
             && let Some(legacy) = job
                 .layout
                 .kept()
                 .find(|e| e.name == discarder::LEGACY_LOG_ROTATOR)
         {
-            job.discarder = discarder::read_log_rotator(legacy)?;
+            job.discarder = strictness.apply(discarder::read_log_rotator(legacy))?;
         }
         Ok(job)
     }
 
-    fn read_properties(&mut self, properties: &Element) -> Result<(), XmlError> {
+    fn read_properties(
+        &mut self,
+        properties: &Element,
+        strictness: Strictness,
+    ) -> Result<(), XmlError> {
         let mut seen = false;
-        let mut seen_discarder = false;
         for property in properties.child_elements() {
             if property.name == discarder::DISCARDER_PROPERTY {
-                if std::mem::replace(&mut seen_discarder, true) {
-                    return Err(XmlError::Duplicate {
+                let discarder = if std::mem::replace(&mut self.has_discarder_property, true) {
+                    Err(XmlError::Duplicate {
                         element: discarder::DISCARDER_PROPERTY.into(),
                         parent: "properties".into(),
-                    });
-                }
-                self.discarder = discarder::read_property(property)?;
+                    })
+                } else {
+                    discarder::read_property(property)
+                };
+                self.discarder = strictness.apply(discarder)?;
             }
             if property.name != PARAMETERS_PROPERTY {
                 self.other_properties.push(property.clone());

@@ -1277,7 +1277,7 @@ fn delete_builds_removes_ended_builds_and_their_consoles_but_never_a_running_one
         (refused.code, refused.stderr.as_str()),
         (
             4,
-            "\nERROR: Build #5 of job 'j' is still running: stop it first (stop-builds j); \
+            "\nERROR: Build #5 of job 'j' is still running: wait for it to end or stop it; \
              nothing was deleted\n"
         ),
         "{refused:?}"
@@ -1368,10 +1368,8 @@ fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
             code,
         );
     }
-    // The discarder runs once the result is recorded: wait for it.
-    wait_until(DEADLINE, "builds past the newest two discarded", || {
-        numbers(&c, "rotated") == [5, 4, 2]
-    });
+    // The discarder has run by the time `build -s` learns the result.
+    assert_eq!(numbers(&c, "rotated"), [5, 4, 2]);
     assert_eq!(dirs(), BTreeSet::from([2, 4, 5]));
     let last_successful = c.cli(&["console", "rotated", "lastSuccessfulBuild"]);
     assert!(
@@ -1405,12 +1403,13 @@ fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
 }
 
 #[test]
-fn progressive_text_reads_the_console_in_pieces_while_the_build_runs() {
+fn progressive_text_reads_the_console_in_whole_lines_while_the_build_runs() {
     let c = Controller::start();
     let gate = Gate::new();
     let _n = online_node(&c, "n1", "", 1, "NORMAL");
+    // The step leaves half a line in the console while it waits.
     let script = format!(
-        "echo first-part\n{}{}echo second-part\n",
+        "echo first-part\nset +x\nprintf half-\n{}{}echo second-part\n",
         gate.mark_script("started"),
         gate.wait_script("go")
     );
@@ -1433,10 +1432,17 @@ fn progressive_text_reads_the_console_in_pieces_while_the_build_runs() {
     };
 
     let running = c.cli_spawn(&["build", "p", "-s"]);
-    wait_until(DEADLINE, "the step started", || gate.is_marked("started"));
-    // The first piece: everything up to now, and more to come.
-    let first = wait_for_text(&get, "", "first-part");
+    wait_until(DEADLINE, "the half line in the console", || {
+        gate.is_marked("started") && c.console("p", 1).ends_with("half-")
+    });
+    // The first piece: the whole lines so far, and more to come.
+    let first = get("");
     assert_eq!(first.status, 200);
+    assert!(
+        first.text().ends_with("first-part\n+ set +x\n"),
+        "{}",
+        first.text()
+    );
     assert_eq!(
         first.header("X-More-Data"),
         Some("true"),
@@ -1460,13 +1466,14 @@ fn progressive_text_reads_the_console_in_pieces_while_the_build_runs() {
     let rest = get(&format!("?start={at}"));
     assert_eq!(rest.header("X-More-Data"), None, "{}", rest.headers);
     assert_eq!(size(&rest), at + rest.body.len() as u64);
-    let whole = c.console("p", 1);
-    assert_eq!(format!("{}{}", first.text(), rest.text()), whole);
+    assert!(rest.text().starts_with("half-"), "{}", rest.text());
     assert!(
         rest.text().ends_with("second-part\nFinished: SUCCESS\n"),
         "{}",
         rest.text()
     );
+    let whole = c.console("p", 1);
+    assert_eq!(format!("{}{}", first.text(), rest.text()), whole);
 
     // Past the end starts again from the beginning, as Jenkins does for a cut log.
     assert_eq!(get("?start=99999999").text(), whole);
@@ -1488,20 +1495,4 @@ fn progressive_text_reads_the_console_in_pieces_while_the_build_runs() {
         (missing.status, missing.text().contains("No such build #9")),
         (404, true)
     );
-}
-
-/// Polls `get(query)` until its body holds `text`; that answer.
-fn wait_for_text(
-    get: &impl Fn(&str) -> steward_tests::HttpResponse,
-    query: &str,
-    text: &str,
-) -> steward_tests::HttpResponse {
-    let mut last = None;
-    wait_until(DEADLINE, &format!("{text:?} in the console"), || {
-        let answer = get(query);
-        let found = answer.text().contains(text);
-        last = Some(answer);
-        found
-    });
-    last.expect("polled at least once")
 }

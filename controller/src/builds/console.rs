@@ -227,9 +227,52 @@ pub async fn last_lines_offset(path: &Path, len: u64, lines: u64) -> std::io::Re
     Ok(0)
 }
 
+/// Where the last complete line within bytes `from..to` of the file ends (just past its
+/// newline); `from` when that range holds no newline. Read backwards a chunk at a time.
+pub async fn last_line_end(path: &Path, from: u64, to: u64) -> std::io::Result<u64> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(from),
+        Err(e) => return Err(e),
+    };
+    let mut end = to;
+    while end > from {
+        let start = end.saturating_sub(READ_CHUNK as u64).max(from);
+        let mut buffer = vec![0; (end - start) as usize];
+        file.seek(SeekFrom::Start(start)).await?;
+        file.read_exact(&mut buffer).await?;
+        if let Some(i) = buffer.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_last_line_end_is_found_within_the_range_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let long = "x".repeat(READ_CHUNK * 2 + 5);
+        let text = format!("one\ntwo\n{long}");
+        std::fs::write(&path, &text).unwrap();
+        let len = text.len() as u64;
+        assert_eq!(last_line_end(&path, 0, len).await.unwrap(), 8);
+        assert_eq!(last_line_end(&path, 0, 7).await.unwrap(), 4);
+        assert_eq!(last_line_end(&path, 0, 8).await.unwrap(), 8);
+        assert_eq!(
+            last_line_end(&path, 8, len).await.unwrap(),
+            8,
+            "no newline after 8"
+        );
+        assert_eq!(last_line_end(&path, 5, 7).await.unwrap(), 5);
+        let missing = dir.path().join("none");
+        assert_eq!(last_line_end(&missing, 3, 9).await.unwrap(), 3);
+    }
 
     async fn offset_of(text: &str, lines: u64) -> String {
         let dir = tempfile::tempdir().unwrap();

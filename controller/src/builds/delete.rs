@@ -19,17 +19,22 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
-    #[error("{}: stop {} first (stop-builds {job}); nothing was deleted", running_list(job, numbers), if numbers.len() == 1 { "it" } else { "them" })]
+    #[error("{}; nothing was deleted", running_message(job, numbers))]
     Running { job: String, numbers: Vec<u64> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-fn running_list(job: &str, numbers: &[u64]) -> String {
+/// `Build #5 of job 'j' is still running: wait for it to end or stop it`, or the same of
+/// several.
+fn running_message(job: &str, numbers: &[u64]) -> String {
     let listed: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
-    let verb = if numbers.len() == 1 { "is" } else { "are" };
+    let (noun, verb, them) = match numbers.len() {
+        1 => ("Build", "is", "it"),
+        _ => ("Builds", "are", "them"),
+    };
     format!(
-        "Build {} of job '{job}' {verb} still running",
+        "{noun} {} of job '{job}' {verb} still running: wait for {them} to end or stop {them}",
         listed.join(", ")
     )
 }

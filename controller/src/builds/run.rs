@@ -61,7 +61,7 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
             None
         }
     };
-    let result = match (console, JobConfig::from_xml(&row.config_xml)) {
+    let result = match (console, JobConfig::from_stored_xml(&row.config_xml)) {
         (Some(console), Ok(config)) => {
             let mut runner = Runner {
                 state,
@@ -85,8 +85,8 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
     record_end(state, build, result).await;
 }
 
-/// Stores the result, tells followers, frees the executor, removes the steps from the
-/// agent, then applies the job's build discarder.
+/// Stores the result, applies the job's build discarder, tells followers, frees the
+/// executor, and removes the steps from the agent.
 async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildResult) {
     let id = build.row.id;
     if let Err(e) = state
@@ -96,6 +96,9 @@ async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildRe
     {
         tracing::error!(job = %build.row.job, number = build.row.number, error = %e, "cannot record the build's result");
     }
+    // Before the result is told: whoever waits on it (`build -s`) then finds the job's
+    // builds as the discarder left them, and still holds this build if it went.
+    super::delete::discard_old(state, &build.row.job).await;
     build.progress.send_modify(|p| p.result = Some(result));
     state.builds.finished(id);
     if let Some(channel) = live_channel(state, &build.row.node) {
@@ -104,12 +107,11 @@ async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildRe
             let _ = steps::remove(&channel, &step_id(id, index)).await;
         }
     }
-    super::delete::discard_old(state, &build.row.job).await;
 }
 
 /// How many steps the build may have started.
 fn build_step_count(build: &RunningBuild) -> u32 {
-    JobConfig::from_xml(&build.row.config_xml)
+    JobConfig::from_stored_xml(&build.row.config_xml)
         .map(|c| shell_scripts(&c).len() as u32)
         .unwrap_or(build.row.step_index + 1)
 }

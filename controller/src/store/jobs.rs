@@ -25,7 +25,7 @@ pub enum WriteOutcome {
 }
 
 fn row_to_record(name: String, xml: String) -> Result<JobRecord, StoreError> {
-    let config = JobConfig::from_xml(&xml)
+    let config = JobConfig::from_stored_xml(&xml)
         .map_err(|e| StoreError::Corrupt(format!("job '{name}' XML: {e}")))?;
     Ok(JobRecord { name, config })
 }

@@ -619,6 +619,38 @@ fn bad_discarder_limits_are_refused_with_the_element_named() {
 }
 
 #[test]
+fn a_stored_job_with_an_unreadable_discarder_stays_readable_and_keeps_it() {
+    for stored in [
+        rotator("<numToKeep>${KEEP}</numToKeep>"),
+        with_property(&"<jenkins.model.BuildDiscarderProperty/>".repeat(2)),
+    ] {
+        let config = JobConfig::from_stored_xml(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.build_discarder(), None);
+        assert!(
+            config
+                .to_xml()
+                .contains("jenkins.model.BuildDiscarderProperty"),
+            "the element is kept as written"
+        );
+    }
+}
+
+#[test]
+fn the_legacy_log_rotator_counts_only_without_the_property() {
+    let legacy =
+        r#"<logRotator class="hudson.tasks.LogRotator"><numToKeep>3</numToKeep></logRotator>"#;
+    let with_other_strategy = format!(
+        r#"<project><properties><jenkins.model.BuildDiscarderProperty><strategy class="org.example.Other"/></jenkins.model.BuildDiscarderProperty></properties>{legacy}</project>"#
+    );
+    assert_eq!(job(&with_other_strategy).build_discarder(), None);
+    let alone = format!("<project>{legacy}</project>");
+    assert_eq!(
+        job(&alone).build_discarder().and_then(|d| d.num_to_keep),
+        Some(3)
+    );
+}
+
+#[test]
 fn disabling_says_whether_it_changed() {
     let mut config = JobConfig::new();
     assert!(config.set_disabled(true));

@@ -199,10 +199,16 @@ async fn build(ctx: &mut Context) -> CommandResult {
     };
     on_leave.armed = false;
     let Some(result) = result else {
-        return Err(CommandError::unexpected(
-            "build",
-            "the controller is shutting down",
-        ));
+        let reason = if builds::get(&ctx.state, &job, number)
+            .await
+            .map_err(store_error)?
+            .is_none()
+        {
+            format!("build #{number} was deleted before its result could be read")
+        } else {
+            "the controller is shutting down".to_owned()
+        };
+        return Err(CommandError::unexpected("build", reason));
     };
     ctx.out
         .stdout(format!("Completed {job} #{number} : {result}\n"))
@@ -385,7 +391,7 @@ fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
             .parse::<u64>()
             .map_err(|_| bad("expected build numbers: N, N-M, or a list of them such as 1-5,8"))
     };
-    let parts: Vec<&str> = text.split(',').collect();
+    let parts: Vec<&str> = text.split(',').take(MAX_RANGES + 1).collect();
     if parts.len() > MAX_RANGES {
         return Err(bad(&format!("more than {MAX_RANGES} ranges")));
     }

@@ -31,7 +31,7 @@ pub fn build_ref(root: &url::Url, job: &str, number: u64) -> Value {
 /// A build as `/job/NAME/N/api/json` shows it.
 fn build_json(root: &url::Url, row: &BuildRow, estimated_ms: i64) -> Value {
     // The definitions the build started with type its parameter values.
-    let config = JobConfig::from_xml(&row.config_xml).ok();
+    let config = JobConfig::from_stored_xml(&row.config_xml).ok();
     json!({
         "_class": FREESTYLE_BUILD,
         "actions": actions(config.as_ref(), &row.params, row.cause, &row.cause_user),
@@ -110,11 +110,15 @@ async fn console_body(
             console::READ_CHUNK,
         ))),
         Ok(None) => Ok(Body::empty()),
-        Err(e) => Err(ApiError::internal(format!(
-            "cannot read the console of {} #{}: {e}",
-            row.job, row.number
-        ))),
+        Err(e) => Err(console_error(row, e)),
     }
+}
+
+fn console_error(row: &BuildRow, e: std::io::Error) -> ApiError {
+    ApiError::internal(format!(
+        "cannot read the console of {} #{}: {e}",
+        row.job, row.number
+    ))
 }
 
 /// `?start=OFFSET` of `progressiveText`.
@@ -124,8 +128,9 @@ pub struct ProgressiveQuery {
 }
 
 /// `GET /job/NAME/N/logText/progressiveText?start=OFFSET`: the console from byte `OFFSET`
-/// (0 by default) to its current end, with Jenkins' headers: `X-Text-Size`, the offset to
-/// ask from next, and `X-More-Data: true` while the build runs. An offset past the end
+/// (0 by default) to its current end (its last whole line while the build runs), with
+/// Jenkins' headers: `X-Text-Size`, the offset to ask from next, and `X-More-Data: true`
+/// while the build runs. An offset past the end
 /// starts again from 0, as Jenkins does for a log that was cut.
 pub async fn progressive_text(
     State(state): State<AppState>,
@@ -147,8 +152,16 @@ pub async fn progressive_text(
     // Whether it runs is decided before the length is read: a build that ends meanwhile
     // says "more data", and the next request reads the rest.
     let running = state.builds.running_build(&name, row.number).is_some();
-    let len = state.builds.console_len(&name, row.number).await;
+    let mut len = state.builds.console_len(&name, row.number).await;
     let start = if start > len { 0 } else { start };
+    if running {
+        // As Jenkins: while the log grows, only whole lines, so no answer ends in the
+        // middle of a line (or of a UTF-8 character).
+        let path = state.builds.console_path(&name, row.number);
+        len = console::last_line_end(&path, start, len)
+            .await
+            .map_err(|e| console_error(&row, e))?;
+    }
     let body = console_body(&state, &row, start, len).await?;
     let mut response = ([(CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response();
     let answer = response.headers_mut();
