@@ -34,6 +34,8 @@ pub enum Permission {
     JobCancel,
     /// Delete a build's record and console.
     RunDelete,
+    /// Change a build's record (keep it forever).
+    RunUpdate,
 }
 
 impl Permission {
@@ -56,6 +58,7 @@ impl Permission {
             Permission::JobBuild => "Job/Build",
             Permission::JobCancel => "Job/Cancel",
             Permission::RunDelete => "Run/Delete",
+            Permission::RunUpdate => "Run/Update",
         }
     }
 }

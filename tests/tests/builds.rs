@@ -1336,7 +1336,7 @@ fn delete_builds_removes_ended_builds_and_their_consoles_but_never_a_running_one
 }
 
 #[test]
-fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
+fn the_build_discarder_keeps_the_newest_the_last_successful_and_kept_builds() {
     let c = Controller::start();
     let _n = online_node(&c, "n1", "", 1, "NORMAL");
     // Builds 1 and 2 pass, the rest fail: #2 stays as the last successful (and stable)
@@ -1353,13 +1353,7 @@ fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
             })
             .unwrap_or_default()
     };
-    for (number, result, code) in [
-        (1, "SUCCESS", 0),
-        (2, "SUCCESS", 0),
-        (3, "FAILURE", 2),
-        (4, "FAILURE", 2),
-        (5, "FAILURE", 2),
-    ] {
+    let build = |number: u64, result: &str, code: i32| {
         assert_completed(
             &c.cli(&["build", "rotated", "-s"]),
             "rotated",
@@ -1367,39 +1361,70 @@ fn the_build_discarder_keeps_the_newest_and_the_last_successful_build() {
             result,
             code,
         );
-    }
+    };
+    let auth = c.admin_basic_auth_header();
+    let keep_log = |number: u64| {
+        let answer = http_request(
+            &c.addr,
+            "GET",
+            &format!("/job/rotated/{number}/api/json"),
+            &[&auth],
+            b"",
+        );
+        answer.json()["keepLog"].as_bool().expect("keepLog")
+    };
+
+    build(1, "SUCCESS", 0);
+    build(2, "SUCCESS", 0);
+    build(3, "FAILURE", 2);
     // The discarder has run by the time `build -s` learns the result.
-    assert_eq!(numbers(&c, "rotated"), [5, 4, 2]);
-    assert_eq!(dirs(), BTreeSet::from([2, 4, 5]));
+    assert_eq!(numbers(&c, "rotated"), [3, 2]);
+    let kept = c.cli(&["keep-build", "rotated", "3"]);
+    assert_eq!((kept.code, kept.stdout.as_str()), (0, ""), "{kept:?}");
+    assert!(keep_log(3));
+    build(4, "FAILURE", 2);
+    build(5, "FAILURE", 2);
+    assert_eq!(numbers(&c, "rotated"), [5, 4, 3, 2]);
+    assert_eq!(dirs(), BTreeSet::from([2, 3, 4, 5]));
     let last_successful = c.cli(&["console", "rotated", "lastSuccessfulBuild"]);
     assert!(
         has_line(&last_successful.stdout, "out-2"),
         "{last_successful:?}"
     );
 
+    // No longer kept (the REST toggle): the next build's discarder takes it.
+    let toggled = http_request(
+        &c.addr,
+        "POST",
+        "/job/rotated/3/toggleLogKeep",
+        &[&auth],
+        b"",
+    );
+    assert_eq!(toggled.status, 302, "{}", toggled.text());
+    assert!(!keep_log(3));
+    build(6, "FAILURE", 2);
+    assert_eq!(numbers(&c, "rotated"), [6, 5, 2]);
+    assert_eq!(dirs(), BTreeSet::from([2, 5, 6]));
+    for (args, message) in [
+        (&["keep-build", "rotated", "3"][..], "No such build #3"),
+        (&["keep-build", "nope", "1"][..], "No such job 'nope'"),
+    ] {
+        let out = c.cli(args);
+        assert_eq!(out.code, 3, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(message), "{args:?}: {out:?}");
+    }
+
     // Without the discarder nothing more goes; a bad limit is refused and changes nothing.
     let keep_all = Freestyle::shell(script).xml();
     let out = c.cli_with_stdin(&["update-job", "rotated"], &keep_all);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_completed(
-        &c.cli(&["build", "rotated", "-s"]),
-        "rotated",
-        6,
-        "FAILURE",
-        2,
-    );
+    build(7, "FAILURE", 2);
     let bad = Freestyle::shell(script).discard_old(-5, -1).xml();
     let out = c.cli_with_stdin(&["update-job", "rotated"], &bad);
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("<numToKeep>"), "{out:?}");
-    assert_completed(
-        &c.cli(&["build", "rotated", "-s"]),
-        "rotated",
-        7,
-        "FAILURE",
-        2,
-    );
-    assert_eq!(numbers(&c, "rotated"), [7, 6, 5, 4, 2]);
+    build(8, "FAILURE", 2);
+    assert_eq!(numbers(&c, "rotated"), [8, 7, 6, 5, 2]);
 }
 
 #[test]

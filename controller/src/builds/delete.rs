@@ -1,5 +1,6 @@
 //! Deleting ended builds: by number (`delete-builds`, `POST /job/NAME/N/doDelete`), and by
-//! the job's build discarder each time one of its builds ends ("Discard old builds").
+//! the job's build discarder each time one of its builds ends ("Discard old builds"),
+//! which passes over builds kept forever (`keep-build`).
 //!
 //! The records go first, in one transaction, then the builds' directories (their
 //! consoles). A running build is never deleted: asked for by number, the whole request is
@@ -61,6 +62,21 @@ pub async fn delete_ranges(
             Ok(numbers)
         }
     }
+}
+
+/// Marks build `number` of `job` to be kept forever (or not): the discarder passes over
+/// it. `false` when there is no such build.
+pub async fn keep_forever(
+    state: &AppState,
+    job: &str,
+    number: u64,
+    keep: bool,
+) -> Result<bool, StoreError> {
+    let key = job.to_owned();
+    state
+        .store
+        .call(move |c| records::set_keep_log(c, &key, number, keep))
+        .await
 }
 
 /// Applies the job's build discarder, if it has one; called when one of its builds ends.

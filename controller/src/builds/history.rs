@@ -209,6 +209,7 @@ mod tests {
             step_log_start: None,
             step_end: None,
             aborted_by: None,
+            keep_log: false,
         }
     }
 

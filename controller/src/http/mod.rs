@@ -111,6 +111,10 @@ fn job_routes() -> Router<AppState> {
         )
         .route("/job/{name}/{build}/stop", post(builds::stop))
         .route("/job/{name}/{build}/doDelete", post(builds::delete))
+        .route(
+            "/job/{name}/{build}/toggleLogKeep",
+            post(builds::toggle_log_keep),
+        )
         .route("/queue/api/json", get(queue::list))
         .route("/queue/item/{id}/api/json", get(queue::item))
         .route("/queue/cancelItem", post(queue::cancel_item))

@@ -153,6 +153,8 @@ pub struct BuildRow {
     pub step_end: Option<StepEnd>,
     /// Who aborted the build, once an abort reached its step.
     pub aborted_by: Option<String>,
+    /// Kept forever (`keep-build`): the build discarder passes over it.
+    pub keep_log: bool,
 }
 
 /// A step's recorded end.
@@ -308,6 +310,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         step_log_start: None,
         step_end: None,
         aborted_by: None,
+        keep_log: false,
     }))
 }
 
@@ -359,7 +362,7 @@ pub fn finish(
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
-    step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace";
+    step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace, keep_log";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -384,6 +387,7 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         cause: r.get(18)?,
         queue_id: r.get(19)?,
         workspace: r.get(20)?,
+        keep_log: r.get(21)?,
     })
 }
 
@@ -409,6 +413,7 @@ struct RawBuild {
     cause: String,
     queue_id: Option<i64>,
     workspace: Option<String>,
+    keep_log: bool,
 }
 
 impl RawBuild {
@@ -449,6 +454,7 @@ impl RawBuild {
                 _ => None,
             },
             aborted_by: self.aborted_by,
+            keep_log: self.keep_log,
         })
     }
 }
@@ -599,10 +605,24 @@ pub fn delete_in_ranges(
     Ok(RangeDeletion::Deleted(numbers))
 }
 
+/// Marks a build to be kept forever, or not; `false` when there is no such build.
+pub fn set_keep_log(
+    conn: &Connection,
+    job: &str,
+    number: u64,
+    keep: bool,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE builds SET keep_log = ?3 WHERE job = ?1 AND number = ?2",
+        params![job, number as i64, keep],
+    )?;
+    Ok(changed == 1)
+}
+
 /// Applies a job's build discarder: of its builds, newest first, those past the first
 /// `num_to_keep` and those started before `started_before_ms` are deleted, except (as in
-/// Jenkins) running builds and the last successful and last stable builds. Returns the
-/// numbers deleted, oldest first.
+/// Jenkins) running builds, builds kept forever, and the last successful and last stable
+/// builds. Returns the numbers deleted, oldest first.
 pub fn discard(
     conn: &mut Connection,
     job: &str,
@@ -622,8 +642,8 @@ pub fn discard(
     let mut doomed = Vec::new();
     {
         let mut stmt = tx.prepare(
-            "SELECT number, result IS NULL, started_at_ms FROM builds WHERE job = ?1
-             ORDER BY number DESC",
+            "SELECT number, result IS NULL OR keep_log <> 0, started_at_ms FROM builds
+             WHERE job = ?1 ORDER BY number DESC",
         )?;
         let rows = stmt.query_map([job], |r| {
             Ok((
@@ -633,8 +653,9 @@ pub fn discard(
             ))
         })?;
         for (position, row) in rows.enumerate() {
-            let (number, running, started_at_ms) = row?;
-            let kept = running || Some(number) == last_successful || Some(number) == last_stable;
+            let (number, running_or_kept, started_at_ms) = row?;
+            let kept =
+                running_or_kept || Some(number) == last_successful || Some(number) == last_stable;
             let too_many = num_to_keep.is_some_and(|n| position as u64 >= u64::from(n));
             let too_old = started_before_ms.is_some_and(|t| started_at_ms < t);
             if !kept && (too_many || too_old) {
@@ -862,7 +883,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_discarder_keeps_running_last_successful_and_last_stable_builds() {
+    async fn the_discarder_keeps_running_kept_last_successful_and_last_stable_builds() {
         use BuildResult::*;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
@@ -882,6 +903,11 @@ mod tests {
                 assert_eq!(discard(c, "j", Some(3), None)?, [3]);
                 assert_eq!(left(c)?, [1, 2, 4, 5, 6]);
                 assert_eq!(discard(c, "j", None, Some(45))?, [4]);
+                assert!(set_keep_log(c, "j", 5, true)?);
+                assert!(!set_keep_log(c, "j", 99, true)?);
+                assert_eq!(discard(c, "j", Some(0), Some(i64::MAX))?, Vec::<u64>::new());
+                assert!(get(c, "j", 5)?.unwrap().keep_log);
+                assert!(set_keep_log(c, "j", 5, false)?);
                 assert_eq!(discard(c, "j", Some(0), Some(i64::MAX))?, [5]);
                 assert_eq!(left(c)?, [1, 2, 6]);
                 Ok(())

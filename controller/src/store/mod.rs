@@ -96,6 +96,8 @@ const MIGRATIONS: &[&str] = &[
     // `JOB@2`, `JOB@3`… for a build that ran while another of its job held that one on the
     // same node. Rows from before ran in the job's name.
     "ALTER TABLE builds ADD COLUMN workspace TEXT;",
+    // "Keep this build forever" (`keep-build`): the build discarder passes over it.
+    "ALTER TABLE builds ADD COLUMN keep_log INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! Build commands: `build`, `console`, `stop-builds` and `delete-builds` as Jenkins has
-//! them (compat §7.3), and our own `queue`, `cancel-queue` and `list-builds`.
+//! Build commands: `build`, `console`, `stop-builds`, `delete-builds` and `keep-build` as
+//! Jenkins has them (compat §7.3), and our own `queue`, `cancel-queue` and `list-builds`.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ pub const COMMANDS: &[&Command] = &[
     &CONSOLE,
     &STOP_BUILDS,
     &DELETE_BUILDS,
+    &KEEP_BUILD,
     &QUEUE,
     &CANCEL_QUEUE,
     &LIST_BUILDS,
@@ -70,6 +71,17 @@ const DELETE_BUILDS: Command = Command {
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| delete_builds(ctx).boxed(),
+};
+
+const KEEP_BUILD: Command = Command {
+    name: "keep-build",
+    summary: "Mark the build to keep the build forever.\n\
+              BUILD: a number or a permalink such as lastSuccessfulBuild\n\
+              The job's build discarder passes over a kept build; delete-builds still deletes it.",
+    usage: "JOB BUILD",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| keep_build(ctx).boxed(),
 };
 
 const QUEUE: Command = Command {
@@ -434,6 +446,26 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
     ctx.out
         .stdout(format!("Deleted {} builds\n", deleted.len()))
         .await;
+    Ok(0)
+}
+
+async fn keep_build(ctx: &mut Context) -> CommandResult {
+    let args = Args::parse(&ctx.args, &[], &[])?;
+    let (job, which) = args.two("JOB", "BUILD")?;
+    let (job, which) = (job.to_owned(), which.to_owned());
+    jobs::get(&ctx.state, &job).await?;
+    ctx.require(Permission::RunUpdate)?;
+    let build = find_build(&ctx.state, &job, Some(&which)).await?;
+    if !builds::delete::keep_forever(&ctx.state, &job, build.number, true)
+        .await
+        .map_err(store_error)?
+    {
+        // Deleted between the two reads.
+        return Err(CommandError::IllegalArgument(format!(
+            "No such build #{}",
+            build.number
+        )));
+    }
     Ok(0)
 }
 

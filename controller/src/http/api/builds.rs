@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 use super::actions::actions;
 use super::{ApiError, ApiQuery, job_caller, redirect};
 use crate::auth::Permission;
-use crate::builds::delete::{DeleteError, delete_ranges};
+use crate::builds::delete::{DeleteError, delete_ranges, keep_forever};
 use crate::builds::history::{duration_ms, estimate};
 use crate::builds::{self, build_url, console, job_url};
 use crate::state::AppState;
@@ -47,7 +47,7 @@ fn build_json(root: &url::Url, row: &BuildRow, estimated_ms: i64) -> Value {
         "estimatedDuration": estimated_ms,
         "fullDisplayName": format!("{} #{}", row.job, row.number),
         "id": row.number.to_string(),
-        "keepLog": false,
+        "keepLog": row.keep_log,
         "number": row.number,
         // Jenkins' "unknown" queue id, for builds recorded before queue ids were kept.
         "queueId": row.queue_id.map_or(-1, |id| id as i64),
@@ -185,6 +185,30 @@ pub async fn stop(
         tracing::info!(job = %name, number = row.number, by = identity.name(), "build stopped over the REST API");
         build.abort(identity.name());
     }
+    Ok(redirect(&build_url(
+        &state.config.root_url,
+        &name,
+        row.number,
+    )))
+}
+
+/// `POST /job/NAME/N/toggleLogKeep`: "Keep this build forever", or no longer; 302 to the
+/// build, as Jenkins answers.
+pub async fn toggle_log_keep(
+    State(state): State<AppState>,
+    Path((name, which)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (identity, _) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
+    let row = builds::find(&state, &name, &which).await?;
+    let keep = !row.keep_log;
+    if !keep_forever(&state, &name, row.number, keep).await? {
+        return Err(ApiError::not_found(format!(
+            "No such build #{}",
+            row.number
+        )));
+    }
+    tracing::info!(job = %name, number = row.number, keep, by = identity.name(), "build keep-forever changed over the REST API");
     Ok(redirect(&build_url(
         &state.config.root_url,
         &name,
