@@ -224,4 +224,10 @@ server.delete_job("py-ok")
 check("delete_job", not server.job_exists("py-ok"))
 check("a deleted job's builds are gone",
       raises(lambda: server.get_build_info("py-ok", 1), jenkins.JenkinsException) is not None)
+# -- quieting down before a restart
+server.quiet_down()
+check("quiet_down", server.get_info()["quietingDown"] is True)
+cancelled = requests.post(url.rstrip("/") + "/cancelQuietDown", auth=(user, token), allow_redirects=False)
+check("cancelQuietDown", cancelled.status_code == 302 and server.get_info()["quietingDown"] is False,
+      cancelled.status_code)
 print("all checks passed")

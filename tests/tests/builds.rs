@@ -1521,3 +1521,93 @@ fn progressive_text_reads_the_console_in_whole_lines_while_the_build_runs() {
         (404, true)
     );
 }
+
+#[test]
+fn quiet_down_holds_new_builds_while_running_ones_finish_until_cancelled() {
+    let c = Controller::start();
+    let gate = Gate::new();
+    let _n = online_node(&c, "n1", "", 2, "NORMAL");
+    let script = format!(
+        "{}{}",
+        gate.mark_script("started-$BUILD_NUMBER"),
+        gate.wait_script("finish-$BUILD_NUMBER")
+    );
+    c.create_job("q", &Freestyle::shell(&script).concurrent());
+    let auth = c.admin_basic_auth_header();
+    let quieting = || {
+        http_request(&c.addr, "GET", "/api/json", &[&auth], b"").json()["quietingDown"]
+            .as_bool()
+            .expect("quietingDown")
+    };
+    assert!(!quieting());
+
+    let first = c.cli_spawn(&["build", "q", "-s"]);
+    wait_until(DEADLINE, "build #1 started", || gate.is_marked("started-1"));
+    let out = c.cli(&["quiet-down", "-reason", "upgrade to 2.1"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(quieting());
+    let second = c.cli_spawn(&["build", "q", "-s"]);
+    c.wait_queued("q", "Steward is about to shut down: upgrade to 2.1");
+
+    // -block waits for the running build; with a timeout it gives up and says so.
+    let timed = c.cli(&["quiet-down", "-block", "-timeout", "300"]);
+    assert_eq!(timed.code, 0, "{timed:?}");
+    assert!(
+        timed.stderr.contains("1 build(s) still running"),
+        "{timed:?}"
+    );
+    let mut blocking = c.cli_spawn(&["quiet-down", "-block"]);
+    assert!(!blocking.has_exited());
+    gate.open("finish-1");
+    assert_completed(&first.wait(DEADLINE), "q", 1, "SUCCESS", 0);
+    let out = blocking.wait(DEADLINE);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert!(
+        !gate.is_marked("started-2"),
+        "a build started while quieting down"
+    );
+    assert_eq!(c.queue().len(), 1);
+
+    // Cancelled: the held build starts.
+    let out = c.cli(&["cancel-quiet-down"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!quieting());
+    wait_until(DEADLINE, "build #2 started", || gate.is_marked("started-2"));
+
+    // A -block that the cancel cuts short says so.
+    let blocking = c.cli_spawn(&["quiet-down", "-block"]);
+    wait_until(DEADLINE, "quieting down again", quieting);
+    let cancelled = http_request(&c.addr, "POST", "/cancelQuietDown", &[&auth], b"");
+    assert_eq!(cancelled.status, 302, "{}", cancelled.text());
+    let out = blocking.wait(DEADLINE);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            4,
+            "\nERROR: Quiet-down was cancelled before the running builds ended\n"
+        ),
+        "{out:?}"
+    );
+    gate.open("finish-2");
+    assert_completed(&second.wait(DEADLINE), "q", 2, "SUCCESS", 0);
+
+    // The REST API (python-jenkins' quiet_down), and bad input.
+    let down = http_request(&c.addr, "POST", "/quietDown?message=maint", &[&auth], b"");
+    assert_eq!(down.status, 302, "{}", down.text());
+    assert!(quieting());
+    assert_eq!(
+        http_request(&c.addr, "POST", "/cancelQuietDown", &[], b"").status,
+        403
+    );
+    assert!(quieting());
+    let bad = c.cli(&["quiet-down", "-timeout", "soon"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("\"soon\" is not a valid value for \"-timeout\""),
+        "{bad:?}"
+    );
+    let anonymous = c.cli_anonymous(&["cancel-quiet-down"]);
+    assert_eq!(anonymous.code, 6, "{anonymous:?}");
+    assert!(quieting());
+}

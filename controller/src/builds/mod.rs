@@ -10,6 +10,7 @@
 //!   ([`console`]).
 //! - An item that leaves the queue (started or cancelled) is remembered for a while
 //!   ([`left`]), so clients can still learn which build their item became.
+//! - [`quiet`]: quieting down, when no build starts (before a restart).
 //! - [`history`] reads builds back: a job's list, one build by number or permalink, the
 //!   estimated duration. [`delete`] deletes ended builds, by number or by the job's build
 //!   discarder when one of its builds ends.
@@ -25,6 +26,7 @@ pub mod history;
 pub mod left;
 pub mod orphans;
 mod queue;
+pub mod quiet;
 mod run;
 mod scheduler;
 
@@ -144,6 +146,8 @@ pub struct Builds {
     /// `HOME/jobs`.
     jobs_dir: PathBuf,
     reconnect_grace: Duration,
+    /// Set while quieting down ([`quiet`]): no build starts.
+    quiet: watch::Sender<Option<quiet::QuietDown>>,
 }
 
 impl Builds {
@@ -154,6 +158,7 @@ impl Builds {
             enqueueing: tokio::sync::Mutex::new(()),
             jobs_dir,
             reconnect_grace,
+            quiet: watch::Sender::new(None),
         }
     }
 

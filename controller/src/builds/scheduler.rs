@@ -146,7 +146,11 @@ async fn pass(state: &AppState) {
             }
         }
     }
-    let decisions = schedule::assign(&waiting, &views);
+    // Quieting down: nothing starts, and everything that could waits with its reason.
+    let decisions = match state.builds.quieting_down() {
+        Some(quiet) => vec![Decision::Wait(quiet.wait_reason()); waiting.len()],
+        None => schedule::assign(&waiting, &views),
+    };
     let mut starts = Vec::new();
     for (id, decision) in considered.iter().zip(decisions) {
         match decision {

@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
         .route("/crumbIssuer/api/json", get(api::root::crumb_issuer))
+        .route("/quietDown", post(api::root::quiet_down))
+        .route("/cancelQuietDown", post(api::root::cancel_quiet_down))
         .route("/computer", get(api::computers::index))
         .route("/computer/", get(api::computers::index))
         .route("/computer/api/json", get(api::computers::list))

@@ -11,6 +11,7 @@ pub mod measure;
 pub mod node_info;
 pub mod node_state;
 pub mod nodes;
+pub mod quiet;
 pub mod remote;
 
 use futures_util::future::BoxFuture;
@@ -149,6 +150,7 @@ pub fn all() -> Vec<&'static Command> {
         files::COMMANDS,
         node_info::COMMANDS,
         measure::COMMANDS,
+        quiet::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);

@@ -1,13 +1,15 @@
-//! `/api/json`, `/me/api/json` and `/crumbIssuer/api/json`.
+//! `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, and quieting down
+//! (`/quietDown`, `/cancelQuietDown`).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
 use super::jobs::{FREESTYLE_PROJECT, overview};
-use super::{ApiError, ApiQuery, caller};
+use super::{ApiError, ApiQuery, caller, redirect};
 use crate::auth::{Identity, Permission};
+use crate::builds::quiet::QuietDown;
 use crate::state::AppState;
 
 /// `GET /api/json`: the controller itself, with its jobs (`name`, `url`, `color`).
@@ -43,7 +45,7 @@ pub async fn api_json(
         "numExecutors": 0,
         "description": null,
         "jobs": jobs,
-        "quietingDown": false,
+        "quietingDown": state.builds.quieting_down().is_some(),
         "url": root,
         "useCrumbs": false,
         "useSecurity": true,
@@ -68,6 +70,38 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         "id": user.name,
         "property": [],
     })))
+}
+
+/// `?reason=` (or Jenkins' newer `?message=`) of `/quietDown`.
+#[derive(Debug, serde::Deserialize)]
+pub struct QuietQuery {
+    reason: Option<String>,
+    message: Option<String>,
+}
+
+/// `POST /quietDown` (python-jenkins' `quiet_down`): no new build starts; 302 to the root.
+/// Unlike the CLI's `-block`, it never waits: poll `/api/json` and the running builds.
+pub async fn quiet_down(
+    State(state): State<AppState>,
+    Query(query): Query<QuietQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = caller(&state, &headers, Permission::OverallAdminister).await?;
+    let reason = query.reason.or(query.message);
+    state
+        .builds
+        .quiet_down(QuietDown::new(identity.name(), reason.as_deref()));
+    Ok(redirect(state.config.root_url.as_str()))
+}
+
+/// `POST /cancelQuietDown`: builds start again; 302 to the root.
+pub async fn cancel_quiet_down(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = caller(&state, &headers, Permission::OverallAdminister).await?;
+    state.builds.cancel_quiet_down(identity.name());
+    Ok(redirect(state.config.root_url.as_str()))
 }
 
 /// `GET /crumbIssuer/api/json`: Steward needs no CSRF crumb (API tokens are not cookies),
