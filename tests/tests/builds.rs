@@ -1382,6 +1382,13 @@ fn the_build_discarder_keeps_the_newest_the_last_successful_and_kept_builds() {
     let kept = c.cli(&["keep-build", "rotated", "3"]);
     assert_eq!((kept.code, kept.stdout.as_str()), (0, ""), "{kept:?}");
     assert!(keep_log(3));
+    let refused = http_request(&c.addr, "POST", "/job/rotated/3/doDelete", &[&auth], b"");
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused.text().contains("kept forever"),
+        "{}",
+        refused.text()
+    );
     build(4, "FAILURE", 2);
     build(5, "FAILURE", 2);
     assert_eq!(numbers(&c, "rotated"), [5, 4, 3, 2]);
@@ -1549,15 +1556,19 @@ fn quiet_down_holds_new_builds_while_running_ones_finish_until_cancelled() {
     let second = c.cli_spawn(&["build", "q", "-s"]);
     c.wait_queued("q", "Steward is about to shut down: upgrade to 2.1");
 
-    // -block waits for the running build; with a timeout it gives up and says so.
+    // -block waits for the running build; with a timeout it gives up and says so. The
+    // one without a timeout, started first, is still waiting when that one gives up.
+    let mut blocking = c.cli_spawn(&["quiet-down", "-block"]);
     let timed = c.cli(&["quiet-down", "-block", "-timeout", "300"]);
     assert_eq!(timed.code, 0, "{timed:?}");
     assert!(
         timed.stderr.contains("1 build(s) still running"),
         "{timed:?}"
     );
-    let mut blocking = c.cli_spawn(&["quiet-down", "-block"]);
-    assert!(!blocking.has_exited());
+    assert!(
+        !blocking.has_exited(),
+        "-block returned with a build running"
+    );
     gate.open("finish-1");
     assert_completed(&first.wait(DEADLINE), "q", 1, "SUCCESS", 0);
     let out = blocking.wait(DEADLINE);
@@ -1591,10 +1602,27 @@ fn quiet_down_holds_new_builds_while_running_ones_finish_until_cancelled() {
     gate.open("finish-2");
     assert_completed(&second.wait(DEADLINE), "q", 2, "SUCCESS", 0);
 
-    // The REST API (python-jenkins' quiet_down), and bad input.
-    let down = http_request(&c.addr, "POST", "/quietDown?message=maint", &[&auth], b"");
+    // The REST API (python-jenkins' quiet_down), blocking until no build runs, and bad
+    // input.
+    let down = http_request(
+        &c.addr,
+        "POST",
+        "/quietDown?message=maint&block=true&timeout=-1",
+        &[&auth],
+        b"",
+    );
     assert_eq!(down.status, 302, "{}", down.text());
     assert!(quieting());
+    for query in ["block=yes", "timeout=soon"] {
+        let bad = http_request(
+            &c.addr,
+            "POST",
+            &format!("/quietDown?{query}"),
+            &[&auth],
+            b"",
+        );
+        assert_eq!(bad.status, 400, "{query}: {}", bad.text());
+    }
     assert_eq!(
         http_request(&c.addr, "POST", "/cancelQuietDown", &[], b"").status,
         403

@@ -148,6 +148,8 @@ pub struct Builds {
     reconnect_grace: Duration,
     /// Set while quieting down ([`quiet`]): no build starts.
     quiet: watch::Sender<Option<quiet::QuietDown>>,
+    /// Held by the scheduler through each pass ([`quiet`] waits for a pass under way).
+    scheduling: tokio::sync::Mutex<()>,
 }
 
 impl Builds {
@@ -159,6 +161,7 @@ impl Builds {
             jobs_dir,
             reconnect_grace,
             quiet: watch::Sender::new(None),
+            scheduling: tokio::sync::Mutex::new(()),
         }
     }
 

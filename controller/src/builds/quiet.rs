@@ -40,6 +40,18 @@ impl QuietDown {
     }
 }
 
+/// A wait's timeout in milliseconds (`-timeout`, `?timeout=`): `Some(None)` for no limit (0 or less, as Jenkins reads
+/// it), `None` when it is not a whole number.
+pub fn parse_timeout(ms: &str) -> Option<Option<Duration>> {
+    let ms = ms.trim().parse::<i64>().ok()?;
+    Some(
+        u64::try_from(ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis),
+    )
+}
+
 /// How waiting for the running builds ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Quieted {
@@ -77,6 +89,9 @@ impl Builds {
     pub async fn wait_until_quiet(&self, timeout: Option<Duration>) -> Quieted {
         let wait = async {
             let mut quiet = self.quiet.subscribe();
+            // A scheduler pass under way may be starting builds it chose before the
+            // quiet-down: let it finish, so they are counted below.
+            drop(self.scheduling.lock().await);
             loop {
                 if quiet.borrow_and_update().is_none() {
                     return Quieted::Cancelled;
@@ -121,6 +136,15 @@ mod tests {
         let long = "é".repeat(MAX_REASON_CHARS + 10);
         let q = QuietDown::new("admin", Some(&long));
         assert_eq!(q.reason.unwrap().chars().count(), MAX_REASON_CHARS);
+    }
+
+    #[test]
+    fn timeouts_read_as_jenkins_reads_them() {
+        assert_eq!(parse_timeout("250"), Some(Some(Duration::from_millis(250))));
+        assert_eq!(parse_timeout("0"), Some(None));
+        assert_eq!(parse_timeout("-5"), Some(None));
+        assert_eq!(parse_timeout("soon"), None);
+        assert_eq!(parse_timeout("99999999999999999999"), None);
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ struct JobView {
 }
 
 async fn pass(state: &AppState) {
+    // Held for the whole pass: a quiet-down's wait takes it once, so a build this pass
+    // starts is registered before that wait looks for running builds.
+    let _pass = state.builds.scheduling.lock().await;
     let items: Vec<(u64, String)> = state
         .builds
         .lock()
@@ -184,6 +187,12 @@ async fn pass(state: &AppState) {
         .map(|b| (b.row.node.clone(), b.row.workspace.clone()))
         .collect();
     for (id, node, executor) in starts {
+        // Quiet-down set during this pass: start nothing more; the next pass gives the
+        // rest its reason.
+        if state.builds.quieting_down().is_some() {
+            state.builds.reschedule();
+            break;
+        }
         let job = &items.iter().find(|(i, _)| *i == id).expect("considered").1;
         let xml = jobs[job].xml.clone();
         let workspace = workspace_name(job, |name| held.contains(&(node.clone(), name.to_owned())));

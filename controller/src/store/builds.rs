@@ -614,7 +614,7 @@ pub fn set_keep_log(
 ) -> Result<bool, StoreError> {
     let changed = conn.execute(
         "UPDATE builds SET keep_log = ?3 WHERE job = ?1 AND number = ?2",
-        params![job, number as i64, keep],
+        params![job, number as i64, i64::from(keep)],
     )?;
     Ok(changed == 1)
 }

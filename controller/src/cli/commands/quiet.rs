@@ -1,14 +1,12 @@
 //! `quiet-down` and `cancel-quiet-down`, as Jenkins has them: stop starting builds before a
 //! restart, and start them again.
 
-use std::time::Duration;
-
 use futures_util::FutureExt;
 
 use super::args::Args;
 use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
-use crate::builds::quiet::{QuietDown, Quieted};
+use crate::builds::quiet::{QuietDown, Quieted, parse_timeout};
 
 pub const COMMANDS: &[&Command] = &[&QUIET_DOWN, &CANCEL_QUIET_DOWN];
 
@@ -16,7 +14,7 @@ const QUIET_DOWN: Command = Command {
     name: "quiet-down",
     summary: "Quiet down Steward, in preparation for a restart. Don't start any builds.\n\
               -block: wait until no build runs\n\
-              -timeout MS: with -block, wait at most this many milliseconds (0: no limit)\n\
+              -timeout MS: with -block, wait at most this many milliseconds (0 or less: no limit)\n\
               -reason TEXT: why, shown as the wait reason of queued builds",
     usage: "[-block] [-timeout MS] [-reason TEXT]",
     needs_overall_read: true,
@@ -42,15 +40,11 @@ async fn quiet_down(ctx: &mut Context) -> CommandResult {
     }
     let timeout = match args.value("-timeout") {
         None => None,
-        Some(ms) => match ms.parse::<u64>() {
-            Ok(0) => None,
-            Ok(ms) => Some(Duration::from_millis(ms)),
-            Err(_) => {
-                return Err(CommandError::BadArgs(format!(
-                    "\"{ms}\" is not a valid value for \"-timeout\" (milliseconds, 0 or more)"
-                )));
-            }
-        },
+        Some(ms) => parse_timeout(ms).ok_or_else(|| {
+            CommandError::BadArgs(format!(
+                "\"{ms}\" is not a valid value for \"-timeout\" (milliseconds)"
+            ))
+        })?,
     };
     ctx.require(Permission::OverallAdminister)?;
     let builds = &ctx.state.builds;

@@ -193,7 +193,8 @@ pub async fn stop(
 }
 
 /// `POST /job/NAME/N/toggleLogKeep`: "Keep this build forever", or no longer; 302 to the
-/// build, as Jenkins answers.
+/// build, as Jenkins answers. As in Jenkins, keeping needs Run/Update and no longer
+/// keeping (which lets the discarder delete it) Run/Delete.
 pub async fn toggle_log_keep(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
@@ -202,6 +203,11 @@ pub async fn toggle_log_keep(
     let (identity, _) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
     let row = builds::find(&state, &name, &which).await?;
     let keep = !row.keep_log;
+    if !keep {
+        identity
+            .require(Permission::RunDelete)
+            .map_err(|denied| ApiError(http::StatusCode::FORBIDDEN, denied.0))?;
+    }
     if !keep_forever(&state, &name, row.number, keep).await? {
         return Err(ApiError::not_found(format!(
             "No such build #{}",
@@ -217,7 +223,7 @@ pub async fn toggle_log_keep(
 }
 
 /// `POST /job/NAME/N/doDelete` (python-jenkins' `delete_build`): deletes an ended build and
-/// answers 302 to the job; a running build is refused with 409 and kept.
+/// answers 302 to the job; a running build, or one kept forever, is refused with 409.
 pub async fn delete(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
@@ -225,6 +231,13 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let (identity, _) = job_caller(&state, &headers, &name, Permission::RunDelete).await?;
     let row = builds::find(&state, &name, &which).await?;
+    if row.keep_log {
+        // Jenkins' build page refuses it too; `delete-builds` deletes it, as Jenkins' does.
+        return Err(ApiError::conflict(format!(
+            "Build #{} of job '{name}' is kept forever: toggle that off first (toggleLogKeep)",
+            row.number
+        )));
+    }
     match delete_ranges(&state, &name, vec![(row.number, row.number)]).await {
         Ok(_) => {
             tracing::info!(job = %name, number = row.number, by = identity.name(), "build deleted over the REST API");

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::jobs::{FREESTYLE_PROJECT, overview};
 use super::{ApiError, ApiQuery, caller, redirect};
 use crate::auth::{Identity, Permission};
-use crate::builds::quiet::QuietDown;
+use crate::builds::quiet::{QuietDown, parse_timeout};
 use crate::state::AppState;
 
 /// `GET /api/json`: the controller itself, with its jobs (`name`, `url`, `color`).
@@ -72,25 +72,51 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     })))
 }
 
-/// `?reason=` (or Jenkins' newer `?message=`) of `/quietDown`.
+/// The query of `/quietDown`, as Jenkins' `doQuietDown` takes it; `message=` is Jenkins'
+/// newer name for `reason=`.
 #[derive(Debug, serde::Deserialize)]
 pub struct QuietQuery {
     reason: Option<String>,
     message: Option<String>,
+    block: Option<String>,
+    timeout: Option<String>,
 }
 
 /// `POST /quietDown` (python-jenkins' `quiet_down`): no new build starts; 302 to the root.
-/// Unlike the CLI's `-block`, it never waits: poll `/api/json` and the running builds.
+/// With `block=true` it answers once no build runs (or after `timeout` ms, or when the
+/// quiet-down is cancelled), as the CLI's `-block`.
 pub async fn quiet_down(
     State(state): State<AppState>,
     Query(query): Query<QuietQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::OverallAdminister).await?;
+    let block = match query.block.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "block must be true or false, not {:?}",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let timeout = match query.timeout.as_deref() {
+        None => None,
+        Some(ms) => parse_timeout(ms).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "timeout must be a whole number of milliseconds, not {:?}",
+                ms.chars().take(40).collect::<String>()
+            ))
+        })?,
+    };
     let reason = query.reason.or(query.message);
     state
         .builds
         .quiet_down(QuietDown::new(identity.name(), reason.as_deref()));
+    if block {
+        state.builds.wait_until_quiet(timeout).await;
+    }
     Ok(redirect(state.config.root_url.as_str()))
 }
 
