@@ -211,21 +211,28 @@ async fn unknown_requests_are_refused_by_number() {
     }
 }
 
+/// Sends a `StartStep` of `true` named `id`; the stream, open, without waiting for the
+/// answer.
+async fn ask_to_start_true(agent: &Agent, id: &str) -> MuxStream {
+    let request = Request::StartStep {
+        id: id.into(),
+        workspace: "ws".into(),
+    };
+    let mut stream = agent.open(&request).await;
+    stream
+        .send(Bytes::from(services::encode(&spec("true\n"))))
+        .await
+        .unwrap();
+    stream.finish().await.unwrap();
+    stream
+}
+
 #[tokio::test]
 async fn a_start_cut_off_by_a_lost_connection_never_leaves_a_lost_step() {
     let mut agent = Agent::start();
     let rounds = 30u32;
     for round in 0..rounds {
-        let request = Request::StartStep {
-            id: format!("cut-{round}"),
-            workspace: "ws".into(),
-        };
-        let mut stream = agent.open(&request).await;
-        stream
-            .send(Bytes::from(services::encode(&spec("true\n"))))
-            .await
-            .unwrap();
-        stream.finish().await.unwrap();
+        let _open = ask_to_start_true(&agent, &format!("cut-{round}")).await;
         // The connection goes at a different moment each round: before, during or after
         // the launch (which writes files and starts processes between its awaits).
         for _ in 0..round {
@@ -236,16 +243,7 @@ async fn a_start_cut_off_by_a_lost_connection_never_leaves_a_lost_step() {
     // And once after the launch has certainly finished (on a loaded machine none of the
     // rounds above may get that far).
     let settled = "cut-settled";
-    let request = Request::StartStep {
-        id: settled.into(),
-        workspace: "ws".into(),
-    };
-    let mut stream = agent.open(&request).await;
-    stream
-        .send(Bytes::from(services::encode(&spec("true\n"))))
-        .await
-        .unwrap();
-    stream.finish().await.unwrap();
+    let _open = ask_to_start_true(&agent, settled).await;
     wait_until("the settled step launched", || {
         step_path(&agent, settled).exists()
     })
