@@ -119,13 +119,7 @@ async fn discard(
 async fn remove_dirs(state: &AppState, job: &str, numbers: &[u64]) {
     let dirs: Vec<PathBuf> = numbers
         .iter()
-        .filter_map(|&n| {
-            state
-                .builds
-                .console_path(job, n)
-                .parent()
-                .map(PathBuf::from)
-        })
+        .map(|&n| state.builds.build_dir(job, n))
         .collect();
     let removed = tokio::task::spawn_blocking(move || {
         for dir in dirs {

@@ -174,9 +174,14 @@ impl Builds {
         self.jobs_dir.join(job)
     }
 
+    /// Build `number` of `job`'s directory: its console, and nothing else yet.
+    pub fn build_dir(&self, job: &str, number: u64) -> PathBuf {
+        build_dir(&self.jobs_dir, job, number)
+    }
+
     /// Where build `number` of `job` keeps its console.
     pub fn console_path(&self, job: &str, number: u64) -> PathBuf {
-        console_path(&self.jobs_dir, job, number)
+        self.build_dir(job, number).join("log")
     }
 
     /// How much of build `number`'s console there is to read now: what its runner has
@@ -241,12 +246,8 @@ impl Builds {
     }
 }
 
-fn console_path(jobs_dir: &Path, job: &str, number: u64) -> PathBuf {
-    jobs_dir
-        .join(job)
-        .join("builds")
-        .join(number.to_string())
-        .join("log")
+fn build_dir(jobs_dir: &Path, job: &str, number: u64) -> PathBuf {
+    jobs_dir.join(job).join("builds").join(number.to_string())
 }
 
 /// Before a job is deleted: its queued items are cancelled and its running builds aborted
