@@ -1639,3 +1639,36 @@ fn quiet_down_holds_new_builds_while_running_ones_finish_until_cancelled() {
     assert_eq!(anonymous.code, 6, "{anonymous:?}");
     assert!(quieting());
 }
+
+#[test]
+fn a_build_s_console_names_its_cause_as_soon_as_its_number_is_known() {
+    // python-jenkins' get_build_console_output takes an empty console for a missing build.
+    // Without the header written before the number is told, this fails only when the
+    // runner's first write is slower than the client's next request (a loaded machine).
+    let c = Controller::start();
+    let _n = online_node(&c, "n1", "", 4, "NORMAL");
+    c.create_job("quick", &Freestyle::shell("true").concurrent());
+    let auth = c.admin_basic_auth_header();
+    for number in 1..=10u64 {
+        let out = c.cli(&["build", "quick", "-w"]);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, format!("Started quick #{number}\n").as_str()),
+            "{out:?}"
+        );
+        let console = http_request(
+            &c.addr,
+            "GET",
+            &format!("/job/quick/{number}/consoleText"),
+            &[&auth],
+            b"",
+        );
+        assert!(
+            console
+                .text()
+                .starts_with("Started from command line by admin\n"),
+            "#{number}: {:?}",
+            console.text()
+        );
+    }
+}

@@ -26,10 +26,31 @@ use tokio::time::Instant;
 use super::console::{ConsoleWriter, WRITE_BATCH};
 use super::{RunningBuild, now_ms, shell_scripts};
 use crate::state::AppState;
-use crate::store::builds::{self as records, BuildResult, NO_EXIT_STATUS, StepEnd};
+use crate::store::builds::{self as records, BuildResult, BuildRow, NO_EXIT_STATUS, StepEnd};
 
 /// Pause before asking again when a call failed on a connection that still looks open.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Writes a new build's first console line (`Started by …`), before anyone learns its
+/// number: a client that reads the console as soon as it knows the build (python-jenkins
+/// takes an empty console for a missing build) never finds it empty. A failure is logged;
+/// the runner then writes the line itself.
+pub(super) async fn write_header(state: &AppState, build: &RunningBuild) {
+    let row = &build.row;
+    let path = state.builds.console_path(&row.job, row.number);
+    let header = header_line(row);
+    let written = match ConsoleWriter::open(path.clone(), build.progress.clone()).await {
+        Ok(mut console) => console.append(header.as_bytes()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::error!(job = %row.job, number = row.number, path = %path.display(), error = %e, "cannot write the console");
+    }
+}
+
+fn header_line(row: &BuildRow) -> String {
+    format!("{}\n", row.cause.describe(&row.cause_user))
+}
 
 /// Runs a build that has just been given its executor.
 pub(super) async fn fresh(state: AppState, build: Arc<RunningBuild>) {
@@ -188,8 +209,11 @@ impl Runner<'_> {
                 }
             }
         } else {
-            let header = format!("{}\n", row.cause.describe(&row.cause_user));
-            self.line(&header).await;
+            // A fresh build's first line is written as it starts ([`write_header`]); a
+            // build resumed before its first step was cut back to nothing.
+            if self.console.size() == 0 {
+                self.line(&header_line(row)).await;
+            }
             // Jenkins names the node and workspace first, steps or none.
             let Some(work_dir) = self.work_dir().await else {
                 let note = format!(

@@ -256,6 +256,7 @@ async fn start_build(
             let number = row.number;
             tracing::info!(job = %row.job, number, node = %node, executor, "build started");
             let build = register(state, row);
+            run::write_header(state, &build).await;
             leave(ItemState::Started { number });
             state.tasks.spawn(run::fresh(state.clone(), build));
         }
