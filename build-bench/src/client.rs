@@ -49,6 +49,7 @@ impl Client {
             no_certificate_check: false,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             locale: "en_US".to_owned(),
+            idle_timeout: Some(steward_cli::DEFAULT_IDLE_TIMEOUT),
         }
     }
 
@@ -59,7 +60,12 @@ impl Client {
             stdout: Vec::new(),
             stderr: Vec::new(),
         };
-        let code = steward_cli::run(&self.config(args), &mut stdio).await?;
+        let code = steward_cli::run(
+            &self.config(args),
+            &mut stdio,
+            &steward_cli::Interrupts::none(),
+        )
+        .await?;
         Ok(Output {
             code,
             stdout: String::from_utf8_lossy(&stdio.stdout).into_owned(),
@@ -88,7 +94,12 @@ impl Client {
             stdout: lines.clone(),
             stderr: Vec::new(),
         };
-        let code = steward_cli::run(&self.config(args), &mut stdio).await?;
+        let code = steward_cli::run(
+            &self.config(args),
+            &mut stdio,
+            &steward_cli::Interrupts::none(),
+        )
+        .await?;
         Ok(Output {
             code,
             stdout: String::new(),

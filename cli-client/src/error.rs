@@ -34,6 +34,20 @@ pub enum CliError {
     NotJenkins { url: String, reason: String },
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// A proxy in front of the controller answered for it (502, 503, 504 without
+    /// `X-Jenkins`): the controller is down or too slow.
+    #[error("cannot connect to {url}: {}", proxy_failure(*status))]
+    Proxy { url: String, status: u16 },
+    /// The connection was accepted, but no answer came.
+    #[error(
+        "cannot connect to {url}: no answer within {}s (-idleTimeout); the controller \
+         (or a proxy in front of it) accepted the connection but is stopped or overloaded",
+        after.as_secs()
+    )]
+    NoAnswer {
+        url: String,
+        after: std::time::Duration,
+    },
     #[error("{0}")]
     Transport(TransportError),
     #[error("{0}")]
@@ -46,9 +60,11 @@ impl CliError {
         match self {
             CliError::HandshakeRefused { .. } => exit::HANDSHAKE_REFUSED,
             CliError::NotJenkins { .. } => exit::NOT_JENKINS,
-            CliError::Connect { .. } | CliError::Transport(_) | CliError::Session(_) => {
-                exit::CONNECTION
-            }
+            CliError::Connect { .. }
+            | CliError::Proxy { .. }
+            | CliError::NoAnswer { .. }
+            | CliError::Transport(_)
+            | CliError::Session(_) => exit::CONNECTION,
         }
     }
 }
@@ -64,6 +80,29 @@ impl From<TransportError> for CliError {
 impl From<SessionError> for CliError {
     fn from(e: SessionError) -> Self {
         CliError::Session(e)
+    }
+}
+
+/// Whether an answer with `status` and `headers` came from a proxy that could not get one
+/// from the controller: a gateway error without the `X-Jenkins` header every answer of a
+/// Jenkins-compatible controller carries.
+pub fn is_proxy_failure(status: u16, headers: &::http::HeaderMap) -> bool {
+    matches!(status, 502..=504)
+        && !headers.contains_key(crate::http::HEADER_X_JENKINS)
+        && !headers.contains_key(crate::http::HEADER_X_HUDSON)
+}
+
+/// What a proxy's gateway error says about the controller behind it.
+fn proxy_failure(status: u16) -> String {
+    match status {
+        502 => "the proxy answered 502 Bad Gateway; it could not reach the controller behind it"
+            .to_owned(),
+        503 => "the proxy answered 503 Service Unavailable; the controller behind it is not \
+                available"
+            .to_owned(),
+        504 => "the proxy answered 504 Gateway Timeout; the controller behind it did not answer"
+            .to_owned(),
+        other => format!("the proxy answered HTTP {other}; the controller behind it did not"),
     }
 }
 
@@ -128,6 +167,26 @@ mod tests {
             CliError::from(SessionError::ClosedBeforeExit).exit_code(),
             255
         );
+    }
+
+    #[test]
+    fn a_proxys_gateway_error_says_what_happened() {
+        let mut headers = ::http::HeaderMap::new();
+        assert!(is_proxy_failure(504, &headers));
+        assert!(!is_proxy_failure(500, &headers));
+        let e = CliError::Proxy {
+            url: "https://ci.example.com/".into(),
+            status: 504,
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to https://ci.example.com/: the proxy answered 504 Gateway \
+             Timeout; the controller behind it did not answer"
+        );
+        assert_eq!(e.exit_code(), 255);
+        // The controller's own 503 is its own answer, not a proxy's.
+        headers.insert("X-Jenkins", ::http::HeaderValue::from_static("2.479"));
+        assert!(!is_proxy_failure(503, &headers));
     }
 
     #[test]

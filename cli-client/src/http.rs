@@ -12,15 +12,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream, StreamExt};
 use reqwest::{Client, Response, StatusCode};
-use steward_protocol::plaincli::{self, Frame};
+use steward_protocol::plaincli::{self, FEATURE_INTERRUPT, Frame, HEADER_STEWARD_CLI};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use url::Url;
 
 use crate::auth::{AUTHORIZATION, Credentials};
 use crate::error::{CliError, one_line};
+use crate::interrupt::Interrupts;
 use crate::options::Config;
-use crate::session::{self, SessionError, Setup, Stdio};
+use crate::session::{self, Outgoing, SessionError, Setup, Stdio};
 use crate::ws::HEADER_CLI_ERROR;
 
 /// Endpoint of the full-duplex CLI, relative to the root URL.
@@ -49,11 +50,13 @@ pub const MAX_ERROR_BODY: usize = 4096;
 /// Bound on reading that error body, so a refusal cannot hang the client.
 pub const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the configured command over full-duplex HTTP.
+/// Runs the configured command over full-duplex HTTP; an interrupt before the session
+/// starts ends it at once with the signal's exit code.
 pub async fn run<I, O, E>(
     config: &Config,
     tls: &Arc<rustls::ClientConfig>,
     stdio: &mut Stdio<I, O, E>,
+    interrupts: &Interrupts,
 ) -> Result<i32, CliError>
 where
     I: AsyncRead + Unpin,
@@ -62,14 +65,22 @@ where
 {
     let client = steward_transport::http_client(tls)?;
     let credentials = config.credentials.as_ref();
-    let base = resolve_root(&client, &config.root, credentials).await?;
-    let target = base.join(CLI_HTTP_PATH).map_err(|e| CliError::Connect {
-        url: base.to_string(),
-        reason: e.to_string(),
-    })?;
-    let session_id = new_session_id();
-
-    let (download, buffered) = open_download(&client, &target, &session_id, credentials).await?;
+    let idle = config.idle_timeout;
+    let opening = async {
+        let base = resolve_root(&client, &config.root, credentials, idle).await?;
+        let target = base.join(CLI_HTTP_PATH).map_err(|e| CliError::Connect {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?;
+        let session_id = new_session_id();
+        let opened = open_download(&client, &target, &session_id, credentials, idle).await?;
+        Ok::<_, CliError>((target, session_id, opened))
+    };
+    let (target, session_id, (download, buffered, interrupt)) =
+        match interrupts.clone().or_interrupt(opening).await {
+            Ok(opened) => opened?,
+            Err(signal) => return Ok(signal.exit_code()),
+        };
 
     let (upload_tx, upload_rx) = mpsc::channel(UPLOAD_QUEUE_FRAMES);
     let upload = with_auth(client.post(target.clone()), credentials)
@@ -84,12 +95,14 @@ where
         args: config.args.clone(),
         locale: config.locale.clone(),
         keepalive: Some(KEEPALIVE),
+        interrupt,
     };
     let mut session = pin!(session::run(
         frame_sink(upload_tx),
-        frame_stream(download.bytes_stream(), buffered),
+        frame_stream(download.bytes_stream(), buffered, idle),
         &setup,
         stdio,
+        interrupts.clone(),
     ));
     // The upload request is driven alongside the session; it completes when the server
     // answers it, normally once the download side is done.
@@ -122,53 +135,83 @@ where
     }
 }
 
+/// Waits for `answer` (a request's response, or the first bytes of its body) for at most
+/// `idle`: a controller that accepts connections and never answers must not hang the client.
+async fn within_idle<T>(
+    url: &Url,
+    idle: Option<Duration>,
+    answer: impl std::future::Future<Output = T>,
+) -> Result<T, CliError> {
+    match idle {
+        Some(limit) => tokio::time::timeout(limit, answer)
+            .await
+            .map_err(|_| CliError::NoAnswer {
+                url: url.to_string(),
+                after: limit,
+            }),
+        None => Ok(answer.await),
+    }
+}
+
 /// `GET <root>`, following redirects like the real client (the POSTs cannot), and checking
 /// the answer comes from a Jenkins-like controller. Returns the URL the redirects led to.
 async fn resolve_root(
     client: &Client,
     root: &Url,
     credentials: Option<&Credentials>,
+    idle: Option<Duration>,
 ) -> Result<Url, CliError> {
-    let response = with_auth(client.get(root.clone()), credentials)
-        .send()
-        .await
-        .map_err(|e| CliError::Connect {
-            url: root.to_string(),
-            reason: one_line(&e),
-        })?;
+    let response = within_idle(
+        root,
+        idle,
+        with_auth(client.get(root.clone()), credentials).send(),
+    )
+    .await?
+    .map_err(|e| CliError::Connect {
+        url: root.to_string(),
+        reason: one_line(&e),
+    })?;
     let headers = response.headers();
+    let status = response.status().as_u16();
+    if crate::error::is_proxy_failure(status, headers) {
+        return Err(CliError::Proxy {
+            url: root.to_string(),
+            status,
+        });
+    }
     if !headers.contains_key(HEADER_X_JENKINS) && !headers.contains_key(HEADER_X_HUDSON) {
         return Err(CliError::NotJenkins {
             url: root.to_string(),
-            reason: format!(
-                "no {HEADER_X_JENKINS} header in its HTTP {} answer",
-                response.status().as_u16()
-            ),
+            reason: format!("no {HEADER_X_JENKINS} header in its HTTP {status} answer"),
         });
     }
     Ok(response.url().clone())
 }
 
 /// Opens the download side and reads the server's first byte, 0x00, which says it is
-/// ready for the upload side. Returns the response and any frame bytes already received.
+/// ready for the upload side. Returns the response, any frame bytes already received, and
+/// whether the controller honours `INTERRUPT`.
 async fn open_download(
     client: &Client,
     target: &Url,
     session_id: &str,
     credentials: Option<&Credentials>,
-) -> Result<(Response, BytesMut), CliError> {
+    idle: Option<Duration>,
+) -> Result<(Response, BytesMut, bool), CliError> {
     let connect = |reason: String| CliError::Connect {
         url: target.to_string(),
         reason,
     };
-    let mut response = with_auth(client.post(target.clone()), credentials)
+    let request = with_auth(client.post(target.clone()), credentials)
         .header(HEADER_SESSION, session_id)
         .header(HEADER_SIDE, "download")
-        .send()
-        .await
+        .header(HEADER_STEWARD_CLI, FEATURE_INTERRUPT)
+        .send();
+    let mut response = within_idle(target, idle, request)
+        .await?
         .map_err(|e| connect(one_line(&e)))?;
     if response.status() != StatusCode::OK {
-        return Err(refusal(response).await);
+        return Err(refusal(target, response).await);
     }
     if !response.headers().contains_key(HEADER_HUDSON_DUPLEX) {
         return Err(CliError::NotJenkins {
@@ -176,10 +219,13 @@ async fn open_download(
             reason: format!("no {HEADER_HUDSON_DUPLEX} header in the download side's answer"),
         });
     }
+    let interrupt = crate::honours_interrupt(response.headers());
     loop {
-        match response.chunk().await {
+        match within_idle(target, idle, response.chunk()).await? {
             Ok(Some(chunk)) if chunk.is_empty() => continue,
-            Ok(Some(chunk)) if chunk[0] == 0 => return Ok((response, BytesMut::from(&chunk[1..]))),
+            Ok(Some(chunk)) if chunk[0] == 0 => {
+                return Ok((response, BytesMut::from(&chunk[1..]), interrupt));
+            }
             Ok(Some(chunk)) => {
                 return Err(connect(format!(
                     "the download side began with byte 0x{:02x}, expected 0x00",
@@ -192,9 +238,16 @@ async fn open_download(
     }
 }
 
-/// A non-200 download answer: its `X-CLI-Error`, else the start of its body.
-async fn refusal(response: Response) -> CliError {
+/// A non-200 download answer: a proxy's gateway error, or the controller's refusal with its
+/// `X-CLI-Error`, else the start of its body.
+async fn refusal(target: &Url, response: Response) -> CliError {
     let status = response.status().as_u16();
+    if crate::error::is_proxy_failure(status, response.headers()) {
+        return CliError::Proxy {
+            url: target.to_string(),
+            status,
+        };
+    }
     let header = response
         .headers()
         .get(HEADER_CLI_ERROR)
@@ -249,9 +302,14 @@ fn body_stream(rx: mpsc::Receiver<Bytes>) -> impl Stream<Item = Result<Bytes, st
     })
 }
 
-/// Frames to the server, each encoded into one chunk of the upload body.
-pub fn frame_sink(tx: mpsc::Sender<Bytes>) -> impl Sink<Frame, Error = SessionError> {
-    futures_util::sink::unfold(tx, |tx, frame: Frame| async move {
+/// Frames to the server, each encoded into one chunk of the upload body; a keepalive is an
+/// extra `ENCODING` frame, as the real client sends (compat §5).
+pub fn frame_sink(tx: mpsc::Sender<Bytes>) -> impl Sink<Outgoing, Error = SessionError> {
+    futures_util::sink::unfold(tx, |tx, out: Outgoing| async move {
+        let frame = match out {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Keepalive => Frame::Encoding(session::ENCODING.to_owned()),
+        };
         let mut buf = BytesMut::new();
         plaincli::encode_http(&frame, &mut buf).map_err(SessionError::Encode)?;
         tx.send(buf.freeze())
@@ -262,10 +320,13 @@ pub fn frame_sink(tx: mpsc::Sender<Bytes>) -> impl Sink<Frame, Error = SessionEr
 }
 
 /// Frames from the server, decoded from the download body however it is chunked.
-/// `buffered` holds bytes already read past the first byte.
+/// `buffered` holds bytes already read past the first byte. A body silent for
+/// `idle_timeout` ends the stream with [`SessionError::Idle`]: the controller sends an empty
+/// `STDOUT` frame when a command is quiet, so silence means it is gone.
 pub fn frame_stream<B, E>(
     body: B,
     buffered: BytesMut,
+    idle_timeout: Option<Duration>,
 ) -> impl Stream<Item = Result<Frame, SessionError>>
 where
     B: Stream<Item = Result<Bytes, E>>,
@@ -281,7 +342,7 @@ where
         buf: buffered,
         failed: false,
     };
-    futures_util::stream::unfold(state, |mut state| async move {
+    futures_util::stream::unfold(state, move |mut state| async move {
         if state.failed {
             return None;
         }
@@ -296,7 +357,17 @@ where
                     return Some((Err(e.into()), state));
                 }
             }
-            match state.body.next().await {
+            let next = match idle_timeout {
+                Some(limit) => match tokio::time::timeout(limit, state.body.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        state.failed = true;
+                        return Some((Err(SessionError::Idle(limit)), state));
+                    }
+                },
+                None => state.body.next().await,
+            };
+            match next {
                 Some(Ok(chunk)) => state.buf.extend_from_slice(&chunk),
                 Some(Err(e)) => {
                     state.failed = true;
@@ -343,9 +414,13 @@ mod tests {
         chunks: Vec<Result<Bytes, std::io::Error>>,
         buffered: &[u8],
     ) -> Vec<Result<Frame, SessionError>> {
-        frame_stream(futures_util::stream::iter(chunks), BytesMut::from(buffered))
-            .collect()
-            .await
+        frame_stream(
+            futures_util::stream::iter(chunks),
+            BytesMut::from(buffered),
+            None,
+        )
+        .collect()
+        .await
     }
 
     #[tokio::test]
@@ -390,6 +465,46 @@ mod tests {
         assert!(matches!(&got[1], Err(SessionError::Connection(m)) if m == "reset by peer"));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_is_an_idle_timeout_but_empty_frames_keep_it_alive() {
+        let idle = Duration::from_secs(60);
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut frames = pin!(frame_stream(body, BytesMut::new(), Some(idle)));
+        let start = tokio::time::Instant::now();
+        let keepalive = Bytes::from(encoded(&[Frame::Stdout(Bytes::new())]));
+        let feeder = async {
+            // Two keepalives 45 s apart, each within the timeout; then silence.
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_secs(45)).await;
+                tx.send(Ok(keepalive.clone())).await.unwrap();
+            }
+            tx
+        };
+        let reader = async {
+            let mut seen = Vec::new();
+            while let Some(item) = frames.next().await {
+                seen.push(item);
+            }
+            seen
+        };
+        let (_tx, seen) = tokio::join!(feeder, reader);
+        assert!(
+            matches!(
+                seen.as_slice(),
+                [
+                    Ok(Frame::Stdout(a)),
+                    Ok(Frame::Stdout(b)),
+                    Err(SessionError::Idle(d)),
+                ] if a.is_empty() && b.is_empty() && *d == idle
+            ),
+            "{seen:?}"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(90) + idle);
+    }
+
     #[tokio::test]
     async fn truncated_body_just_ends() {
         let bytes = encoded(&[Frame::Exit(0)]);
@@ -401,16 +516,23 @@ mod tests {
     async fn sink_writes_one_length_prefixed_chunk_per_frame() {
         let (tx, mut rx) = mpsc::channel(4);
         let mut sink = pin!(frame_sink(tx));
-        sink.send(Frame::Arg("help".into())).await.unwrap();
-        sink.send(Frame::Start).await.unwrap();
+        sink.send(Outgoing::Frame(Frame::Arg("help".into())))
+            .await
+            .unwrap();
+        sink.send(Outgoing::Frame(Frame::Start)).await.unwrap();
+        sink.send(Outgoing::Keepalive).await.unwrap();
         assert_eq!(
             rx.recv().await.unwrap().as_ref(),
             [0, 0, 0, 6, 0, 0, 4, b'h', b'e', b'l', b'p']
         );
         assert_eq!(rx.recv().await.unwrap().as_ref(), [0, 0, 0, 0, 3]);
+        assert_eq!(
+            rx.recv().await.unwrap().as_ref(),
+            [0, 0, 0, 7, 2, 0, 5, b'U', b'T', b'F', b'-', b'8']
+        );
         drop(rx);
         assert!(matches!(
-            sink.send(Frame::EndStdin).await,
+            sink.send(Outgoing::Frame(Frame::EndStdin)).await,
             Err(SessionError::Connection(_))
         ));
     }
@@ -432,6 +554,7 @@ mod tests {
             args: vec!["who-am-i".into()],
             locale: "en_US".into(),
             keepalive: Some(KEEPALIVE),
+            interrupt: false,
         };
         let server = async move {
             let mut upload = BytesMut::new();
@@ -461,9 +584,10 @@ mod tests {
         let (code, seen) = tokio::join!(
             session::run(
                 frame_sink(upload_tx),
-                frame_stream(download, BytesMut::new()),
+                frame_stream(download, BytesMut::new(), None),
                 &setup,
-                &mut stdio
+                &mut stdio,
+                Interrupts::none(),
             ),
             server
         );

@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use steward_cli::options::{self, Invocation, ProcessEnv, USAGE};
-use steward_cli::{Config, exit};
+use steward_cli::{CliError, Config, exit};
 
 fn main() {
     // Errors are reported as one line and an exit code; a bug should look the same rather
@@ -65,7 +65,14 @@ fn run(config: &Config) -> Result<i32, (i32, String)> {
         .context("cannot start the async runtime")
         .map_err(|e| (exit::CONNECTION, format!("{e:#}")))?;
     let (mut stdio, progress) = steward_cli::progress::process_stdio(&config.args);
-    let result = runtime.block_on(steward_cli::run(config, &mut stdio));
+    let result = runtime.block_on(async {
+        // From here on SIGINT and SIGTERM are told to the controller, not fatal at once.
+        let interrupts = steward_cli::Interrupts::process().map_err(|e| CliError::Connect {
+            url: config.root.to_string(),
+            reason: format!("cannot watch for interrupts: {e}"),
+        })?;
+        steward_cli::run(config, &mut stdio, &interrupts).await
+    });
     if let Some(progress) = progress {
         progress.finish(matches!(result, Ok(0)));
     }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use url::Url;
 
@@ -30,7 +31,7 @@ pub const DEFAULT_LOCALE: &str = "en_US";
 /// Printed to stderr on a usage error.
 pub const USAGE: &str = "\
 Usage: cli [-s URL] [-webSocket|-http] [-auth USER:TOKEN|@FILE] [-bearer TOKEN|@FILE]
-           [-noCertificateCheck] [-version] COMMAND [ARGS...]
+           [-noCertificateCheck] [-idleTimeout SECONDS] [-version] COMMAND [ARGS...]
 Options:
   -s URL              controller root URL (default: $JENKINS_URL)
   -webSocket          talk to /cli/ws over WebSocket (default; falls back to -http
@@ -40,6 +41,9 @@ Options:
                       (default: $JENKINS_USER_ID and $JENKINS_API_TOKEN)
   -bearer TOKEN       bearer token; @FILE reads it from FILE
   -noCertificateCheck trust any TLS certificate (insecure)
+  -idleTimeout SECONDS give up when nothing has come from the controller for this
+                      long (default 60; 0 waits for ever); a quiet command is kept
+                      alive by the controller's keepalives
   -version            print the client version and exit
 Options take one or two dashes. Everything after COMMAND is passed to the command as is.
 Run 'cli help' for the list of commands.";
@@ -65,7 +69,13 @@ pub struct Config {
     pub args: Vec<String>,
     /// Sent in the `LOCALE` frame, e.g. `en_US`.
     pub locale: String,
+    /// Silence from the controller after which the client gives up; `None` never does.
+    pub idle_timeout: Option<Duration>,
 }
+
+/// The shortest `-idleTimeout`: the controller's full-duplex HTTP keepalive comes every
+/// 15 s, and a timeout at or under it would end quiet commands.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +83,7 @@ pub enum Invocation {
     /// `-version`: print the client version and exit 0.
     Version,
     /// Run a command on the controller.
-    Run(Config),
+    Run(Box<Config>),
 }
 
 /// A command line the client cannot run; `main` prints it with [`USAGE`] and exits with
@@ -100,6 +110,11 @@ pub enum UsageError {
     HalfEnvCredentials,
     #[error("command-line argument {0:?} is not valid UTF-8")]
     NotUnicode(String),
+    #[error(
+        "-idleTimeout {0:?}: give a number of seconds of at least {min} (or 0 to wait for ever)",
+        min = MIN_IDLE_TIMEOUT.as_secs()
+    )]
+    BadIdleTimeout(String),
 }
 
 impl UsageError {
@@ -150,6 +165,7 @@ where
     let mut auth = None;
     let mut bearer = None;
     let mut no_certificate_check = false;
+    let mut idle_timeout = Some(crate::DEFAULT_IDLE_TIMEOUT);
     let mut args = Vec::new();
 
     while let Some(word) = words.next() {
@@ -167,6 +183,7 @@ where
             "auth" => auth = Some(value("auth")?),
             "bearer" => bearer = Some(value("bearer")?),
             "noCertificateCheck" => no_certificate_check = true,
+            "idleTimeout" => idle_timeout = parse_idle_timeout(&value("idleTimeout")?)?,
             // Like jenkins-cli.jar: answered at once, whatever else the line holds.
             "version" => return Ok(Invocation::Version),
             _ => return Err(UsageError::UnknownOption(word)),
@@ -194,14 +211,24 @@ where
     };
     let url = url.or_else(|| env.var(ENV_URL)).ok_or(UsageError::NoUrl)?;
 
-    Ok(Invocation::Run(Config {
+    Ok(Invocation::Run(Box::new(Config {
         root: root_url(&url)?,
         mode: mode.unwrap_or(Mode::WebSocket),
         credentials,
         no_certificate_check,
         args,
         locale: locale_from_env(env),
-    }))
+        idle_timeout,
+    })))
+}
+
+/// `-idleTimeout SECONDS`: 0 turns it off; otherwise at least [`MIN_IDLE_TIMEOUT`].
+fn parse_idle_timeout(text: &str) -> Result<Option<Duration>, UsageError> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(secs) if secs >= MIN_IDLE_TIMEOUT.as_secs() => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(UsageError::BadIdleTimeout(text.to_owned())),
+    }
 }
 
 /// `-s` → `s`, `--http` → `http`; `None` for a word that is not an option.
@@ -292,13 +319,30 @@ mod tests {
 
     fn run(words: &[&str], env: &HashMap<String, String>) -> Result<Config, UsageError> {
         match parse(words.iter().copied(), env)? {
-            Invocation::Run(config) => Ok(config),
+            Invocation::Run(config) => Ok(*config),
             Invocation::Version => panic!("unexpected -version"),
         }
     }
 
     fn with_url() -> HashMap<String, String> {
         env(&[(ENV_URL, "http://ci.example:8080/jenkins")])
+    }
+
+    #[test]
+    fn idle_timeout_defaults_to_a_minute_and_refuses_what_would_end_quiet_commands() {
+        assert_eq!(
+            run(&["who-am-i"], &with_url()).unwrap().idle_timeout,
+            Some(Duration::from_secs(60))
+        );
+        let given = run(&["-idleTimeout", "300", "who-am-i"], &with_url()).unwrap();
+        assert_eq!(given.idle_timeout, Some(Duration::from_secs(300)));
+        let off = run(&["-idleTimeout", "0", "who-am-i"], &with_url()).unwrap();
+        assert_eq!(off.idle_timeout, None);
+        for bad in ["5", "-1", "soon", ""] {
+            let err = run(&["-idleTimeout", bad, "who-am-i"], &with_url()).unwrap_err();
+            assert_eq!(err, UsageError::BadIdleTimeout(bad.into()));
+            assert!(err.to_string().contains("at least 20"), "{err}");
+        }
     }
 
     #[test]
@@ -448,7 +492,7 @@ mod tests {
         // After the command it is the command's argument.
         assert!(matches!(
             parse(["version", "-version"], &with_url()),
-            Ok(Invocation::Run(Config { args, .. })) if args == ["version", "-version"]
+            Ok(Invocation::Run(config)) if config.args == ["version", "-version"]
         ));
     }
 

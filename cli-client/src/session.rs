@@ -6,11 +6,18 @@
 //! channels. Two halves run concurrently in one task:
 //!
 //! - sending: every `ARG`, then `ENCODING`, `LOCALE`, `START`; then stdin as `STDIN` chunks
-//!   and `END_STDIN` at end of input, with an optional `ENCODING` keepalive meanwhile;
+//!   and `END_STDIN` at end of input, with keepalives meanwhile ([`Outgoing::Keepalive`]:
+//!   each transport sends its own kind) and `INTERRUPT` when the user interrupts;
 //! - receiving: `STDOUT`/`STDERR` written and flushed as they arrive, until `EXIT`.
 //!
 //! `EXIT` ends the session at once, whatever the sending half is doing (it may be blocked
 //! reading a terminal); the caller is expected to exit the process promptly after.
+//!
+//! An interrupt (SIGINT, SIGTERM) is told to a controller that honours it, which stops the
+//! command and answers `EXIT`; the session then ends with 128 + the signal's number. It
+//! waits at most [`INTERRUPT_GRACE`] for that answer, and not at all after a second
+//! interrupt or with a controller that does not honour it (for which a closed connection is
+//! the interrupt, as for jenkins-cli.jar).
 
 use std::pin::pin;
 use std::time::Duration;
@@ -20,6 +27,8 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use steward_protocol::plaincli::{Frame, FrameError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::interrupt::{Interrupts, Signal};
 
 /// Charset named in the `ENCODING` frame: we pass stdin bytes through untouched and write
 /// output bytes as received, and every terminal we care about speaks UTF-8.
@@ -32,6 +41,10 @@ pub const STDIN_CHUNK: usize = 60_000;
 /// fast pipe fills it, and its frames go out together with one flush, while a terminal's
 /// line goes out as soon as it is typed.
 pub const STDIN_READ: usize = 1024 * 1024;
+/// How long an interrupted session waits for the controller to confirm it stopped the
+/// command (its `EXIT`), which normally takes milliseconds; a controller that has stopped
+/// answering must not keep the user's Ctrl-C waiting.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a session ended without an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +57,12 @@ pub enum SessionError {
     Encode(FrameError),
     #[error("connection lost: {0}")]
     Connection(String),
+    #[error(
+        "connection lost: nothing came from the controller for {}s (-idleTimeout): it is \
+         stopped, overloaded or unreachable",
+        .0.as_secs()
+    )]
+    Idle(Duration),
     #[error("writing to {stream}: {source}")]
     Output {
         stream: &'static str,
@@ -58,9 +77,20 @@ pub struct Setup {
     pub args: Vec<String>,
     /// Sent in the `LOCALE` frame.
     pub locale: String,
-    /// When set, an extra `ENCODING` frame goes out this often until the session ends
-    /// (the full-duplex HTTP client's keepalive, compat §5).
+    /// When set, a keepalive goes out this often until the session ends (the full-duplex
+    /// HTTP client's `ENCODING` frame, compat §5; a WebSocket ping).
     pub keepalive: Option<Duration>,
+    /// Whether the controller honours `INTERRUPT` (it said so in its answer's
+    /// `X-Steward-CLI`).
+    pub interrupt: bool,
+}
+
+/// What the session hands its transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Frame(Frame),
+    /// Traffic that only shows the client is alive, sent as the transport sees fit.
+    Keepalive,
 }
 
 /// The process's three standard streams, or test doubles.
@@ -81,7 +111,8 @@ impl Stdio<tokio::io::Stdin, tokio::io::Stdout, tokio::io::Stderr> {
     }
 }
 
-/// Runs one command over an established connection and returns its exit code.
+/// Runs one command over an established connection and returns its exit code, or 128 +
+/// the signal's number when the user interrupted it.
 ///
 /// The sink is dropped when this returns, which closes the sending direction.
 pub async fn run<Si, St, I, O, E>(
@@ -89,21 +120,29 @@ pub async fn run<Si, St, I, O, E>(
     stream: St,
     setup: &Setup,
     stdio: &mut Stdio<I, O, E>,
+    interrupts: Interrupts,
 ) -> Result<i32, SessionError>
 where
-    Si: Sink<Frame, Error = SessionError>,
+    Si: Sink<Outgoing, Error = SessionError>,
     St: Stream<Item = Result<Frame, SessionError>>,
     I: AsyncRead + Unpin,
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let mut send = pin!(send_half(sink, setup, &mut stdio.stdin));
+    let mut signals = interrupts.clone();
+    let mut send = pin!(send_half(sink, setup, &mut stdio.stdin, interrupts.clone()));
     let mut receive = pin!(receive_half(stream, &mut stdio.stdout, &mut stdio.stderr));
     let mut send_done = false;
     let mut send_error = None;
+    let mut interrupted: Option<Signal> = None;
+    let grace = tokio::time::sleep(Duration::ZERO);
+    let mut grace = pin!(grace);
     loop {
         tokio::select! {
             result = &mut receive => {
+                if let Some(signal) = interrupted {
+                    return Ok(signal.exit_code());
+                }
                 // The server may close as soon as it sent EXIT, so a failed send only
                 // explains a session that then also ends without one.
                 return match (result, send_error) {
@@ -114,25 +153,48 @@ where
             result = &mut send, if !send_done => {
                 send_done = true;
                 send_error = result.err();
+                // The interrupt cannot be told any more.
+                if let Some(signal) = interrupted {
+                    return Ok(signal.exit_code());
+                }
+            }
+            signal = signals.next() => {
+                if interrupted.is_some() || !setup.interrupt || send_done {
+                    return Ok(signal.exit_code());
+                }
+                // The send half tells the controller; wait for its EXIT.
+                interrupted = Some(signal);
+                grace.as_mut().reset(Instant::now() + INTERRUPT_GRACE);
+            }
+            () = &mut grace, if interrupted.is_some() => {
+                return Ok(interrupted.map(Signal::exit_code).unwrap_or_default());
             }
         }
     }
 }
 
-/// Sends the preamble, then pumps stdin and keepalives. Ends after `END_STDIN` when there
-/// is no keepalive; otherwise runs until dropped.
-async fn send_half<Si, I>(sink: Si, setup: &Setup, stdin: &mut I) -> Result<(), SessionError>
+/// Sends the preamble, then pumps stdin and keepalives, and `INTERRUPT` when the user
+/// interrupts. Ends after `END_STDIN` when there is neither keepalive nor interrupt to
+/// send; otherwise runs until dropped.
+async fn send_half<Si, I>(
+    sink: Si,
+    setup: &Setup,
+    stdin: &mut I,
+    mut interrupts: Interrupts,
+) -> Result<(), SessionError>
 where
-    Si: Sink<Frame, Error = SessionError>,
+    Si: Sink<Outgoing, Error = SessionError>,
     I: AsyncRead + Unpin,
 {
     let mut sink = pin!(sink);
     for arg in &setup.args {
-        sink.feed(Frame::Arg(arg.clone())).await?;
+        sink.feed(Outgoing::Frame(Frame::Arg(arg.clone()))).await?;
     }
-    sink.feed(Frame::Encoding(ENCODING.to_owned())).await?;
-    sink.feed(Frame::Locale(setup.locale.clone())).await?;
-    sink.send(Frame::Start).await?;
+    sink.feed(Outgoing::Frame(Frame::Encoding(ENCODING.to_owned())))
+        .await?;
+    sink.feed(Outgoing::Frame(Frame::Locale(setup.locale.clone())))
+        .await?;
+    sink.send(Outgoing::Frame(Frame::Start)).await?;
 
     let mut keepalive = setup.keepalive.map(|period| {
         let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
@@ -151,7 +213,7 @@ where
                 Ok(n) if n > 0 => {
                     while !input.is_empty() {
                         let piece = input.split_to(input.len().min(STDIN_CHUNK));
-                        sink.feed(Frame::Stdin(piece.freeze())).await?;
+                        sink.feed(Outgoing::Frame(Frame::Stdin(piece.freeze()))).await?;
                     }
                     sink.flush().await?;
                 }
@@ -159,11 +221,14 @@ where
                 // commands do not read it, and they must still run.
                 _ => {
                     stdin_open = false;
-                    sink.send(Frame::EndStdin).await?;
+                    sink.send(Outgoing::Frame(Frame::EndStdin)).await?;
                 }
             },
             _ = tick(&mut keepalive), if keepalive.is_some() => {
-                sink.send(Frame::Encoding(ENCODING.to_owned())).await?;
+                sink.send(Outgoing::Keepalive).await?;
+            }
+            signal = interrupts.next(), if setup.interrupt => {
+                sink.send(Outgoing::Frame(Frame::Interrupt(signal.name().to_owned()))).await?;
             }
             else => return Ok(()),
         }
@@ -268,14 +333,26 @@ mod tests {
         replies: mpsc::Sender<Result<Frame, SessionError>>,
     }
 
+    /// How the in-memory transport shows a keepalive: a frame no session sends.
+    fn keepalive_frame() -> Frame {
+        Frame::Unknown {
+            op: 0x7f,
+            payload: Bytes::from_static(b"keepalive"),
+        }
+    }
+
     fn pipes() -> (
-        impl Sink<Frame, Error = SessionError>,
+        impl Sink<Outgoing, Error = SessionError>,
         impl Stream<Item = Result<Frame, SessionError>>,
         Harness,
     ) {
         let (sent_tx, sent) = mpsc::channel(4);
         let (replies, replies_rx) = mpsc::channel(4);
-        let sink = futures_util::sink::unfold(sent_tx, |tx, frame| async move {
+        let sink = futures_util::sink::unfold(sent_tx, |tx, out: Outgoing| async move {
+            let frame = match out {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Keepalive => keepalive_frame(),
+            };
             tx.send(frame)
                 .await
                 .map_err(|_| SessionError::Connection("server stopped reading".into()))?;
@@ -292,6 +369,7 @@ mod tests {
             args: args.iter().map(|a| a.to_string()).collect(),
             locale: "en_US".into(),
             keepalive,
+            interrupt: false,
         }
     }
 
@@ -339,7 +417,10 @@ mod tests {
             }
             seen
         };
-        let (code, seen) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
+        let (code, seen) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            server_side
+        );
 
         assert_eq!(code.unwrap(), 4);
         assert_eq!(
@@ -389,7 +470,10 @@ mod tests {
             server.replies.send(Ok(Frame::Exit(0))).await.unwrap();
             received
         };
-        let (code, received) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
+        let (code, received) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            server_side
+        );
         assert_eq!(code.unwrap(), 0);
         assert_eq!(received, expected);
     }
@@ -405,9 +489,9 @@ mod tests {
     /// A sink that records its frames and flushes.
     fn recording_sink(
         events: std::sync::Arc<std::sync::Mutex<Vec<SinkEvent>>>,
-    ) -> impl Sink<Frame, Error = SessionError> {
+    ) -> impl Sink<Outgoing, Error = SessionError> {
         struct Recording(std::sync::Arc<std::sync::Mutex<Vec<SinkEvent>>>);
-        impl Sink<Frame> for Recording {
+        impl Sink<Outgoing> for Recording {
             type Error = SessionError;
             fn poll_ready(
                 self: std::pin::Pin<&mut Self>,
@@ -417,10 +501,10 @@ mod tests {
             }
             fn start_send(
                 self: std::pin::Pin<&mut Self>,
-                frame: Frame,
+                out: Outgoing,
             ) -> Result<(), SessionError> {
-                self.0.lock().unwrap().push(match frame {
-                    Frame::Stdin(b) => SinkEvent::Stdin(b.len()),
+                self.0.lock().unwrap().push(match out {
+                    Outgoing::Frame(Frame::Stdin(b)) => SinkEvent::Stdin(b.len()),
                     _ => SinkEvent::Other,
                 });
                 Ok(())
@@ -449,9 +533,14 @@ mod tests {
         // A slice reader returns everything asked for at once, as a file does.
         let mut stdin: &[u8] = &input;
         let setup = setup(&["x"], None);
-        send_half(recording_sink(events.clone()), &setup, &mut stdin)
-            .await
-            .unwrap();
+        send_half(
+            recording_sink(events.clone()),
+            &setup,
+            &mut stdin,
+            Interrupts::none(),
+        )
+        .await
+        .unwrap();
         let events = events.lock().unwrap();
         let start = events.iter().position(|e| *e == SinkEvent::Flush).unwrap() + 1;
         assert_eq!(
@@ -483,7 +572,10 @@ mod tests {
             server.replies.send(Ok(Frame::Exit(0))).await.unwrap();
             server // keep the channels open
         };
-        let (code, _server) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
+        let (code, _server) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            server_side
+        );
         assert_eq!(code.unwrap(), 0);
     }
 
@@ -596,7 +688,10 @@ mod tests {
             drop(server.replies);
             server.sent
         };
-        let (result, _sent) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
+        let (result, _sent) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            server_side
+        );
         assert!(matches!(result, Err(SessionError::ClosedBeforeExit)));
         assert_eq!(stdio.stdout, b"partial");
     }
@@ -611,7 +706,7 @@ mod tests {
             .send(Err(SessionError::BadFrame(FrameError::FatalOpcode(0x80))))
             .await
             .unwrap();
-        let result = run(sink, stream, &setup, &mut stdio).await;
+        let result = run(sink, stream, &setup, &mut stdio, Interrupts::none()).await;
         assert!(matches!(
             result,
             Err(SessionError::BadFrame(FrameError::FatalOpcode(0x80)))
@@ -627,7 +722,7 @@ mod tests {
         let (mut stdio, _feeder) = stdio();
         let setup = setup(&["help"], None);
         replies.send(Ok(Frame::Exit(6))).await.unwrap();
-        let result = run(sink, stream, &setup, &mut stdio).await;
+        let result = run(sink, stream, &setup, &mut stdio, Interrupts::none()).await;
         assert_eq!(result.unwrap(), 6);
     }
 
@@ -643,7 +738,10 @@ mod tests {
             tokio::task::yield_now().await;
             drop(replies);
         };
-        let (result, ()) = tokio::join!(run(sink, stream, &setup, &mut stdio), closer);
+        let (result, ()) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            closer
+        );
         assert!(
             matches!(result, Err(SessionError::Connection(_))),
             "{result:?}"
@@ -651,7 +749,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn keepalive_sends_encoding_until_exit() {
+    async fn keepalives_go_out_until_exit() {
         let (sink, stream, mut server) = pipes();
         let (mut stdio, feeder) = stdio();
         drop(feeder);
@@ -672,14 +770,121 @@ mod tests {
             server.replies.send(Ok(Frame::Exit(0))).await.unwrap();
             after_end
         };
-        let (code, after_end) = tokio::join!(run(sink, stream, &setup, &mut stdio), server_side);
-        assert_eq!(code.unwrap(), 0);
-        assert_eq!(
-            after_end,
-            [
-                Frame::Encoding("UTF-8".into()),
-                Frame::Encoding("UTF-8".into())
-            ]
+        let (code, after_end) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, Interrupts::none()),
+            server_side
         );
+        assert_eq!(code.unwrap(), 0);
+        assert_eq!(after_end, [keepalive_frame(), keepalive_frame()]);
+    }
+
+    /// Waits until the client has sent `START`.
+    async fn until_start(server: &mut Harness) {
+        while let Some(frame) = server.sent.recv().await {
+            if frame == Frame::Start {
+                return;
+            }
+        }
+        panic!("no START");
+    }
+
+    fn interrupting(args: &[&str]) -> Setup {
+        Setup {
+            interrupt: true,
+            ..setup(args, None)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_is_told_and_the_session_ends_with_the_signals_code() {
+        let (sink, stream, mut server) = pipes();
+        let (mut stdio, _feeder) = stdio();
+        let (trigger, interrupts) = Interrupts::channel();
+        let setup = interrupting(&["build", "j", "-s"]);
+        let server_side = async move {
+            until_start(&mut server).await;
+            trigger.fire(Signal::Int);
+            let told = loop {
+                match server.sent.recv().await {
+                    Some(frame @ Frame::Interrupt(_)) => break frame,
+                    Some(_) => {}
+                    None => panic!("no INTERRUPT"),
+                }
+            };
+            // The controller stops the command and says so.
+            for reply in [
+                Frame::Stderr(Bytes::from_static(b"stopped\n")),
+                Frame::Exit(130),
+            ] {
+                server.replies.send(Ok(reply)).await.unwrap();
+            }
+            (told, server)
+        };
+        let (code, (told, _server)) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, interrupts),
+            server_side
+        );
+        assert_eq!(told, Frame::Interrupt("SIGINT".into()));
+        assert_eq!(code.unwrap(), 130);
+        assert_eq!(stdio.stderr, b"stopped\n");
+    }
+
+    #[tokio::test]
+    async fn without_the_controllers_support_an_interrupt_ends_at_once_and_sends_nothing() {
+        let (sink, stream, mut server) = pipes();
+        let (mut stdio, _feeder) = stdio();
+        let (trigger, interrupts) = Interrupts::channel();
+        let setup = setup(&["build", "j", "-s"], None);
+        let server_side = async move {
+            until_start(&mut server).await;
+            trigger.fire(Signal::Term);
+            server
+        };
+        let (code, mut server) = tokio::join!(
+            run(sink, stream, &setup, &mut stdio, interrupts),
+            server_side
+        );
+        assert_eq!(code.unwrap(), 143);
+        // The session is over: what it sent after START is all there is.
+        let mut after_start = Vec::new();
+        while let Ok(frame) = server.sent.try_recv() {
+            after_start.push(frame);
+        }
+        assert!(
+            !after_start.iter().any(|f| matches!(f, Frame::Interrupt(_))),
+            "{after_start:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_interrupt_ends_after_the_grace_and_a_second_at_once() {
+        for second in [false, true] {
+            let (sink, stream, mut server) = pipes();
+            let (mut stdio, _feeder) = stdio();
+            let (trigger, interrupts) = Interrupts::channel();
+            let setup = interrupting(&["build", "j", "-s"]);
+            let started = Instant::now();
+            let server_side = async move {
+                until_start(&mut server).await;
+                trigger.fire(Signal::Int);
+                while !matches!(server.sent.recv().await, Some(Frame::Interrupt(_))) {}
+                if second {
+                    trigger.fire(Signal::Int);
+                }
+                // Never answers, and keeps the connection open.
+                (server, trigger)
+            };
+            let (code, _server) = tokio::join!(
+                run(sink, stream, &setup, &mut stdio, interrupts),
+                server_side
+            );
+            assert_eq!(code.unwrap(), 130);
+            let waited = started.elapsed();
+            if second {
+                assert!(waited < INTERRUPT_GRACE, "{waited:?}");
+            } else {
+                assert!(waited >= INTERRUPT_GRACE, "{waited:?}");
+            }
+        }
     }
 }

@@ -7,16 +7,17 @@
 //! stream that `session.rs` runs on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use steward_protocol::plaincli::{self, Frame};
+use steward_protocol::plaincli::{self, FEATURE_INTERRUPT, Frame, HEADER_STEWARD_CLI};
 use steward_transport::{WsConnectError, WsStream};
 use tokio_tungstenite::tungstenite::{self, Message};
 use url::Url;
 
 use crate::auth::{AUTHORIZATION, Credentials};
 use crate::error::CliError;
-use crate::session::SessionError;
+use crate::session::{Outgoing, SessionError};
 
 /// Path of the WebSocket CLI endpoint, relative to the root URL.
 pub const CLI_WS_PATH: &str = "cli/ws";
@@ -28,8 +29,11 @@ pub const HEADER_CLI_ERROR: &str = "X-CLI-Error";
 
 /// The outcome of the upgrade request.
 pub enum Dialed {
-    /// 101: the session can start.
-    Open(Box<WsStream>),
+    /// 101: the session can start; whether the controller honours `INTERRUPT`.
+    Open {
+        socket: Box<WsStream>,
+        interrupt: bool,
+    },
     /// Refused in a way that means "use full-duplex HTTP instead".
     FallBack { status: u16 },
 }
@@ -50,15 +54,27 @@ pub async fn dial(
     let url = steward_transport::ws_url(root, CLI_WS_PATH)?;
     // The controller compares Origin with its configured root URL (cross-site WebSocket
     // hijacking defence), so it must be the root's, not the ws:// URL's.
-    let mut headers = vec![("Origin".to_owned(), steward_transport::origin_of(root))];
+    let mut headers = vec![
+        ("Origin".to_owned(), steward_transport::origin_of(root)),
+        (HEADER_STEWARD_CLI.to_owned(), FEATURE_INTERRUPT.to_owned()),
+    ];
     if let Some(credentials) = credentials {
         headers.push((AUTHORIZATION.to_owned(), credentials.header_value()));
     }
     match steward_transport::connect_websocket(&url, &headers, tls, MAX_WS_MESSAGE).await {
-        Ok((socket, _response)) => Ok(Dialed::Open(Box::new(socket))),
+        Ok((socket, response)) => Ok(Dialed::Open {
+            socket: Box::new(socket),
+            interrupt: crate::honours_interrupt(response.headers()),
+        }),
         Err(WsConnectError::Refused { status, .. }) if falls_back_to_http(status) => {
             Ok(Dialed::FallBack { status })
         }
+        Err(WsConnectError::Refused {
+            status, headers, ..
+        }) if crate::error::is_proxy_failure(status, &headers) => Err(CliError::Proxy {
+            url: url.to_string(),
+            status,
+        }),
         Err(WsConnectError::Refused {
             status, headers, ..
         }) => Err(CliError::HandshakeRefused {
@@ -78,11 +94,14 @@ pub async fn dial(
 /// Splits an open socket into a sink of frames to the server and a stream of frames from it.
 ///
 /// Only binary messages carry frames; text, ping and pong messages are skipped (tungstenite
-/// answers pings itself while the stream is read), and a close ends the stream.
+/// answers pings itself while the stream is read), and a close ends the stream. Keepalives
+/// go out as pings. Any message proves the controller alive: with nothing at all for
+/// `idle_timeout`, the stream ends with [`SessionError::Idle`].
 pub fn frames<W>(
     socket: W,
+    idle_timeout: Option<Duration>,
 ) -> (
-    impl Sink<Frame, Error = SessionError>,
+    impl Sink<Outgoing, Error = SessionError>,
     impl Stream<Item = Result<Frame, SessionError>>,
 )
 where
@@ -93,21 +112,34 @@ where
     // Fed frames wait in the socket's write buffer until it fills or the session flushes.
     let sink = tx
         .sink_map_err(|e| SessionError::Connection(e.to_string()))
-        .with(|frame: Frame| {
-            std::future::ready(
-                plaincli::encode_ws(&frame)
+        .with(|out: Outgoing| {
+            std::future::ready(match out {
+                Outgoing::Frame(frame) => plaincli::encode_ws(&frame)
                     .map(Message::Binary)
                     .map_err(SessionError::Encode),
-            )
+                Outgoing::Keepalive => Ok(Message::Ping(Default::default())),
+            })
         });
-    let stream = rx.filter_map(|message| {
-        std::future::ready(match message {
-            Ok(Message::Binary(bytes)) => Some(
-                plaincli::decode_ws(bytes, plaincli::Direction::ServerToClient).map_err(Into::into),
-            ),
-            Ok(_) => None,
-            Err(e) => Some(Err(SessionError::Connection(e.to_string()))),
-        })
+    let stream = futures_util::stream::unfold(Some(Box::pin(rx)), move |rx| async move {
+        let mut rx = rx?;
+        loop {
+            let next = match idle_timeout {
+                Some(limit) => match tokio::time::timeout(limit, rx.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Some((Err(SessionError::Idle(limit)), None)),
+                },
+                None => rx.next().await,
+            };
+            let item = match next? {
+                Ok(Message::Binary(bytes)) => {
+                    plaincli::decode_ws(bytes, plaincli::Direction::ServerToClient)
+                        .map_err(Into::into)
+                }
+                Ok(_) => continue,
+                Err(e) => Err(SessionError::Connection(e.to_string())),
+            };
+            return Some((item, Some(rx)));
+        }
     });
     (sink, stream)
 }
@@ -134,11 +166,13 @@ mod tests {
         let (client_io, server_io) = tokio::io::duplex(1024);
         let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-        let (sink, stream) = frames(client);
+        let (sink, stream) = frames(client, None);
         let mut sink = std::pin::pin!(sink);
         let mut stream = std::pin::pin!(stream);
 
-        sink.send(Frame::Arg("who-am-i".into())).await.unwrap();
+        sink.send(Outgoing::Frame(Frame::Arg("who-am-i".into())))
+            .await
+            .unwrap();
         let Some(Ok(Message::Binary(sent))) = server.next().await else {
             panic!("expected a binary message");
         };
@@ -177,5 +211,34 @@ mod tests {
             ),
             "{seen:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keepalives_are_pings_and_a_silent_controller_is_an_idle_timeout() {
+        let (client_io, server_io) = tokio::io::duplex(1024);
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let idle = std::time::Duration::from_secs(60);
+        let (sink, stream) = frames(client, Some(idle));
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = std::pin::pin!(stream);
+
+        sink.send(Outgoing::Keepalive).await.unwrap();
+        assert!(matches!(server.next().await, Some(Ok(Message::Ping(_)))));
+
+        // A ping from the controller is life: it resets the timer.
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(idle / 2).await;
+        server
+            .send(Message::Ping(Default::default()))
+            .await
+            .unwrap();
+        let silent = stream.next().await;
+        assert!(
+            matches!(silent, Some(Err(SessionError::Idle(d))) if d == idle),
+            "{silent:?}"
+        );
+        assert_eq!(start.elapsed(), idle / 2 + idle);
+        assert!(stream.next().await.is_none());
     }
 }

@@ -116,7 +116,7 @@ fn assert_unwritable_string(frame: &Frame, e: &FrameError) {
         matches!(
             (frame, e),
             (
-                Frame::Arg(_) | Frame::Locale(_) | Frame::Encoding(_),
+                Frame::Arg(_) | Frame::Locale(_) | Frame::Encoding(_) | Frame::Interrupt(_),
                 FrameError::BadPayload { .. }
             )
         ),

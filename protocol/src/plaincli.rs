@@ -6,6 +6,10 @@
 //!   the opcode byte, then the payload.
 //!
 //! Strings travel as Java's `writeUTF`: a u16 byte length and modified UTF-8.
+//!
+//! Steward adds one frame of its own, [`Frame::Interrupt`] (opcode `0x40`), which our client
+//! sends only to a controller that announced it understands it (the [`HEADER_STEWARD_CLI`]
+//! exchange); other servers skip it as an unknown opcode.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -20,6 +24,13 @@ pub const OUTPUT_CHUNK: usize = 64 * 1024;
 /// Size of the length prefix in the HTTP framing.
 pub const HTTP_LENGTH_PREFIX: usize = 4;
 
+/// Header in which a client (on the WebSocket upgrade or the download side) lists the Steward
+/// extensions it uses, and the controller's answer lists those it honours, space-separated.
+pub const HEADER_STEWARD_CLI: &str = "X-Steward-CLI";
+/// The extension `interrupt`: the client sends [`Frame::Interrupt`] when its user interrupts
+/// it, so a connection it loses for any other reason is not taken for an interrupt.
+pub const FEATURE_INTERRUPT: &str = "interrupt";
+
 /// PlainCLIProtocol opcodes.
 pub mod op {
     pub const ARG: u8 = 0;
@@ -31,6 +42,8 @@ pub mod op {
     pub const END_STDIN: u8 = 6;
     pub const STDOUT: u8 = 7;
     pub const STDERR: u8 = 8;
+    /// Steward's: the user interrupted the client (payload: writeUTF, the signal's name).
+    pub const INTERRUPT: u8 = 0x40;
 }
 
 /// One PlainCLIProtocol frame.
@@ -45,6 +58,8 @@ pub enum Frame {
     EndStdin,
     Stdout(Bytes),
     Stderr(Bytes),
+    /// Steward's extension: the user interrupted the client; the text names how (`SIGINT`).
+    Interrupt(String),
     /// An opcode below 0x80 this side does not know: to be skipped, per the protocol.
     Unknown {
         op: u8,
@@ -86,6 +101,7 @@ impl Frame {
             Frame::EndStdin => op::END_STDIN,
             Frame::Stdout(_) => op::STDOUT,
             Frame::Stderr(_) => op::STDERR,
+            Frame::Interrupt(_) => op::INTERRUPT,
             Frame::Unknown { op, .. } => *op,
         }
     }
@@ -102,7 +118,7 @@ impl Frame {
     /// Appends the payload (without opcode or length) to `out`.
     fn put_payload(&self, out: &mut BytesMut) -> Result<(), FrameError> {
         match self {
-            Frame::Arg(s) | Frame::Locale(s) | Frame::Encoding(s) => {
+            Frame::Arg(s) | Frame::Locale(s) | Frame::Encoding(s) | Frame::Interrupt(s) => {
                 out.put_slice(&write_utf(s)?);
             }
             Frame::Start | Frame::EndStdin => {}
@@ -124,7 +140,7 @@ impl Frame {
         }
         let expected = match opcode {
             op::EXIT | op::STDOUT | op::STDERR => Some(Direction::ServerToClient),
-            op::ARG..=op::END_STDIN => Some(Direction::ClientToServer),
+            op::ARG..=op::END_STDIN | op::INTERRUPT => Some(Direction::ClientToServer),
             _ => None,
         };
         if expected.is_some_and(|d| d != from) {
@@ -156,6 +172,7 @@ impl Frame {
             op::END_STDIN => Frame::EndStdin,
             op::STDOUT => Frame::Stdout(payload),
             op::STDERR => Frame::Stderr(payload),
+            op::INTERRUPT => Frame::Interrupt(utf("INTERRUPT")?),
             other => Frame::Unknown { op: other, payload },
         })
     }
@@ -236,7 +253,7 @@ fn payload_hint(frame: &Frame) -> usize {
         | Frame::Stdout(b)
         | Frame::Stderr(b)
         | Frame::Unknown { payload: b, .. } => b.len(),
-        Frame::Arg(s) | Frame::Locale(s) | Frame::Encoding(s) => s.len() + 2,
+        Frame::Arg(s) | Frame::Locale(s) | Frame::Encoding(s) | Frame::Interrupt(s) => s.len() + 2,
         _ => 4,
     }
 }
@@ -455,6 +472,25 @@ mod tests {
     }
 
     #[test]
+    fn interrupt_is_a_client_frame_with_a_string() {
+        let frame = Frame::Interrupt("SIGINT".into());
+        let bytes = encode_ws(&frame).unwrap();
+        assert_eq!(bytes.as_ref(), b"\x40\x00\x06SIGINT");
+        assert_eq!(
+            decode_ws(bytes.clone(), Direction::ClientToServer).unwrap(),
+            frame
+        );
+        // Sent the wrong way it is skipped, as any frame travelling the wrong way.
+        assert!(matches!(
+            decode_ws(bytes, Direction::ServerToClient),
+            Ok(Frame::Unknown {
+                op: op::INTERRUPT,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn read_utf_takes_a_raw_nul_like_java() {
         assert_eq!(read_utf(&[0, 1, 0]).unwrap(), "\0");
     }
@@ -471,7 +507,10 @@ mod tests {
             Just(Frame::EndStdin),
             bytes().prop_map(Frame::Stdout),
             bytes().prop_map(Frame::Stderr),
-            (9u8..0x80, bytes()).prop_map(|(op, payload)| Frame::Unknown { op, payload }),
+            any::<String>().prop_map(Frame::Interrupt),
+            (9u8..0x80, bytes())
+                .prop_filter("not a known opcode", |(op, _)| *op != op::INTERRUPT)
+                .prop_map(|(op, payload)| Frame::Unknown { op, payload }),
         ]
     }
 

@@ -10,6 +10,7 @@ mod builds;
 mod cli;
 pub mod frames;
 pub mod net;
+pub mod nginx;
 pub mod raw;
 
 pub use agent::Agent;
@@ -220,6 +221,39 @@ impl Controller {
         self.kill();
         let addr = self.addr.clone();
         self.launch(&addr);
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`…) to the controller with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Stops the controller with SIGTERM, as a service manager does, waits for it to exit,
+    /// and starts it again on the same address and home. The stopped process's log is
+    /// returned (its last lines may still be arriving).
+    pub fn terminate_and_restart(&mut self) -> Captured {
+        self.signal("TERM");
+        let mut child = self.child.take().expect("a running controller");
+        let start = Instant::now();
+        while child
+            .try_wait()
+            .expect("waiting for the controller")
+            .is_none()
+        {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the controller did not exit within {DEADLINE:?} of SIGTERM"
+            );
+            std::thread::sleep(POLL);
+        }
+        let log = self.log.clone();
+        let addr = self.addr.clone();
+        self.launch(&addr);
+        log
     }
 
     /// SIGKILL.

@@ -350,12 +350,13 @@ fn interrupting_build_f_leaves_the_build_running_to_its_end() {
     let client = c.cli_spawn(&["build", "followed", "-f"]);
     client.stdout.wait_for("Started followed #1\n", DEADLINE);
     wait_until(DEADLINE, "the step runs", || ctl.join("running").exists());
-    let gone = "CLI client disconnected during the command";
-    let seen = c.log.count(gone);
+    let interrupted = "CLI command interrupted by its user";
+    let seen = c.log.count(interrupted);
     client.signal("INT");
-    client.wait(DEADLINE);
-    wait_until(DEADLINE, "the controller sees the client go", || {
-        c.log.count(gone) > seen
+    let out = client.wait(DEADLINE);
+    assert_eq!(out.code, 130, "{out:?}");
+    wait_until(DEADLINE, "the controller sees the interrupt", || {
+        c.log.count(interrupted) > seen
     });
     assert_eq!(result_of(c, "followed", 1), "RUNNING");
 

@@ -35,6 +35,8 @@ pub struct ConsoleWriter {
     file: Arc<std::fs::File>,
     path: PathBuf,
     len: u64,
+    /// Whether the console ends with a newline (or is empty).
+    at_line_start: bool,
     progress: watch::Sender<Progress>,
 }
 
@@ -47,19 +49,42 @@ impl ConsoleWriter {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
+        // Readable too: the last byte tells whether the console ends a line.
         let file = tokio::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .await?;
         let len = file.metadata().await?.len();
         progress.send_modify(|p| p.log_len = len);
+        let file = Arc::new(file.into_std().await);
+        let at_line_start = match len.checked_sub(1) {
+            None => true,
+            Some(last) => {
+                let file = file.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut byte = [0u8];
+                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut byte, last)
+                        .map(|()| byte[0] == b'\n')
+                })
+                .await
+                .map_err(std::io::Error::other)??
+            }
+        };
         Ok(ConsoleWriter {
-            file: Arc::new(file.into_std().await),
+            file,
             path,
             len,
+            at_line_start,
             progress,
         })
+    }
+
+    /// Whether what was written last ends a line: a line from the controller written now
+    /// would start at the beginning of one.
+    pub fn at_line_start(&self) -> bool {
+        self.at_line_start
     }
 
     pub fn size(&self) -> u64 {
@@ -80,6 +105,7 @@ impl ConsoleWriter {
     pub async fn append_all(&mut self, chunks: Vec<Vec<u8>>) -> std::io::Result<()> {
         let file = self.file.clone();
         let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let last_byte = chunks.iter().rev().find_map(|c| c.last().copied());
         let (result, len_after_error) = tokio::task::spawn_blocking(move || {
             let result = chunks.iter().try_for_each(|c| (&*file).write_all(c));
             // A write can fail halfway: the file says how much it holds.
@@ -96,6 +122,9 @@ impl ConsoleWriter {
             (Err(_), Some(len)) => len,
             (Err(_), None) => self.len,
         };
+        if let (Ok(()), Some(byte)) = (&result, last_byte) {
+            self.at_line_start = byte == b'\n';
+        }
         let len = self.len;
         self.progress.send_modify(|p| p.log_len = len);
         result

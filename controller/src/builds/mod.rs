@@ -61,6 +61,9 @@ pub const ABORT_KILL_GRACE: Duration = Duration::from_secs(10);
 pub const MAX_QUEUE_LEN: usize = 100_000;
 /// Most build records `list-builds` and the permalinks look through.
 pub const MAX_HISTORY: u32 = 10_000;
+/// Most console notes waiting for the runner to write them ([`RunningBuild::note`]); more
+/// are dropped. Each comes from a client waiting on the build, and a few say it all.
+pub const MAX_PENDING_NOTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -93,9 +96,29 @@ pub struct RunningBuild {
     progress: watch::Sender<Progress>,
     abort: CancellationToken,
     aborted_by: Mutex<Option<String>>,
+    /// Lines for the console from outside the runner, waiting to be written.
+    notes: Mutex<Vec<String>>,
+    noted: Notify,
 }
 
 impl RunningBuild {
+    /// Asks the runner to write `line` (ending in a newline) into the console as soon as it
+    /// can without breaking a step's output: at once while a step runs, else before its
+    /// next line. At most [`MAX_PENDING_NOTES`] wait; more are dropped.
+    pub fn note(&self, line: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        if notes.len() < MAX_PENDING_NOTES {
+            notes.push(line);
+        }
+        drop(notes);
+        self.noted.notify_one();
+    }
+
+    /// The notes waiting to be written, taken.
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Follows the console length and the result.
     pub fn progress(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
@@ -342,6 +365,8 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
         }),
         abort: CancellationToken::new(),
         aborted_by: Mutex::default(),
+        notes: Mutex::default(),
+        noted: Notify::new(),
     });
     if let Some(by) = aborted_by {
         build.abort(&by);

@@ -173,9 +173,55 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Appends `text`, after any notes waiting ([`RunningBuild::note`]). Never called while
+    /// a step's output flows: notes then go through [`Runner::notes_during_step`].
     async fn line(&mut self, text: &str) {
-        if let Err(e) = self.console.append(text.as_bytes()).await {
+        let mut all = self.build.take_notes().concat();
+        all.push_str(text);
+        if let Err(e) = self.console.append(all.as_bytes()).await {
             tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+        }
+    }
+
+    /// Writes the notes waiting while step `index` runs. The step's output starts later in
+    /// the console by their length, so its recorded start moves with them: recorded first,
+    /// so a controller killed in between reads a few bytes of the step's log twice rather
+    /// than skipping them.
+    async fn notes_during_step(&mut self, index: u32, log_start: &mut u64) {
+        let mut notes = self.build.take_notes().concat();
+        if notes.is_empty() {
+            return;
+        }
+        // The step may be halfway through a line.
+        if !self.console.at_line_start() {
+            notes.insert(0, '\n');
+        }
+        let id = self.build.row.id;
+        let moved = *log_start + notes.len() as u64;
+        if let Err(e) = self
+            .state
+            .store
+            .call(move |c| records::set_step(c, id, index, moved))
+            .await
+        {
+            tracing::warn!(job = %self.build.row.job, number = self.build.row.number, error = %e, "cannot record a console note; it is left out");
+            return;
+        }
+        let before = self.console.size();
+        let written = self.console.append(notes.as_bytes()).await;
+        *log_start += self.console.size() - before;
+        if let Err(e) = written {
+            tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+            let start = *log_start;
+            if start != moved
+                && let Err(e) = self
+                    .state
+                    .store
+                    .call(move |c| records::set_step(c, id, index, start))
+                    .await
+            {
+                tracing::error!(job = %self.build.row.job, number = self.build.row.number, error = %e, "cannot record a step's start");
+            }
         }
     }
 
@@ -250,7 +296,7 @@ impl Runner<'_> {
             };
             let spec = self.spec(&work_dir, scripts[index as usize]).await;
             let followed = match reattach.take() {
-                Some(log_start) => self.follow(&id, log_start, &spec).await,
+                Some(log_start) => self.follow(&id, index, log_start, &spec).await,
                 None => {
                     let line = format!(
                         "[{}] $ /bin/sh -xe {work_dir}/steps/{id}/script.sh\n",
@@ -269,7 +315,7 @@ impl Runner<'_> {
                             .await;
                         return BuildResult::Failure;
                     }
-                    self.start(&id, &work_dir, &spec, log_start).await
+                    self.start(&id, index, &work_dir, &spec, log_start).await
                 }
             };
             let (code, note) = match followed {
@@ -443,6 +489,7 @@ impl Runner<'_> {
     async fn start(
         &mut self,
         id: &str,
+        index: u32,
         work_dir: &str,
         spec: &StepSpec,
         log_start: u64,
@@ -464,7 +511,7 @@ impl Runner<'_> {
             Err(e) if e.is_connection_lost() => {}
             Err(e) => return Followed::Failed(format!("the step could not start: {e}")),
         }
-        self.follow(id, log_start, spec).await
+        self.follow(id, index, log_start, spec).await
     }
 
     async fn away(&mut self) -> Followed {
@@ -479,12 +526,20 @@ impl Runner<'_> {
     /// Follows step `id` until it ends, appending its output from where the console stops;
     /// reconnects while the grace period lasts; kills the step when the build is aborted.
     /// A step the agent does not have and that has written nothing was never started: it
-    /// is started then (once).
-    async fn follow(&mut self, id: &str, log_start: u64, spec: &StepSpec) -> Followed {
+    /// is started then (once). Notes for the console go in as they come
+    /// ([`Runner::notes_during_step`]).
+    async fn follow(
+        &mut self,
+        id: &str,
+        index: u32,
+        mut log_start: u64,
+        spec: &StepSpec,
+    ) -> Followed {
         let mut deadline = Instant::now() + self.grace();
         let mut kill_sent = false;
         let mut started_here = false;
         loop {
+            self.notes_during_step(index, &mut log_start).await;
             let aborting = self.build.abort.is_cancelled();
             if aborting {
                 self.record_abort().await;
@@ -565,6 +620,9 @@ impl Runner<'_> {
                         Some(Err(e)) if e.is_connection_lost() => break,
                         Some(Err(e)) => return Followed::Failed(e.to_string()),
                     },
+                    () = self.build.noted.notified() => {
+                        self.notes_during_step(index, &mut log_start).await;
+                    }
                     _ = self.build.abort.cancelled(), if !kill_sent => {
                         self.record_abort().await;
                         match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {

@@ -29,6 +29,22 @@ pub const MAX_PENDING_SESSIONS: usize = 256;
 pub const MAX_SESSION_ID_LEN: usize = 128;
 /// An upload silent this long is dead: the real client sends ENCODING every 3 s.
 pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After this long without output, the download side sends an empty `STDOUT` frame, which
+/// clients write as nothing: a quiet command keeps its connection through any proxy whose
+/// read timeout is longer (nginx's default is 60 s), and the client can tell a quiet
+/// command from a dead controller (our cli's idle timeout is 60 s). It is half the
+/// WebSocket ping interval when pings are on (15 s by default), and this when they are off:
+/// an HTTP client has no other way to tell.
+pub const DOWNLOAD_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The download side's keepalive period for `config`.
+fn download_keepalive(config: &crate::config::Config) -> Duration {
+    config
+        .ws_ping_interval
+        .map(|ping| ping / 2)
+        .filter(|half| !half.is_zero())
+        .unwrap_or(DOWNLOAD_KEEPALIVE)
+}
 
 /// The upload side's body, handed to the waiting download side.
 struct UploadHandoff {
@@ -91,6 +107,7 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
         }
         other => other,
     };
+    let explicit_interrupts = super::explicit_interrupts(headers);
     let (handoff_tx, handoff_rx) = oneshot::channel();
     {
         let mut waiting = state.duplex.lock();
@@ -133,9 +150,11 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
             incoming: upload_frames(body),
             outgoing: out_tx,
             gone: gone.clone(),
+            explicit_interrupts,
         };
+        let keepalive = download_keepalive(&task_state.config);
         let writer = async {
-            encode_frames(out_rx, body_tx).await;
+            encode_frames(out_rx, body_tx, keepalive).await;
             gone.cancel();
         };
         tokio::join!(session::run(transport, auth, task_state), writer);
@@ -144,6 +163,10 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
     let mut response = Response::new(Body::from_stream(tokio_stream_from(body_rx)));
     let h = response.headers_mut();
     h.insert("Hudson-Duplex", HeaderValue::from_static("true"));
+    h.insert(
+        steward_protocol::plaincli::HEADER_STEWARD_CLI,
+        HeaderValue::from_static(super::FEATURES),
+    );
     h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -246,12 +269,19 @@ const BODY_QUEUE: usize = 2;
 
 /// Writes the session's frames into the download body. Frames already queued behind the
 /// first go into the same body chunk, up to [`BODY_BATCH`] bytes: one write for a burst of
-/// output, and a chunk per frame when output is slow.
+/// output, and a chunk per frame when output is slow. After `keepalive` without a frame, an
+/// empty `STDOUT` frame goes out instead.
 async fn encode_frames(
     mut frames: mpsc::Receiver<Frame>,
     body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    keepalive: Duration,
 ) {
-    while let Some(first) = frames.recv().await {
+    loop {
+        let first = match tokio::time::timeout(keepalive, frames.recv()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(_) => Frame::Stdout(Bytes::new()),
+        };
         let mut buf = BytesMut::new();
         let mut next = Some(first);
         while let Some(frame) = next.take() {
@@ -277,6 +307,49 @@ fn tokio_stream_from<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_session_sends_empty_stdout_frames_between_its_output() {
+        let (frames, frames_rx) = mpsc::channel(4);
+        let (body_tx, mut body) = mpsc::channel(4);
+        let keepalive = Duration::from_secs(15);
+        let writer = tokio::spawn(encode_frames(frames_rx, body_tx, keepalive));
+        let start = tokio::time::Instant::now();
+        let decode = |chunk: Bytes| {
+            let mut buf = BytesMut::from(&chunk[..]);
+            plaincli::decode_http(&mut buf, plaincli::Direction::ServerToClient)
+                .unwrap()
+                .unwrap()
+        };
+        let first = body.recv().await.unwrap().unwrap();
+        assert_eq!(decode(first), Frame::Stdout(Bytes::new()));
+        assert_eq!(start.elapsed(), keepalive);
+        frames
+            .send(Frame::Stdout(Bytes::from_static(b"out")))
+            .await
+            .unwrap();
+        let out = body.recv().await.unwrap().unwrap();
+        assert_eq!(decode(out), Frame::Stdout(Bytes::from_static(b"out")));
+        // The next keepalive counts from the last output.
+        let second = body.recv().await.unwrap().unwrap();
+        assert_eq!(decode(second), Frame::Stdout(Bytes::new()));
+        assert_eq!(start.elapsed(), keepalive * 2);
+        drop(frames);
+        writer.await.unwrap();
+        assert!(body.recv().await.is_none());
+    }
+
+    #[test]
+    fn the_keepalive_follows_the_ping_interval() {
+        let mut config = crate::config::Config::new(
+            std::path::PathBuf::from("/nonexistent"),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        config.ws_ping_interval = Some(Duration::from_secs(4));
+        assert_eq!(download_keepalive(&config), Duration::from_secs(2));
+        config.ws_ping_interval = None;
+        assert_eq!(download_keepalive(&config), DOWNLOAD_KEEPALIVE);
+    }
 
     #[test]
     fn a_pairing_timeout_ends_with_the_reason_and_exit_2() {

@@ -1,5 +1,12 @@
 //! One CLI session, whatever the transport: arguments until `START`, then the command with
 //! stdin flowing in and output flowing out, then `EXIT`.
+//!
+//! A command can be stopped before it finishes: by the user's interrupt, by the client going
+//! away, or by the controller shutting down. The session records which ([`StopCause`])
+//! before it drops the command. A client that announced the `interrupt` extension (our cli)
+//! sends `INTERRUPT` when its user interrupts it, so its lost connection is only a lost
+//! connection; for any other client (jenkins-cli.jar), as in Jenkins, a lost connection is
+//! the interrupt.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -12,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, Invocation};
 use super::io::{Output, STDIN_QUEUE, Stdin};
+use super::stop::{Stop, StopCause};
 use crate::auth::{AuthError, Identity};
 use crate::state::AppState;
 
@@ -24,6 +32,9 @@ pub const MAX_ARGS: usize = 1024;
 /// Most bytes of arguments held before `START`: a command line is a few KiB, and an
 /// anonymous client must not make the controller hold more.
 pub const MAX_ARG_BYTES: usize = 1024 * 1024;
+/// The exit code a command interrupted by its user ends with: what a shell reports for a
+/// process ended by SIGINT (128 + 2).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Frames from the client. An `Err` means the client is gone (the text says why, for the
 /// log); a clean end means only that the client has nothing more to send.
@@ -35,6 +46,9 @@ pub struct Transport {
     pub outgoing: mpsc::Sender<Frame>,
     /// Cancelled by the transport when it can no longer deliver output (the client is gone).
     pub gone: CancellationToken,
+    /// The client sends `INTERRUPT` when its user interrupts it (it announced the
+    /// `interrupt` extension), so losing it is not an interrupt.
+    pub explicit_interrupts: bool,
 }
 
 /// Runs the session to its `EXIT`. The transport ends when `outgoing` is dropped.
@@ -43,6 +57,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         mut incoming,
         outgoing,
         gone,
+        explicit_interrupts,
     } = transport;
     let out = Output::new(outgoing);
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
@@ -71,7 +86,11 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         return;
     }
 
-    let client_gone = gone.child_token();
+    let events = ClientEvents {
+        gone: gone.child_token(),
+        interrupted: CancellationToken::new(),
+        reason: Default::default(),
+    };
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     // A command that never reads stdin must not stall the pump (which also notices a
     // client that went away): its stdin is closed and whatever the client sends is dropped.
@@ -80,29 +99,47 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     } else {
         mpsc::channel(1).1
     };
-    let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(
-        incoming,
-        stdin_tx,
-        client_gone.clone(),
-    )));
+    let mut pump = AbortOnDrop(tokio::spawn(pump_stdin(incoming, stdin_tx, events.clone())));
 
+    let stop = StopCause::default();
     let invocation = Invocation {
         state: state.clone(),
         auth,
         args,
         stdin: Stdin::new(stdin_rx),
         out: out.clone(),
-        cancel: client_gone.clone(),
+        cancel: events.gone.clone(),
+        stop: stop.clone(),
     };
+    // Boxed so it can be dropped explicitly, after its stop cause is recorded.
+    let mut command = Box::pin(commands::dispatch(invocation));
     let code = tokio::select! {
         // A client that left gets no answer, even if the command finished at the same time.
         biased;
-        _ = client_gone.cancelled() => {
+        _ = events.gone.cancelled() => {
+            let why = events.reason().unwrap_or_else(|| "the connection closed".to_owned());
+            stop.set(if state.shutdown.is_cancelled() {
+                Stop::Shutdown
+            } else if explicit_interrupts {
+                Stop::ClientLost(why)
+            } else {
+                Stop::Interrupted(why)
+            });
+            drop(command);
             tracing::debug!("CLI client disconnected during the command");
             return;
         }
-        code = commands::dispatch(invocation) => code,
+        _ = events.interrupted.cancelled() => {
+            let why = events.reason().unwrap_or_else(|| "interrupted".to_owned());
+            tracing::debug!(reason = %why, "CLI command interrupted by its user");
+            stop.set(Stop::Interrupted(why));
+            drop(command);
+            EXIT_INTERRUPTED
+        }
+        code = &mut command => code,
         _ = state.shutdown.cancelled() => {
+            stop.set(Stop::Shutdown);
+            drop(command);
             out.error("The controller is shutting down").await;
             1
         }
@@ -113,6 +150,33 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     // still writing to (END_STDIN, a pong) makes the kernel reset it, and a reset can
     // discard the EXIT the client has not read yet.
     let _ = tokio::time::timeout(CLOSE_DRAIN_TIMEOUT, &mut pump.0).await;
+}
+
+/// What the stdin pump learns of the client besides its stdin.
+#[derive(Clone)]
+struct ClientEvents {
+    /// The client is gone.
+    gone: CancellationToken,
+    /// The client's user interrupted it (`INTERRUPT`).
+    interrupted: CancellationToken,
+    /// Why, in words, for the log and the build's console.
+    reason: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl ClientEvents {
+    fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_reason(&self, why: String) {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+    }
 }
 
 async fn read_until_start(incoming: &mut FrameStream) -> Result<Vec<String>, String> {
@@ -137,12 +201,9 @@ async fn read_until_start(incoming: &mut FrameStream) -> Result<Vec<String>, Str
 }
 
 /// Moves STDIN frames to the command; END_STDIN closes its stdin. When the transport
-/// reports the client gone, `client_gone` is cancelled.
-async fn pump_stdin(
-    mut incoming: FrameStream,
-    stdin: mpsc::Sender<Bytes>,
-    client_gone: CancellationToken,
-) {
+/// reports the client gone, `events.gone` is cancelled; an `INTERRUPT` cancels
+/// `events.interrupted`.
+async fn pump_stdin(mut incoming: FrameStream, stdin: mpsc::Sender<Bytes>, events: ClientEvents) {
     let mut stdin = Some(stdin);
     while let Some(frame) = incoming.next().await {
         match frame {
@@ -155,12 +216,18 @@ async fn pump_stdin(
                 }
             }
             Ok(Frame::EndStdin) => stdin = None,
+            Ok(Frame::Interrupt(how)) => {
+                let how: String = how.chars().filter(|c| !c.is_control()).take(32).collect();
+                events.set_reason(format!("the user interrupted the client ({how})"));
+                events.interrupted.cancel();
+            }
             // Keepalive ENCODING frames, unknown opcodes and frames in the wrong direction
             // are skipped, as the protocol says.
             Ok(_) => {}
             Err(why) => {
                 tracing::debug!(reason = %why, "CLI client gone");
-                client_gone.cancel();
+                events.set_reason(why);
+                events.gone.cancel();
                 return;
             }
         }

@@ -13,7 +13,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::header::ORIGIN;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use steward_protocol::plaincli::{self, Frame, MAX_FRAME_PAYLOAD};
+use steward_protocol::plaincli::{self, Frame, HEADER_STEWARD_CLI, MAX_FRAME_PAYLOAD};
 use tokio::sync::mpsc;
 
 use super::io::OUTPUT_QUEUE;
@@ -70,17 +70,28 @@ pub async fn cli_ws(
         }
         other => other,
     };
-    upgrade
+    let explicit_interrupts = super::explicit_interrupts(&headers);
+    let mut response = upgrade
         .max_message_size(MAX_FRAME_PAYLOAD + 1)
         .max_frame_size(MAX_FRAME_PAYLOAD + 1)
-        .on_upgrade(move |socket| serve(socket, auth, state))
+        .on_upgrade(move |socket| serve(socket, auth, explicit_interrupts, state));
+    response.headers_mut().insert(
+        HEADER_STEWARD_CLI,
+        HeaderValue::from_static(super::FEATURES),
+    );
+    response
 }
 
 /// The close frame the writer ends with when the client broke the protocol; empty means a
 /// normal close (1000).
 type CloseSlot = Arc<Mutex<Option<ws_close::Close>>>;
 
-async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>, state: AppState) {
+async fn serve(
+    socket: WebSocket,
+    auth: Result<crate::auth::Identity, AuthError>,
+    explicit_interrupts: bool,
+    state: AppState,
+) {
     let (sink, stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let close_with = CloseSlot::default();
@@ -96,6 +107,7 @@ async fn serve(socket: WebSocket, auth: Result<crate::auth::Identity, AuthError>
         incoming,
         outgoing: out_tx,
         gone: gone.clone(),
+        explicit_interrupts,
     };
     tokio::join!(session::run(transport, auth, state.clone()), writer);
 }

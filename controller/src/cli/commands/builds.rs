@@ -11,6 +11,7 @@ use super::nodes::for_each_name;
 use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
 use crate::builds::{self, BuildError, FindError, ItemState, RunningBuild, console};
+use crate::cli::stop::{Stop, StopCause};
 use crate::jobs::{self, JobError};
 use crate::state::AppState;
 use crate::store::builds::{BuildResult, BuildRow, CauseKind};
@@ -158,10 +159,11 @@ async fn build(ctx: &mut Context) -> CommandResult {
     if !wait {
         return Ok(0);
     }
-    // Dropped when the client leaves (the session drops this future): with -s the build,
-    // or its queue item, is aborted; -f leaves it running.
+    // Dropped when the session stops the command (this future): with -s, if the user
+    // interrupted, the build, or its queue item, is aborted; -f leaves it running.
     let mut on_leave = AbortOnLeave {
         state: ctx.state.clone(),
+        stop: ctx.stop.clone(),
         user,
         job: job.clone(),
         queue_id: queued.id,
@@ -229,9 +231,12 @@ async fn build(ctx: &mut Context) -> CommandResult {
 }
 
 /// Aborts a `build -s`'s build (or cancels its queue item) when the command is dropped
-/// before the build has ended.
+/// before the build has ended because its user interrupted it. A client lost for any other
+/// reason leaves the build running, with a line in its console; a controller shutting down
+/// leaves it alone (it goes on when the controller is back).
 struct AbortOnLeave {
     state: AppState,
+    stop: StopCause,
     user: String,
     job: String,
     queue_id: u64,
@@ -242,11 +247,26 @@ struct AbortOnLeave {
 
 impl Drop for AbortOnLeave {
     fn drop(&mut self) {
-        if !self.armed {
+        if !self.armed || self.state.shutdown.is_cancelled() {
             return;
         }
+        let why = match self.stop.get() {
+            Some(Stop::Interrupted(why)) => why,
+            Some(Stop::ClientLost(why)) => {
+                if let Some(build) = &self.build {
+                    tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s client lost: the build goes on");
+                    build.note(format!(
+                        "The client waiting for this build (build -s by {}) went away: {why}. \
+                         The build goes on.\n",
+                        self.user
+                    ));
+                }
+                return;
+            }
+            Some(Stop::Shutdown) | None => return,
+        };
         if let Some(build) = &self.build {
-            tracing::info!(job = %build.row.job, number = build.row.number, "build -s interrupted: aborting the build");
+            tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s interrupted: aborting the build");
             build.abort(&self.user);
             return;
         }

@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::io::{Output, Stdin};
+use super::stop::StopCause;
 use crate::auth::{AccessDenied, AuthError, Identity, Permission};
 use crate::nodes::NodeError;
 use crate::state::AppState;
@@ -32,6 +33,9 @@ pub struct Invocation {
     pub out: Output,
     /// Cancelled when the client goes away.
     pub cancel: CancellationToken,
+    /// Why the session stopped the command, once it has; read by what a dropped command
+    /// leaves behind.
+    pub stop: StopCause,
 }
 
 /// What the caller is, once the dispatcher has checked the credentials.
@@ -43,6 +47,7 @@ pub struct Context {
     pub stdin: Stdin,
     pub out: Output,
     pub cancel: CancellationToken,
+    pub stop: StopCause,
 }
 
 impl Context {
@@ -170,6 +175,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
         stdin,
         out,
         cancel,
+        stop,
     } = invocation;
     let name = args.remove(0);
     let Some(command) = find(&name) else {
@@ -196,6 +202,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
         stdin,
         out: out.clone(),
         cancel,
+        stop,
     };
     let result = (command.run)(&mut ctx).await.map_err(|e| match e {
         // Helpers deep down do not know which command they serve; name it here.
