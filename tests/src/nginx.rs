@@ -7,8 +7,10 @@
 //! files live in a temporary directory. `scripts/test` installs nginx.
 
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::Captured;
 
@@ -104,6 +106,8 @@ impl Nginx {
             assert!(libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0);
         }
         let mut child = Command::new(NGINX)
+            // Its own process group, so that the workers go with the master.
+            .process_group(0)
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
@@ -138,9 +142,20 @@ impl Nginx {
     }
 }
 
+/// How long nginx gets to stop its workers after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: signals to the process group this harness started nginx in.
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let start = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < STOP_GRACE {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; whatever is left of the group goes.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
