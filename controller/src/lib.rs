@@ -78,7 +78,7 @@ impl Started {
 pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
     config.validate().map_err(anyhow::Error::msg)?;
     // Every connection is a descriptor: take all the service manager allows.
-    fd_limit::raise_to_hard();
+    let caps = http::admission::Caps::for_config(&config, fd_limit::raise_to_hard());
     let home = Home::prepare(&config.home)?;
     let secret_key = home.load_or_create_hmac_key()?;
     let store = Store::open(&home.database())
@@ -119,7 +119,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();
     let serve = tokio::spawn(async move {
-        http::server::serve(listener, app, header_read_timeout, shutdown.clone()).await;
+        http::server::serve(listener, app, header_read_timeout, caps, shutdown.clone()).await;
         state.agents.disconnect_all(GoAway {
             code: GoAwayCode::Shutdown,
             reason: "controller shutting down".into(),

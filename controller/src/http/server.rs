@@ -18,11 +18,14 @@
 //! The header timeout also closes a keep-alive connection that stays idle that long between
 //! requests.
 //!
+//! Before any of that, a connection must fit under the connection caps
+//! ([`admission`](super::admission)): past them it is answered `503` at once and closed.
+//!
 //! Every connection reads through [`AdaptiveRead`], which batches reads while bulk data
 //! flows (an agent uploading a file) and holds no buffer at rest.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,6 +39,8 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::adaptive_read::AdaptiveRead;
+use super::admission::{Admission, Admitted, Caps, Refuser};
+use super::log_throttle::Throttle;
 
 /// How long a client may take to send a complete request head, unless configured: long
 /// enough for a slow link or a proxy, short enough that idle sockets do not pile up
@@ -72,14 +77,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets every connection finish its
-/// current request, waiting at most [`SHUTDOWN_DRAIN`] for them.
+/// current request, waiting at most [`SHUTDOWN_DRAIN`] for them. Connections past `caps`
+/// are refused.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    caps: Caps,
     shutdown: CancellationToken,
 ) {
     let mut listener = listener;
+    let admission = Admission::new(caps);
+    let refuser = Refuser::default();
+    let mut refusals = Throttle::default();
     let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -94,6 +104,16 @@ pub async fn serve(
             accepted = Listener::accept(&mut listener) => accepted,
             () = shutdown.cancelled() => break,
         };
+        let slot = match admission.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                if let Some(refused) = refusals.note(Instant::now()) {
+                    tracing::warn!(refused, %remote, "refused connections: {refusal}");
+                }
+                refuser.refuse(tcp, &refusal, &connections);
+                continue;
+            }
+        };
         // Small frames (a call's answer, a CLI prompt) must not wait for Nagle's timer.
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
@@ -103,7 +123,10 @@ pub async fn serve(
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = http
-            .serve_connection(TokioIo::new(AdaptiveRead::new(tcp)), service)
+            .serve_connection(
+                TokioIo::new(AdaptiveRead::new(Admitted::new(tcp, slot))),
+                service,
+            )
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
