@@ -1,6 +1,6 @@
 //! The HTTP surface: every route, mounted under the path of the public root URL, and
-//! [`server`], the accept loop with its limits on request heads, over [`admission`] (the
-//! connection caps).
+//! [`server`], the accept loop with its limits on request heads, over [`accept`] (accepting
+//! through a full descriptor table) and [`admission`] (the connection caps).
 //!
 //! | route | handler |
 //! | --- | --- |
@@ -14,6 +14,7 @@
 //! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
 //! | `/createItem`, `/job/NAME/…`, `/job/NAME/N/…`, `/queue/…` | [`api`] (REST, compat §10) |
 
+pub mod accept;
 pub mod adaptive_read;
 pub mod admission;
 pub mod agent_binary;

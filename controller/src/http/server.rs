@@ -20,6 +20,7 @@
 //!
 //! Before any of that, a connection must fit under the connection caps
 //! ([`admission`](super::admission)): past them it is answered `503` at once and closed.
+//! Accepting itself goes on through a full descriptor table ([`accept`](super::accept)).
 //!
 //! Every connection reads through [`AdaptiveRead`], which batches reads while bulk data
 //! flows (an agent uploading a file) and holds no buffer at rest.
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::accept::Acceptor;
 use super::adaptive_read::AdaptiveRead;
 use super::admission::{Admission, Admitted, Caps, Refuser};
 use super::log_throttle::Throttle;
@@ -86,7 +87,7 @@ pub async fn serve(
     caps: Caps,
     shutdown: CancellationToken,
 ) {
-    let mut listener = listener;
+    let mut acceptor = Acceptor::new(listener);
     let admission = Admission::new(caps);
     let refuser = Refuser::default();
     let mut refusals = Throttle::default();
@@ -99,9 +100,7 @@ pub async fn serve(
         .max_headers(MAX_HEADERS);
     loop {
         let (tcp, remote) = tokio::select! {
-            // `Listener::accept` logs and backs off on errors such as running out of file
-            // descriptors, instead of spinning.
-            accepted = Listener::accept(&mut listener) => accepted,
+            accepted = acceptor.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
         let slot = match admission.admit(remote.ip()) {
