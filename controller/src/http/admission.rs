@@ -93,9 +93,7 @@ impl Caps {
             },
         }
     }
-}
 
-impl Caps {
     /// The caps `config` asks for under `fd_limit` (the limit as raised at start-up), logged.
     /// Warns when the total leaves fewer than [`MIN_RESERVED_FDS`] descriptors for files.
     pub fn for_config(config: &Config, fd_limit: Option<OpenFileLimit>) -> Caps {
