@@ -36,6 +36,12 @@ pub struct Config {
     pub agent_binary: Option<PathBuf>,
     /// How long a build waits for its agent to reconnect after losing it before it fails.
     pub build_reconnect_grace: Duration,
+    /// Most connections held at once; `None`: what the open-file limit leaves
+    /// ([`crate::http::admission::default_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// Most connections from one address (an IPv6 /64); `None`: most of `max_connections`,
+    /// not applied to loopback ([`crate::http::admission::Caps::new`]).
+    pub max_connections_per_address: Option<usize>,
 }
 
 impl Config {
@@ -52,6 +58,8 @@ impl Config {
             websocket_cli: true,
             agent_binary: None,
             build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
+            max_connections: None,
+            max_connections_per_address: None,
         }
     }
 }
@@ -111,6 +119,12 @@ impl Config {
                 "--http-header-timeout must be at least 1 second: it is what closes connections that never finish a request"
                     .into(),
             );
+        }
+        if self.max_connections == Some(0) {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_connections_per_address == Some(0) {
+            return Err("--max-connections-per-address must be at least 1".into());
         }
         if let Some(idle) = self.ws_idle_timeout {
             match self.ws_ping_interval {
@@ -201,6 +215,28 @@ mod tests {
                 .unwrap_err()
                 .contains("--http-header-timeout")
         );
+    }
+
+    #[test]
+    fn connection_caps_cannot_be_zero() {
+        let mut config = Config::new("h".into(), "127.0.0.1:0".parse().unwrap());
+        config.max_connections = Some(0);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--max-connections ")
+        );
+        config.max_connections = Some(1);
+        config.max_connections_per_address = Some(0);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("--max-connections-per-address")
+        );
+        config.max_connections_per_address = Some(1);
+        assert!(config.validate().is_ok());
     }
 
     #[test]

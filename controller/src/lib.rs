@@ -13,6 +13,8 @@
 //!   starts on which executor; [`builds`]: the queue, running builds and console logs; [`keepalive`]: WebSocket ping
 //!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
+//! - [`fd_limit`]: the open-file limit, raised at start-up.
+//!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
 pub mod agents;
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod builds;
 pub mod cli;
 pub mod config;
+pub mod fd_limit;
 pub mod home;
 pub mod http;
 pub mod jobs;
@@ -70,9 +73,12 @@ impl Started {
     }
 }
 
-/// Prepares the home, opens the database, binds and starts serving until `shutdown`.
+/// Raises the open-file limit, prepares the home, opens the database, binds and starts
+/// serving until `shutdown`.
 pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
     config.validate().map_err(anyhow::Error::msg)?;
+    // Every connection is a descriptor: take all the service manager allows.
+    let caps = http::admission::Caps::for_config(&config, fd_limit::raise_to_hard());
     let home = Home::prepare(&config.home)?;
     let secret_key = home.load_or_create_hmac_key()?;
     let store = Store::open(&home.database())
@@ -113,7 +119,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();
     let serve = tokio::spawn(async move {
-        http::server::serve(listener, app, header_read_timeout, shutdown.clone()).await;
+        http::server::serve(listener, app, header_read_timeout, caps, shutdown.clone()).await;
         state.agents.disconnect_all(GoAway {
             code: GoAwayCode::Shutdown,
             reason: "controller shutting down".into(),

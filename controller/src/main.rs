@@ -46,6 +46,15 @@ struct Options {
     /// lost; the step goes on meanwhile on the agent. Past it the build fails.
     #[arg(long, env = "STEWARD_BUILD_RECONNECT_GRACE", default_value_t = DEFAULT_RECONNECT_GRACE.as_secs())]
     build_reconnect_grace: u64,
+    /// Most connections held at once; more are answered 503 at once. Default: the open-file
+    /// limit less a quarter of it (at least 128, at most 1024) kept for files.
+    #[arg(long, env = "STEWARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most connections from one address (IPv6: one /64). Default: 90% of
+    /// --max-connections, not applied to loopback (a reverse proxy on the same host);
+    /// given, it applies to every address.
+    #[arg(long, env = "STEWARD_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
 }
 
 fn seconds(n: u64) -> Option<Duration> {
@@ -81,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
     config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);
+    config.max_connections = options.max_connections;
+    config.max_connections_per_address = options.max_connections_per_address;
     config.validate().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();

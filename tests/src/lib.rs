@@ -49,7 +49,10 @@ pub fn bin(name: &str) -> PathBuf {
 /// A command for a workspace binary, without proxy settings from the environment (tests
 /// that want a proxy set one explicitly).
 pub fn command(name: &str) -> Command {
-    let mut command = Command::new(bin(name));
+    without_proxies(Command::new(bin(name)))
+}
+
+fn without_proxies(mut command: Command) -> Command {
     for var in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
@@ -129,6 +132,8 @@ pub struct Controller {
     child: Option<Child>,
     home: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// The open-file limit (soft and hard) the controller runs under, if the test sets one.
+    nofile: Option<(u64, u64)>,
     pub addr: String,
     pub url: String,
     pub token: String,
@@ -144,11 +149,22 @@ impl Controller {
 
     /// Starts a controller with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Controller {
+        Controller::start_limited(None, args)
+    }
+
+    /// Starts a controller whose open-file limit is `soft` and `hard` (through `prlimit`,
+    /// from util-linux), as a service manager would set it.
+    pub fn start_with_nofile(soft: u64, hard: u64, args: &[&str]) -> Controller {
+        Controller::start_limited(Some((soft, hard)), args)
+    }
+
+    fn start_limited(nofile: Option<(u64, u64)>, args: &[&str]) -> Controller {
         let home = tempfile::tempdir().expect("temp home");
         let mut c = Controller {
             child: None,
             home,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            nofile,
             addr: String::new(),
             url: String::new(),
             token: String::new(),
@@ -164,7 +180,19 @@ impl Controller {
     }
 
     fn launch(&mut self, listen: &str) {
-        let mut child = command("controller")
+        let mut command = match self.nofile {
+            None => command("controller"),
+            // prlimit sets the limits on itself, then executes the controller in its place.
+            Some((soft, hard)) => {
+                let mut prlimit = without_proxies(Command::new("prlimit"));
+                prlimit
+                    .arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(bin("controller"));
+                prlimit
+            }
+        };
+        let mut child = command
             .arg("--home")
             .arg(self.home.path())
             .args(["--listen", listen])

@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, mounted under the path of the public root URL, and
-//! [`server`], the accept loop with its limits on request heads.
+//! [`server`], the accept loop with its limits on request heads, over [`accept`] (accepting
+//! through a full descriptor table) and [`admission`] (the connection caps).
 //!
 //! | route | handler |
 //! | --- | --- |
@@ -13,11 +14,14 @@
 //! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
 //! | `/createItem`, `/job/NAME/…`, `/job/NAME/N/…`, `/queue/…` | [`api`] (REST, compat §10) |
 
+pub mod accept;
 pub mod adaptive_read;
+pub mod admission;
 pub mod agent_binary;
 pub mod api;
 pub mod echo;
 pub mod jnlp;
+pub mod log_throttle;
 pub mod root;
 pub mod server;
 

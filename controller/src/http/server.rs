@@ -18,16 +18,19 @@
 //! The header timeout also closes a keep-alive connection that stays idle that long between
 //! requests.
 //!
+//! Before any of that, a connection must fit under the connection caps
+//! ([`admission`](super::admission)): past them it is answered `503` at once and closed.
+//! Accepting itself goes on through a full descriptor table ([`accept`](super::accept)).
+//!
 //! Every connection reads through [`AdaptiveRead`], which batches reads while bulk data
 //! flows (an agent uploading a file) and holds no buffer at rest.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
@@ -35,7 +38,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::accept::Acceptor;
 use super::adaptive_read::AdaptiveRead;
+use super::admission::{Admission, Admitted, Caps, Refuser};
+use super::log_throttle::Throttle;
 
 /// How long a client may take to send a complete request head, unless configured: long
 /// enough for a slow link or a proxy, short enough that idle sockets do not pile up
@@ -72,14 +78,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets every connection finish its
-/// current request, waiting at most [`SHUTDOWN_DRAIN`] for them.
+/// current request, waiting at most [`SHUTDOWN_DRAIN`] for them. Connections past `caps`
+/// are refused.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    caps: Caps,
     shutdown: CancellationToken,
 ) {
-    let mut listener = listener;
+    let mut acceptor = Acceptor::new(listener);
+    let admission = Admission::new(caps);
+    let refuser = Refuser::default();
+    let mut refusals = Throttle::default();
     let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -89,10 +100,18 @@ pub async fn serve(
         .max_headers(MAX_HEADERS);
     loop {
         let (tcp, remote) = tokio::select! {
-            // `Listener::accept` logs and backs off on errors such as running out of file
-            // descriptors, instead of spinning.
-            accepted = Listener::accept(&mut listener) => accepted,
+            accepted = acceptor.accept() => accepted,
             () = shutdown.cancelled() => break,
+        };
+        let slot = match admission.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                if let Some(refused) = refusals.note(Instant::now()) {
+                    tracing::warn!(refused, %remote, "refused connections: {refusal}");
+                }
+                refuser.refuse(tcp, &refusal, &connections);
+                continue;
+            }
         };
         // Small frames (a call's answer, a CLI prompt) must not wait for Nagle's timer.
         let _ = tcp.set_nodelay(true);
@@ -103,7 +122,10 @@ pub async fn serve(
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = http
-            .serve_connection(TokioIo::new(AdaptiveRead::new(tcp)), service)
+            .serve_connection(
+                TokioIo::new(AdaptiveRead::new(Admitted::new(tcp, slot))),
+                service,
+            )
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
