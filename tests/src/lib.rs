@@ -10,6 +10,7 @@ mod builds;
 mod cli;
 pub mod frames;
 pub mod net;
+pub mod openssl;
 pub mod raw;
 
 pub use agent::Agent;
@@ -45,8 +46,8 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A command for a workspace binary, without proxy settings from the environment (tests
-/// that want a proxy set one explicitly).
+/// A command for a workspace binary, without proxy or CA-file settings from the environment
+/// (tests that want them set them explicitly).
 pub fn command(name: &str) -> Command {
     let mut command = Command::new(bin(name));
     for var in [
@@ -56,6 +57,8 @@ pub fn command(name: &str) -> Command {
         "http_proxy",
         "https_proxy",
         "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
     ] {
         command.env_remove(var);
     }
