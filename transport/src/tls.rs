@@ -1,4 +1,10 @@
-//! The rustls client configuration shared by every connection a client makes.
+//! The rustls client configuration shared by every connection a client makes, and the
+//! `-cert` option both clients take.
+//!
+//! Trust, for a configuration without `-noCertificateCheck`: a server certificate that is
+//! exactly one of the `-cert` certificates is accepted as the server's ([`crate::pinned`]);
+//! any other goes to rustls-platform-verifier, whose roots are the platform's plus the
+//! `-cert` certificates.
 
 use std::sync::Arc;
 
@@ -9,6 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::TransportError;
+use crate::pinned::ExactOrPlatform;
 
 /// What the user asked of certificate checking.
 #[derive(Debug, Clone, Default)]
@@ -46,8 +53,15 @@ pub fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Tra
             Some(pem) => parse_certificates(pem)?,
             None => Vec::new(),
         };
-        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
-            .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let pinned = extra.clone();
+        let platform =
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+                .map_err(|e| TransportError::Tls(e.to_string()))?;
+        let verifier = ExactOrPlatform {
+            pinned,
+            platform,
+            provider,
+        };
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
