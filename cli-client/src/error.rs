@@ -4,7 +4,7 @@
 //! to completion. Every message is one line, except a refused handshake, which adds the
 //! server's `X-CLI-Error` text on a line of its own.
 
-use steward_transport::TransportError;
+use steward_transport::{TransportError, UntrustedCertificate};
 
 use crate::session::SessionError;
 
@@ -34,6 +34,12 @@ pub enum CliError {
     NotJenkins { url: String, reason: String },
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The server's certificate was refused; the message says which option fixes it.
+    #[error("cannot connect to {url}: {problem}")]
+    Untrusted {
+        url: String,
+        problem: UntrustedCertificate,
+    },
     #[error("{0}")]
     Transport(TransportError),
     #[error("{0}")]
@@ -46,9 +52,10 @@ impl CliError {
         match self {
             CliError::HandshakeRefused { .. } => exit::HANDSHAKE_REFUSED,
             CliError::NotJenkins { .. } => exit::NOT_JENKINS,
-            CliError::Connect { .. } | CliError::Transport(_) | CliError::Session(_) => {
-                exit::CONNECTION
-            }
+            CliError::Connect { .. }
+            | CliError::Untrusted { .. }
+            | CliError::Transport(_)
+            | CliError::Session(_) => exit::CONNECTION,
         }
     }
 }
@@ -64,6 +71,21 @@ impl From<TransportError> for CliError {
 impl From<SessionError> for CliError {
     fn from(e: SessionError) -> Self {
         CliError::Session(e)
+    }
+}
+
+/// A request that failed before any answer: a refused certificate says so, anything else is
+/// a connection failure with its causes on one line.
+pub fn request_failed(url: &str, error: &(dyn std::error::Error + 'static)) -> CliError {
+    match UntrustedCertificate::find(error) {
+        Some(problem) => CliError::Untrusted {
+            url: url.to_owned(),
+            problem,
+        },
+        None => CliError::Connect {
+            url: url.to_owned(),
+            reason: one_line(error),
+        },
     }
 }
 

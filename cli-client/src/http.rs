@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::auth::{AUTHORIZATION, Credentials};
-use crate::error::{CliError, one_line};
+use crate::error::{CliError, one_line, request_failed};
 use crate::options::Config;
 use crate::session::{self, SessionError, Setup, Stdio};
 use crate::ws::HEADER_CLI_ERROR;
@@ -132,10 +132,7 @@ async fn resolve_root(
     let response = with_auth(client.get(root.clone()), credentials)
         .send()
         .await
-        .map_err(|e| CliError::Connect {
-            url: root.to_string(),
-            reason: one_line(&e),
-        })?;
+        .map_err(|e| request_failed(root.as_str(), &e))?;
     let headers = response.headers();
     if !headers.contains_key(HEADER_X_JENKINS) && !headers.contains_key(HEADER_X_HUDSON) {
         return Err(CliError::NotJenkins {
@@ -166,7 +163,7 @@ async fn open_download(
         .header(HEADER_SIDE, "download")
         .send()
         .await
-        .map_err(|e| connect(one_line(&e)))?;
+        .map_err(|e| request_failed(target.as_str(), &e))?;
     if response.status() != StatusCode::OK {
         return Err(refusal(response).await);
     }

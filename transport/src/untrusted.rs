@@ -31,15 +31,15 @@ impl UntrustedCertificate {
             if let Some(tls) = error.downcast_ref::<rustls::Error>() {
                 return Self::from_rustls(tls);
             }
-            // An io::Error hides its inner error from `source()`.
-            let wrapped = error
+            // An io::Error's `source()` skips the error it wraps (it answers that error's own
+            // source), and hyper-rustls wraps tokio-rustls' io::Error in another: step in.
+            current = match error
                 .downcast_ref::<std::io::Error>()
                 .and_then(std::io::Error::get_ref)
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            if let Some(tls) = wrapped {
-                return Self::from_rustls(tls);
-            }
-            current = error.source();
+            {
+                Some(inner) => Some(inner),
+                None => error.source(),
+            };
         }
         None
     }
@@ -99,13 +99,15 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn found_through_an_io_error_and_a_chain() {
+    fn found_through_nested_io_errors_and_a_chain() {
         #[derive(Debug, thiserror::Error)]
         #[error("client error (Connect)")]
         struct Outer(#[source] std::io::Error);
 
         let tls = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        let chained = Outer(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
+        // As reqwest gets it through hyper-rustls: an io::Error inside an io::Error.
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let chained = Outer(std::io::Error::other(inner));
         let found = UntrustedCertificate::find(&chained).expect("found");
         assert_eq!(
             found.to_string(),
