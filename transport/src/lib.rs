@@ -17,7 +17,7 @@ pub mod tls;
 pub mod untrusted;
 pub mod websocket;
 
-pub use tls::{TlsOptions, install_crypto_provider, tls_config};
+pub use tls::{TlsOptions, install_crypto_provider, read_cert_option, tls_config};
 pub use untrusted::{CERTIFICATE_HINT, UntrustedCertificate};
 pub use websocket::{BoxedIo, WsConnectError, WsStream, connect_websocket, connect_websocket_with};
 
@@ -28,6 +28,8 @@ use std::sync::Arc;
 pub enum TransportError {
     #[error("invalid CA certificate: {0}")]
     BadCertificate(String),
+    #[error("cannot read the -cert file {path}: {reason}")]
+    CertFile { path: String, reason: String },
     #[error("TLS set-up failed: {0}")]
     Tls(String),
     #[error("HTTP client set-up failed: {0}")]
