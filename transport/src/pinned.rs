@@ -1,5 +1,5 @@
 //! Trust in exact certificates: a server that presents, byte for byte, a certificate the user
-//! gave with `-cert` is that server. Any other certificate goes to the
+//! gave (`-cert`, or `SSL_CERT_FILE`) is that server. Any other certificate goes to the
 //! platform verifier, which knows the given certificates as extra roots.
 //!
 //! Why: `openssl req -x509` makes a self-signed certificate marked `CA:TRUE`, and WebPKI

@@ -2,9 +2,11 @@
 //! `-cert` option both clients take.
 //!
 //! Trust, for a configuration without `-noCertificateCheck`: a server certificate that is
-//! exactly one of the `-cert` certificates is accepted as the server's ([`crate::pinned`]);
-//! any other goes to rustls-platform-verifier, whose roots are the platform's plus the
-//! `-cert` certificates.
+//! exactly one of the `-cert` certificates, or one in `SSL_CERT_FILE`, is accepted as the
+//! server's ([`crate::pinned`]); any other goes to rustls-platform-verifier, whose roots are
+//! the platform's plus the `-cert` certificates. On Linux the platform's roots come from
+//! rustls-native-certs: the system CA bundle, or, when `SSL_CERT_FILE` or `SSL_CERT_DIR` is
+//! set, only the certificates there (as OpenSSL reads them).
 
 use std::sync::Arc;
 
@@ -53,7 +55,8 @@ pub fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Tra
             Some(pem) => parse_certificates(pem, "the -cert certificates")?,
             None => Vec::new(),
         };
-        let pinned = extra.clone();
+        let mut pinned = extra.clone();
+        pinned.extend(ssl_cert_file_certificates());
         let platform =
             rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
                 .map_err(|e| TransportError::Tls(e.to_string()))?;
@@ -68,6 +71,22 @@ pub fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Tra
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The certificates in `SSL_CERT_FILE`, to be trusted exactly as `-cert`'s are: a user who
+/// points it at a server's self-signed certificate means what `-cert @FILE` means. The
+/// platform verifier reads the file too, as its roots, and reports a file it cannot use;
+/// here an unreadable file only means no exact matches.
+fn ssl_cert_file_certificates() -> Vec<CertificateDer<'static>> {
+    let Some(path) = std::env::var_os("SSL_CERT_FILE") else {
+        return Vec::new();
+    };
+    let Ok(pem) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect()
 }
 
 /// Reads a `-cert` value as Jenkins' agent takes it: the PEM text itself, or `@FILE` for a
