@@ -349,3 +349,118 @@ fn untrusted_certificate_says_what_to_do_on_every_attempt() {
         );
     }
 }
+
+#[test]
+fn cert_given_as_a_bare_path_asks_whether_at_file_was_meant() {
+    let cert = openssl::self_signed_localhost();
+    let path = cert.cert_path().display().to_string();
+    let expected = format!(
+        "invalid CA certificate: no PEM certificate found in the -cert value; did you mean @{path}?"
+    );
+    let mut agent = Agent::spawn(&[
+        "-webSocket",
+        "-url",
+        "https://localhost:9/",
+        "-name",
+        "n",
+        "-secret",
+        "s",
+        "-cert",
+        &path,
+    ]);
+    let code = agent.wait_exit(DEADLINE);
+    assert_eq!(code, 2, "{}", agent.output.text());
+    assert!(agent.output.contains(&expected), "{}", agent.output.text());
+
+    let out = run_cli_env(
+        &["-s", "https://localhost:9/", "-cert", &path, "who-am-i"],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(out.stderr.contains(&expected), "{out:?}");
+}
+
+#[test]
+fn cli_trusts_a_certificate_given_with_cert_over_wss_and_https() {
+    let cert = openssl::self_signed_localhost();
+    let (c, front) = controller_behind(&cert);
+    let auth = format!("admin:{}", c.token);
+    let cert_arg = format!("@{}", cert.cert_path().display());
+    for mode in ["-webSocket", "-http"] {
+        let out = run_cli_env(
+            &[
+                "-s",
+                &front.url(),
+                mode,
+                "-cert",
+                &cert_arg,
+                "-auth",
+                &auth,
+                "who-am-i",
+            ],
+            "",
+            &[],
+        );
+        assert_eq!(out.code, 0, "{mode}: {out:?}");
+        assert!(
+            out.stdout.starts_with("Authenticated as: admin\n"),
+            "{mode}: {out:?}"
+        );
+    }
+    // The PEM text itself works as well as @FILE.
+    let out = run_cli_env(
+        &[
+            "-s",
+            &front.url(),
+            "-cert",
+            &cert.cert_pem,
+            "-auth",
+            &auth,
+            "who-am-i",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn ssl_cert_file_and_dir_are_honoured_by_the_cli_and_the_agent() {
+    // A CA-issued certificate, trusted through the platform verifier's roots, which
+    // SSL_CERT_FILE replaces.
+    let (c, front) = controller_behind_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &front.ca_pem).unwrap();
+    let ca = ca.display().to_string();
+    let auth = format!("admin:{}", c.token);
+    let who_am_i = ["-s", &front.url(), "-auth", &auth, "who-am-i"];
+    let refused = run_cli_env(&who_am_i, "", &[]);
+    assert_eq!(refused.code, 255, "{refused:?}");
+    let out = run_cli_env(&who_am_i, "", &[("SSL_CERT_FILE", &ca)]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // A directory of CA files (`ca.pem` alone in it) works the same way.
+    let ca_dir = dir.path().display().to_string();
+    let out = run_cli_env(&who_am_i, "", &[("SSL_CERT_DIR", &ca_dir)]);
+    assert_eq!(out.code, 0, "{out:?}");
+    c.create_node("ca-file", "");
+    let agent = spawn_agent(
+        &agent_args(&c, &front.url(), "ca-file", &[]),
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    c.wait_online("ca-file", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+
+    // A default self-signed certificate in SSL_CERT_FILE is trusted as -cert's is.
+    let cert = openssl::self_signed_localhost();
+    let (c, front) = controller_behind(&cert);
+    let auth = format!("admin:{}", c.token);
+    let path = cert.cert_path().display().to_string();
+    let out = run_cli_env(
+        &["-s", &front.url(), "-auth", &auth, "who-am-i"],
+        "",
+        &[("SSL_CERT_FILE", &path)],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+}
