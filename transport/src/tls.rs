@@ -22,7 +22,8 @@ use crate::pinned::ExactOrPlatform;
 /// What the user asked of certificate checking.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
-    /// Extra trusted CA certificates, PEM (`-cert`).
+    /// Certificates to trust besides the platform's roots, PEM (`-cert`): CAs, or a
+    /// server's own certificate, trusted when presented exactly.
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Trust any certificate (`-noCertificateCheck`).
     pub no_certificate_check: bool,
