@@ -15,7 +15,7 @@ use steward_protocol::handshake::{
     HEADER_REMOTING_CAPABILITY, HEADER_SECRET_KEY, LOGIN_PATH, REMOTING_CAPABILITY, WSAGENTS_PATH,
 };
 use steward_protocol::secret::NodeSecret;
-use steward_transport::{WsConnectError, WsStream};
+use steward_transport::{UntrustedCertificate, WsConnectError, WsStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -71,6 +71,12 @@ pub enum AttemptError {
     NotReady { url: Url, status: u16 },
     #[error("{url} is not reachable: {reason}")]
     Unreachable { url: Url, reason: String },
+    /// The server's certificate was refused: retrying alone will not help.
+    #[error("{url}: {problem}")]
+    Untrusted {
+        url: Url,
+        problem: UntrustedCertificate,
+    },
     #[error("Handshake error: HTTP {status}")]
     Refused { status: u16, body: String },
     #[error("{0}")]
@@ -171,9 +177,12 @@ pub async fn probe_login(http: &reqwest::Client, root: &Url) -> Result<(), Attem
     match tokio::time::timeout(LOGIN_TIMEOUT, request).await {
         Ok(Ok(200)) => Ok(()),
         Ok(Ok(status)) => Err(AttemptError::NotReady { url, status }),
-        Ok(Err(e)) => Err(AttemptError::Unreachable {
-            url,
-            reason: error_chain(&e),
+        Ok(Err(e)) => Err(match UntrustedCertificate::find(&e) {
+            Some(problem) => AttemptError::Untrusted { url, problem },
+            None => AttemptError::Unreachable {
+                url,
+                reason: error_chain(&e),
+            },
         }),
         Err(_) => Err(AttemptError::Unreachable {
             url,
@@ -207,6 +216,10 @@ pub async fn attempt(
         WsConnectError::Refused { status, body, .. } => AttemptError::Refused {
             status,
             body: printable(&body),
+        },
+        WsConnectError::Untrusted { problem, .. } => AttemptError::Untrusted {
+            url: url.clone(),
+            problem,
         },
         WsConnectError::Other(reason) => AttemptError::Connect(reason),
     })?;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use steward_protocol::jnlp::{self, JnlpError};
 use steward_protocol::secret::NodeSecret;
+use steward_transport::UntrustedCertificate;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 use url::Url;
 
 use crate::ExitReason;
@@ -29,6 +30,12 @@ pub const MAX_JNLP_LEN: usize = 64 * 1024;
 pub enum JnlpFetchError {
     #[error("{url} is not reachable: {reason}")]
     Unreachable { url: Url, reason: String },
+    /// The server's certificate was refused: retried, as the server may be fixed, but loudly.
+    #[error("{url}: {problem}")]
+    Untrusted {
+        url: Url,
+        problem: UntrustedCertificate,
+    },
     #[error("{url} answered HTTP {status}{hint}")]
     Status {
         url: Url,
@@ -55,7 +62,7 @@ impl JnlpFetchError {
     /// Whether trying again later may help: the controller is down, starting or overloaded.
     pub fn is_retryable(&self) -> bool {
         match self {
-            JnlpFetchError::Unreachable { .. } => true,
+            JnlpFetchError::Unreachable { .. } | JnlpFetchError::Untrusted { .. } => true,
             JnlpFetchError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -96,9 +103,15 @@ async fn download(
     url: &Url,
     credentials: Option<&Credentials>,
 ) -> Result<Vec<u8>, JnlpFetchError> {
-    let unreachable = |e: reqwest::Error| JnlpFetchError::Unreachable {
-        url: url.clone(),
-        reason: error_chain(&e),
+    let unreachable = |e: reqwest::Error| match UntrustedCertificate::find(&e) {
+        Some(problem) => JnlpFetchError::Untrusted {
+            url: url.clone(),
+            problem,
+        },
+        None => JnlpFetchError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        },
     };
     let mut request = http.get(url.clone());
     if let Some((user, password)) = credentials.and_then(|c| c.expose().split_once(':')) {
@@ -198,7 +211,11 @@ pub async fn resolve(
                 return apply(options, doc).map(ControlFlow::Continue);
             }
             Err(e) if e.is_retryable() => {
-                info!("Failed to obtain {url}: {e}");
+                if let JnlpFetchError::Untrusted { .. } = e {
+                    error!("Failed to obtain {url}: {e}");
+                } else {
+                    info!("Failed to obtain {url}: {e}");
+                }
                 if let Err(stop) = retry.wait(shutdown).await {
                     return Ok(ControlFlow::Break(stop));
                 }

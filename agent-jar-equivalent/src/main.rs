@@ -2,9 +2,9 @@
 //! TLS provider, and runs [`steward_agent::run`] until it stops or a signal arrives.
 //!
 //! Exit codes: 0 when the agent stops on purpose (signal, `-noReconnect`,
-//! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document,
-//! bad `-cert`), 2 for command-line errors (`agent.jar` exits 0 there; scripts need a
-//! failure code).
+//! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document),
+//! 2 for command-line errors, a `-cert` without a certificate among them (`agent.jar` exits
+//! 0 there; scripts need a failure code).
 
 use std::process::ExitCode;
 

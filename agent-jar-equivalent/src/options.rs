@@ -76,7 +76,8 @@ struct Cli {
     /// Stop retrying after this long, e.g. 30s, 5m, 1h; exits 0.
     #[arg(long = "noReconnectAfter", value_name = "DURATION", value_parser = parse_duration)]
     no_reconnect_after: Option<Duration>,
-    /// Extra trusted CA certificate for wss:// (PEM text, or @FILE).
+    /// Trust this certificate for https:// and wss://: the server's own, or its CA (PEM
+    /// text, or @FILE).
     #[arg(long = "cert", value_name = "PEM")]
     cert: Option<String>,
     /// Trust any server certificate.
@@ -287,9 +288,15 @@ fn into_options(cli: Cli) -> Result<AgentOptions, UsageError> {
     let extra_ca_pem = cli
         .cert
         .as_deref()
-        .map(read_cert)
+        .map(steward_transport::read_cert_option)
         .transpose()
-        .map_err(|e| (ErrorKind::Io, e))?;
+        .map_err(|e| {
+            let kind = match e {
+                steward_transport::TransportError::CertFile { .. } => ErrorKind::Io,
+                _ => ErrorKind::ValueValidation,
+            };
+            (kind, e.to_string())
+        })?;
     let proxy_credentials = cli
         .proxy_credentials
         .map(|c| credentials("-proxyCredentials", c))
@@ -413,14 +420,6 @@ fn last_wins(headers: Vec<(String, String)>) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// `-cert PEM` or `-cert @FILE` (the whole file).
-fn read_cert(value: &str) -> Result<Vec<u8>, String> {
-    match value.strip_prefix('@') {
-        Some(path) => std::fs::read(path).map_err(|e| format!("-cert: cannot read {path}: {e}")),
-        None => Ok(value.as_bytes().to_vec()),
-    }
 }
 
 #[cfg(test)]

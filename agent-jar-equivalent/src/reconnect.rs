@@ -97,7 +97,13 @@ async fn run(
 }
 
 /// `Failed to connect: REASON`, and the controller's own words at error level when it gave any.
+/// A refused certificate is an error on every attempt, with what to do about it: retrying
+/// goes on (the server's certificate may be fixed), but not quietly.
 fn report_failure(error: &AttemptError) {
+    if let AttemptError::Untrusted { .. } = error {
+        error!("Failed to connect: {error}");
+        return;
+    }
     info!("Failed to connect: {error}");
     match error {
         AttemptError::Refused { body, .. } if !body.is_empty() => {

@@ -46,6 +46,7 @@ impl Client {
             root: self.root.clone(),
             mode: Mode::WebSocket,
             credentials: Some(self.credentials.clone()),
+            extra_ca_pem: None,
             no_certificate_check: false,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             locale: "en_US".to_owned(),

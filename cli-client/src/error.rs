@@ -4,7 +4,7 @@
 //! to completion. Every message is one line, except a refused handshake, which adds the
 //! server's `X-CLI-Error` text on a line of its own.
 
-use steward_transport::TransportError;
+use steward_transport::{TransportError, UntrustedCertificate};
 
 use crate::session::SessionError;
 
@@ -48,6 +48,12 @@ pub enum CliError {
         url: String,
         after: std::time::Duration,
     },
+    /// The server's certificate was refused; the message says which option fixes it.
+    #[error("cannot connect to {url}: {problem}")]
+    Untrusted {
+        url: String,
+        problem: UntrustedCertificate,
+    },
     #[error("{0}")]
     Transport(TransportError),
     #[error("{0}")]
@@ -63,6 +69,7 @@ impl CliError {
             CliError::Connect { .. }
             | CliError::Proxy { .. }
             | CliError::NoAnswer { .. }
+            | CliError::Untrusted { .. }
             | CliError::Transport(_)
             | CliError::Session(_) => exit::CONNECTION,
         }
@@ -103,6 +110,21 @@ fn proxy_failure(status: u16) -> String {
         504 => "the proxy answered 504 Gateway Timeout; the controller behind it did not answer"
             .to_owned(),
         other => format!("the proxy answered HTTP {other}; the controller behind it did not"),
+    }
+}
+
+/// A request that failed before any answer: a refused certificate says so, anything else is
+/// a connection failure with its causes on one line.
+pub fn request_failed(url: &str, error: &(dyn std::error::Error + 'static)) -> CliError {
+    match UntrustedCertificate::find(error) {
+        Some(problem) => CliError::Untrusted {
+            url: url.to_owned(),
+            problem,
+        },
+        None => CliError::Connect {
+            url: url.to_owned(),
+            reason: one_line(error),
+        },
     }
 }
 

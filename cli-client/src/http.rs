@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::auth::{AUTHORIZATION, Credentials};
-use crate::error::{CliError, one_line};
+use crate::error::{CliError, one_line, request_failed};
 use crate::interrupt::Interrupts;
 use crate::options::Config;
 use crate::session::{self, Outgoing, SessionError, Setup, Stdio};
@@ -167,10 +167,7 @@ async fn resolve_root(
         with_auth(client.get(root.clone()), credentials).send(),
     )
     .await?
-    .map_err(|e| CliError::Connect {
-        url: root.to_string(),
-        reason: one_line(&e),
-    })?;
+    .map_err(|e| request_failed(root.as_str(), &e))?;
     let headers = response.headers();
     let status = response.status().as_u16();
     if crate::error::is_proxy_failure(status, headers) {
@@ -209,7 +206,7 @@ async fn open_download(
         .send();
     let mut response = within_idle(target, idle, request)
         .await?
-        .map_err(|e| connect(one_line(&e)))?;
+        .map_err(|e| request_failed(target.as_str(), &e))?;
     if response.status() != StatusCode::OK {
         return Err(refusal(target, response).await);
     }

@@ -71,7 +71,7 @@ where
     E: AsyncWrite + Unpin,
 {
     let tls = steward_transport::tls_config(&TlsOptions {
-        extra_ca_pem: None,
+        extra_ca_pem: config.extra_ca_pem.clone(),
         no_certificate_check: config.no_certificate_check,
     })?;
     if config.mode == Mode::WebSocket {

@@ -31,7 +31,8 @@ pub const DEFAULT_LOCALE: &str = "en_US";
 /// Printed to stderr on a usage error.
 pub const USAGE: &str = "\
 Usage: cli [-s URL] [-webSocket|-http] [-auth USER:TOKEN|@FILE] [-bearer TOKEN|@FILE]
-           [-noCertificateCheck] [-idleTimeout SECONDS] [-version] COMMAND [ARGS...]
+           [-cert PEM|@FILE] [-noCertificateCheck] [-idleTimeout SECONDS] [-version]
+           COMMAND [ARGS...]
 Options:
   -s URL              controller root URL (default: $JENKINS_URL)
   -webSocket          talk to /cli/ws over WebSocket (default; falls back to -http
@@ -40,6 +41,8 @@ Options:
   -auth USER:TOKEN    HTTP Basic credentials; @FILE reads them from FILE
                       (default: $JENKINS_USER_ID and $JENKINS_API_TOKEN)
   -bearer TOKEN       bearer token; @FILE reads it from FILE
+  -cert PEM           also trust this certificate: the server's own, or its CA;
+                      @FILE reads it from FILE (also: $SSL_CERT_FILE, $SSL_CERT_DIR)
   -noCertificateCheck trust any TLS certificate (insecure)
   -idleTimeout SECONDS give up when nothing has come from the controller for this
                       long (default 60; 0 waits for ever); a quiet command is kept
@@ -64,6 +67,8 @@ pub struct Config {
     pub root: Url,
     pub mode: Mode,
     pub credentials: Option<Credentials>,
+    /// `-cert`: PEM certificates to trust besides the platform's roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
     pub no_certificate_check: bool,
     /// The command name followed by its arguments, each one `ARG` frame.
     pub args: Vec<String>,
@@ -102,6 +107,9 @@ pub enum UsageError {
     MalformedAuth,
     #[error("cannot read {}: {reason}", path.display())]
     ReadFile { path: PathBuf, reason: String },
+    /// A `-cert` value without a usable certificate; the text says what was meant.
+    #[error("{0}")]
+    Certificate(String),
     #[error("no controller URL: give -s URL or set {ENV_URL}")]
     NoUrl,
     #[error("{url:?} is not an http:// or https:// URL: {reason}")]
@@ -164,6 +172,7 @@ where
     let mut mode = None;
     let mut auth = None;
     let mut bearer = None;
+    let mut cert = None;
     let mut no_certificate_check = false;
     let mut idle_timeout = Some(crate::DEFAULT_IDLE_TIMEOUT);
     let mut args = Vec::new();
@@ -182,6 +191,7 @@ where
             "http" => set_mode(&mut mode, Mode::Http)?,
             "auth" => auth = Some(value("auth")?),
             "bearer" => bearer = Some(value("bearer")?),
+            "cert" => cert = Some(value("cert")?),
             "noCertificateCheck" => no_certificate_check = true,
             "idleTimeout" => idle_timeout = parse_idle_timeout(&value("idleTimeout")?)?,
             // Like jenkins-cli.jar: answered at once, whatever else the line holds.
@@ -209,12 +219,18 @@ where
             _ => return Err(UsageError::HalfEnvCredentials),
         },
     };
+    // Read like the agent's -cert: the whole @FILE, not its first line.
+    let extra_ca_pem = cert
+        .map(|value| steward_transport::read_cert_option(&value))
+        .transpose()
+        .map_err(|e| UsageError::Certificate(e.to_string()))?;
     let url = url.or_else(|| env.var(ENV_URL)).ok_or(UsageError::NoUrl)?;
 
     Ok(Invocation::Run(Box::new(Config {
         root: root_url(&url)?,
         mode: mode.unwrap_or(Mode::WebSocket),
         credentials,
+        extra_ca_pem,
         no_certificate_check,
         args,
         locale: locale_from_env(env),
@@ -323,6 +339,20 @@ mod tests {
             Invocation::Version => panic!("unexpected -version"),
         }
     }
+
+    /// A self-signed certificate made with `openssl req -x509`; only its form matters here.
+    const CERT_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBhjCCAS2gAwIBAgIUf4wxXj9lMb6bSqJL+jIxXiO0x48wCgYIKoZIzj0EAwIw\n\
+GTEXMBUGA1UEAwwOY2kuZXhhbXBsZS5jb20wHhcNMjYxMjA3MDUyODMxWhcNMjYx\n\
+MjA4MDUyODMxWjAZMRcwFQYDVQQDDA5jaS5leGFtcGxlLmNvbTBZMBMGByqGSM49\n\
+AgEGCCqGSM49AwEHA0IABNQOtdK1ThP/64ia20uCqPP8tVQZTZDKJeskmGif1yTJ\n\
+hgXCSkrq6hlvvTjbkJDQiUiSaFpJmIq1v7o4eoCad2ijUzBRMB0GA1UdDgQWBBR0\n\
+0+LvJqMTAvC/C5M3iHauHE2SRzAfBgNVHSMEGDAWgBR00+LvJqMTAvC/C5M3iHau\n\
+HE2SRzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA5I+GIXfe78\n\
+bw26rDsk8mq+SnyUs68db3+eHCbV6REwAiAx40TeOjJtkm6ap0+XGxzGhhAM2Sv/\n\
+YGt70o+2M8Bs0g==\n\
+-----END CERTIFICATE-----\n";
 
     fn with_url() -> HashMap<String, String> {
         env(&[(ENV_URL, "http://ci.example:8080/jenkins")])
@@ -480,6 +510,36 @@ mod tests {
             run(&["-s", "not a url"], &vars),
             Err(UsageError::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn cert_takes_pem_text_or_the_whole_at_file() {
+        let pem = CERT_PEM;
+        let config = run(&["-cert", pem, "who-am-i"], &with_url()).unwrap();
+        assert_eq!(config.extra_ca_pem.as_deref(), Some(pem.as_bytes()));
+        assert_eq!(run(&[], &with_url()).unwrap().extra_ca_pem, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ci.pem");
+        let bundle = format!("{pem}{pem}");
+        std::fs::write(&file, &bundle).unwrap();
+        let at_file = format!("@{}", file.display());
+        let config = run(&["--cert", &at_file, "who-am-i"], &with_url()).unwrap();
+        assert_eq!(config.extra_ca_pem.as_deref(), Some(bundle.as_bytes()));
+
+        let path = file.display().to_string();
+        let error = run(&["-cert", &path, "who-am-i"], &with_url()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid CA certificate: no PEM certificate found in the -cert value; did you mean @{path}?"
+            )
+        );
+        assert_eq!(error.exit_code(), 255);
+        assert_eq!(
+            run(&["-cert"], &with_url()),
+            Err(UsageError::MissingValue("cert"))
+        );
     }
 
     #[test]

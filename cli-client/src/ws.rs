@@ -84,6 +84,10 @@ pub async fn dial(
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
                 .filter(|m| !m.is_empty()),
         }),
+        Err(WsConnectError::Untrusted { problem, .. }) => Err(CliError::Untrusted {
+            url: url.to_string(),
+            problem,
+        }),
         Err(WsConnectError::Other(reason)) => Err(CliError::Connect {
             url: url.to_string(),
             reason,

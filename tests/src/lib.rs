@@ -11,6 +11,7 @@ mod cli;
 pub mod frames;
 pub mod net;
 pub mod nginx;
+pub mod openssl;
 pub mod raw;
 
 pub use agent::Agent;
@@ -46,8 +47,8 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A command for a workspace binary, without proxy settings from the environment (tests
-/// that want a proxy set one explicitly).
+/// A command for a workspace binary, without proxy or CA-file settings from the environment
+/// (tests that want them set them explicitly).
 pub fn command(name: &str) -> Command {
     without_proxies(Command::new(bin(name)))
 }
@@ -60,6 +61,8 @@ fn without_proxies(mut command: Command) -> Command {
         "http_proxy",
         "https_proxy",
         "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
     ] {
         command.env_remove(var);
     }

@@ -1,6 +1,7 @@
 //! Network fixtures on loopback: a TLS-terminating front (like nginx with TLS in front of
-//! the controller) with a throwaway CA, and an HTTP `CONNECT` proxy that records what it
-//! tunnelled. Each runs on its own thread and stops when dropped.
+//! the controller) with a throwaway CA or a certificate made with the `openssl` command
+//! line, and an HTTP `CONNECT` proxy that records what it tunnelled. Each runs on its own
+//! thread and stops when dropped.
 
 use std::sync::{Arc, Mutex};
 
@@ -68,18 +69,19 @@ where
     }
 }
 
-/// A TLS front for `backend` with a fresh CA; the certificate names `localhost`.
+/// A TLS front for `backend`, serving one certificate: a leaf of a fresh CA, or a given one.
 pub struct TlsFront {
     pub fixture: Fixture,
-    /// The CA certificate, PEM, to pass to `-cert`.
+    /// The CA certificate, PEM, to pass to `-cert` (with [`TlsFront::start_with`], the
+    /// served certificate itself).
     pub ca_pem: String,
     backend: Arc<Mutex<String>>,
 }
 
 impl TlsFront {
-    /// Starts the front; connections are refused until [`TlsFront::set_backend`].
+    /// Starts the front with a leaf for `localhost` issued by a fresh CA; connections are
+    /// refused until [`TlsFront::set_backend`].
     pub fn start() -> TlsFront {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -91,12 +93,34 @@ impl TlsFront {
         let leaf_key = rcgen::KeyPair::generate().unwrap();
         let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        TlsFront::serving(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            ca_cert.pem(),
+        )
+    }
+
+    /// Starts the front serving `cert_pem` (one certificate, as made by `openssl req -x509`)
+    /// with its private key `key_pem`.
+    pub fn start_with(cert_pem: &str, key_pem: &str) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("a PEM certificate");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .expect("a PEM private key");
+        TlsFront::serving(chain, key, cert_pem.to_owned())
+    }
+
+    fn serving(
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+        ca_pem: String,
+    ) -> TlsFront {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-            )
+            .with_single_cert(chain, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let backend = Arc::new(Mutex::new(String::new()));
@@ -116,7 +140,7 @@ impl TlsFront {
         });
         TlsFront {
             fixture,
-            ca_pem: ca_cert.pem(),
+            ca_pem,
             backend,
         }
     }

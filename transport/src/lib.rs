@@ -2,18 +2,23 @@
 //! environment, and WebSocket dialing with custom upgrade headers.
 //!
 //! - [`tls`]: one rustls configuration (ring provider) for every client connection, with
-//!   the platform's roots plus `-cert`, or no checking at all for `-noCertificateCheck`.
+//!   the platform's roots plus `-cert`, or no checking at all for `-noCertificateCheck`;
+//!   [`pinned`] trusts a server that presents exactly a certificate the user gave;
+//!   [`untrusted`] tells a refused certificate in words, with the options that fix it.
 //! - [`proxy`]: the `CONNECT` tunnel used when `HTTPS_PROXY`/`HTTP_PROXY` apply to a URL.
 //! - [`websocket`]: dialing `ws://`/`wss://` and reading a refused upgrade's status and body.
 //!
 //! Plain HTTP requests go through [`http_client`], a reqwest client on the same TLS settings
 //! that honours the same proxy variables.
 
+pub mod pinned;
 pub mod proxy;
 pub mod tls;
+pub mod untrusted;
 pub mod websocket;
 
-pub use tls::{TlsOptions, install_crypto_provider, tls_config};
+pub use tls::{TlsOptions, install_crypto_provider, read_cert_option, tls_config};
+pub use untrusted::{CERTIFICATE_HINT, UntrustedCertificate};
 pub use websocket::{BoxedIo, WsConnectError, WsStream, connect_websocket, connect_websocket_with};
 
 use std::sync::Arc;
@@ -23,6 +28,8 @@ use std::sync::Arc;
 pub enum TransportError {
     #[error("invalid CA certificate: {0}")]
     BadCertificate(String),
+    #[error("cannot read the -cert file {path}: {reason}")]
+    CertFile { path: String, reason: String },
     #[error("TLS set-up failed: {0}")]
     Tls(String),
     #[error("HTTP client set-up failed: {0}")]

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, http as ws_http};
 
 use crate::proxy;
+use crate::untrusted::UntrustedCertificate;
 
 /// Bound on TCP connect, TLS and the upgrade together.
 pub const WS_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,6 +37,13 @@ pub enum WsConnectError {
         status: u16,
         headers: http::HeaderMap,
         body: String,
+    },
+    /// The server's certificate was refused.
+    #[error("TLS handshake with {server} failed: {problem}")]
+    Untrusted {
+        /// `host:port`.
+        server: String,
+        problem: UntrustedCertificate,
     },
     /// Anything else: DNS, TCP, TLS, proxy, protocol, timeout.
     #[error("{0}")]
@@ -109,7 +117,13 @@ async fn dial(
         let stream = tokio_rustls::TlsConnector::from(tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| other(format!("TLS handshake with {host}:{port} failed: {e}")))?;
+            .map_err(|e| match UntrustedCertificate::find(&e) {
+                Some(problem) => WsConnectError::Untrusted {
+                    server: format!("{host}:{port}"),
+                    problem,
+                },
+                None => other(format!("TLS handshake with {host}:{port} failed: {e}")),
+            })?;
         Box::new(stream)
     } else {
         Box::new(tcp)

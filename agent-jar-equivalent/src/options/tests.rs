@@ -4,6 +4,20 @@ use super::*;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// A self-signed certificate made with `openssl req -x509`; only its form matters here.
+const CERT_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBhjCCAS2gAwIBAgIUf4wxXj9lMb6bSqJL+jIxXiO0x48wCgYIKoZIzj0EAwIw\n\
+GTEXMBUGA1UEAwwOY2kuZXhhbXBsZS5jb20wHhcNMjYxMjA3MDUyODMxWhcNMjYx\n\
+MjA4MDUyODMxWjAZMRcwFQYDVQQDDA5jaS5leGFtcGxlLmNvbTBZMBMGByqGSM49\n\
+AgEGCCqGSM49AwEHA0IABNQOtdK1ThP/64ia20uCqPP8tVQZTZDKJeskmGif1yTJ\n\
+hgXCSkrq6hlvvTjbkJDQiUiSaFpJmIq1v7o4eoCad2ijUzBRMB0GA1UdDgQWBBR0\n\
+0+LvJqMTAvC/C5M3iHauHE2SRzAfBgNVHSMEGDAWgBR00+LvJqMTAvC/C5M3iHau\n\
+HE2SRzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA5I+GIXfe78\n\
+bw26rDsk8mq+SnyUs68db3+eHCbV6REwAiAx40TeOjJtkm6ap0+XGxzGhhAM2Sv/\n\
+YGt70o+2M8Bs0g==\n\
+-----END CERTIFICATE-----\n";
+
 fn parse(args: &[&str]) -> Result<AgentOptions, clap::Error> {
     parse_args(std::iter::once("agent").chain(args.iter().copied()))
 }
@@ -61,14 +75,14 @@ fn double_dash_form_and_every_option() {
         "-proxyCredentials",
         "bob:pw",
         "-cert",
-        "PEMTEXT",
+        CERT_PEM,
     ])
     .unwrap();
     assert_eq!(o.internal_dir.as_deref(), Some("int"));
     assert!(o.fail_if_work_dir_is_missing && o.no_reconnect);
     assert_eq!(o.no_reconnect_after, Some(Duration::from_secs(300)));
     assert!(o.tls.no_certificate_check);
-    assert_eq!(o.tls.extra_ca_pem.as_deref(), Some(&b"PEMTEXT"[..]));
+    assert_eq!(o.tls.extra_ca_pem.as_deref(), Some(CERT_PEM.as_bytes()));
     assert_eq!(
         o.proxy_credentials.as_ref().map(|c| c.expose()),
         Some("bob:pw")
@@ -86,7 +100,9 @@ fn at_file_secret_and_whole_file_cert() {
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let cert_file = dir.path().join("ca.pem");
-    std::fs::write(&cert_file, "line1\nline2\n").unwrap();
+    // Two certificates: the whole file is read, not its first line.
+    let bundle = format!("{CERT_PEM}{CERT_PEM}");
+    std::fs::write(&cert_file, &bundle).unwrap();
     let o = parse(&[
         "-webSocket",
         "-url",
@@ -100,7 +116,7 @@ fn at_file_secret_and_whole_file_cert() {
     ])
     .unwrap();
     assert_eq!(direct(&o).2.expose(), SECRET);
-    assert_eq!(o.tls.extra_ca_pem.as_deref(), Some(&b"line1\nline2\n"[..]));
+    assert_eq!(o.tls.extra_ca_pem.as_deref(), Some(bundle.as_bytes()));
 
     let err = parse(&[
         "-webSocket",
@@ -113,6 +129,33 @@ fn at_file_secret_and_whole_file_cert() {
     ])
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io);
+}
+
+#[test]
+fn cert_as_a_bare_path_asks_whether_at_file_was_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_file = dir.path().join("ci.pem");
+    std::fs::write(&cert_file, CERT_PEM).unwrap();
+    let path = cert_file.display().to_string();
+    let err = parse(&[
+        "-webSocket",
+        "-url",
+        "https://ci/",
+        "-name",
+        "n",
+        "-secret",
+        SECRET,
+        "-cert",
+        &path,
+    ])
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    assert!(
+        err.to_string().contains(&format!(
+            "invalid CA certificate: no PEM certificate found in the -cert value; did you mean @{path}?"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
