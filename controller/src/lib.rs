@@ -13,7 +13,8 @@
 //!   starts on which executor; [`builds`]: the queue, running builds and console logs; [`keepalive`]: WebSocket ping
 //!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
-//! - [`fd_limit`]: the open-file limit, raised at start-up.
+//! - [`fd_limit`]: the open-file limit, raised at start-up; [`disk`]: space kept in
+//!   reserve for build records, and the "disk full" state; [`units`]: sizes as printed.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod builds;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod fd_limit;
 pub mod home;
 pub mod http;
@@ -31,6 +33,7 @@ pub mod nodes;
 pub mod schedule;
 pub mod state;
 pub mod store;
+pub mod units;
 pub mod ws_close;
 
 use std::net::SocketAddr;
@@ -83,6 +86,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let secret_key = home.load_or_create_hmac_key()?;
     let store = Store::open(&home.database())
         .with_context(|| format!("opening {}", home.database().display()))?;
+    let disk = Arc::new(disk::Disk::open(&home.root));
     let token_file = home.secret_file(INITIAL_ADMIN_TOKEN_FILE);
     let initial_admin_token = store
         .call(move |c| {
@@ -109,9 +113,11 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         agents: Arc::default(),
         builds: Arc::new(builds::Builds::new(home.jobs_dir(), reconnect_grace)),
         duplex: Arc::default(),
+        disk: disk.clone(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
     };
+    state.tasks.spawn(disk::watch(disk, shutdown.clone()));
     builds::start(&state)
         .await
         .context("loading the build queue and the running builds")?;

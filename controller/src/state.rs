@@ -25,6 +25,8 @@ pub struct AppState {
     pub builds: Arc<crate::builds::Builds>,
     /// Full-duplex HTTP CLI downloads waiting for their upload side.
     pub duplex: Arc<PendingDuplex>,
+    /// The home's disk: the reserved space and the "disk full" state.
+    pub disk: Arc<crate::disk::Disk>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the controller shuts down.

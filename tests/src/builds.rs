@@ -254,17 +254,23 @@ impl Controller {
             .collect()
     }
 
-    /// Waits until `job` has an item in the queue waiting for `reason`; that item.
-    pub fn wait_queued(&self, job: &str, reason: &str) -> QueueLine {
+    /// Waits until `job` has an item in the queue whose reason passes `check`; that item.
+    pub fn wait_queued_matching(&self, job: &str, check: impl Fn(&str) -> bool) -> QueueLine {
         let mut found = None;
-        crate::wait_until(DEADLINE, &format!("{job} queued: {reason}"), || {
+        let what = format!("an item of {job} waiting for the reason wanted");
+        crate::wait_until(DEADLINE, &what, || {
             found = self
                 .queue()
                 .into_iter()
-                .find(|q| q.job == job && q.reason == reason);
+                .find(|q| q.job == job && check(&q.reason));
             found.is_some()
         });
         found.unwrap()
+    }
+
+    /// Waits until `job` has an item in the queue waiting for `reason`; that item.
+    pub fn wait_queued(&self, job: &str, reason: &str) -> QueueLine {
+        self.wait_queued_matching(job, |r| r == reason)
     }
 
     /// A job's builds, newest first, as `list-builds` prints them.

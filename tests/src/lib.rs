@@ -13,6 +13,7 @@ pub mod net;
 pub mod nginx;
 pub mod openssl;
 pub mod raw;
+pub mod tmpfs;
 
 pub use agent::Agent;
 pub use builds::{BuildLine, Freestyle, Gate, QueueLine};
@@ -161,8 +162,23 @@ impl Controller {
         Controller::start_limited(Some((soft, hard)), args)
     }
 
+    /// Starts a controller whose home is a new directory in `parent` (a small file system,
+    /// say).
+    pub fn start_in(parent: &Path, args: &[&str]) -> Controller {
+        let home = tempfile::tempdir_in(parent).expect("temp home");
+        Controller::start_home(home, None, args)
+    }
+
     fn start_limited(nofile: Option<(u64, u64)>, args: &[&str]) -> Controller {
         let home = tempfile::tempdir().expect("temp home");
+        Controller::start_home(home, nofile, args)
+    }
+
+    fn start_home(
+        home: tempfile::TempDir,
+        nofile: Option<(u64, u64)>,
+        args: &[&str],
+    ) -> Controller {
         let mut c = Controller {
             child: None,
             home,

@@ -5,6 +5,11 @@
 //! The records go first, in one transaction, then the builds' directories (their
 //! consoles). A running build is never deleted: asked for by number, the whole request is
 //! refused; the discarder passes over it, as Jenkins' does. Build numbers are not reused.
+//!
+//! Deleting is how an operator makes room on a full disk, so it must work there: when the
+//! database has no room for its journal, the controller's reserved space is given up to it
+//! ([`crate::disk`]); and when even that is spent, the builds' directories go first, which
+//! frees their space, and the records after.
 
 use std::path::PathBuf;
 
@@ -47,11 +52,38 @@ pub async fn delete_ranges(
     job: &str,
     ranges: Vec<(u64, u64)>,
 ) -> Result<Vec<u64>, DeleteError> {
-    let key = job.to_owned();
-    let outcome = state
-        .store
-        .call(move |c| records::delete_in_ranges(c, &key, &ranges))
-        .await?;
+    let attempt = || {
+        let (key, ranges) = (job.to_owned(), ranges.clone());
+        state
+            .store
+            .call(move |c| records::delete_in_ranges(c, &key, &ranges))
+    };
+    let outcome = match attempt().await {
+        Err(e) if e.is_disk_full() => {
+            state.disk.out_of_space("deleting builds", &e);
+            match attempt().await {
+                Err(e) if e.is_disk_full() => {
+                    // No room even so: the consoles go first, then the records.
+                    let (key, r) = (job.to_owned(), ranges.clone());
+                    let found = state
+                        .store
+                        .call(move |c| records::find_in_ranges(c, &key, &r))
+                        .await?;
+                    if let RangeDeletion::Deleted(numbers) = &found {
+                        tracing::warn!(
+                            job,
+                            ?numbers,
+                            "no room on the disk for the database: removing the builds' consoles before their records"
+                        );
+                        remove_dirs(state, job, numbers).await;
+                    }
+                    attempt().await?
+                }
+                other => other?,
+            }
+        }
+        other => other?,
+    };
     match outcome {
         RangeDeletion::Running(numbers) => Err(DeleteError::Running {
             job: job.to_owned(),
@@ -59,8 +91,17 @@ pub async fn delete_ranges(
         }),
         RangeDeletion::Deleted(numbers) => {
             remove_dirs(state, job, &numbers).await;
+            made_room(state).await;
             Ok(numbers)
         }
+    }
+}
+
+/// After a deletion: if the disk was full, it may have room again.
+async fn made_room(state: &AppState) {
+    if state.disk.is_full() {
+        let disk = state.disk.clone();
+        let _ = tokio::task::spawn_blocking(move || disk.recheck()).await;
     }
 }
 
@@ -105,12 +146,21 @@ async fn discard(
     let started_before = discarder
         .days_to_keep
         .map(|days| now_ms().saturating_sub(i64::from(days).saturating_mul(DAY_MS)));
-    let key = job.to_owned();
-    let numbers = state
-        .store
-        .call(move |c| records::discard(c, &key, discarder.num_to_keep, started_before))
-        .await?;
+    let attempt = || {
+        let key = job.to_owned();
+        state
+            .store
+            .call(move |c| records::discard(c, &key, discarder.num_to_keep, started_before))
+    };
+    let numbers = match attempt().await {
+        Err(e) if e.is_disk_full() => {
+            state.disk.out_of_space("discarding old builds", &e);
+            attempt().await?
+        }
+        other => other?,
+    };
     remove_dirs(state, job, &numbers).await;
+    made_room(state).await;
     Ok(numbers)
 }
 

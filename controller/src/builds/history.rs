@@ -210,6 +210,7 @@ mod tests {
             step_end: None,
             aborted_by: None,
             keep_log: false,
+            end_reason: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! - An item that leaves the queue (started or cancelled) is remembered for a while
 //!   ([`left`]), so clients can still learn which build their item became.
 //! - [`quiet`]: quieting down, when no build starts (before a restart).
+//! - [`tails`]: console endings a full disk kept from being written, written when it can.
 //! - [`history`] reads builds back: a job's list, one build by number or permalink, the
 //!   estimated duration. [`delete`] deletes ended builds, by number or by the job's build
 //!   discarder when one of its builds ends.
@@ -29,6 +30,7 @@ mod queue;
 pub mod quiet;
 mod run;
 mod scheduler;
+mod tails;
 
 pub use history::{FindError, estimated_duration, find, get, history};
 pub use queue::{
@@ -326,6 +328,7 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
         let build = register(state, row);
         state.tasks.spawn(run::resume(state.clone(), build));
     }
+    tails::resume(state).await?;
     state.tasks.spawn(scheduler::run(state.clone()));
     Ok(())
 }

@@ -76,52 +76,125 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
     let row = &build.row;
     let path = state.builds.console_path(&row.job, row.number);
     let console = match ConsoleWriter::open(path.clone(), build.progress.clone()).await {
-        Ok(console) => Some(console),
+        Ok(console) => Ok(console),
         Err(e) => {
             tracing::error!(job = %row.job, number = row.number, path = %path.display(), error = %e, "cannot write the console");
-            None
+            if crate::disk::is_out_of_space(&e) {
+                state.disk.out_of_space("opening a build's console", &e);
+            }
+            Err(e)
         }
     };
-    let result = match (console, JobConfig::from_stored_xml(&row.config_xml)) {
-        (Some(console), Ok(config)) => {
+    let (result, end) = match (console, JobConfig::from_stored_xml(&row.config_xml)) {
+        (Ok(console), Ok(config)) => {
             let mut runner = Runner {
                 state,
                 build,
                 console,
                 work_dir: None,
                 abort_recorded: build.row.aborted_by.is_some(),
+                unwritten: String::new(),
+                console_failure: None,
             };
             let result = runner.steps(&config, resuming).await;
             runner.finish(result).await;
-            result
+            (result, runner.end())
         }
-        (None, _) => BuildResult::Failure,
-        (Some(mut console), Err(e)) => {
+        (Err(e), _) => {
+            let why = console_failure(&e);
+            let at = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+            let tail = format!("\nERROR: {why}: the build cannot run.\nFinished: FAILURE\n");
+            (
+                BuildResult::Failure,
+                BuildEnd {
+                    reason: Some(why),
+                    tail: Some((tail, at)),
+                },
+            )
+        }
+        (Ok(mut console), Err(e)) => {
             let _ = console
                 .append(format!("ERROR: the stored job configuration is unreadable: {e}\nFinished: FAILURE\n").as_bytes())
                 .await;
-            BuildResult::Failure
+            (BuildResult::Failure, BuildEnd::default())
         }
     };
-    record_end(state, build, result).await;
+    record_end(state, build, result, end).await;
 }
 
+/// What the store keeps of a build's end besides its result.
+#[derive(Debug, Default)]
+struct BuildEnd {
+    /// Why the controller ended the build so, when its steps did not say.
+    reason: Option<String>,
+    /// Closing console text not written yet, and the console length it follows.
+    tail: Option<(String, u64)>,
+}
+
+/// Why a console could not be written, for its build's record and console.
+fn console_failure(e: &std::io::Error) -> String {
+    if crate::disk::is_out_of_space(e) {
+        format!("the controller's disk is full ({e})")
+    } else {
+        format!("the console cannot be written ({e})")
+    }
+}
+
+/// First pause before recording a build's end again after the store failed.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest pause between attempts: a disk freed by an operator is seen within it.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Stores the result, applies the job's build discarder, tells followers, frees the
-/// executor, and removes the steps from the agent.
-async fn record_end(state: &AppState, build: &Arc<RunningBuild>, result: BuildResult) {
+/// executor, and removes the steps from the agent. Nobody learns the result before the
+/// store has it: a store that fails (a full disk) is asked again, with a growing pause,
+/// until it takes it or the controller stops (the build is then resumed, as any running
+/// build). A console tail the disk had no room for is written afterwards, as soon as it can
+/// be ([`super::tails`]).
+async fn record_end(
+    state: &AppState,
+    build: &Arc<RunningBuild>,
+    result: BuildResult,
+    end: BuildEnd,
+) {
     let id = build.row.id;
-    if let Err(e) = state
-        .store
-        .call(move |c| records::finish(c, id, result, now_ms()))
-        .await
-    {
-        tracing::error!(job = %build.row.job, number = build.row.number, error = %e, "cannot record the build's result");
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        let (reason, tail) = (end.reason.clone(), end.tail.clone());
+        let recorded = state
+            .store
+            .call(move |c| {
+                let tail = tail.as_ref().map(|(text, at)| (text.as_str(), *at));
+                records::finish(c, id, result, now_ms(), reason.as_deref(), tail)
+            })
+            .await;
+        match recorded {
+            Ok(()) => break,
+            Err(e) => {
+                if e.is_disk_full() {
+                    state.disk.out_of_space("recording a build's result", &e);
+                }
+                tracing::error!(job = %build.row.job, number = build.row.number, error = %e, retry_in = ?pause, "cannot record the build's result; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
+        }
     }
     // Before the result is told: whoever waits on it (`build -s`) then finds the job's
     // builds as the discarder left them, and still holds this build if it went.
     super::delete::discard_old(state, &build.row.job).await;
     build.progress.send_modify(|p| p.result = Some(result));
     state.builds.finished(id);
+    if let Some((text, at)) = end.tail {
+        let tail = records::ConsoleTail {
+            build_id: id,
+            job: build.row.job.clone(),
+            number: build.row.number,
+            at,
+            text,
+        };
+        state.tasks.spawn(super::tails::write(state.clone(), tail));
+    }
     if let Some(channel) = live_channel(state, &build.row.node) {
         let last = build_step_count(build);
         for index in 0..last {
@@ -170,16 +243,75 @@ struct Runner<'a> {
     work_dir: Option<String>,
     /// Whether the store knows the build is being aborted.
     abort_recorded: bool,
+    /// Console text that could not be written (the disk was full), with all that came
+    /// after it: the build's record keeps it, to be written when space allows.
+    unwritten: String,
+    /// Why the console could not be written, once it could not.
+    console_failure: Option<String>,
 }
 
 impl Runner<'_> {
     /// Appends `text`, after any notes waiting ([`RunningBuild::note`]). Never called while
     /// a step's output flows: notes then go through [`Runner::notes_during_step`].
+    ///
+    /// Once a write has failed, what follows is kept with what was not written, in order,
+    /// for the build's record ([`Runner::end`]).
     async fn line(&mut self, text: &str) {
         let mut all = self.build.take_notes().concat();
         all.push_str(text);
+        if !self.unwritten.is_empty() {
+            self.unwritten.push_str(&all);
+            return;
+        }
+        let before = self.console.size();
         if let Err(e) = self.console.append(all.as_bytes()).await {
-            tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+            self.console_failed(&e);
+            let mut written = (self.console.size() - before) as usize;
+            while !all.is_char_boundary(written) {
+                written -= 1;
+            }
+            self.unwritten = all.split_off(written);
+        }
+    }
+
+    /// Notes that the console could not be written: logged, and when the disk is full, the
+    /// controller's reserve is given up to the build's record.
+    fn console_failed(&mut self, e: &std::io::Error) {
+        tracing::error!(job = %self.build.row.job, number = self.build.row.number, path = %self.console.path().display(), error = %e, "cannot write the console");
+        if crate::disk::is_out_of_space(e) {
+            self.state.disk.out_of_space("writing a build's console", e);
+        }
+        self.console_failure
+            .get_or_insert_with(|| console_failure(e));
+    }
+
+    /// What the build's record keeps besides its result.
+    fn end(&mut self) -> BuildEnd {
+        let tail = (!self.unwritten.is_empty())
+            .then(|| (std::mem::take(&mut self.unwritten), self.console.size()));
+        BuildEnd {
+            reason: self.console_failure.clone(),
+            tail,
+        }
+    }
+
+    /// Appends a step's output, unless the disk is full: build output then waits for
+    /// nobody, and the build fails with the reason.
+    async fn append_output(&mut self, batch: Vec<Vec<u8>>) -> std::io::Result<()> {
+        if self.state.disk.is_full() {
+            return Err(crate::disk::full_error());
+        }
+        self.console.append_all(batch).await
+    }
+
+    /// Stops step `id` when its output can no longer be written; what it does from then on
+    /// would be lost. Best effort: a step this cannot reach is stopped when its agent
+    /// reconnects after the build has ended.
+    async fn stop_step(&self, id: &str) {
+        if let Some(channel) = live_channel(self.state, &self.build.row.node)
+            && let Err(e) = steps::kill(&channel, id, super::ABORT_KILL_GRACE).await
+        {
+            tracing::warn!(step = id, error = %e, "cannot stop a step whose output cannot be written");
         }
     }
 
@@ -337,8 +469,16 @@ impl Runner<'_> {
                 Followed::AbortedUnkilled => (NO_EXIT_STATUS, Some(self.unkilled_note(index))),
                 Followed::Failed(why) => (NO_EXIT_STATUS, Some(format!("\nERROR: {why}\n"))),
                 Followed::Console(e) => {
-                    tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
-                    return BuildResult::Failure;
+                    self.console_failed(&e);
+                    self.stop_step(&id).await;
+                    let why = console_failure(&e);
+                    (
+                        NO_EXIT_STATUS,
+                        Some(format!(
+                            "\nERROR: {why}: the step's output cannot be kept, so it was \
+                             stopped and the build fails.\n"
+                        )),
+                    )
                 }
             };
             // Recorded before anything else is written (see the module comment).
@@ -610,7 +750,7 @@ impl Runner<'_> {
                                 size += more.len();
                                 batch.push(more);
                             }
-                            if let Err(e) = self.console.append_all(batch).await {
+                            if let Err(e) = self.append_output(batch).await {
                                 return Followed::Console(e);
                             }
                         }

@@ -1,9 +1,14 @@
 //! The scheduler task: whenever something changes (a build queued or cancelled, an executor
-//! freed, a node connected, disconnected, marked offline or reconfigured, a job changed) it
-//! asks [`crate::schedule::assign`] which waiting builds start where, starts them, and
-//! records the others' wait reasons.
+//! freed, a node connected, disconnected, marked offline or reconfigured, a job changed, the
+//! controller's disk full or not) it asks [`crate::schedule::assign`] which waiting builds
+//! start where, starts them, and records the others' wait reasons.
+//!
+//! A pass that could not do its work (the store failed: a full disk, say) is tried again
+//! after a pause that doubles up to [`RETRY_MAX`], and the builds it could not start say
+//! why. While the controller's disk is full nothing starts, and waiting builds say so.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use steward_protocol::job_xml::JobConfig;
 use steward_protocol::label::{self, LabelExpr};
@@ -11,14 +16,33 @@ use steward_protocol::label::{self, LabelExpr};
 use super::{ItemState, WaitKind, now_ms, register, run};
 use crate::schedule::{self, Decision, NodeView, Waiting};
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::builds::{self as records, Start};
 use crate::store::jobs;
 
+/// First pause before a failed pass is tried again.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest pause between tries of a failing pass.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 pub(super) async fn run(state: AppState) {
     let mut changes = state.agents.subscribe();
+    let mut disk = state.disk.subscribe();
+    let mut pause = RETRY_FIRST;
     loop {
         changes.borrow_and_update();
-        pass(&state).await;
+        disk.borrow_and_update();
+        let retry = match pass(&state, pause).await {
+            Pass::Done => {
+                pause = RETRY_FIRST;
+                None
+            }
+            Pass::Failed => {
+                let at = tokio::time::Instant::now() + pause;
+                pause = (pause * 2).min(RETRY_MAX);
+                Some(at)
+            }
+        };
         tokio::select! {
             _ = state.builds.wake.notified() => {}
             changed = changes.changed() => {
@@ -26,9 +50,27 @@ pub(super) async fn run(state: AppState) {
                     return;
                 }
             }
+            changed = disk.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = async {
+                match retry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = state.shutdown.cancelled() => return,
         }
     }
+}
+
+/// How a pass went.
+enum Pass {
+    Done,
+    /// Something failed; the pass is tried again after a pause.
+    Failed,
 }
 
 /// A job as the scheduler needs it.
@@ -38,7 +80,9 @@ struct JobView {
     label: Result<Option<LabelExpr>, String>,
 }
 
-async fn pass(state: &AppState) {
+/// One pass; `retry_in` is the pause before the next try if this one fails, for the
+/// reasons given to the builds it could not start.
+async fn pass(state: &AppState, retry_in: Duration) -> Pass {
     // Held for the whole pass: a quiet-down's wait takes it once, so a build this pass
     // starts is registered before that wait looks for running builds.
     let _pass = state.builds.scheduling.lock().await;
@@ -50,7 +94,7 @@ async fn pass(state: &AppState) {
         .map(|i| (i.row.id, i.row.job.clone()))
         .collect();
     if items.is_empty() {
-        return;
+        return Pass::Done;
     }
     let names: BTreeSet<String> = items.iter().map(|(_, job)| job.clone()).collect();
     let jobs = match state
@@ -68,8 +112,8 @@ async fn pass(state: &AppState) {
     {
         Ok(jobs) => jobs,
         Err(e) => {
-            tracing::error!(error = %e, "the scheduler cannot read the jobs");
-            return;
+            tracing::error!(error = %e, retry_in = ?retry_in, "the scheduler cannot read the jobs");
+            return Pass::Failed;
         }
     };
     let jobs: BTreeMap<String, JobView> = jobs
@@ -88,8 +132,8 @@ async fn pass(state: &AppState) {
     let nodes = match crate::nodes::list(state).await {
         Ok(nodes) => nodes,
         Err(e) => {
-            tracing::error!(error = %e, "the scheduler cannot read the nodes");
-            return;
+            tracing::error!(error = %e, retry_in = ?retry_in, "the scheduler cannot read the nodes");
+            return Pass::Failed;
         }
     };
 
@@ -149,9 +193,13 @@ async fn pass(state: &AppState) {
             }
         }
     }
-    // Quieting down: nothing starts, and everything that could waits with its reason.
+    // Quieting down, or no room on the controller's disk: nothing starts, and everything
+    // that could waits with its reason.
     let decisions = match state.builds.quieting_down() {
         Some(quiet) => vec![Decision::Wait(quiet.wait_reason()); waiting.len()],
+        None if state.disk.is_full() => {
+            vec![Decision::Wait(state.disk.wait_reason()); waiting.len()]
+        }
         None => schedule::assign(&waiting, &views),
     };
     let mut starts = Vec::new();
@@ -186,10 +234,11 @@ async fn pass(state: &AppState) {
         .iter()
         .map(|b| (b.row.node.clone(), b.row.workspace.clone()))
         .collect();
+    let mut outcome = Pass::Done;
     for (id, node, executor) in starts {
-        // Quiet-down set during this pass: start nothing more; the next pass gives the
-        // rest its reason.
-        if state.builds.quieting_down().is_some() {
+        // Quiet-down set, or the disk found full, during this pass: start nothing more;
+        // the next pass gives the rest its reason.
+        if state.builds.quieting_down().is_some() || state.disk.is_full() {
             state.builds.reschedule();
             break;
         }
@@ -197,8 +246,24 @@ async fn pass(state: &AppState) {
         let xml = jobs[job].xml.clone();
         let workspace = workspace_name(job, |name| held.contains(&(node.clone(), name.to_owned())));
         held.insert((node.clone(), workspace.clone()));
-        start_build(state, id, node, executor, workspace, xml).await;
+        if let Err(e) = start_build(state, id, node, executor, workspace, xml).await {
+            tracing::error!(queue_id = id, error = %e, retry_in = ?retry_in, "cannot start a queued build; trying again");
+            if e.is_disk_full() {
+                state.disk.out_of_space("starting a build", &e);
+            }
+            let why = format!(
+                "Cannot start this build: {e}; trying again in {} s",
+                retry_in.as_secs().max(1)
+            );
+            let mut inner = state.builds.lock();
+            if let Some(item) = inner.queue.iter_mut().find(|i| i.row.id == id) {
+                item.why = why;
+                item.kind = WaitKind::Buildable;
+            }
+            outcome = Pass::Failed;
+        }
     }
+    outcome
 }
 
 /// The workspace a build of `job` gets on a node: the job's name, or when a running build
@@ -215,7 +280,8 @@ fn workspace_name(job: &str, in_use: impl Fn(&str) -> bool) -> String {
 }
 
 /// Gives queued item `queue_id` its executor: the store records the build with its number,
-/// then the item's waiters learn the number and the runner starts.
+/// then the item's waiters learn the number and the runner starts. A store failure leaves
+/// the item queued, and is returned.
 async fn start_build(
     state: &AppState,
     queue_id: u64,
@@ -223,7 +289,7 @@ async fn start_build(
     executor: u32,
     workspace: String,
     xml: String,
-) {
+) -> Result<(), StoreError> {
     let started_at_ms = now_ms();
     let for_store = node.clone();
     let row = state
@@ -251,8 +317,8 @@ async fn start_build(
             inner.leave(item, outcome);
         }
     };
-    match row {
-        Ok(Some(row)) => {
+    match row? {
+        Some(row) => {
             let number = row.number;
             tracing::info!(job = %row.job, number, node = %node, executor, "build started");
             let build = register(state, row);
@@ -261,12 +327,9 @@ async fn start_build(
             state.tasks.spawn(run::fresh(state.clone(), build));
         }
         // Cancelled meanwhile.
-        Ok(None) => leave(ItemState::Cancelled),
-        // A store failure leaves the item queued; the next pass tries again.
-        Err(e) => {
-            tracing::error!(queue_id, error = %e, "cannot start a queued build");
-        }
+        None => leave(ItemState::Cancelled),
     }
+    Ok(())
 }
 
 #[cfg(test)]

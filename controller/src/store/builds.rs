@@ -155,6 +155,9 @@ pub struct BuildRow {
     pub aborted_by: Option<String>,
     /// Kept forever (`keep-build`): the build discarder passes over it.
     pub keep_log: bool,
+    /// Why the controller ended the build the way it did, when its steps did not say (its
+    /// console could not be written).
+    pub end_reason: Option<String>,
 }
 
 /// A step's recorded end.
@@ -311,6 +314,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         step_end: None,
         aborted_by: None,
         keep_log: false,
+        end_reason: None,
     }))
 }
 
@@ -346,23 +350,93 @@ pub fn set_aborted(conn: &Connection, id: u64, by: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Records a build's end.
+/// The closing text of a build's console that could not be written when the build ended
+/// (the disk was full): it belongs at byte `at` of the console, and is written there as
+/// soon as space allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleTail {
+    pub build_id: u64,
+    pub job: String,
+    pub number: u64,
+    pub at: u64,
+    pub text: String,
+}
+
+/// Records a build's end: its result, why the controller ended it so when the steps did
+/// not say (`reason`), and the console text still to write (`tail`: the text and the
+/// console length it follows).
 pub fn finish(
     conn: &Connection,
     id: u64,
     result: BuildResult,
     finished_at_ms: i64,
+    reason: Option<&str>,
+    tail: Option<(&str, u64)>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE builds SET result = ?1, finished_at_ms = ?2 WHERE id = ?3",
-        params![result.as_str(), finished_at_ms, id as i64],
+        "UPDATE builds SET result = ?1, finished_at_ms = ?2, end_reason = ?3,
+                console_tail = ?4, console_tail_at = ?5
+         WHERE id = ?6",
+        params![
+            result.as_str(),
+            finished_at_ms,
+            reason,
+            tail.map(|t| t.0),
+            tail.map(|t| t.1 as i64),
+            id as i64
+        ],
+    )?;
+    Ok(())
+}
+
+/// Ended builds whose console still lacks its closing text.
+pub fn console_tails(conn: &Connection) -> Result<Vec<ConsoleTail>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, job, number, console_tail_at, console_tail FROM builds
+         WHERE console_tail IS NOT NULL AND result IS NOT NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, job, number, at, text) = row?;
+        Ok(ConsoleTail {
+            build_id: to_u64(id, "build id")?,
+            job,
+            number: to_u64(number, "build number")?,
+            at: to_u64(at.unwrap_or_default(), "console tail offset")?,
+            text,
+        })
+    })
+    .collect()
+}
+
+/// Whether build `id` still has a record.
+pub fn exists(conn: &Connection, id: u64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM builds WHERE id = ?1")?
+        .exists(params![id as i64])?)
+}
+
+/// Forgets build `id`'s console tail: it is written.
+pub fn clear_console_tail(conn: &Connection, id: u64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET console_tail = NULL, console_tail_at = NULL WHERE id = ?1",
+        params![id as i64],
     )?;
     Ok(())
 }
 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
-    step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace, keep_log";
+    step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace, keep_log,
+    end_reason";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -388,6 +462,7 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         queue_id: r.get(19)?,
         workspace: r.get(20)?,
         keep_log: r.get(21)?,
+        end_reason: r.get(22)?,
     })
 }
 
@@ -414,6 +489,7 @@ struct RawBuild {
     queue_id: Option<i64>,
     workspace: Option<String>,
     keep_log: bool,
+    end_reason: Option<String>,
 }
 
 impl RawBuild {
@@ -455,6 +531,7 @@ impl RawBuild {
             },
             aborted_by: self.aborted_by,
             keep_log: self.keep_log,
+            end_reason: self.end_reason,
         })
     }
 }
@@ -579,9 +656,23 @@ pub fn delete_in_ranges(
     ranges: &[(u64, u64)],
 ) -> Result<RangeDeletion, StoreError> {
     let tx = conn.transaction()?;
+    let found = find_in_ranges(&tx, job, ranges)?;
+    if let RangeDeletion::Deleted(numbers) = &found {
+        delete_numbers(&tx, job, numbers)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}
+
+/// What [`delete_in_ranges`] would delete, without deleting anything.
+pub fn find_in_ranges(
+    conn: &Connection,
+    job: &str,
+    ranges: &[(u64, u64)],
+) -> Result<RangeDeletion, StoreError> {
     let mut found = std::collections::BTreeMap::new();
     {
-        let mut stmt = tx.prepare(
+        let mut stmt = conn.prepare(
             "SELECT number, result IS NULL FROM builds WHERE job = ?1 AND number BETWEEN ?2 AND ?3",
         )?;
         let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -599,10 +690,7 @@ pub fn delete_in_ranges(
     if !running.is_empty() {
         return Ok(RangeDeletion::Running(running));
     }
-    let numbers: Vec<u64> = found.into_keys().collect();
-    delete_numbers(&tx, job, &numbers)?;
-    tx.commit()?;
-    Ok(RangeDeletion::Deleted(numbers))
+    Ok(RangeDeletion::Deleted(found.into_keys().collect()))
 }
 
 /// Marks a build to be kept forever, or not; `false` when there is no such build.
@@ -730,7 +818,7 @@ mod tests {
                         note: Some("killed".into()),
                     },
                 )?;
-                finish(c, second.id, BuildResult::Failure, 30)?;
+                finish(c, second.id, BuildResult::Failure, 30, None, None)?;
                 Ok((first, second))
             })
             .await
@@ -843,7 +931,7 @@ mod tests {
             };
             let row = start(c, &s)?.expect("queued");
             if let Some(result) = result {
-                finish(c, row.id, result, started_at_ms + 1)?;
+                finish(c, row.id, result, started_at_ms + 1, None, None)?;
             }
             numbers.push(row.number);
         }

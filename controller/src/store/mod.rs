@@ -98,6 +98,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE builds ADD COLUMN workspace TEXT;",
     // "Keep this build forever" (`keep-build`): the build discarder passes over it.
     "ALTER TABLE builds ADD COLUMN keep_log INTEGER NOT NULL DEFAULT 0;",
+    // Why the controller ended a build the way it did, when the steps did not say (its
+    // console could not be written), and the console's closing text not written yet, with
+    // the console length it follows (builds.rs `ConsoleTail`).
+    "ALTER TABLE builds ADD COLUMN end_reason TEXT;
+    ALTER TABLE builds ADD COLUMN console_tail TEXT;
+    ALTER TABLE builds ADD COLUMN console_tail_at INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +120,17 @@ pub enum StoreError {
     Task(String),
     #[error("{0}")]
     Persist(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be written for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
 }
 
 /// A handle on the database; cheap to clone.
