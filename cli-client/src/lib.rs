@@ -32,7 +32,7 @@ pub use session::Stdio;
 
 use std::time::Duration;
 
-use steward_protocol::plaincli::{FEATURE_INTERRUPT, HEADER_STEWARD_CLI};
+use steward_protocol::plaincli::{FEATURE_INTERRUPT, HEADER_STEWARD_CLI, lists_feature};
 use steward_transport::TlsOptions;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -47,12 +47,11 @@ const PINGS_PER_IDLE_TIMEOUT: u32 = 3;
 
 /// Whether a controller's answer says it honours `INTERRUPT`.
 fn honours_interrupt(headers: &::http::HeaderMap) -> bool {
-    headers
-        .get_all(HEADER_STEWARD_CLI)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(str::split_ascii_whitespace)
-        .any(|feature| feature.eq_ignore_ascii_case(FEATURE_INTERRUPT))
+    let values = headers.get_all(HEADER_STEWARD_CLI);
+    lists_feature(
+        values.iter().filter_map(|v| v.to_str().ok()),
+        FEATURE_INTERRUPT,
+    )
 }
 
 /// Runs the configured command on the controller and returns the command's exit code, or

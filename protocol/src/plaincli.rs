@@ -31,6 +31,15 @@ pub const HEADER_STEWARD_CLI: &str = "X-Steward-CLI";
 /// it, so a connection it loses for any other reason is not taken for an interrupt.
 pub const FEATURE_INTERRUPT: &str = "interrupt";
 
+/// Whether the [`HEADER_STEWARD_CLI`] values (one header line each, space-separated names)
+/// list `feature`, in any case.
+pub fn lists_feature<'a>(values: impl IntoIterator<Item = &'a str>, feature: &str) -> bool {
+    values
+        .into_iter()
+        .flat_map(str::split_ascii_whitespace)
+        .any(|listed| listed.eq_ignore_ascii_case(feature))
+}
+
 /// PlainCLIProtocol opcodes.
 pub mod op {
     pub const ARG: u8 = 0;
@@ -469,6 +478,14 @@ mod tests {
             decode_ws(Bytes::from_static(&[op::ARG, 0]), Direction::ServerToClient),
             Ok(Frame::Unknown { .. })
         ));
+    }
+
+    #[test]
+    fn features_are_found_in_any_header_line_and_case() {
+        assert!(lists_feature(["interrupt"], FEATURE_INTERRUPT));
+        assert!(lists_feature(["other", "x Interrupt"], FEATURE_INTERRUPT));
+        assert!(!lists_feature(["interrupted", ""], FEATURE_INTERRUPT));
+        assert!(!lists_feature([], FEATURE_INTERRUPT));
     }
 
     #[test]

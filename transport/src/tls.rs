@@ -10,11 +10,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::TransportError;
 use crate::pinned::ExactOrPlatform;
@@ -46,11 +44,13 @@ pub fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Tra
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TransportError::Tls(e.to_string()))?;
-    let config = if options.no_certificate_check {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
+    let verifier = if options.no_certificate_check {
+        // Any certificate: the connection is encrypted, just not authenticated.
+        ExactOrPlatform {
+            pinned: Vec::new(),
+            platform: None,
+            provider,
+        }
     } else {
         let extra = match &options.extra_ca_pem {
             Some(pem) => parse_certificates(pem, "the -cert certificates")?,
@@ -61,16 +61,16 @@ pub fn tls_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Tra
         let platform =
             rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
                 .map_err(|e| TransportError::Tls(e.to_string()))?;
-        let verifier = ExactOrPlatform {
+        ExactOrPlatform {
             pinned,
-            platform,
+            platform: Some(platform),
             provider,
-        };
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth()
+        }
     };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -151,56 +151,6 @@ fn parse_certificates(
         )));
     }
     Ok(certs)
-}
-
-/// `-noCertificateCheck`: accepts any certificate but still checks handshake signatures, so
-/// the connection is encrypted, just not authenticated.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -14,17 +14,16 @@ pub mod stop;
 pub mod ws;
 
 use http::HeaderMap;
-use steward_protocol::plaincli::{FEATURE_INTERRUPT, HEADER_STEWARD_CLI};
+use steward_protocol::plaincli::{FEATURE_INTERRUPT, HEADER_STEWARD_CLI, lists_feature};
 
 /// The Steward extensions the controller honours, as its answers list them.
 pub const FEATURES: &str = FEATURE_INTERRUPT;
 
 /// Whether the client announced that it sends `INTERRUPT` itself.
 fn explicit_interrupts(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(HEADER_STEWARD_CLI)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(str::split_ascii_whitespace)
-        .any(|feature| feature.eq_ignore_ascii_case(FEATURE_INTERRUPT))
+    let values = headers.get_all(HEADER_STEWARD_CLI);
+    lists_feature(
+        values.iter().filter_map(|v| v.to_str().ok()),
+        FEATURE_INTERRUPT,
+    )
 }
