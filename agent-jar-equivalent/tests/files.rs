@@ -329,3 +329,19 @@ async fn many_simple_calls_all_get_their_answer() {
         assert!(matches!(agent.call(Request::Info).await, Response::Info(_)));
     }
 }
+
+#[tokio::test]
+async fn info_v2_gives_the_work_dirs_file_system_size() {
+    let agent = Agent::start();
+    match agent.call(Request::InfoV2).await {
+        Response::InfoV2 {
+            info,
+            work_dir_total_bytes,
+        } => {
+            assert_eq!(info.work_dir, agent.work.path().display().to_string());
+            assert!(info.work_dir_free_bytes > 0);
+            assert!(work_dir_total_bytes >= info.work_dir_free_bytes);
+        }
+        other => panic!("InfoV2 answered {other:?}"),
+    }
+}

@@ -199,13 +199,14 @@ async fn bad_specs_and_workspaces_are_refused() {
 #[tokio::test]
 async fn unknown_requests_are_refused_by_number() {
     let agent = Agent::start();
-    // What a newer controller's 17th request looks like to this agent.
-    let header = services::encode(&(services::SERVICES_VERSION, 16u32));
+    // What a newer controller's next request looks like to this agent.
+    let header = services::encode(&(services::SERVICES_VERSION, services::KNOWN_REQUESTS));
     let mut stream = agent.controller.open(Bytes::from(header)).await.unwrap();
     match within(stream.recv()).await {
         Some(Err(steward_channel::StreamError::Reset { code, reason })) => {
             assert_eq!(code, ResetCode::Refused);
-            assert!(reason.starts_with("unknown request #16:"), "{reason}");
+            let number = format!("unknown request #{}:", services::KNOWN_REQUESTS);
+            assert!(reason.starts_with(&number), "{reason}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

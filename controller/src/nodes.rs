@@ -2,10 +2,12 @@
 //! commands (and later the REST API and web UI) call.
 
 use steward_protocol::channel::{GoAway, GoAwayCode};
+use steward_protocol::disk_space::node_threshold;
 use steward_protocol::node_xml::{NodeConfig, NodeNameError, validate_node_name};
-use steward_protocol::xml::MAX_XML_BYTES;
+use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::disk_space::{self, LowSpace};
 use crate::agents::registry::{AgentKind, JAVA_AGENT_STATUS, LiveAgent};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -25,12 +27,16 @@ pub enum NodeError {
     Interrupted(String),
     #[error("Node configuration is {0} bytes once written, over the limit of {MAX_XML_BYTES}")]
     TooLarge(usize),
+    /// A setting Steward interprets has a value it cannot use.
+    #[error("Invalid node XML: {0}")]
+    BadSetting(XmlError),
 }
 
-/// Checks what will be stored: the name, and that the written XML can be read back (escaping
-/// and indentation make it longer than what the user sent).
+/// Checks what will be stored: the name, the disk-space threshold, and that the written XML
+/// can be read back (escaping and indentation make it longer than what the user sent).
 fn check_storable(config: &NodeConfig) -> Result<(), NodeError> {
     validate_node_name(&config.name)?;
+    node_threshold(config).map_err(NodeError::BadSetting)?;
     let written = config.to_xml().len();
     if written > MAX_XML_BYTES {
         return Err(NodeError::TooLarge(written));
@@ -43,11 +49,13 @@ fn check_storable(config: &NodeConfig) -> Result<(), NodeError> {
 pub struct NodeStatus {
     /// An agent connection is live.
     pub connected: bool,
-    /// Connected and not temporarily offline: it may take work.
+    /// Connected, not temporarily offline and not low on disk space: it may take work.
     pub online: bool,
     /// Why the node is offline, or a note on an online one (a Java agent).
     pub reason: Option<String>,
     pub live: Option<LiveAgent>,
+    /// The latest sample shows less free disk than the node's threshold.
+    pub low_disk: Option<LowSpace>,
 }
 
 impl NodeStatus {
@@ -65,13 +73,17 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
     let name = &record.config.name;
     let live = state.agents.live(name);
     let connected = live.is_some();
+    let low_disk = live
+        .as_ref()
+        .and_then(|l| l.monitors.as_ref()?.disk.as_ref())
+        .and_then(|disk| disk_space::low(&record.config, disk));
     let reason = match (&record.temporarily_offline, &live) {
         (Some(mark), _) => Some(format!(
             "temporarily offline by {}: {}",
             mark.by, mark.message
         )),
         (None, Some(l)) if l.kind == AgentKind::JavaRemoting => Some(JAVA_AGENT_STATUS.to_owned()),
-        (None, Some(_)) => None,
+        (None, Some(_)) => low_disk.as_ref().map(LowSpace::reason),
         (None, None) => Some(
             state
                 .agents
@@ -79,12 +91,13 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
                 .unwrap_or_else(|| "not connected".into()),
         ),
     };
-    let online = connected && record.temporarily_offline.is_none();
+    let online = connected && record.temporarily_offline.is_none() && low_disk.is_none();
     NodeStatus {
         connected,
         online,
         reason,
         live,
+        low_disk,
     }
 }
 
@@ -187,6 +200,8 @@ pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<
         state.agents.forget(name);
     }
     state.agents.notify_changed();
+    // The disk-space threshold may have changed: a node now low is sampled more often.
+    state.agents.wake_monitor(&new);
     Ok(())
 }
 

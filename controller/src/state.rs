@@ -32,3 +32,27 @@ pub struct AppState {
     /// Cancelled when the controller shuts down.
     pub shutdown: CancellationToken,
 }
+
+#[cfg(test)]
+impl AppState {
+    /// A controller's state over a fresh store in `dir`, serving nothing: for unit tests of
+    /// the services that take the whole state.
+    pub fn for_tests(dir: &std::path::Path) -> AppState {
+        let listen = "127.0.0.1:0".parse().expect("an address");
+        AppState {
+            config: Arc::new(Config::new(dir.to_path_buf(), listen)),
+            store: Store::open(&dir.join("steward.db")).expect("a store"),
+            node_list: Arc::default(),
+            secret_key: Arc::new(SecretKey::from_slice(&[7; 32]).expect("a 32-byte key")),
+            agents: Arc::default(),
+            builds: Arc::new(crate::builds::Builds::new(
+                dir.join("jobs"),
+                crate::builds::DEFAULT_RECONNECT_GRACE,
+            )),
+            duplex: Arc::default(),
+            disk: Arc::new(crate::disk::Disk::open(dir)),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}

@@ -197,6 +197,7 @@ fn node_xml() -> Vec<Vec<u8>> {
         JENKINS_NODE.as_bytes().to_vec(),
         NodeConfig::inbound("build box").to_xml().into_bytes(),
         b"<hudson.slaves.DumbSlave><name>ssh</name><launcher class=\"hudson.plugins.sshslaves.SSHLauncher\"><host>build.example.com</host><port>22</port></launcher></hudson.slaves.DumbSlave>".to_vec(),
+        b"<slave><name>small</name><nodeProperties><hudson.node__monitors.DiskSpaceMonitorNodeProperty><freeDiskSpaceThreshold> 1.5 GiB </freeDiskSpaceThreshold><freeTempSpaceThreshold>1GiB</freeTempSpaceThreshold></hudson.node__monitors.DiskSpaceMonitorNodeProperty></nodeProperties></slave>".to_vec(),
     ]
 }
 
@@ -285,6 +286,7 @@ fn services() -> Vec<Vec<u8>> {
     };
     let mut seeds = vec![
         encode_request(&Request::Info),
+        encode_request(&Request::InfoV2),
         encode_request(&exec_request()),
         encode_request(&Request::ReadFile {
             path: "logs/build.log".into(),
@@ -322,6 +324,20 @@ fn services() -> Vec<Vec<u8>> {
         }),
     ];
     seeds.push(encode(&ExecEvent::Started { pid: 4242 }));
+    seeds.push(encode(&Response::InfoV2 {
+        info: AgentInfo {
+            os: "Linux".into(),
+            arch: "aarch64".into(),
+            cpus: 4,
+            memory_total_bytes: 1 << 33,
+            memory_available_bytes: 1 << 32,
+            work_dir: "/srv/agent".into(),
+            work_dir_free_bytes: 16 << 10,
+            agent_version: "0.1.0".into(),
+            clock_ms: 1_700_000_000_000,
+        },
+        work_dir_total_bytes: 20 << 20,
+    }));
     seeds.extend(step_seeds());
     seeds
 }

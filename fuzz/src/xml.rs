@@ -115,6 +115,13 @@ pub fn node_xml(data: &[u8]) {
             .unwrap_or_else(|e| panic!("get-node output is refused: {e}\n{written}"));
         assert_eq!(again.to_xml(), written, "a second write changed the node");
         assert_eq!(settings(&again), settings(&node), "{written}");
+        // The disk-space threshold reads the same from what was written back.
+        let threshold = steward_protocol::disk_space::node_threshold(&node);
+        assert_eq!(
+            steward_protocol::disk_space::node_threshold(&again),
+            threshold,
+            "{written}"
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`disk_space`]: the disk-space threshold a node's XML may set, in Jenkins' size notation.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
@@ -18,6 +19,7 @@
 
 mod byte_buf;
 pub mod channel;
+pub mod disk_space;
 pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;

@@ -21,7 +21,7 @@ use crate::steps::{StepEvent, StepSpec};
 pub const SERVICES_VERSION: u16 = 1;
 /// How many [`Request`] variants this side knows: a higher variant index is a request from
 /// a newer controller, named as such rather than as garbage.
-pub const KNOWN_REQUESTS: u32 = 16;
+pub const KNOWN_REQUESTS: u32 = 17;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -94,6 +94,9 @@ pub enum Request {
     RemoveStep {
         id: String,
     },
+    /// [`Request::Info`]'s facts and the size of the work dir's file system:
+    /// [`Response::InfoV2`]. An agent older than it refuses it; callers then ask `Info`.
+    InfoV2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +205,12 @@ pub enum Response {
     },
     /// The answer to `ListSteps`, sorted by id.
     Steps(Vec<StepStatus>),
+    /// The answer to `InfoV2`.
+    InfoV2 {
+        info: AgentInfo,
+        /// Size of the file system that holds the work dir, in bytes.
+        work_dir_total_bytes: u64,
+    },
 }
 
 /// Encodes a request as an OPEN header.
@@ -291,6 +300,7 @@ mod tests {
             Request::RemoveStep {
                 id: "build-1".into(),
             },
+            Request::InfoV2,
         ];
         for r in requests {
             assert_eq!(decode_request(&encode_request(&r)), Ok(r));
@@ -309,7 +319,7 @@ mod tests {
         assert_eq!(refused, RequestError::Unknown { index: 200 });
         assert_eq!(
             refused.to_string(),
-            "unknown request #200: this agent knows requests #0 to #15; it may be older than the controller"
+            "unknown request #200: this agent knows requests #0 to #16; it may be older than the controller"
         );
         let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
@@ -321,7 +331,7 @@ mod tests {
     #[test]
     fn known_requests_counts_every_variant() {
         // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
-        let last = encode_request(&Request::RemoveStep { id: "x".into() });
+        let last = encode_request(&Request::InfoV2);
         let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
         let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
         assert_eq!(index, KNOWN_REQUESTS - 1);
@@ -348,6 +358,25 @@ mod tests {
             log_len: 5,
         }]);
         assert_eq!(decode(&encode(&steps)), Ok(steps));
+    }
+
+    #[test]
+    fn info_v2_answers_round_trip() {
+        let answer = Response::InfoV2 {
+            info: AgentInfo {
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                cpus: 2,
+                memory_total_bytes: 8 << 30,
+                memory_available_bytes: 4 << 30,
+                work_dir: "/w".into(),
+                work_dir_free_bytes: 16 << 10,
+                agent_version: "0.1.0".into(),
+                clock_ms: 1,
+            },
+            work_dir_total_bytes: 20 << 20,
+        };
+        assert_eq!(decode(&encode(&answer)), Ok(answer));
     }
 
     proptest! {

@@ -328,6 +328,7 @@ fn node_info_and_monitors() {
         keys,
         [
             "node",
+            "state",
             "os",
             "arch",
             "cpus",
@@ -342,6 +343,11 @@ fn node_info_and_monitors() {
     assert!(
         info.stdout
             .contains(&format!("os:            {}\n", std::env::consts::OS)),
+        "{}",
+        info.stdout
+    );
+    assert!(
+        info.stdout.contains("state:         online\n"),
         "{}",
         info.stdout
     );
@@ -360,6 +366,13 @@ fn node_info_and_monitors() {
         "{json}"
     );
     assert!(json["rttMs"].is_number(), "{json}");
+    assert_eq!(json["online"], true, "{json}");
+    let free = json["freeDiskBytes"].as_u64().expect("free disk");
+    let total = json["diskTotalBytes"].as_u64().expect("the disk's size");
+    let threshold = json["freeDiskThresholdBytes"]
+        .as_u64()
+        .expect("a threshold");
+    assert!(free <= total && threshold <= 1 << 30, "{json}");
 }
 
 #[test]

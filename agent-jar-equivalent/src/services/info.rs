@@ -1,13 +1,31 @@
-//! `Info`: facts about the agent's machine for `node-info` and the controller's monitors.
+//! `Info` and `InfoV2`: facts about the agent's machine for `node-info` and the
+//! controller's monitors (`InfoV2` adds the size of the work dir's file system, which the
+//! controller's default disk-space threshold depends on).
 
-use steward_protocol::services::AgentInfo;
+use steward_protocol::services::{AgentInfo, Response};
 
 use super::Context;
 
-/// Collects the facts now; anything unreadable reads as 0.
-pub fn collect(context: &Context) -> AgentInfo {
+/// The answer to `Info`.
+pub fn info(context: &Context) -> Response {
+    Response::Info(collect(context).0)
+}
+
+/// The answer to `InfoV2`.
+pub fn info_v2(context: &Context) -> Response {
+    let (info, work_dir_total_bytes) = collect(context);
+    Response::InfoV2 {
+        info,
+        work_dir_total_bytes,
+    }
+}
+
+/// Collects the facts now, with the size of the work dir's file system; anything
+/// unreadable reads as 0.
+pub fn collect(context: &Context) -> (AgentInfo, u64) {
     let (memory_total_bytes, memory_available_bytes) = memory();
-    AgentInfo {
+    let disk = disk_space(context.work_dir());
+    let info = AgentInfo {
         os: std::env::consts::OS.to_owned(),
         arch: std::env::consts::ARCH.to_owned(),
         cpus: std::thread::available_parallelism()
@@ -16,13 +34,14 @@ pub fn collect(context: &Context) -> AgentInfo {
         memory_total_bytes,
         memory_available_bytes,
         work_dir: context.work_dir().display().to_string(),
-        work_dir_free_bytes: free_bytes(context.work_dir()),
+        work_dir_free_bytes: disk.free,
         agent_version: steward_protocol::STEWARD_VERSION.to_owned(),
         clock_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default(),
-    }
+    };
+    (info, disk.total)
 }
 
 /// Total and available memory from `/proc/meminfo` (Linux); zeros elsewhere.
@@ -41,19 +60,32 @@ fn memory() -> (u64, u64) {
     (field("MemTotal:"), field("MemAvailable:"))
 }
 
-/// Bytes free for unprivileged users on the file system holding `path`.
-fn free_bytes(path: &std::path::Path) -> u64 {
+/// The file system holding a path, in bytes.
+#[derive(Debug, Default, Clone, Copy)]
+struct DiskSpace {
+    /// Free for unprivileged users (what a step may still write).
+    free: u64,
+    /// The file system's size.
+    total: u64,
+}
+
+/// [`DiskSpace`] of the file system holding `path`; zeros when it cannot be read.
+fn disk_space(path: &std::path::Path) -> DiskSpace {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return 0;
+        return DiskSpace::default();
     };
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a valid out-pointer.
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
     if rc != 0 {
-        return 0;
+        return DiskSpace::default();
     }
-    (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64)
+    let block = stat.f_frsize as u64;
+    DiskSpace {
+        free: (stat.f_bavail as u64).saturating_mul(block),
+        total: (stat.f_blocks as u64).saturating_mul(block),
+    }
 }
 
 #[cfg(test)]
@@ -63,10 +95,11 @@ mod tests {
     #[test]
     fn reports_this_machine() {
         let dir = tempfile::tempdir().unwrap();
-        let info = collect(&Context::new(dir.path().to_path_buf()));
+        let (info, total) = collect(&Context::new(dir.path().to_path_buf()));
         assert_eq!(info.os, std::env::consts::OS);
         assert!(info.cpus >= 1);
         assert!(info.work_dir_free_bytes > 0);
+        assert!(total >= info.work_dir_free_bytes);
         assert!(info.memory_total_bytes >= info.memory_available_bytes);
         assert!(info.clock_ms > 0);
     }

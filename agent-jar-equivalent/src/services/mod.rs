@@ -1,7 +1,7 @@
 //! What the agent does for the controller: each stream the controller opens carries one
 //! request (`steward_protocol::services`), served here until it is done or cancelled.
 //!
-//! - [`info`]: OS, arch, CPUs, memory, free disk, version, clock.
+//! - [`info`]: OS, arch, CPUs, memory, free disk (and the disk's size), version, clock.
 //! - [`exec`]: run a process in its own process group, streaming its output as events.
 //! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
 //! - [`transfer`]: streamed file reads, and atomic streamed writes.
@@ -101,10 +101,8 @@ async fn handle(accepted: IncomingStream, context: Context) {
         }
     };
     match request {
-        Request::Info => {
-            let response = Response::Info(info::collect(&context));
-            answer(stream, &response).await;
-        }
+        Request::Info => answer(stream, &info::info(&context)).await,
+        Request::InfoV2 => answer(stream, &info::info_v2(&context)).await,
         Request::Exec(exec) => exec::run(stream, exec, &context).await,
         Request::ReadFile { path, offset } => {
             transfer::read(stream, &context.resolve(&path), offset).await

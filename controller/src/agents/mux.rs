@@ -58,7 +58,7 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
     let refusing = refuse_agent_streams(incoming);
     let monitoring = super::monitors::watch(
         channel.clone(),
-        state.agents.clone(),
+        state.clone(),
         registration.node.clone(),
         registration.connection_id,
     );

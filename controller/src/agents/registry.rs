@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use steward_protocol::channel::GoAway;
 use steward_protocol::handshake;
 use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::monitors::Monitors;
 
@@ -49,6 +49,9 @@ struct Entry {
     control: mpsc::Sender<GoAway>,
     /// The multiplexed channel, once the hello exchange agreed on it.
     channel: Option<steward_channel::Channel>,
+    /// Wakes the connection's monitor watcher when its node's disk state may have changed
+    /// from outside (a sample taken elsewhere, a new threshold).
+    monitor_wake: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -155,6 +158,7 @@ impl AgentRegistry {
                     cookie: cookie.clone(),
                     control,
                     channel: None,
+                    monitor_wake: Arc::default(),
                 },
             );
             inner.offline_reasons.remove(node);
@@ -223,22 +227,58 @@ impl AgentRegistry {
         self.bump();
     }
 
-    /// Records the latest monitor sample of a live connection. Not announced as a change:
-    /// it alters no node's state, and watchers would wake every interval for nothing.
-    pub fn set_monitors(&self, node: &str, connection_id: u64, monitors: Monitors) {
-        if let Some(e) = self
-            .lock()
+    /// Records the latest monitor sample of a live connection; the sample it replaces and
+    /// the one stored (`None` when the connection is gone). A sample without disk figures
+    /// (the agent did not answer) keeps the last ones: the disk state follows what was seen.
+    ///
+    /// Not announced as a change: most samples alter no node's state, and watchers would
+    /// wake every interval for nothing. The caller announces a change of the disk state
+    /// (`monitors::record`).
+    pub fn set_monitors(
+        &self,
+        node: &str,
+        connection_id: u64,
+        mut monitors: Monitors,
+    ) -> Option<(Option<Monitors>, Monitors)> {
+        let mut inner = self.lock();
+        let entry = inner
             .live
             .get_mut(node)
+            .filter(|e| e.live.connection_id == connection_id)?;
+        if monitors.disk.is_none() {
+            monitors.disk = entry.live.monitors.as_ref().and_then(|m| m.disk.clone());
+        }
+        let previous = entry.live.monitors.replace(monitors.clone());
+        Some((previous, monitors))
+    }
+
+    /// What wakes the monitor watcher of a live connection.
+    pub fn monitor_wake(&self, node: &str, connection_id: u64) -> Option<Arc<Notify>> {
+        self.lock()
+            .live
+            .get(node)
             .filter(|e| e.live.connection_id == connection_id)
-        {
-            e.live.monitors = Some(monitors);
+            .map(|e| e.monitor_wake.clone())
+    }
+
+    /// Tells `node`'s monitor watcher, if it is connected, to look at its disk state again.
+    pub fn wake_monitor(&self, node: &str) {
+        if let Some(e) = self.lock().live.get(node) {
+            e.monitor_wake.notify_one();
         }
     }
 
     /// The channel to `node`'s agent, when it is connected and speaks the channel.
     pub fn channel(&self, node: &str) -> Option<steward_channel::Channel> {
         self.lock().live.get(node).and_then(|e| e.channel.clone())
+    }
+
+    /// The channel to `node`'s agent with the id of its connection, to store what was
+    /// measured over it ([`AgentRegistry::set_monitors`]).
+    pub fn connection(&self, node: &str) -> Option<(u64, steward_channel::Channel)> {
+        let inner = self.lock();
+        let entry = inner.live.get(node)?;
+        Some((entry.live.connection_id, entry.channel.clone()?))
     }
 
     /// Number of live connections.

@@ -25,11 +25,18 @@ use tokio::time::Instant;
 
 use super::console::{ConsoleWriter, WRITE_BATCH};
 use super::{RunningBuild, now_ms, shell_scripts};
+use crate::agents::disk_space::LowSpace;
+use crate::agents::monitors;
 use crate::state::AppState;
 use crate::store::builds::{self as records, BuildResult, BuildRow, NO_EXIT_STATUS, StepEnd};
+use crate::units::format_bytes;
 
 /// Pause before asking again when a call failed on a connection that still looks open.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Longest wait for the agent's sample after a step failed: the build's end waits for it,
+/// and an agent that just sent the step's end answers at once unless its machine is in
+/// trouble.
+const FAILED_STEP_SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes a new build's first console line (`Started by …`), before anyone learns its
 /// number: a client that reads the console as soon as it knows the build (python-jenkins
@@ -452,22 +459,44 @@ impl Runner<'_> {
             };
             let (code, note) = match followed {
                 Followed::Ended(StepOutcome::Exited { code }) => {
-                    let note = (code != 0 && !self.build.abort.is_cancelled())
+                    let failed = code != 0 && !self.build.abort.is_cancelled();
+                    if failed {
+                        // The step may have failed for want of space: the node stops taking
+                        // builds now if so, not at the next sample.
+                        self.refresh_monitors().await;
+                    }
+                    let note = failed
                         .then(|| "Build step 'Execute shell' marked build as failure\n".to_owned());
                     (code, note)
                 }
-                Followed::Ended(StepOutcome::Lost) => (
-                    NO_EXIT_STATUS,
-                    Some(format!(
-                        "\nERROR: the step's process on {} ended without an exit status \
-                         (killed with SIGKILL, or the machine restarted)\n",
+                Followed::Ended(StepOutcome::Lost) => {
+                    let why = match self.refresh_monitors().await {
+                        Some(low) => format!(
+                            ": the agent's work dir ({}) has only {} free, too little to write \
+                             the step's log or result. {} takes no new builds until it has {} free.",
+                            low.path,
+                            format_bytes(low.free_bytes),
+                            row.node,
+                            format_bytes(low.threshold_bytes)
+                        ),
+                        None => " (killed with SIGKILL, or the machine restarted)".to_owned(),
+                    };
+                    let note = format!(
+                        "\nERROR: the step's process on {} ended without an exit status{why}\n",
                         row.node
-                    )),
-                ),
+                    );
+                    (NO_EXIT_STATUS, Some(note))
+                }
                 Followed::Lost => (NO_EXIT_STATUS, Some(self.lost_note(index))),
                 Followed::AbortedAway => (NO_EXIT_STATUS, None),
                 Followed::AbortedUnkilled => (NO_EXIT_STATUS, Some(self.unkilled_note(index))),
-                Followed::Failed(why) => (NO_EXIT_STATUS, Some(format!("\nERROR: {why}\n"))),
+                Followed::Failed(why) => {
+                    if !self.build.abort.is_cancelled() {
+                        // A step that could not start may have met a full disk.
+                        self.refresh_monitors().await;
+                    }
+                    (NO_EXIT_STATUS, Some(format!("\nERROR: {why}\n")))
+                }
                 Followed::Console(e) => {
                     self.console_failed(&e);
                     self.stop_step(&id).await;
@@ -507,6 +536,23 @@ impl Runner<'_> {
             return BuildResult::Aborted;
         }
         BuildResult::Success
+    }
+
+    /// After a failed step: a fresh sample of the agent, stored as the node's monitors, so
+    /// a node low on disk space goes offline now rather than at its next sample minutes
+    /// later (`agents::monitors`); the shortage, when its work dir is below the threshold.
+    async fn refresh_monitors(&self) -> Option<LowSpace> {
+        let node = &self.build.row.node;
+        let (connection_id, channel) = self.state.agents.connection(node)?;
+        if channel.is_closed() {
+            return None;
+        }
+        let mut older = false;
+        let sampled = monitors::sample(&channel, &mut older);
+        let sample = tokio::time::timeout(FAILED_STEP_SAMPLE_TIMEOUT, sampled)
+            .await
+            .ok()?;
+        monitors::record(self.state, node, connection_id, sample).await
     }
 
     /// The result of a build whose step failed: ABORTED when it was aborted.

@@ -107,9 +107,10 @@ impl CommandError {
 impl From<NodeError> for CommandError {
     fn from(e: NodeError) -> Self {
         match e {
-            NodeError::NotFound(_) | NodeError::BadName(_) | NodeError::TooLarge(_) => {
-                CommandError::IllegalArgument(e.to_string())
-            }
+            NodeError::NotFound(_)
+            | NodeError::BadName(_)
+            | NodeError::TooLarge(_)
+            | NodeError::BadSetting(_) => CommandError::IllegalArgument(e.to_string()),
             NodeError::Exists(_) => CommandError::IllegalState(e.to_string()),
             NodeError::Store(s) => CommandError::unexpected("node", s),
             NodeError::Interrupted(_) => CommandError::Aborted(e.to_string()),

@@ -1,17 +1,20 @@
-//! `node-info`: what a node's agent reports about its machine (an `Info` call) and the
-//! node's monitors, measured afresh; plus the formatting `list-nodes` shares for monitors.
+//! `node-info`: what a node's agent reports about its machine (an `InfoV2` call, `Info` for
+//! an older agent) and the node's monitors, measured afresh and kept as the node's latest
+//! sample; plus the formatting `list-nodes` shares for monitors.
 
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use steward_channel::call;
-use steward_protocol::services::{AgentInfo, Request, Response};
+use steward_channel::call::CallError;
 
 use super::args::Args;
 use super::remote::{RemoteError, node_channel};
 use super::{Command, CommandError, CommandResult, Context};
-use crate::agents::monitors::{self, INFO_TIMEOUT, Monitors};
+use crate::agents::disk_space;
+use crate::agents::monitors::{self, Facts, INFO_TIMEOUT, Monitors};
 use crate::auth::Permission;
+use crate::nodes::{self, NodeStatus};
+pub use crate::units::format_bytes;
 
 pub const COMMANDS: &[&Command] = &[&NODE_INFO];
 
@@ -32,17 +35,14 @@ async fn node_info(ctx: &mut Context) -> CommandResult {
 
     let rtt = channel.ping().await.ok();
     let before = monitors::now_ms();
-    let answer = tokio::time::timeout(INFO_TIMEOUT, call::call(&channel, &Request::Info)).await;
+    let answer = tokio::time::timeout(INFO_TIMEOUT, monitors::ask(&channel, &mut false)).await;
     let after = monitors::now_ms();
-    let info = match answer {
-        Ok(Ok(Response::Info(info))) => info,
-        Ok(Ok(other)) => {
-            return Ok(RemoteError::Malformed {
-                node,
-                reason: format!("unexpected answer {other:?}"),
-            }
-            .report(&ctx.out)
-            .await);
+    let facts = match answer {
+        Ok(Ok(facts)) => facts,
+        Ok(Err(CallError::BadResponse(reason))) => {
+            return Ok(RemoteError::Malformed { node, reason }
+                .report(&ctx.out)
+                .await);
         }
         Ok(Err(e)) => return Ok(RemoteError::from_call(&node, e).report(&ctx.out).await),
         Err(_) => {
@@ -54,36 +54,63 @@ async fn node_info(ctx: &mut Context) -> CommandResult {
             .await);
         }
     };
-    let sample = Monitors {
-        rtt,
-        clock_offset_ms: Some(monitors::clock_offset_ms(&info, before, after)),
-        free_disk_bytes: Some(info.work_dir_free_bytes),
-        sampled_at: std::time::SystemTime::now(),
-    };
-    // A fresh sample is as good as the watcher's: keep it for list-nodes too.
+    let sample = Monitors::from_facts(rtt, &facts, before, after);
+    // A fresh sample is as good as the watcher's: keep it for list-nodes and the node's
+    // state too (a node low on disk space goes offline or comes back by it).
     if let Some(live) = ctx.state.agents.live(&node) {
-        ctx.state
-            .agents
-            .set_monitors(&node, live.connection_id, sample.clone());
+        monitors::record(&ctx.state, &node, live.connection_id, sample.clone()).await;
     }
+    let record = nodes::get(&ctx.state, &node).await?;
+    let status = nodes::status(&ctx.state, &record);
+    let shown = Shown {
+        node: &node,
+        facts: &facts,
+        sample: &sample,
+        state: status.describe(),
+        threshold: sample
+            .disk
+            .as_ref()
+            .map(|d| disk_space::threshold(&record.config, d)),
+    };
 
     let text = if args.flag("-json") {
-        let json = info_json(&node, &info, &sample);
+        let json = info_json(&shown, &status);
         let mut text = serde_json::to_string_pretty(&json)
             .map_err(|e| CommandError::unexpected("node-info", e))?;
         text.push('\n');
         text
     } else {
-        info_text(&node, &info, &sample)
+        info_text(&shown)
     };
     ctx.out.stdout(text).await;
     Ok(0)
 }
 
+/// What `node-info` prints.
+struct Shown<'a> {
+    node: &'a str,
+    facts: &'a Facts,
+    sample: &'a Monitors,
+    /// The node's state, as `list-nodes` shows it.
+    state: String,
+    /// The disk-space threshold in effect.
+    threshold: Option<u64>,
+}
+
 /// `key: value` lines, aligned.
-fn info_text(node: &str, info: &AgentInfo, sample: &Monitors) -> String {
+fn info_text(shown: &Shown<'_>) -> String {
+    let info = &shown.facts.info;
+    let sample = shown.sample;
+    let mut free_disk = format_bytes(info.work_dir_free_bytes);
+    if let Some(total) = shown.facts.work_dir_total_bytes {
+        free_disk.push_str(&format!(" of {}", format_bytes(total)));
+    }
+    if let Some(threshold) = shown.threshold {
+        free_disk.push_str(&format!(" (threshold {})", format_bytes(threshold)));
+    }
     let rows = [
-        ("node", node.to_owned()),
+        ("node", shown.node.to_owned()),
+        ("state", shown.state.clone()),
         ("os", info.os.clone()),
         ("arch", info.arch.clone()),
         ("cpus", info.cpus.to_string()),
@@ -96,7 +123,7 @@ fn info_text(node: &str, info: &AgentInfo, sample: &Monitors) -> String {
             ),
         ),
         ("work dir", info.work_dir.clone()),
-        ("free disk", format_bytes(info.work_dir_free_bytes)),
+        ("free disk", free_disk),
         ("agent version", info.agent_version.clone()),
         (
             "clock offset",
@@ -112,9 +139,13 @@ fn info_text(node: &str, info: &AgentInfo, sample: &Monitors) -> String {
         .collect()
 }
 
-fn info_json(node: &str, info: &AgentInfo, sample: &Monitors) -> serde_json::Value {
+fn info_json(shown: &Shown<'_>, status: &NodeStatus) -> serde_json::Value {
+    let info = &shown.facts.info;
     let mut json = serde_json::json!({
-        "name": node,
+        "name": shown.node,
+        "online": status.online,
+        "state": shown.state,
+        "offlineReason": if status.online { None } else { status.reason.clone() },
         "os": info.os,
         "arch": info.arch,
         "cpus": info.cpus,
@@ -123,15 +154,16 @@ fn info_json(node: &str, info: &AgentInfo, sample: &Monitors) -> serde_json::Val
         "workDir": info.work_dir,
         "agentVersion": info.agent_version,
         "agentClockMs": info.clock_ms,
+        "freeDiskThresholdBytes": shown.threshold,
     });
     if let Some(object) = json.as_object_mut() {
-        object.extend(monitors_json(Some(sample)));
+        object.extend(monitors_json(Some(shown.sample)));
     }
     json
 }
 
-/// The monitor fields of the JSON outputs: `rttMs`, `clockOffsetMs`, `freeDiskBytes`
-/// (null when not measured).
+/// The monitor fields of the JSON outputs: `rttMs`, `clockOffsetMs`, `freeDiskBytes`,
+/// `diskTotalBytes` (null when not measured, or from an agent too old to say).
 pub fn monitors_json(sample: Option<&Monitors>) -> serde_json::Map<String, serde_json::Value> {
     let mut map = serde_json::Map::new();
     let rtt_ms = sample.and_then(|m| m.rtt).map(duration_ms);
@@ -140,9 +172,14 @@ pub fn monitors_json(sample: Option<&Monitors>) -> serde_json::Map<String, serde
         "clockOffsetMs".into(),
         serde_json::json!(sample.and_then(|m| m.clock_offset_ms)),
     );
+    let disk = sample.and_then(|m| m.disk.as_ref());
     map.insert(
         "freeDiskBytes".into(),
-        serde_json::json!(sample.and_then(|m| m.free_disk_bytes)),
+        serde_json::json!(disk.map(|d| d.free_bytes)),
+    );
+    map.insert(
+        "diskTotalBytes".into(),
+        serde_json::json!(disk.and_then(|d| d.total_bytes)),
     );
     map
 }
@@ -161,14 +198,12 @@ pub fn format_rtt(rtt: Option<Duration>) -> String {
     }
 }
 
-pub use crate::units::format_bytes;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_round_trips() {
+    fn round_trips() {
         assert_eq!(format_rtt(None), "-");
         assert_eq!(format_rtt(Some(Duration::from_micros(420))), "0.42 ms");
         assert_eq!(format_rtt(Some(Duration::from_micros(12_345))), "12.3 ms");
@@ -176,35 +211,53 @@ mod tests {
 
     #[test]
     fn text_layout() {
-        let info = AgentInfo {
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            cpus: 4,
-            memory_total_bytes: 8 << 30,
-            memory_available_bytes: 6 << 30,
-            work_dir: "/w".into(),
-            work_dir_free_bytes: 100 << 30,
-            agent_version: "0.1.0".into(),
-            clock_ms: 0,
+        let facts = Facts {
+            info: steward_protocol::services::AgentInfo {
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                cpus: 4,
+                memory_total_bytes: 8 << 30,
+                memory_available_bytes: 6 << 30,
+                work_dir: "/w".into(),
+                work_dir_free_bytes: 100 << 30,
+                agent_version: "0.1.0".into(),
+                clock_ms: 0,
+            },
+            work_dir_total_bytes: Some(500 << 30),
         };
-        let sample = Monitors {
-            rtt: Some(Duration::from_micros(500)),
-            clock_offset_ms: Some(-3),
-            free_disk_bytes: Some(100 << 30),
-            sampled_at: std::time::SystemTime::UNIX_EPOCH,
+        let mut sample = Monitors::from_facts(Some(Duration::from_micros(500)), &facts, 0, 0);
+        sample.clock_offset_ms = Some(-3);
+        let mut shown = Shown {
+            node: "n1",
+            facts: &facts,
+            sample: &sample,
+            state: "online".into(),
+            threshold: Some(1 << 30),
         };
         assert_eq!(
-            info_text("n1", &info, &sample),
+            info_text(&shown),
             "node:          n1\n\
+             state:         online\n\
              os:            linux\n\
              arch:          x86_64\n\
              cpus:          4\n\
              memory:        8.0 GiB total, 6.0 GiB available\n\
              work dir:      /w\n\
-             free disk:     100.0 GiB\n\
+             free disk:     100.0 GiB of 500.0 GiB (threshold 1.0 GiB)\n\
              agent version: 0.1.0\n\
              clock offset:  -3 ms\n\
              round trip:    0.50 ms\n"
+        );
+        // An older agent does not say how big its disk is.
+        let older = Facts {
+            work_dir_total_bytes: None,
+            ..facts.clone()
+        };
+        shown.facts = &older;
+        assert!(
+            info_text(&shown).contains("free disk:     100.0 GiB (threshold 1.0 GiB)\n"),
+            "{}",
+            info_text(&shown)
         );
     }
 }

@@ -8,6 +8,8 @@ use steward_protocol::xml::MAX_XML_BYTES;
 use super::args::Args;
 use super::node_info::{format_bytes, format_rtt, monitors_json};
 use super::{Command, CommandError, CommandResult, Context};
+use crate::agents::disk_space;
+use crate::agents::monitors::Monitors;
 use crate::auth::Permission;
 use crate::nodes;
 
@@ -204,6 +206,11 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
                     "description": r.config.description,
                     "agentVersion": s.live.as_ref().and_then(|l| l.agent_version.clone()),
                     "remoteAddress": s.live.as_ref().map(|l| l.remote.to_string()),
+                    "freeDiskThresholdBytes": s
+                        .live
+                        .as_ref()
+                        .and_then(|l| l.monitors.as_ref()?.disk.as_ref())
+                        .map(|d| disk_space::threshold(&r.config, d)),
                 });
                 if let Some(object) = node.as_object_mut() {
                     object.extend(monitors_json(
@@ -233,7 +240,7 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
                 ),
                 format_rtt(monitors.and_then(|m| m.rtt)),
                 monitors
-                    .and_then(|m| m.free_disk_bytes)
+                    .and_then(Monitors::free_disk_bytes)
                     .map_or_else(|| "-".into(), format_bytes),
             ]
         })

@@ -65,14 +65,25 @@ fn computer_json(state: &AppState, record: &NodeRecord, status: &NodeStatus) -> 
         .map(|l| json!({"name": l}))
         .collect();
     labels.push(json!({"name": config.name}));
-    let offline_cause = match (&record.temporarily_offline, status.connected) {
-        (Some(mark), _) => {
+    let offline_cause = match (
+        &record.temporarily_offline,
+        status.connected,
+        &status.low_disk,
+    ) {
+        (Some(mark), _, _) => {
             json!({"_class": "hudson.slaves.OfflineCause$UserCause", "description": mark.message})
         }
-        (None, false) => {
+        (None, false, _) => {
             json!({"_class": "hudson.slaves.OfflineCause$ChannelTermination", "description": status.reason})
         }
-        (None, true) => Value::Null,
+        // Jenkins' disk-space monitor makes its measurement the cause.
+        (None, true, Some(low)) => json!({
+            "_class": "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",
+            "description": status.reason,
+            "path": low.path,
+            "size": low.free_bytes,
+        }),
+        (None, true, None) => Value::Null,
     };
     json!({
         "_class": "hudson.slaves.SlaveComputer",

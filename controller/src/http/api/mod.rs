@@ -110,9 +110,10 @@ impl From<crate::nodes::NodeError> for ApiError {
         use crate::nodes::NodeError;
         match e {
             NodeError::NotFound(_) => ApiError::not_found(e.to_string()),
-            NodeError::Exists(_) | NodeError::BadName(_) | NodeError::TooLarge(_) => {
-                ApiError::bad_request(e.to_string())
-            }
+            NodeError::Exists(_)
+            | NodeError::BadName(_)
+            | NodeError::TooLarge(_)
+            | NodeError::BadSetting(_) => ApiError::bad_request(e.to_string()),
             NodeError::Store(s) => ApiError::internal(s),
             NodeError::Interrupted(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
