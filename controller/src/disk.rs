@@ -47,10 +47,19 @@ pub const FULL_MESSAGE: &str = "the controller's disk is full";
 pub struct Disk {
     root: PathBuf,
     reserve: PathBuf,
-    /// Whether the reserve file is in place.
-    held: Mutex<bool>,
-    /// `true` while full.
+    state: Mutex<Reserve>,
+    /// `true` while full; changes only on a real change.
     full: watch::Sender<bool>,
+}
+
+/// The reserve's state, behind the lock.
+#[derive(Debug, Default)]
+struct Reserve {
+    /// Whether the reserve file is in place.
+    held: bool,
+    /// Failed writes so far: a [`Disk::recheck`] that wrote the reserve while another
+    /// failed gives up, rather than end the full state the failure began.
+    failures: u64,
 }
 
 impl Disk {
@@ -60,21 +69,30 @@ impl Disk {
         let disk = Disk {
             root: home.to_path_buf(),
             reserve: home.join(RESERVE_FILE),
-            held: Mutex::new(false),
+            state: Mutex::default(),
             full: watch::Sender::new(false),
         };
         match disk.write_reserve() {
-            Ok(()) => *disk.lock() = true,
+            Ok(()) => disk.lock().held = true,
             Err(e) => {
                 tracing::error!(path = %disk.reserve.display(), error = %e, "cannot reserve space for build records: the controller's disk is full; builds start once space is freed");
-                disk.full.send_replace(true);
+                disk.set_full(true);
             }
         }
         disk
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reserve> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the full state, telling subscribers only when it changes; whether it did.
+    fn set_full(&self, full: bool) -> bool {
+        self.full.send_if_modified(|now| {
+            let changed = *now != full;
+            *now = full;
+            changed
+        })
     }
 
     /// Whether the disk is full: build output is not written and no build starts.
@@ -104,13 +122,15 @@ impl Disk {
     /// A write failed for lack of space (`what` failed with `error`): gives the reserve up
     /// to what must still be written, and makes the disk full. Blocking only for an unlink.
     pub fn out_of_space(&self, what: &str, error: &dyn Display) {
-        let mut held = self.lock();
-        let released = *held && std::fs::remove_file(&self.reserve).is_ok();
+        let mut state = self.lock();
+        state.failures += 1;
+        let released = state.held && std::fs::remove_file(&self.reserve).is_ok();
         if released {
-            *held = false;
+            state.held = false;
         }
-        let was_full = self.full.send_replace(true);
-        if !was_full || released {
+        let became_full = self.set_full(true);
+        drop(state);
+        if became_full || released {
             tracing::error!(
                 what,
                 error = %error,
@@ -121,27 +141,43 @@ impl Disk {
     }
 
     /// Ends the full state when there is room for the reserve and the margin, writing the
-    /// reserve again; whether the disk is (now) not full. Blocking.
+    /// reserve again; whether the disk is (now) not full. Blocking; the reserve is written
+    /// without holding the lock, so a failing write elsewhere never waits for it.
     pub fn recheck(&self) -> bool {
         if !self.is_full() {
             return true;
         }
-        let needed = RESUME_MARGIN_BYTES + if *self.lock() { 0 } else { RESERVE_BYTES };
+        let (held, failures) = {
+            let state = self.lock();
+            (state.held, state.failures)
+        };
+        let needed = RESUME_MARGIN_BYTES + if held { 0 } else { RESERVE_BYTES };
         if self.free_bytes().is_none_or(|free| free < needed) {
             return false;
         }
-        let mut held = self.lock();
-        if !*held {
-            match self.write_reserve() {
-                Ok(()) => *held = true,
-                Err(e) => {
-                    tracing::warn!(path = %self.reserve.display(), error = %e, "cannot write the reserved space yet");
-                    return false;
-                }
-            }
+        let fresh = self.reserve.with_extension("new");
+        if !held && let Err(e) = write_zeros(&fresh, RESERVE_BYTES) {
+            tracing::warn!(path = %fresh.display(), error = %e, "cannot write the reserved space yet");
+            return false;
         }
-        drop(held);
-        self.full.send_replace(false);
+        let mut state = self.lock();
+        if state.failures != failures {
+            // A write failed meanwhile: the disk filled again; the new reserve goes back.
+            drop(state);
+            let _ = std::fs::remove_file(&fresh);
+            return false;
+        }
+        if !held {
+            if let Err(e) = std::fs::rename(&fresh, &self.reserve) {
+                drop(state);
+                tracing::warn!(path = %self.reserve.display(), error = %e, "cannot put the reserved space in place");
+                let _ = std::fs::remove_file(&fresh);
+                return false;
+            }
+            state.held = true;
+        }
+        self.set_full(false);
+        drop(state);
         tracing::info!(
             free = self.free_bytes().map(format_bytes).unwrap_or_default(),
             "the controller's disk has room again: builds start and print again"
@@ -149,28 +185,33 @@ impl Disk {
         true
     }
 
-    /// Writes the reserve file in full (zeros, synced), replacing a shorter one.
+    /// Writes the reserve file in full, unless it is there already.
     fn write_reserve(&self) -> std::io::Result<()> {
         if std::fs::metadata(&self.reserve).is_ok_and(|m| m.len() == RESERVE_BYTES) {
             return Ok(());
         }
-        let written = (|| {
-            let mut file = std::fs::File::create(&self.reserve)?;
-            let zeros = vec![0u8; WRITE_CHUNK];
-            let mut left = RESERVE_BYTES;
-            while left > 0 {
-                let n = left.min(WRITE_CHUNK as u64) as usize;
-                file.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            file.sync_all()
-        })();
-        if written.is_err() {
-            // Half a reserve is none: give back what was taken.
-            let _ = std::fs::remove_file(&self.reserve);
-        }
-        written
+        write_zeros(&self.reserve, RESERVE_BYTES)
     }
+}
+
+/// Writes `len` zeros to `path`, synced; a file left half-written is removed (half a
+/// reserve is none).
+fn write_zeros(path: &Path, len: u64) -> std::io::Result<()> {
+    let written = (|| {
+        let mut file = std::fs::File::create(path)?;
+        let zeros = vec![0u8; WRITE_CHUNK];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(WRITE_CHUNK as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 /// Ends the full state as soon as space allows: looks every [`FULL_RECHECK`] while full.
@@ -229,14 +270,16 @@ mod tests {
         assert_eq!(std::fs::metadata(&reserve).unwrap().len(), RESERVE_BYTES);
         assert!(!disk.is_full());
 
-        let full = disk.subscribe();
+        let mut full = disk.subscribe();
         disk.out_of_space("a test", &"No space left on device");
         assert!(disk.is_full());
         assert!(full.has_changed().unwrap());
+        full.borrow_and_update();
         assert!(!reserve.exists());
-        // A second failure has nothing more to give.
+        // A second failure has nothing more to give, and changes nothing anyone waits on.
         disk.out_of_space("a test", &"No space left on device");
         assert!(disk.is_full());
+        assert!(!full.has_changed().unwrap());
 
         // This temp dir's file system has room: the reserve comes back and the state ends.
         assert!(disk.recheck());

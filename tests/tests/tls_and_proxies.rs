@@ -279,7 +279,7 @@ fn agent_trusts_a_default_openssl_self_signed_certificate_given_with_cert() {
 }
 
 #[test]
-fn an_exact_certificate_is_trusted_whatever_its_name_and_only_it() {
+fn an_exact_certificate_is_trusted_for_the_host_it_names_or_any_if_it_names_none_and_only_it() {
     // A certificate that names another host, and only in its CN, as many hand-made ones do;
     // the agent dials `localhost`. Giving this exact certificate is the decision to trust it.
     let cert = openssl::self_signed("/CN=ci.example.com", &[]);
@@ -305,6 +305,28 @@ fn an_exact_certificate_is_trusted_whatever_its_name_and_only_it() {
     wait_until(DEADLINE, "a refused attempt", || {
         agent.output.contains(CERTIFICATE_HINT)
     });
+    assert!(!c.is_online("pinned"));
+    drop(agent);
+
+    // The exact certificate, but it names another host than the one dialled: a certificate
+    // given for one server is not trusted for another.
+    let elsewhere =
+        openssl::self_signed("/CN=ci.example.com", &["subjectAltName=DNS:ci.example.com"]);
+    let (c, front) = controller_behind(&elsewhere);
+    c.create_node("pinned", "");
+    let arg = format!("@{}", elsewhere.cert_path().display());
+    let agent = spawn_agent(
+        &agent_args(&c, &front.url(), "pinned", &["-cert", &arg]),
+        &[],
+    );
+    wait_until(DEADLINE, "a refused attempt", || {
+        agent.output.contains(CERTIFICATE_HINT)
+    });
+    assert!(
+        agent.output.contains("ci.example.com"),
+        "{}",
+        agent.output.text()
+    );
     assert!(!c.is_online("pinned"));
 }
 

@@ -6,15 +6,15 @@
 //! refuses a CA certificate as a server's own (`CaUsedAsEndEntity`) even when it is a trusted
 //! root, so passing the server's own certificate with `-cert` was refused.
 //!
-//! What is checked for an exact match: only that the server holds the certificate's private
-//! key (the handshake signature, verified with the provider's algorithms). Its basic
-//! constraints, names and dates are not: giving the exact certificate is the user's decision
-//! to trust it for this server, as pinning a key is. A name check would add nothing an
-//! attacker lacks, who needs that key to present the certificate, and it would refuse the
-//! many hand-made certificates that name the host only in their CN (which WebPKI does not
-//! read) or under another name than the one the client dials (an IP address). Dates protect
-//! against a key a CA no longer vouches for; here the user alone decides when to stop
-//! trusting, by changing what they give.
+//! What is checked for an exact match: that the server holds the certificate's private key
+//! (the handshake signature, verified with the provider's algorithms), and, when the
+//! certificate names hosts in its subject alternative names, that one of them is the host
+//! dialled: a certificate given for one server is not trusted for another, whose key its
+//! holder may also have. Its basic constraints are not checked, nor are its dates: giving
+//! the exact certificate is the user's decision to trust it, as pinning a key is, and the
+//! user decides when to stop, by changing what they give. A certificate that names no host
+//! (hand-made, with a CN only, which WebPKI does not read) is trusted for whatever host
+//! presents it, which is what a user who gives it with `-cert` means.
 
 use std::sync::Arc;
 
@@ -47,6 +47,7 @@ impl<V: ServerCertVerifier> ServerCertVerifier for ExactOrPlatform<V> {
             .iter()
             .any(|pinned| pinned.as_ref() == end_entity.as_ref())
         {
+            names_allow(end_entity, server_name)?;
             return Ok(ServerCertVerified::assertion());
         }
         match &self.platform {
@@ -94,6 +95,34 @@ impl<V: ServerCertVerifier> ServerCertVerifier for ExactOrPlatform<V> {
     }
 }
 
+/// An exact certificate that names hosts (subject alternative names) must name the one the
+/// client dials: a certificate given for one server is not trusted for another whose key
+/// its holder may also have. One that names none (a hand-made certificate with a CN only,
+/// which WebPKI does not read) is the user's word for whatever server presents it.
+fn names_allow(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> Result<(), rustls::Error> {
+    let parsed = webpki::EndEntityCert::try_from(cert).map_err(|e| {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            Arc::new(e),
+        )))
+    })?;
+    match parsed.verify_is_valid_for_subject_name(server_name) {
+        Ok(()) => Ok(()),
+        Err(webpki::Error::CertNotValidForName(context)) if context.presented.is_empty() => Ok(()),
+        Err(webpki::Error::CertNotValidForName(context)) => Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForNameContext {
+                expected: server_name.to_owned(),
+                presented: context.presented,
+            },
+        )),
+        Err(e) => Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,11 +167,21 @@ mod tests {
     }
 
     #[test]
-    fn the_exact_certificate_is_trusted_whatever_its_constraints_and_name() {
+    fn the_exact_certificate_is_trusted_whatever_its_constraints_for_the_host_it_names() {
         let cert = self_signed_ca("localhost");
         let v = verifier(std::slice::from_ref(&cert));
         verify(&v, &cert, "localhost").unwrap();
-        verify(&v, &cert, "ci.example.com").unwrap();
+        // Not for another host: its key's holder could be another server.
+        let refused = verify(&v, &cert, "ci.example.com").unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForNameContext { .. }
+                )
+            ),
+            "{refused:?}"
+        );
         // What the platform verifier alone says of it, even as a trusted root.
         let refused = verify(v.platform.as_ref().unwrap(), &cert, "localhost").unwrap_err();
         let untrusted = UntrustedCertificate::from_rustls(&refused).unwrap();
@@ -150,6 +189,20 @@ mod tests {
             untrusted.reason.starts_with("it is a CA certificate"),
             "{untrusted}"
         );
+    }
+
+    #[test]
+    fn an_exact_certificate_that_names_no_host_is_trusted_for_any() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ci.example.com");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        let v = verifier(std::slice::from_ref(&cert));
+        verify(&v, &cert, "ci.example.com").unwrap();
+        verify(&v, &cert, "127.0.0.1").unwrap();
     }
 
     #[test]

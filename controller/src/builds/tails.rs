@@ -37,7 +37,9 @@ pub async fn write(state: AppState, tail: ConsoleTail) {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match written {
-            Ok(()) => break,
+            Ok(true) => break,
+            // The console is gone: its build was deleted.
+            Ok(false) => return,
             Err(e) => {
                 if crate::disk::is_out_of_space(&e) {
                     state
@@ -47,10 +49,17 @@ pub async fn write(state: AppState, tail: ConsoleTail) {
                 tracing::warn!(job = %tail.job, number = tail.number, error = %e, retry_in = ?pause, "cannot write the end of a console yet");
             }
         }
-        full.borrow_and_update();
+        // While the disk is full, its end is the moment to try again.
+        let room = async {
+            if *full.borrow_and_update() {
+                let _ = full.wait_for(|full| !full).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            _ = full.changed() => {}
+            () = room => {}
             () = state.shutdown.cancelled() => return,
         }
         pause = (pause * 2).min(RETRY_MAX);
@@ -74,24 +83,36 @@ pub async fn resume(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Cuts the console at `path` back to `at` bytes (creating it, if it never could be) and
-/// appends `text`, synced.
-fn put(path: &Path, at: u64, text: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
+/// Cuts the console at `path` back to `at` bytes and appends `text`, synced. A console
+/// that never could be created (`at` 0) is created; one that is gone otherwise was deleted
+/// with its build: `false`. A console shorter than `at` (bytes a crash lost) gets the text
+/// at its end, never after a gap.
+fn put(path: &Path, at: u64, text: &[u8]) -> std::io::Result<bool> {
+    if at == 0
+        && let Some(dir) = path.parent()
+    {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
+    let mut file = match std::fs::OpenOptions::new()
+        .create(at == 0)
         .truncate(false)
         .write(true)
-        .open(path)?;
-    if file.metadata()?.len() > at {
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let at = at.min(len);
+    if len > at {
         file.set_len(at)?;
     }
     use std::io::Seek;
     file.seek(std::io::SeekFrom::Start(at))?;
     file.write_all(text)?;
-    file.sync_data()
+    file.sync_data()?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -104,14 +125,24 @@ mod tests {
         let path = dir.path().join("log");
         std::fs::write(&path, b"output\n\nERROR: the contr").unwrap();
         let tail = b"\nERROR: the controller's disk is full\nFinished: FAILURE\n";
-        put(&path, 7, tail).unwrap();
-        put(&path, 7, tail).unwrap();
+        assert!(put(&path, 7, tail).unwrap());
+        assert!(put(&path, 7, tail).unwrap());
         let mut expected = b"output\n".to_vec();
         expected.extend_from_slice(tail);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         // A console that could never be created is, with the tail.
         let never = dir.path().join("7").join("log");
-        put(&never, 0, tail).unwrap();
+        assert!(put(&never, 0, tail).unwrap());
         assert_eq!(std::fs::read(&never).unwrap(), tail);
+        // One deleted with its build stays deleted.
+        assert!(!put(&dir.path().join("8").join("log"), 5, tail).unwrap());
+        assert!(!dir.path().join("8").exists());
+        // One shorter than the tail's place (a crash lost its last bytes) leaves no gap.
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"out").unwrap();
+        assert!(put(&short, 7, tail).unwrap());
+        let mut expected = b"out".to_vec();
+        expected.extend_from_slice(tail);
+        assert_eq!(std::fs::read(&short).unwrap(), expected);
     }
 }

@@ -33,15 +33,15 @@ pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// clients write as nothing: a quiet command keeps its connection through any proxy whose
 /// read timeout is longer (nginx's default is 60 s), and the client can tell a quiet
 /// command from a dead controller (our cli's idle timeout is 60 s). It is half the
-/// WebSocket ping interval when pings are on (15 s by default), and this when they are off:
-/// an HTTP client has no other way to tell.
+/// WebSocket ping interval when that is shorter (15 s at the default 30 s), and never
+/// longer, whatever the pings (or their absence): an HTTP client has no other way to tell.
 pub const DOWNLOAD_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The download side's keepalive period for `config`.
 fn download_keepalive(config: &crate::config::Config) -> Duration {
     config
         .ws_ping_interval
-        .map(|ping| ping / 2)
+        .map(|ping| (ping / 2).min(DOWNLOAD_KEEPALIVE))
         .filter(|half| !half.is_zero())
         .unwrap_or(DOWNLOAD_KEEPALIVE)
 }
@@ -348,6 +348,9 @@ mod tests {
         config.ws_ping_interval = Some(Duration::from_secs(4));
         assert_eq!(download_keepalive(&config), Duration::from_secs(2));
         config.ws_ping_interval = None;
+        assert_eq!(download_keepalive(&config), DOWNLOAD_KEEPALIVE);
+        // Rare pings do not make it rare: proxies and clients time out at 60 s.
+        config.ws_ping_interval = Some(Duration::from_secs(300));
         assert_eq!(download_keepalive(&config), DOWNLOAD_KEEPALIVE);
     }
 

@@ -120,10 +120,12 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
             let why = events.reason().unwrap_or_else(|| "the connection closed".to_owned());
             stop.set(if state.shutdown.is_cancelled() {
                 Stop::Shutdown
-            } else if explicit_interrupts {
-                Stop::ClientLost(why)
-            } else {
+            } else if events.interrupted.is_cancelled() || !explicit_interrupts {
+                // An INTERRUPT that came just before the connection closed (a second
+                // Ctrl-C exits the client at once) is still the user's interrupt.
                 Stop::Interrupted(why)
+            } else {
+                Stop::ClientLost(why)
             });
             drop(command);
             tracing::debug!("CLI client disconnected during the command");
