@@ -44,6 +44,8 @@ type Seen = (u32, Option<Signal>);
 #[derive(Debug, Clone)]
 pub struct Interrupts {
     rx: watch::Receiver<Seen>,
+    /// How many interrupts this handle has seen.
+    seen: u32,
 }
 
 /// Delivers interrupts to an [`Interrupts`] (the signal handlers, or a test).
@@ -63,7 +65,7 @@ impl Interrupts {
     /// A pair for tests and embedders: interrupts arrive when the trigger fires.
     pub fn channel() -> (Trigger, Interrupts) {
         let (tx, rx) = watch::channel((0, None));
-        (Trigger { tx }, Interrupts { rx })
+        (Trigger { tx }, Interrupts { rx, seen: 0 })
     }
 
     /// Interrupts that never come, for callers without a user to interrupt them.
@@ -94,13 +96,24 @@ impl Interrupts {
 
     /// Waits for the next interrupt after those already seen by this handle.
     pub async fn next(&mut self) -> Signal {
+        self.next_counted().await.0
+    }
+
+    /// [`Interrupts::next`], with how many came since those seen: two signals in quick
+    /// succession may arrive as one change, and still mean "now".
+    pub async fn next_counted(&mut self) -> (Signal, u32) {
         loop {
             if self.rx.changed().await.is_err() {
                 // Nobody can interrupt any more.
                 return std::future::pending().await;
             }
-            if let (_, Some(signal)) = *self.rx.borrow_and_update() {
-                return signal;
+            let (count, last) = *self.rx.borrow_and_update();
+            if let Some(signal) = last
+                && count > self.seen
+            {
+                let new = count - self.seen;
+                self.seen = count;
+                return (signal, new);
             }
         }
     }
@@ -136,6 +149,16 @@ mod tests {
         assert!(a.next().now_or_never().is_none());
         trigger.fire(Signal::Term);
         assert_eq!(a.next().await, Signal::Term);
+    }
+
+    #[tokio::test]
+    async fn signals_that_arrive_together_are_counted() {
+        let (trigger, mut interrupts) = Interrupts::channel();
+        trigger.fire(Signal::Int);
+        trigger.fire(Signal::Int);
+        assert_eq!(interrupts.next_counted().await, (Signal::Int, 2));
+        trigger.fire(Signal::Term);
+        assert_eq!(interrupts.next_counted().await, (Signal::Term, 1));
     }
 
     #[tokio::test]

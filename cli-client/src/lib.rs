@@ -74,7 +74,12 @@ where
         no_certificate_check: config.no_certificate_check,
     })?;
     if config.mode == Mode::WebSocket {
-        let dial = ws::dial(&config.root, config.credentials.as_ref(), &tls);
+        let dial = ws::dial(
+            &config.root,
+            config.credentials.as_ref(),
+            &tls,
+            config.idle_timeout,
+        );
         let dialed = match interrupts.clone().or_interrupt(dial).await {
             Ok(dialed) => dialed?,
             Err(signal) => return Ok(signal.exit_code()),

@@ -158,8 +158,9 @@ where
                     return Ok(signal.exit_code());
                 }
             }
-            signal = signals.next() => {
-                if interrupted.is_some() || !setup.interrupt || send_done {
+            (signal, count) = signals.next_counted() => {
+                // A second interrupt (or two at once) means now.
+                if interrupted.is_some() || count > 1 || !setup.interrupt || send_done {
                     return Ok(signal.exit_code());
                 }
                 // The send half tells the controller; wait for its EXIT.

@@ -45,11 +45,13 @@ pub fn falls_back_to_http(status: u16) -> bool {
     matches!(status, 400 | 404 | 426 | 501)
 }
 
-/// Sends the upgrade request with our credentials and the root's `Origin`.
+/// Sends the upgrade request with our credentials and the root's `Origin`, waiting at most
+/// `idle_timeout` for the answer.
 pub async fn dial(
     root: &Url,
     credentials: Option<&Credentials>,
     tls: &Arc<rustls::ClientConfig>,
+    idle_timeout: Option<Duration>,
 ) -> Result<Dialed, CliError> {
     let url = steward_transport::ws_url(root, CLI_WS_PATH)?;
     // The controller compares Origin with its configured root URL (cross-site WebSocket
@@ -61,7 +63,14 @@ pub async fn dial(
     if let Some(credentials) = credentials {
         headers.push((AUTHORIZATION.to_owned(), credentials.header_value()));
     }
-    match steward_transport::connect_websocket(&url, &headers, tls, MAX_WS_MESSAGE).await {
+    let dialing = steward_transport::connect_websocket_within(
+        &url,
+        &headers,
+        tls,
+        MAX_WS_MESSAGE,
+        idle_timeout,
+    );
+    match dialing.await {
         Ok((socket, response)) => Ok(Dialed::Open {
             socket: Box::new(socket),
             interrupt: crate::honours_interrupt(response.headers()),
@@ -87,6 +96,10 @@ pub async fn dial(
         Err(WsConnectError::Untrusted { problem, .. }) => Err(CliError::Untrusted {
             url: url.to_string(),
             problem,
+        }),
+        Err(WsConnectError::TimedOut { after, .. }) => Err(CliError::NoAnswer {
+            url: url.to_string(),
+            after,
         }),
         Err(WsConnectError::Other(reason)) => Err(CliError::Connect {
             url: url.to_string(),

@@ -50,14 +50,17 @@ fn wait_result(c: &Controller, number: u64) -> String {
 /// A `build JOB -s` from a client that, like jenkins-cli.jar, does not announce that it
 /// reports interrupts: PlainCLI frames over a WebSocket opened by hand.
 fn jar_like_build_s(c: &Controller) -> RawWs {
+    raw_build_s(c, &[])
+}
+
+/// `build JOB -s` over a WebSocket opened by hand, with `extra` upgrade headers.
+fn raw_build_s(c: &Controller, extra: &[(&str, &str)]) -> RawWs {
     let origin = c.url.trim_end_matches('/').to_owned();
     let auth = c.admin_basic_auth_header();
     let (name, value) = auth.split_once(": ").unwrap();
-    let (status, head, ws) = frames::upgrade(
-        &c.addr,
-        "/cli/ws",
-        &[("Origin", origin.as_str()), (name, value)],
-    );
+    let mut headers = vec![("Origin", origin.as_str()), (name, value)];
+    headers.extend_from_slice(extra);
+    let (status, head, ws) = frames::upgrade(&c.addr, "/cli/ws", &headers);
     assert_eq!(status, 101, "{head}");
     let mut ws = ws.unwrap();
     for frame in [
@@ -160,6 +163,26 @@ fn a_client_that_cannot_report_interrupts_aborts_by_disconnecting_as_in_jenkins(
         console.ends_with("Aborted by admin\nFinished: ABORTED\n"),
         "{console}"
     );
+}
+
+#[test]
+fn an_interrupt_followed_at_once_by_a_closed_connection_still_aborts() {
+    // Our cli after a second Ctrl-C: INTERRUPT, then the connection closes with no wait.
+    let (c, _agent, gate, _work) = setup(2);
+    for number in 1..=3 {
+        let mut ws = raw_build_s(&c, &[(plaincli::HEADER_STEWARD_CLI, "interrupt")]);
+        read_stdout_until(&mut ws, &format!("Started {JOB} #{number}\n"));
+        wait_until(DEADLINE, "the step runs", || {
+            gate.is_marked(&format!("running-{number}"))
+        });
+        let interrupt = plaincli::encode_ws(&Frame::Interrupt("SIGINT".into())).unwrap();
+        ws.write(&frames::client_frame(true, frames::op::BINARY, &interrupt))
+            .unwrap();
+        drop(ws);
+        assert_eq!(wait_result(&c, number), "ABORTED", "#{number}");
+        let console = c.console(JOB, number);
+        assert!(!console.contains(WENT_AWAY), "{console}");
+    }
 }
 
 #[test]

@@ -19,7 +19,10 @@ pub mod websocket;
 
 pub use tls::{TlsOptions, install_crypto_provider, read_cert_option, tls_config};
 pub use untrusted::{CERTIFICATE_HINT, UntrustedCertificate};
-pub use websocket::{BoxedIo, WsConnectError, WsStream, connect_websocket, connect_websocket_with};
+pub use websocket::{
+    BoxedIo, WsConnectError, WsStream, connect_websocket, connect_websocket_with,
+    connect_websocket_within,
+};
 
 use std::sync::Arc;
 

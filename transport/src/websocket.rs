@@ -45,7 +45,10 @@ pub enum WsConnectError {
         server: String,
         problem: UntrustedCertificate,
     },
-    /// Anything else: DNS, TCP, TLS, proxy, protocol, timeout.
+    /// No answer within the time allowed.
+    #[error("timed out after {after:?} connecting to {url}")]
+    TimedOut { url: String, after: Duration },
+    /// Anything else: DNS, TCP, TLS, proxy, protocol.
     #[error("{0}")]
     Other(String),
 }
@@ -68,16 +71,36 @@ pub async fn connect_websocket_with(
     max_message_len: usize,
     proxy_credentials: Option<&str>,
 ) -> Result<(WsStream, http::Response<()>), WsConnectError> {
-    tokio::time::timeout(
-        WS_CONNECT_TIMEOUT,
-        dial(url, headers, tls, max_message_len, proxy_credentials),
-    )
-    .await
-    .map_err(|_| {
-        WsConnectError::Other(format!(
-            "timed out after {WS_CONNECT_TIMEOUT:?} connecting to {url}"
-        ))
-    })?
+    let dialing = dial(url, headers, tls, max_message_len, proxy_credentials);
+    within(url, Some(WS_CONNECT_TIMEOUT), dialing).await
+}
+
+/// [`connect_websocket`] within `limit` instead of [`WS_CONNECT_TIMEOUT`] (`None`: no limit),
+/// for a client whose user set how long to wait.
+pub async fn connect_websocket_within(
+    url: &url::Url,
+    headers: &[(String, String)],
+    tls: &Arc<rustls::ClientConfig>,
+    max_message_len: usize,
+    limit: Option<Duration>,
+) -> Result<(WsStream, http::Response<()>), WsConnectError> {
+    within(url, limit, dial(url, headers, tls, max_message_len, None)).await
+}
+
+async fn within<T>(
+    url: &url::Url,
+    limit: Option<Duration>,
+    dialing: impl std::future::Future<Output = Result<T, WsConnectError>>,
+) -> Result<T, WsConnectError> {
+    let Some(after) = limit else {
+        return dialing.await;
+    };
+    tokio::time::timeout(after, dialing)
+        .await
+        .map_err(|_| WsConnectError::TimedOut {
+            url: url.to_string(),
+            after,
+        })?
 }
 
 async fn dial(

@@ -304,9 +304,16 @@ impl Runner<'_> {
 
     /// Appends a step's output, unless the disk is full: build output then waits for
     /// nobody, and the build fails with the reason.
+    /// Once a line is held back (a failed write), output is refused too: it would land in
+    /// the console before that line.
     async fn append_output(&mut self, batch: Vec<Vec<u8>>) -> std::io::Result<()> {
         if self.state.disk.is_full() {
             return Err(crate::disk::full_error());
+        }
+        if !self.unwritten.is_empty() {
+            return Err(std::io::Error::other(
+                "an earlier console line could not be written",
+            ));
         }
         self.console.append_all(batch).await
     }
@@ -329,6 +336,11 @@ impl Runner<'_> {
     async fn notes_during_step(&mut self, index: u32, log_start: &mut u64) {
         let mut notes = self.build.take_notes().concat();
         if notes.is_empty() {
+            return;
+        }
+        if !self.unwritten.is_empty() {
+            // Behind what is held back, in order.
+            self.unwritten.push_str(&notes);
             return;
         }
         // The step may be halfway through a line.

@@ -28,6 +28,11 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Waiting connections refused with the spare descriptor before the loop lets other tasks
 /// run; the rest are taken on the next turn.
 pub const MAX_REFUSED_PER_ERROR: u64 = 64;
+/// Bytes read at a time from a refused connection before it is closed.
+const DRAIN_BUFFER: usize = 4096;
+/// Most reads of a refused connection's request: a request head is a few KiB; a client
+/// that sends more before its answer gets a reset, as it would anywhere.
+const DRAIN_READS: usize = 16;
 /// What the spare descriptor is: any file that always opens.
 const SPARE_PATH: &str = "/dev/null";
 /// The body of the answer to connections refused for want of descriptors.
@@ -125,6 +130,16 @@ impl Acceptor {
             // A fresh socket's send buffer is empty: the answer fits without waiting.
             let _ = socket.set_nonblocking(true);
             let _ = socket.send(&self.refusal);
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+            // What the client has sent already (its request), left unread at the close,
+            // would make the kernel reset the connection, and the client could lose the
+            // answer: read it away, a bounded few reads, without waiting for more.
+            let mut drain = [std::mem::MaybeUninit::<u8>::uninit(); DRAIN_BUFFER];
+            for _ in 0..DRAIN_READS {
+                if !matches!(socket.recv(&mut drain), Ok(n) if n > 0) {
+                    break;
+                }
+            }
             refused += 1;
         }
         self.spare = open_spare();
