@@ -90,15 +90,6 @@ impl From<SessionError> for CliError {
     }
 }
 
-/// Whether an answer with `status` and `headers` came from a proxy that could not get one
-/// from the controller: a gateway error without the `X-Jenkins` header every answer of a
-/// Jenkins-compatible controller carries.
-pub fn is_proxy_failure(status: u16, headers: &::http::HeaderMap) -> bool {
-    matches!(status, 502..=504)
-        && !headers.contains_key(crate::http::HEADER_X_JENKINS)
-        && !headers.contains_key(crate::http::HEADER_X_HUDSON)
-}
-
 /// What a proxy's gateway error says about the controller behind it.
 fn proxy_failure(status: u16) -> String {
     match status {
@@ -193,9 +184,6 @@ mod tests {
 
     #[test]
     fn a_proxys_gateway_error_says_what_happened() {
-        let mut headers = ::http::HeaderMap::new();
-        assert!(is_proxy_failure(504, &headers));
-        assert!(!is_proxy_failure(500, &headers));
         let e = CliError::Proxy {
             url: "https://ci.example.com/".into(),
             status: 504,
@@ -206,9 +194,6 @@ mod tests {
              Timeout; the controller behind it did not answer"
         );
         assert_eq!(e.exit_code(), 255);
-        // The controller's own 503 is its own answer, not a proxy's.
-        headers.insert("X-Jenkins", ::http::HeaderValue::from_static("2.479"));
-        assert!(!is_proxy_failure(503, &headers));
     }
 
     #[test]

@@ -17,12 +17,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::answer;
 use crate::auth::{AUTHORIZATION, Credentials};
 use crate::error::{CliError, one_line, request_failed};
 use crate::interrupt::Interrupts;
 use crate::options::Config;
 use crate::session::{self, Outgoing, SessionError, Setup, Stdio};
-use crate::ws::HEADER_CLI_ERROR;
 
 /// Endpoint of the full-duplex CLI, relative to the root URL.
 pub const CLI_HTTP_PATH: &str = "cli?remoting=false";
@@ -32,10 +32,6 @@ pub const HEADER_SESSION: &str = "Session";
 pub const HEADER_SIDE: &str = "Side";
 /// Present on the download answer of a controller that speaks this transport.
 pub const HEADER_HUDSON_DUPLEX: &str = "Hudson-Duplex";
-/// Present on every answer of a Jenkins-compatible controller.
-pub const HEADER_X_JENKINS: &str = "X-Jenkins";
-/// Older Jenkins versions' name for [`HEADER_X_JENKINS`]; the real client accepts either.
-pub const HEADER_X_HUDSON: &str = "X-Hudson";
 /// The real client sends an `ENCODING` frame this often, so proxies and the server do not
 /// take a quiet upload side for a dead one (compat §5).
 pub const KEEPALIVE: Duration = Duration::from_secs(3);
@@ -170,16 +166,19 @@ async fn resolve_root(
     .map_err(|e| request_failed(root.as_str(), &e))?;
     let headers = response.headers();
     let status = response.status().as_u16();
-    if crate::error::is_proxy_failure(status, headers) {
+    if answer::is_proxy_failure(status, headers) {
         return Err(CliError::Proxy {
             url: root.to_string(),
             status,
         });
     }
-    if !headers.contains_key(HEADER_X_JENKINS) && !headers.contains_key(HEADER_X_HUDSON) {
+    if !answer::from_jenkins(headers) {
         return Err(CliError::NotJenkins {
             url: root.to_string(),
-            reason: format!("no {HEADER_X_JENKINS} header in its HTTP {status} answer"),
+            reason: format!(
+                "no {} header in its HTTP {status} answer",
+                answer::HEADER_X_JENKINS
+            ),
         });
     }
     Ok(response.url().clone())
@@ -216,7 +215,7 @@ async fn open_download(
             reason: format!("no {HEADER_HUDSON_DUPLEX} header in the download side's answer"),
         });
     }
-    let interrupt = crate::honours_interrupt(response.headers());
+    let interrupt = answer::honours_interrupt(response.headers());
     loop {
         match within_idle(target, idle, response.chunk()).await? {
             Ok(Some(chunk)) if chunk.is_empty() => continue,
@@ -239,18 +238,13 @@ async fn open_download(
 /// `X-CLI-Error`, else the start of its body.
 async fn refusal(target: &Url, response: Response) -> CliError {
     let status = response.status().as_u16();
-    if crate::error::is_proxy_failure(status, response.headers()) {
+    if answer::is_proxy_failure(status, response.headers()) {
         return CliError::Proxy {
             url: target.to_string(),
             status,
         };
     }
-    let header = response
-        .headers()
-        .get(HEADER_CLI_ERROR)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-        .filter(|m| !m.is_empty());
-    let message = match header {
+    let message = match answer::cli_error(response.headers()) {
         Some(header) => Some(header),
         None => tokio::time::timeout(ERROR_BODY_TIMEOUT, error_body(response))
             .await

@@ -16,6 +16,7 @@
 //! Frames are encoded by `steward_protocol::plaincli`; sockets, TLS and proxies come from
 //! `steward_transport`.
 
+pub mod answer;
 pub mod auth;
 pub mod error;
 pub mod http;
@@ -32,7 +33,6 @@ pub use session::Stdio;
 
 use std::time::Duration;
 
-use steward_protocol::plaincli::{FEATURE_INTERRUPT, HEADER_STEWARD_CLI, lists_feature};
 use steward_transport::TlsOptions;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -44,15 +44,6 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Ping interval over WebSocket, as a part of the idle timeout: the controller answers each
 /// ping, so a third leaves two chances before the timeout.
 const PINGS_PER_IDLE_TIMEOUT: u32 = 3;
-
-/// Whether a controller's answer says it honours `INTERRUPT`.
-fn honours_interrupt(headers: &::http::HeaderMap) -> bool {
-    let values = headers.get_all(HEADER_STEWARD_CLI);
-    lists_feature(
-        values.iter().filter_map(|v| v.to_str().ok()),
-        FEATURE_INTERRUPT,
-    )
-}
 
 /// Runs the configured command on the controller and returns the command's exit code, or
 /// 128 + the signal's number when `interrupts` delivered one.

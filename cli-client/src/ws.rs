@@ -15,6 +15,7 @@ use steward_transport::{WsConnectError, WsStream};
 use tokio_tungstenite::tungstenite::{self, Message};
 use url::Url;
 
+use crate::answer;
 use crate::auth::{AUTHORIZATION, Credentials};
 use crate::error::CliError;
 use crate::session::{Outgoing, SessionError};
@@ -24,8 +25,6 @@ pub const CLI_WS_PATH: &str = "cli/ws";
 /// Largest message we accept: the protocol's largest payload plus its opcode byte, so any
 /// frame the server may legally send fits and nothing larger is buffered.
 pub const MAX_WS_MESSAGE: usize = plaincli::MAX_FRAME_PAYLOAD + 1;
-/// Header in which the controller explains a refused handshake.
-pub const HEADER_CLI_ERROR: &str = "X-CLI-Error";
 
 /// The outcome of the upgrade request.
 pub enum Dialed {
@@ -73,14 +72,14 @@ pub async fn dial(
     match dialing.await {
         Ok((socket, response)) => Ok(Dialed::Open {
             socket: Box::new(socket),
-            interrupt: crate::honours_interrupt(response.headers()),
+            interrupt: answer::honours_interrupt(response.headers()),
         }),
         Err(WsConnectError::Refused { status, .. }) if falls_back_to_http(status) => {
             Ok(Dialed::FallBack { status })
         }
         Err(WsConnectError::Refused {
             status, headers, ..
-        }) if crate::error::is_proxy_failure(status, &headers) => Err(CliError::Proxy {
+        }) if answer::is_proxy_failure(status, &headers) => Err(CliError::Proxy {
             url: url.to_string(),
             status,
         }),
@@ -88,10 +87,7 @@ pub async fn dial(
             status, headers, ..
         }) => Err(CliError::HandshakeRefused {
             status,
-            message: headers
-                .get(HEADER_CLI_ERROR)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-                .filter(|m| !m.is_empty()),
+            message: answer::cli_error(&headers),
         }),
         Err(WsConnectError::Untrusted { problem, .. }) => Err(CliError::Untrusted {
             url: url.to_string(),
