@@ -22,6 +22,7 @@ pub mod api;
 pub mod echo;
 pub mod jnlp;
 pub mod log_throttle;
+pub mod origin;
 pub mod root;
 pub mod server;
 
