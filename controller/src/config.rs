@@ -29,6 +29,8 @@ pub struct Config {
     /// A client must send a complete request head within this long, or its connection is
     /// closed (see [`crate::http::server`]).
     pub http_header_timeout: Duration,
+    /// A REST request's whole body must arrive within this long ([`crate::http::guard`]).
+    pub http_body_timeout: Duration,
     /// Serve `/cli/ws` (on by default; off makes CLIs fall back to full-duplex HTTP).
     pub websocket_cli: bool,
     /// The agent executable served at `/jnlpJars/agent`; defaults to `agent` next to the
@@ -55,6 +57,7 @@ impl Config {
             ws_ping_interval: Some(DEFAULT_PING_INTERVAL),
             ws_idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             http_header_timeout: crate::http::server::DEFAULT_HEADER_READ_TIMEOUT,
+            http_body_timeout: crate::http::guard::DEFAULT_BODY_READ_TIMEOUT,
             websocket_cli: true,
             agent_binary: None,
             build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
@@ -114,6 +117,12 @@ impl Config {
 
     /// Checks combinations of settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        if self.http_body_timeout.is_zero() {
+            return Err(
+                "--http-body-timeout must be at least 1 second: it is what ends requests whose body never comes"
+                    .into(),
+            );
+        }
         if self.http_header_timeout.is_zero() {
             return Err(
                 "--http-header-timeout must be at least 1 second: it is what closes connections that never finish a request"

@@ -10,6 +10,7 @@ use clap::Parser;
 use steward_controller::builds::DEFAULT_RECONNECT_GRACE;
 use steward_controller::config::{self, Config};
 use steward_controller::home::INITIAL_ADMIN_TOKEN_FILE;
+use steward_controller::http::guard::DEFAULT_BODY_READ_TIMEOUT;
 use steward_controller::http::server::DEFAULT_HEADER_READ_TIMEOUT;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +37,10 @@ struct Options {
     /// closed (also the idle limit of keep-alive connections between requests).
     #[arg(long, env = "STEWARD_HTTP_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
     http_header_timeout: u64,
+    /// Seconds a client has to send a whole request body to the REST API (a job's
+    /// config.xml, a form); a slower one gets 408.
+    #[arg(long, env = "STEWARD_HTTP_BODY_TIMEOUT", default_value_t = DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    http_body_timeout: u64,
     /// Turn off the WebSocket CLI endpoint (/cli/ws); CLIs then use full-duplex HTTP.
     #[arg(long, env = "STEWARD_NO_WEBSOCKET_CLI")]
     no_websocket_cli: bool,
@@ -87,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     config.ws_ping_interval = seconds(options.ws_ping_interval);
     config.ws_idle_timeout = seconds(options.ws_idle_timeout);
     config.http_header_timeout = Duration::from_secs(options.http_header_timeout);
+    config.http_body_timeout = Duration::from_secs(options.http_body_timeout);
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
     config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);

@@ -37,6 +37,17 @@ impl SecretKey {
         mac.update(node_name.as_bytes());
         NodeSecret(hex::encode(mac.finalize().into_bytes()))
     }
+
+    /// The CSRF crumb handed to `user` (`/crumbIssuer/api/json`): the HMAC of `crumb`, a
+    /// NUL, and the user's name. The NUL, which no node name may hold, keeps crumbs and
+    /// node secrets apart.
+    pub fn crumb(&self, user: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(b"crumb\0");
+        mac.update(user.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -108,6 +119,15 @@ mod tests {
             key.node_secret("agent").expose(),
             "bb3c797db851b4cd17cec536b30b851bfd3ea4052abf1bde424ec0d1fb1ad13b"
         );
+    }
+
+    #[test]
+    fn crumbs_are_per_user_and_never_a_node_secret() {
+        let key = SecretKey::from_bytes([7u8; 32]);
+        assert_eq!(key.crumb("admin"), key.crumb("admin"));
+        assert_ne!(key.crumb("admin"), key.crumb("alice"));
+        assert_ne!(key.crumb("admin"), key.node_secret("admin").expose());
+        assert_ne!(key.crumb("admin"), key.node_secret("crumb").expose());
     }
 
     #[test]

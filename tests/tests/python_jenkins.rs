@@ -53,7 +53,7 @@ fn rest_api_refuses_anonymous_and_bad_tokens() {
             .contains("anonymous is missing the Overall/Read permission")
     );
     assert_eq!(http_get(&c.addr, "/me/api/json").status, 403);
-    assert_eq!(http_get(&c.addr, "/crumbIssuer/api/json").status, 404);
+    assert_eq!(http_get(&c.addr, "/crumbIssuer/api/json").status, 403);
     for path in ["/queue/api/json", "/job/x/api/json", "/api/json"] {
         let anonymous = http_get(&c.addr, path);
         assert_eq!(

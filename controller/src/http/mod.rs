@@ -20,6 +20,7 @@ pub mod admission;
 pub mod agent_binary;
 pub mod api;
 pub mod echo;
+pub mod guard;
 pub mod jnlp;
 pub mod log_throttle;
 pub mod origin;
@@ -51,6 +52,30 @@ pub fn router(state: AppState) -> Router {
         .route("/wsecho", get(echo::wsecho))
         .route("/wsecho/", get(echo::wsecho))
         .route("/jnlpJars/agent", get(agent_binary::agent_binary))
+        .merge(rest_routes(&state))
+        .with_state(state.clone());
+    // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
+    // itself, with or without its slash, is the root page.
+    let prefix = state.config.root_url.path().trim_end_matches('/');
+    let app = if prefix.is_empty() {
+        routes
+    } else {
+        Router::new()
+            .route(&format!("{prefix}/"), get(root::index))
+            .nest(prefix, routes)
+    };
+    app.fallback(root::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            guard::same_origin,
+        ))
+        .layer(axum::middleware::map_response(add_version_headers))
+}
+
+/// The REST API (compat §10), whose request bodies are read only once the caller is known
+/// ([`guard::bodies`]).
+fn rest_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
         .route("/crumbIssuer/api/json", get(api::root::crumb_issuer))
@@ -73,19 +98,10 @@ pub fn router(state: AppState) -> Router {
             get(api::computers::get_config).post(api::computers::post_config),
         )
         .merge(job_routes())
-        .with_state(state.clone());
-    // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
-    // itself, with or without its slash, is the root page.
-    let prefix = state.config.root_url.path().trim_end_matches('/');
-    let app = if prefix.is_empty() {
-        routes
-    } else {
-        Router::new()
-            .route(&format!("{prefix}/"), get(root::index))
-            .nest(prefix, routes)
-    };
-    app.fallback(root::not_found)
-        .layer(axum::middleware::map_response(add_version_headers))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), guard::BodyBudget::default()),
+            guard::bodies,
+        ))
 }
 
 /// Jobs, builds and the queue (compat §10).

@@ -30,13 +30,19 @@ use tree::Tree;
 /// An API failure as the HTTP status and a one-line reason.
 pub struct ApiError(pub StatusCode, pub String);
 
+/// The challenge of a 401. Not `Basic`: a browser that sees a Basic challenge prompts for
+/// credentials once, then sends them along with every other site's forms and WebSockets
+/// aimed at the controller. Clients send their credentials with the request (curl `-u`,
+/// python-jenkins, our cli), Basic or Bearer, and take any challenge.
+pub const CHALLENGE: &str = "Bearer realm=\"Steward\"";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.0, format!("{}\n", self.1)).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Steward\""),
+                HeaderValue::from_static(CHALLENGE),
             );
         }
         response

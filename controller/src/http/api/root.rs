@@ -2,7 +2,7 @@
 //! (`/quietDown`, `/cancelQuietDown`).
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
@@ -130,11 +130,20 @@ pub async fn cancel_quiet_down(
     Ok(redirect(state.config.root_url.as_str()))
 }
 
-/// `GET /crumbIssuer/api/json`: Steward needs no CSRF crumb (API tokens are not cookies),
-/// and 404 is how Jenkins says so.
-pub async fn crumb_issuer() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        "No crumb issuer: requests authenticated with API tokens need no crumb\n",
-    )
+/// `GET /crumbIssuer/api/json`: a crumb, as Jenkins' default crumb issuer answers, for the
+/// clients that ask for one before they POST (python-jenkins). Requests need none: the
+/// same-origin rule is the defence against cross-site requests (`http::guard`), and
+/// Jenkins too exempts requests authenticated with an API token. A crumb sent back is
+/// taken and not checked.
+pub async fn crumb_issuer(
+    State(state): State<AppState>,
+    query: ApiQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
+    Ok(query.answer(json!({
+        "_class": "hudson.security.csrf.DefaultCrumbIssuer",
+        "crumb": state.secret_key.crumb(identity.name()),
+        "crumbRequestField": "Jenkins-Crumb",
+    })))
 }
