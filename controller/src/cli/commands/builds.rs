@@ -254,7 +254,7 @@ impl Drop for AbortOnLeave {
             Some(Stop::Interrupted(why)) => why,
             Some(Stop::ClientLost(why)) => {
                 if let Some(build) = &self.build {
-                    tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s client lost: the build goes on");
+                    tracing::info!(job = ?build.row.job, number = build.row.number, reason = ?why, "build -s client lost: the build goes on");
                     build.note(format!(
                         "The client waiting for this build (build -s by {}) went away: {why}. \
                          The build goes on.\n",
@@ -266,7 +266,7 @@ impl Drop for AbortOnLeave {
             Some(Stop::Shutdown) | None => return,
         };
         if let Some(build) = &self.build {
-            tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s interrupted: aborting the build");
+            tracing::info!(job = ?build.row.job, number = build.row.number, reason = ?why, "build -s interrupted: aborting the build");
             build.abort(&self.user);
             return;
         }
@@ -462,7 +462,7 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
             }
             builds::delete::DeleteError::Store(s) => store_error(s),
         })?;
-    tracing::info!(job, ?deleted, by = ctx.identity.name(), "builds deleted");
+    tracing::info!(job = ?job, ?deleted, by = ?ctx.identity.name(), "builds deleted");
     ctx.out
         .stdout(format!("Deleted {} builds\n", deleted.len()))
         .await;
