@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use steward_protocol::shown::Shown;
 use tokio::sync::watch;
 
 use super::args::Args;
@@ -380,7 +381,8 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
             Ok(_) => {}
             Err(JobError::NotFound(_)) => {
                 return Err(CommandError::IllegalArgument(format!(
-                    "Job not found: '{name}'"
+                    "Job not found: '{}'",
+                    Shown(name)
                 )));
             }
             Err(e) => return Err(e.into()),
@@ -415,7 +417,7 @@ fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
     let bad = |why: &str| {
         CommandError::IllegalArgument(format!(
             "Unable to parse '{}', {why}",
-            text.chars().take(80).collect::<String>()
+            Shown(&text.chars().take(80).collect::<String>())
         ))
     };
     let number = |s: &str| {

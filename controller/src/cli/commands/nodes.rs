@@ -3,6 +3,7 @@
 
 use futures_util::FutureExt;
 use steward_protocol::node_xml::{NodeConfig, XML_DECLARATION};
+use steward_protocol::shown::{Shown, shown, shown_lines};
 use steward_protocol::xml::MAX_XML_BYTES;
 
 use super::args::Args;
@@ -169,7 +170,13 @@ pub async fn for_each_name<'c>(
     for name in names {
         if let Err(e) = action(ctx, name.clone()).await {
             failed = true;
-            ctx.out.stderr(format!("{name}: {e}\n")).await;
+            ctx.out
+                .stderr(format!(
+                    "{}: {}\n",
+                    Shown(name),
+                    shown_lines(&e.to_string())
+                ))
+                .await;
         }
     }
     if failed {
@@ -229,10 +236,11 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
         .iter()
         .map(|(r, s)| {
             let monitors = s.live.as_ref().and_then(|l| l.monitors.as_ref());
+            // Names, labels and offline messages are users' text: shown, not obeyed.
             [
-                r.config.name.clone(),
-                s.describe(),
-                r.config.label_list().join(" "),
+                shown(&r.config.name).into_owned(),
+                shown(&s.describe()).into_owned(),
+                shown(&r.config.label_list().join(" ")).into_owned(),
                 format!(
                     "{}/{}",
                     ctx.state.builds.busy_on(&r.config.name).len(),
