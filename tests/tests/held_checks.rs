@@ -1,8 +1,9 @@
 //! Attacks the controller already turned away when it was probed, kept as regression
 //! tests: cross-origin reads (no CORS), path traversal, request smuggling, too many header
-//! fields, XML nested too deep or with too many elements, a second CLI session under a
-//! name in use. docs/security.md, "Checks that held", lists these with the tests elsewhere
-//! that cover the rest (DOCTYPE, document size, oversized heads, duplicate agents).
+//! fields, XML nested too deep or with too many elements, DOCTYPE on the REST routes that
+//! read XML, a second CLI session under a name in use. docs/security.md, "Checks that
+//! held", lists these with the tests elsewhere that cover the rest (DOCTYPE through the
+//! CLI, document size, oversized heads, duplicate agents).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -216,6 +217,47 @@ fn xml_nested_too_deep_or_too_many_elements_is_refused() {
     }
     assert_eq!(c.cli(&["list-jobs"]).stdout, "");
     assert_eq!(c.cli(&["list-nodes", "-json"]).stdout.trim(), "[]");
+}
+
+#[test]
+fn doctype_is_refused_on_every_route_that_reads_xml() {
+    let c = Controller::start();
+    let auth = basic_auth(&c);
+    c.create_node("box", "");
+    let job = c.cli_with_stdin(&["create-job", "app"], "<project/>");
+    assert_eq!(job.code, 0, "{job:?}");
+    let node_before = c.cli(&["get-node", "box"]).stdout;
+    let job_before = c.cli(&["get-job", "app"]).stdout;
+    // A billion laughs, cut short: expanded, it would be gigabytes.
+    let laughs = |root: &str| {
+        format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE {root} [<!ENTITY a \"aaaaaaaaaa\">\
+             <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]>\
+             <{root}><name>box</name><description>&c;</description></{root}>"
+        )
+    };
+    for (path, root) in [
+        ("/createItem?name=laughs", "project"),
+        ("/job/app/config.xml", "project"),
+        ("/computer/box/config.xml", "slave"),
+    ] {
+        let answer = http_request(
+            &c.addr,
+            "POST",
+            path,
+            &[&auth, "Content-Type: application/xml"],
+            laughs(root).as_bytes(),
+        );
+        assert_eq!(answer.status, 400, "POST {path}: {}", answer.text());
+        assert!(
+            answer.text().contains("DOCTYPE"),
+            "POST {path}: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(c.cli(&["get-node", "box"]).stdout, node_before);
+    assert_eq!(c.cli(&["get-job", "app"]).stdout, job_before);
+    assert_eq!(c.cli(&["list-jobs"]).stdout, "app\n");
 }
 
 #[test]
