@@ -15,6 +15,7 @@ use steward_protocol::handshake::{
     HEADER_REMOTING_CAPABILITY, HEADER_SECRET_KEY, LOGIN_PATH, REMOTING_CAPABILITY, WSAGENTS_PATH,
 };
 use steward_protocol::secret::NodeSecret;
+use steward_protocol::shown::shown;
 use steward_transport::{UntrustedCertificate, WsConnectError, WsStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -238,16 +239,11 @@ pub async fn attempt(
 }
 
 /// Text from the controller (a refusal body, a close or GOAWAY reason) made safe for one
-/// log line: control characters dropped, whitespace runs folded, length bounded.
+/// log line: whitespace runs folded, control and bidirectional characters escaped
+/// ([`steward_protocol::shown`]), length bounded.
 pub fn printable(text: &str) -> String {
-    let mut out: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_BODY_IN_LOG)
-        .collect();
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = shown(&folded).chars().take(MAX_BODY_IN_LOG).collect();
     if text.chars().count() > MAX_BODY_IN_LOG {
         out.push('…');
     }
@@ -384,7 +380,10 @@ mod tests {
 
     #[test]
     fn printable_folds_and_bounds() {
-        assert_eq!(printable(" a\r\n b\u{1b}[31m "), "a b[31m");
+        assert_eq!(
+            printable(" a\r\n b\u{1b}[31m\u{202e} "),
+            "a b\\u{1b}[31m\\u{202e}"
+        );
         let long = "x".repeat(MAX_BODY_IN_LOG + 10);
         assert_eq!(printable(&long).chars().count(), MAX_BODY_IN_LOG + 1);
     }

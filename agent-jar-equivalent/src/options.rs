@@ -30,7 +30,8 @@ const USAGE: &str = "agent -webSocket -url URL -name NAME -secret SECRET [OPTION
 const AFTER_HELP: &str = "\
 Options are also accepted with a single dash, as agent.jar spells them (-webSocket,
 -jnlpUrl URL). An option value @FILE stands for the first line of FILE; for -cert, for
-the whole file.";
+the whole file. Give the secret as -secret @FILE (a file only you can read): every user of
+this machine can read a process's arguments.";
 
 /// The clap view of the command line; see [`AgentOptions`] for the checked result.
 #[derive(Debug, Parser)]

@@ -12,6 +12,7 @@
 //! └── Terminated (reconnect at once with the cookie; -noReconnect exits) <──────────┘
 //! ```
 
+use steward_protocol::shown::Shown;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
 
@@ -80,14 +81,14 @@ async fn run(
                     return ExitReason::Shutdown;
                 }
                 if outcome.established {
-                    info!(reason = %outcome.end, "Terminated");
+                    info!(reason = ?outcome.end.to_string(), "Terminated");
                     if policy.no_reconnect {
                         return ExitReason::ConnectionEnded;
                     }
                     retry.reset();
                     continue;
                 }
-                info!("Failed to connect: {}", outcome.end);
+                info!("Failed to connect: {}", Shown(&outcome.end.to_string()));
             }
         }
         if let Err(stop) = retry.wait(shutdown).await {
@@ -101,15 +102,15 @@ async fn run(
 /// goes on (the server's certificate may be fixed), but not quietly.
 fn report_failure(error: &AttemptError) {
     if let AttemptError::Untrusted { .. } = error {
-        error!("Failed to connect: {error}");
+        error!("Failed to connect: {}", Shown(&error.to_string()));
         return;
     }
-    info!("Failed to connect: {error}");
+    info!("Failed to connect: {}", Shown(&error.to_string()));
     match error {
         AttemptError::Refused { body, .. } if !body.is_empty() => {
             error!("The controller refused the connection: {body}");
         }
-        AttemptError::BadAnswer(reason) => error!("{reason}"),
+        AttemptError::BadAnswer(reason) => error!("{}", Shown(reason)),
         _ => {}
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use steward_protocol::channel::{FEATURE_MUX, Frame, GoAway, Hello, Role};
+use steward_protocol::shown::Shown;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -222,7 +223,7 @@ where
                     idle_timeout = Some(Duration::from_secs(u64::from(hello.idle_timeout_secs)))
                         .filter(|d| !d.is_zero());
                     info!(
-                        controller_version = %printable(&hello.software_version),
+                        controller_version = ?printable(&hello.software_version),
                         idle_timeout_secs = hello.idle_timeout_secs,
                         ping_interval_secs = hello.ping_interval_secs,
                         "Connected"
@@ -236,7 +237,7 @@ where
                 }
                 Ok(Some(Frame::GoAway(mut goaway))) => {
                     goaway.reason = printable(&goaway.reason);
-                    warn!(code = ?goaway.code, reason = %goaway.reason, "The controller sent GOAWAY");
+                    warn!(code = ?goaway.code, reason = ?goaway.reason, "The controller sent GOAWAY");
                     close(&mut ws, CloseCode::Normal, "", true).await;
                     return outcome(&controller, SessionEnd::GoAway(goaway));
                 }
@@ -285,7 +286,7 @@ where
     W: Sink<Message, Error = SendErr> + Stream<Item = Result<Message, RecvErr>> + Unpin,
     SendErr: std::fmt::Display,
 {
-    tracing::error!("Protocol error from the controller: {reason}");
+    tracing::error!("Protocol error from the controller: {}", Shown(&reason));
     close(ws, CloseCode::Protocol, "protocol error", true).await;
     SessionOutcome {
         established,

@@ -145,7 +145,7 @@ where
 
 /// Queues a GOAWAY saying why; the writer may or may not get it out before the end.
 fn protocol_error(shared: &Shared, why: &str) {
-    tracing::warn!(error = %why, "channel protocol error");
+    tracing::warn!(error = ?why, "channel protocol error");
     shared.try_control(Frame::GoAway(GoAway {
         code: GoAwayCode::ProtocolError,
         reason: why.chars().take(200).collect(),

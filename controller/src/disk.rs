@@ -75,7 +75,7 @@ impl Disk {
         match disk.write_reserve() {
             Ok(()) => disk.lock().held = true,
             Err(e) => {
-                tracing::error!(path = %disk.reserve.display(), error = %e, "cannot reserve space for build records: the controller's disk is full; builds start once space is freed");
+                tracing::error!(path = ?disk.reserve, error = ?e.to_string(), "cannot reserve space for build records: the controller's disk is full; builds start once space is freed");
                 disk.set_full(true);
             }
         }
@@ -133,7 +133,7 @@ impl Disk {
         if became_full || released {
             tracing::error!(
                 what,
-                error = %error,
+                error = ?error.to_string(),
                 released_bytes = if released { RESERVE_BYTES } else { 0 },
                 "the controller's disk is full: builds that print fail and none starts until space is freed; the reserved space goes to build records and deletions"
             );
@@ -157,7 +157,7 @@ impl Disk {
         }
         let fresh = self.reserve.with_extension("new");
         if !held && let Err(e) = write_zeros(&fresh, RESERVE_BYTES) {
-            tracing::warn!(path = %fresh.display(), error = %e, "cannot write the reserved space yet");
+            tracing::warn!(path = ?fresh, error = ?e.to_string(), "cannot write the reserved space yet");
             return false;
         }
         let mut state = self.lock();
@@ -170,7 +170,7 @@ impl Disk {
         if !held {
             if let Err(e) = std::fs::rename(&fresh, &self.reserve) {
                 drop(state);
-                tracing::warn!(path = %self.reserve.display(), error = %e, "cannot put the reserved space in place");
+                tracing::warn!(path = ?self.reserve, error = ?e.to_string(), "cannot put the reserved space in place");
                 let _ = std::fs::remove_file(&fresh);
                 return false;
             }

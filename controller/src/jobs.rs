@@ -3,6 +3,7 @@
 //! ([`steward_protocol::job_xml`]); builds and the queue build on these.
 
 use steward_protocol::job_xml::{JobConfig, JobNameError, validate_job_name};
+use steward_protocol::shown::Shown;
 use steward_protocol::xml::MAX_XML_BYTES;
 
 use crate::state::AppState;
@@ -11,9 +12,9 @@ use crate::store::jobs::{self, JobRecord, WriteOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("No such job '{0}'")]
+    #[error("No such job '{}'", Shown(.0))]
     NotFound(String),
-    #[error("Job '{0}' already exists")]
+    #[error("Job '{}' already exists", Shown(.0))]
     Exists(String),
     #[error("{0}")]
     BadName(#[from] JobNameError),

@@ -112,15 +112,24 @@ async fn main() -> anyhow::Result<()> {
     println!("Root URL: {}", started.root_url);
     if let Some(token) = &started.initial_admin_token {
         let file = started.home.secret_file(INITIAL_ADMIN_TOKEN_FILE);
-        println!(
-            "Created user 'admin'. Its API token, shown only now (also in {}):",
-            file.display()
-        );
-        println!("    {token}");
-        println!(
-            "Try: cli -s {} -auth admin:{token} who-am-i",
-            started.root_url
-        );
+        // Not a terminal, stdout is a log file or a journal, kept longer and read by more
+        // people than the token is meant for: say where it is instead.
+        if std::io::stdout().is_terminal() {
+            println!(
+                "Created user 'admin'. Its API token, shown only now (also in {}):",
+                file.display()
+            );
+            println!("    {token}");
+            println!(
+                "Try: cli -s {} -auth admin:{token} who-am-i",
+                started.root_url
+            );
+        } else {
+            println!(
+                "Created user 'admin'. Its API token is in {} (readable by this user only; shown here only when stdout is a terminal)",
+                file.display()
+            );
+        }
     }
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -4,6 +4,7 @@
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use steward_protocol::disk_space::node_threshold;
 use steward_protocol::node_xml::{NodeConfig, NodeNameError, validate_node_name};
+use steward_protocol::shown::Shown;
 use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
 use tokio_util::sync::CancellationToken;
 
@@ -15,15 +16,15 @@ use crate::store::nodes::{self, NodeRecord, OfflineMark, WriteOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("No such node '{0}'")]
+    #[error("No such node '{}'", Shown(.0))]
     NotFound(String),
-    #[error("Node '{0}' already exists")]
+    #[error("Node '{}' already exists", Shown(.0))]
     Exists(String),
     #[error("{0}")]
     BadName(#[from] NodeNameError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("Interrupted while waiting for node '{0}'")]
+    #[error("Interrupted while waiting for node '{}'", Shown(.0))]
     Interrupted(String),
     #[error("Node configuration is {0} bytes once written, over the limit of {MAX_XML_BYTES}")]
     TooLarge(usize),

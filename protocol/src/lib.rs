@@ -14,6 +14,8 @@
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
+//! - [`shown`]: user-supplied text made safe to print in messages and logs (escapes for
+//!   control and bidirectional characters).
 //! - `byte_buf`: how byte payloads (logs, output, scripts) are encoded: as bytes, not as a
 //!   sequence of numbers.
 
@@ -28,6 +30,7 @@ pub mod node_xml;
 pub mod plaincli;
 pub mod secret;
 pub mod services;
+pub mod shown;
 pub mod steps;
 pub mod xml;
 

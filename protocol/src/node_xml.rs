@@ -4,6 +4,7 @@
 //! launchers are stored as written so a config copied from Jenkins is not silently changed.
 //! Elements Steward does not know are kept and written back in place.
 
+use crate::shown::Shown;
 use crate::xml::{self, Element, Node, XmlError};
 
 /// The launcher class of an inbound (agent-dials-in) node.
@@ -276,9 +277,14 @@ impl NameKind {
 pub enum NameError {
     #[error("{} name is empty", .0.capitalized())]
     Empty(NameKind),
-    #[error("‘{name}’ is not allowed as a {} name", .kind.word())]
+    #[error("‘{}’ is not allowed as a {} name", Shown(.name), .kind.word())]
     Reserved { kind: NameKind, name: String },
-    #[error("‘{ch}’ is an unsafe character in {} name ‘{name}’", .kind.word())]
+    #[error(
+        "‘{}’ is an unsafe character in {} name ‘{}’",
+        Shown(&.ch.to_string()),
+        .kind.word(),
+        Shown(.name)
+    )]
     UnsafeChar {
         kind: NameKind,
         ch: char,

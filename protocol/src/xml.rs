@@ -3,9 +3,21 @@
 //! Documents come from the network or stdin, so reading refuses DOCTYPE (no entity
 //! expansion, no external fetches) and bounds size, depth and element count before the
 //! tree is built. Unknown elements survive a read/write round trip.
+//!
+//! Every character a value can hold survives it too, as in XML 1.1, which `get-node` and
+//! `get-job` declare: the writer turns control characters (CR included) into character
+//! references (`&#x1b;`), the reader turns them back and treats a raw CR or CRLF as a line
+//! end, as XML requires. NUL is the one character no XML document can hold: the reader
+//! refuses it, raw or as a reference.
+
+use std::borrow::Cow;
+use std::fmt::Write;
 
 use quick_xml::Reader;
+use quick_xml::escape::{EscapeError, ParseCharRefError};
 use quick_xml::events::Event;
+
+use crate::shown;
 
 /// Largest XML document accepted: node and job configs are a few KiB.
 pub const MAX_XML_BYTES: usize = 1 << 20;
@@ -21,6 +33,8 @@ pub enum XmlError {
     TooLarge(usize),
     #[error("DOCTYPE is not allowed in XML documents")]
     Doctype,
+    #[error("XML cannot hold the character NUL (U+0000), raw or as a reference (byte {0})")]
+    Nul(u64),
     #[error("XML nests deeper than {MAX_XML_DEPTH} elements")]
     TooDeep,
     #[error("XML has more than {MAX_XML_ELEMENTS} elements")]
@@ -197,7 +211,14 @@ impl Element {
     }
 }
 
-/// Escapes text for XML; in attributes quotes are escaped too.
+/// Escapes text for XML 1.1, as Jenkins' XStream writes it: `&`, `<`, `>` (and `"` in
+/// attributes) as entities; every control character but tab and line feed as a character
+/// reference in lower-case hex (`&#x1b;`, `&#xd;`), which XML 1.1 requires for most of them
+/// and which keeps a CR a CR (raw, a reader takes it for a line end). The characters
+/// [`shown::is_hidden`] names besides (bidirectional controls, line separators) are
+/// references too, so the XML shows them on a terminal instead of obeying them. In attributes
+/// tab and line feed are references as well (a reader would make them spaces). NUL, which no
+/// XML can hold, is written as U+FFFD; [`parse_document`] refuses it.
 pub fn escape_into(text: &str, out: &mut String, attribute: bool) {
     for c in text.chars() {
         match c {
@@ -205,8 +226,47 @@ pub fn escape_into(text: &str, out: &mut String, attribute: bool) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' if attribute => out.push_str("&quot;"),
+            '\0' => out.push(char::REPLACEMENT_CHARACTER),
+            '\t' | '\n' if !attribute => out.push(c),
+            // Writing to a String cannot fail.
+            c if shown::is_hidden(c) => {
+                let _ = write!(out, "&#x{:x};", u32::from(c));
+            }
             _ => out.push(c),
         }
+    }
+}
+
+/// A document stored before NUL was refused, readable again: each NUL becomes U+FFFD, as
+/// [`escape_into`] writes it now.
+pub fn stored_without_nul(xml: &str) -> Cow<'_, str> {
+    if xml.contains('\0') {
+        Cow::Owned(xml.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(xml)
+    }
+}
+
+/// Line ends as an XML reader sees them (XML 1.0 §2.11): CRLF and a lone CR become LF. A CR
+/// meant as a character comes as `&#xd;`, which is resolved after this.
+fn normalize_line_ends(xml: &str) -> Cow<'_, str> {
+    if xml.contains('\r') {
+        Cow::Owned(xml.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(xml)
+    }
+}
+
+/// A reference that could not be resolved: `&#0;` is a NUL, with its own error.
+fn unescape_error(reader: &Reader<&[u8]>, e: quick_xml::Error) -> XmlError {
+    match e {
+        quick_xml::Error::Escape(EscapeError::InvalidCharRef(
+            ParseCharRefError::IllegalCharacter(0),
+        )) => XmlError::Nul(reader.buffer_position()),
+        e => XmlError::Syntax {
+            position: reader.buffer_position(),
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -215,7 +275,11 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(XmlError::TooLarge(xml.len()));
     }
-    let mut reader = Reader::from_str(xml);
+    if let Some(at) = xml.find('\0') {
+        return Err(XmlError::Nul(at as u64));
+    }
+    let xml = normalize_line_ends(xml);
+    let mut reader = Reader::from_str(&xml);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
@@ -252,7 +316,7 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
                     check_name(&key, "attribute").map_err(|reason| syntax(&reader, reason))?;
                     let value = attr
                         .unescape_value()
-                        .map_err(|e| syntax(&reader, e.to_string()))?;
+                        .map_err(|e| unescape_error(&reader, e))?;
                     element.attributes.push((key, value.into_owned()));
                 }
                 if matches!(event, Event::Empty(_)) {
@@ -268,9 +332,7 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, element);
             }
             Event::Text(text) => {
-                let text = text
-                    .unescape()
-                    .map_err(|e| syntax(&reader, e.to_string()))?;
+                let text = text.unescape().map_err(|e| unescape_error(&reader, e))?;
                 push_text(&mut stack, &text, &reader)?;
             }
             Event::CData(data) => {
@@ -421,6 +483,62 @@ mod tests {
             let mut again = parse_document(&out).unwrap();
             again.normalize();
             assert_eq!(again, root, "{out}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_references_and_read_back() {
+        let value =
+            "red \u{1b}[31m bell\u{7} cr\r lf\n tab\t del\u{7f} nel\u{85} rlo\u{202e} ls\u{2028} é";
+        let mut root = Element::with_text("description", value);
+        root.attributes.push(("a".into(), value.into()));
+        let mut out = String::new();
+        root.write(&mut out, 0);
+        assert_eq!(
+            out,
+            "<description a=\"red &#x1b;[31m bell&#x7; cr&#xd; lf&#xa; tab&#x9; del&#x7f; nel&#x85; rlo&#x202e; ls&#x2028; é\">\
+             red &#x1b;[31m bell&#x7; cr&#xd; lf\n tab\t del&#x7f; nel&#x85; rlo&#x202e; ls&#x2028; é</description>\n"
+        );
+        assert_eq!(parse_document(&out).unwrap(), root);
+    }
+
+    #[test]
+    fn raw_line_ends_are_line_feeds() {
+        let root = parse_document("<a b=\"1\r\n2\">x\r\ny\rz&#xD;&#xd;\n</a>").unwrap();
+        assert_eq!(root.text(), "x\ny\nz\r\r\n");
+        assert_eq!(root.attribute("b"), Some("1\n2"));
+    }
+
+    #[test]
+    fn nul_is_refused_raw_or_as_a_reference_and_never_written() {
+        for bad in [
+            "<a>x\0</a>",
+            "<a>&#0;</a>",
+            "<a>&#x0;</a>",
+            "<a b=\"&#x00;\"/>",
+        ] {
+            let err = parse_document(bad).unwrap_err();
+            assert!(matches!(err, XmlError::Nul(_)), "{bad:?}: {err:?}");
+            assert!(err.to_string().contains("NUL"), "{err}");
+        }
+        let mut out = String::new();
+        Element::with_text("a", "x\0y").write(&mut out, 0);
+        assert_eq!(out, "<a>x\u{fffd}y</a>\n");
+        assert!(parse_document(&out).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_without_nul_survives_a_write_and_a_read(text in "\\PC*|[\\x00-\\x{a0}\\u{2028}\\u{202e}]*") {
+            let text = text.replace('\0', "");
+            let mut root = Element::with_text("v", text.clone());
+            root.attributes.push(("a".into(), text.clone()));
+            let mut out = String::new();
+            root.write(&mut out, 0);
+            let again = parse_document(&out).unwrap();
+            proptest::prop_assert_eq!(again.text(), text.clone());
+            proptest::prop_assert_eq!(again.attribute("a"), Some(text.as_str()));
+            proptest::prop_assert!(!out.chars().any(|c| !matches!(c, '\n' | '\t') && shown::is_hidden(c)), "{:?}", out);
         }
     }
 

@@ -87,7 +87,8 @@ pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> boo
 pub struct Captured(Arc<Mutex<String>>);
 
 impl Captured {
-    fn follow(&self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+    /// Collects `stream` on a thread of its own, line by line, until it ends.
+    pub fn follow(&self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
         let sink = self.0.clone();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stream);

@@ -37,7 +37,7 @@ fn unknown_node_gets_400_no_such_agent() {
     ))
     .refused();
     assert_eq!((status, body.as_str()), (400, "no such agent"));
-    c.log.wait_for("node=ghost", DEADLINE);
+    c.log.wait_for("node=\"ghost\"", DEADLINE);
 }
 
 #[test]
@@ -76,8 +76,8 @@ fn wrong_secret_gets_403_agent_retries_and_node_stays_offline() {
     assert!(!c.is_online("linux-1"));
     let log = c.log.text();
     assert!(
-        log.contains("reason=wrong secret")
-            && log.contains("node=linux-1")
+        log.contains("reason=\"wrong secret\"")
+            && log.contains("node=\"linux-1\"")
             && log.contains("remote=127.0.0.1:"),
         "{log}"
     );
@@ -381,7 +381,7 @@ fn deleted_node_goes_offline_and_its_name_is_refused() {
         agent.output.contains("Terminated")
     });
     wait_until(DEADLINE, "reconnect refused", || {
-        c.log.contains("reason=no such node")
+        c.log.contains("reason=\"no such node\"")
     });
 }
 

@@ -167,8 +167,9 @@ fn a_build_printing_once_the_disk_is_full_ends_failure_for_its_client_and_record
     gate.open("go");
     // Room comes back while (or after) it ends; either way client and record agree.
     wait_until(DEADLINE, "the build's output is refused", || {
-        s.c.log.contains("cannot write the console job=late")
-            || s.c.log.contains("writing a build's console") && s.c.log.text().contains("job=late")
+        s.c.log.contains("cannot write the console job=\"late\"")
+            || s.c.log.contains("writing a build's console")
+                && s.c.log.text().contains("job=\"late\"")
     });
     std::fs::remove_file(filler).unwrap();
     let out = late.wait(DEADLINE * 3);

@@ -38,7 +38,7 @@ pub async fn run(stream: MuxStream, request: ExecRequest, context: &Context) {
     let mut child = match spawn(&request, context) {
         Ok(child) => child,
         Err(error) => {
-            debug!(%error, "exec failed to start");
+            debug!(?error, "exec failed to start");
             let failed = ExecEvent::Failed { error };
             if emit(&mut send, &failed).await.is_ok() && send.finish().await.is_ok() {
                 linger(&mut recv).await;
@@ -49,7 +49,7 @@ pub async fn run(stream: MuxStream, request: ExecRequest, context: &Context) {
     let pid = child.id().unwrap_or_default();
     // Declared after `child`, so dropped first: the group dies before `kill_on_drop` runs.
     let mut group = ProcessGroup::new(pid);
-    debug!(pid, %program, "exec started");
+    debug!(pid, ?program, "exec started");
 
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();

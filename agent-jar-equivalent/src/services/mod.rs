@@ -95,7 +95,7 @@ async fn handle(accepted: IncomingStream, context: Context) {
     let request = match services::decode_request(&header) {
         Ok(request) => request,
         Err(e) => {
-            debug!(error = %e, "refusing a request");
+            debug!(error = ?e.to_string(), "refusing a request");
             stream.reset(ResetCode::Refused, &e.to_string());
             return;
         }

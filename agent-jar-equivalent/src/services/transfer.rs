@@ -476,7 +476,7 @@ fn sync_directory_of(target: &Path) -> Result<(), String> {
     let dir = match File::open(dir) {
         Ok(dir) => dir,
         Err(e) => {
-            tracing::debug!(dir = %dir.display(), error = %e, "cannot open the directory to sync a rename");
+            tracing::debug!(dir = ?dir, error = ?e.to_string(), "cannot open the directory to sync a rename");
             return Ok(());
         }
     };

@@ -70,7 +70,7 @@ where
         match end {
             ChannelEnd::GoAway(mut goaway) => {
                 goaway.reason = printable(&goaway.reason);
-                warn!(code = ?goaway.code, reason = %goaway.reason, "The controller sent GOAWAY");
+                warn!(code = ?goaway.code, reason = ?goaway.reason, "The controller sent GOAWAY");
                 set(&close_with, CloseCode::Normal, "");
                 SessionEnd::GoAway(goaway)
             }

@@ -155,7 +155,7 @@ pub async fn wsagents(
         .take(MAX_LOGGED_HEADER)
         .collect();
     let refuse = |r: Refusal| {
-        tracing::warn!(node = %node_for_log, remote = %remote, forwarded_for = %forwarded_for, status = r.status.as_u16(), reason = %r.reason, "refused agent connection");
+        tracing::warn!(node = ?node_for_log, remote = %remote, forwarded_for = ?forwarded_for, status = r.status.as_u16(), reason = ?r.reason, "refused agent connection");
         (r.status, r.body).into_response()
     };
     let admitted = match admit(&state, &headers).await {
@@ -217,7 +217,7 @@ pub async fn wsagents(
         .max_message_size(MAX_MESSAGE_LEN)
         .max_frame_size(MAX_MESSAGE_LEN)
         .read_buffer_size(AGENT_READ_BUFFER)
-        .on_failed_upgrade(move |e| tracing::warn!(node = %node, remote = %remote, error = %e, "agent WebSocket upgrade failed"))
+        .on_failed_upgrade(move |e: axum::Error| tracing::warn!(node = ?node, remote = %remote, error = ?e.to_string(), "agent WebSocket upgrade failed"))
         .on_upgrade(move |socket| session::run(socket, registration, kind, remote, session_state));
     let h = response.headers_mut();
     h.insert(

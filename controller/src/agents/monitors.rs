@@ -102,7 +102,7 @@ pub async fn ask(channel: &Channel, older: &mut bool) -> Result<Facts, CallError
                 code: ResetCode::Refused,
                 reason,
             })) => {
-                tracing::debug!(%reason, "the agent does not know InfoV2: asking Info");
+                tracing::debug!(?reason, "the agent does not know InfoV2: asking Info");
                 *older = true;
             }
             Err(e) => return Err(e),
@@ -134,7 +134,7 @@ pub async fn watch(channel: Channel, state: AppState, node: String, connection_i
         let mut older = false;
         loop {
             let monitors = sample(&channel, &mut older).await;
-            tracing::debug!(node = %node, connection_id, ?monitors, "node monitors");
+            tracing::debug!(node = ?node, connection_id, ?monitors, "node monitors");
             let low = record(&state, &node, connection_id, monitors)
                 .await
                 .is_some();
@@ -203,10 +203,10 @@ pub async fn record(
     if was.is_some() != now.is_some() {
         match &now {
             Some(low) => {
-                tracing::warn!(node, reason = %low.reason(), "node offline: low disk space")
+                tracing::warn!(node = ?node, reason = ?low.reason(), "node offline: low disk space")
             }
             None => {
-                tracing::info!(node, free = ?current.free_disk_bytes(), "disk space is back: node online")
+                tracing::info!(node = ?node, free = ?current.free_disk_bytes(), "disk space is back: node online")
             }
         }
         state.agents.notify_changed();

@@ -53,7 +53,7 @@ pub async fn run(
     remote: SocketAddr,
     state: AppState,
 ) {
-    let span = tracing::info_span!("agent", node = %registration.node, conn = registration.connection_id, %remote);
+    let span = tracing::info_span!("agent", node = ?registration.node, conn = registration.connection_id, %remote);
     async move {
         match &kind {
             AgentKind::Steward { channel_version } => {
@@ -64,7 +64,7 @@ pub async fn run(
             }
         }
         let ending = drive(socket, &mut registration, &kind, &state).await;
-        tracing::info!(reason = %ending.reason, "agent disconnected");
+        tracing::info!(reason = ?ending.reason, "agent disconnected");
         registration.set_end_reason(ending.reason);
     }
     .instrument(span)
@@ -124,7 +124,7 @@ async fn drive(
                     None => break Ending::quiet("connection closed"),
                     Some(Err(e)) => break match crate::ws_close::for_receive_error(&e) {
                         Some((code, what)) => {
-                            tracing::warn!(error = %e, "agent broke the WebSocket protocol");
+                            tracing::warn!(error = ?e.to_string(), "agent broke the WebSocket protocol");
                             Ending { reason: e.to_string(), close: Some((code, what.into())) }
                         }
                         None => Ending::quiet(format!("connection error: {e}")),
@@ -148,7 +148,7 @@ async fn drive(
                             if let Err(why) = check_hello(&hello, &registration.node, kind) {
                                 break protocol_error(&mut socket, why).await;
                             }
-                            tracing::info!(agent_version = %hello.software_version, "agent hello");
+                            tracing::info!(agent_version = ?hello.software_version, "agent hello");
                             let mux = hello.features.iter().any(|f| f == FEATURE_MUX);
                             state.agents.set_agent_version(&registration.node, registration.connection_id, hello.software_version);
                             hello_deadline = None;
@@ -219,7 +219,7 @@ async fn go_away(socket: &mut WebSocket, kind: &AgentKind, goaway: GoAway) -> En
 }
 
 async fn protocol_error(socket: &mut WebSocket, why: String) -> Ending {
-    tracing::warn!(error = %why, "agent protocol error");
+    tracing::warn!(error = ?why, "agent protocol error");
     let goaway = GoAway {
         code: GoAwayCode::ProtocolError,
         reason: why.chars().take(200).collect(),

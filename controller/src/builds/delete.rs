@@ -71,7 +71,7 @@ pub async fn delete_ranges(
                         .await?;
                     if let RangeDeletion::Deleted(numbers) = &found {
                         tracing::warn!(
-                            job,
+                            job = ?job,
                             ?numbers,
                             "no room on the disk for the database: removing the builds' consoles before their records"
                         );
@@ -133,8 +133,8 @@ pub async fn discard_old(state: &AppState, job: &str) {
     };
     match discard(state, job, discarder).await {
         Ok(numbers) if numbers.is_empty() => {}
-        Ok(numbers) => tracing::info!(job, ?numbers, "old builds discarded"),
-        Err(e) => tracing::error!(job, error = %e, "cannot discard old builds"),
+        Ok(numbers) => tracing::info!(job = ?job, ?numbers, "old builds discarded"),
+        Err(e) => tracing::error!(job = ?job, error = ?e.to_string(), "cannot discard old builds"),
     }
 }
 
@@ -177,13 +177,13 @@ async fn remove_dirs(state: &AppState, job: &str, numbers: &[u64]) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot remove a deleted build's directory")
+                    tracing::error!(dir = ?dir, error = ?e.to_string(), "cannot remove a deleted build's directory")
                 }
             }
         }
     })
     .await;
     if let Err(e) = removed {
-        tracing::error!(job, error = %e, "removing deleted builds' directories failed");
+        tracing::error!(job = ?job, error = ?e.to_string(), "removing deleted builds' directories failed");
     }
 }

@@ -323,7 +323,7 @@ pub async fn start(state: &AppState) -> Result<(), StoreError> {
         if let Some(len) = resume_point(&row)
             && let Err(e) = cut_console(&path, len)
         {
-            tracing::error!(path = %path.display(), error = %e, "cannot cut a console back");
+            tracing::error!(path = ?path, error = ?e.to_string(), "cannot cut a console back");
         }
         let build = register(state, row);
         state.tasks.spawn(run::resume(state.clone(), build));

@@ -34,7 +34,7 @@ pub async fn reconcile(state: &AppState, node: &str, channel: &Channel) {
         .collect();
     for step in orphans {
         if let StepState::Running { .. } = step.state {
-            tracing::info!(node, step = %step.id, "killing a step whose build is no longer running");
+            tracing::info!(node = ?node, step = %step.id, "killing a step whose build is no longer running");
             if steps::kill(channel, &step.id, ABORT_KILL_GRACE)
                 .await
                 .is_err()

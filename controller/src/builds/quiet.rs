@@ -66,7 +66,7 @@ pub enum Quieted {
 impl Builds {
     /// Starts quieting down (or replaces the reason); queued builds get its reason.
     pub fn quiet_down(&self, quiet: QuietDown) {
-        tracing::info!(by = %quiet.by, reason = ?quiet.reason, "quieting down: no new build starts");
+        tracing::info!(by = ?quiet.by, reason = ?quiet.reason, "quieting down: no new build starts");
         self.quiet.send_replace(Some(quiet));
         self.reschedule();
     }
@@ -75,7 +75,7 @@ impl Builds {
     pub fn cancel_quiet_down(&self, by: &str) -> bool {
         let was = self.quiet.send_replace(None).is_some();
         if was {
-            tracing::info!(by, "quiet-down cancelled: builds start again");
+            tracing::info!(by = ?by, "quiet-down cancelled: builds start again");
         }
         self.reschedule();
         was

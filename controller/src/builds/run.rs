@@ -51,7 +51,7 @@ pub(super) async fn write_header(state: &AppState, build: &RunningBuild) {
         Err(e) => Err(e),
     };
     if let Err(e) = written {
-        tracing::error!(job = %row.job, number = row.number, path = %path.display(), error = %e, "cannot write the console");
+        tracing::error!(job = ?row.job, number = row.number, path = ?path, error = ?e.to_string(), "cannot write the console");
     }
 }
 
@@ -85,7 +85,7 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
     let console = match ConsoleWriter::open(path.clone(), build.progress.clone()).await {
         Ok(console) => Ok(console),
         Err(e) => {
-            tracing::error!(job = %row.job, number = row.number, path = %path.display(), error = %e, "cannot write the console");
+            tracing::error!(job = ?row.job, number = row.number, path = ?path, error = ?e.to_string(), "cannot write the console");
             if crate::disk::is_out_of_space(&e) {
                 state.disk.out_of_space("opening a build's console", &e);
             }
@@ -181,7 +181,7 @@ async fn record_end(
                 if e.is_disk_full() {
                     state.disk.out_of_space("recording a build's result", &e);
                 }
-                tracing::error!(job = %build.row.job, number = build.row.number, error = %e, retry_in = ?pause, "cannot record the build's result; trying again");
+                tracing::error!(job = ?build.row.job, number = build.row.number, error = ?e.to_string(), retry_in = ?pause, "cannot record the build's result; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RECORD_RETRY_MAX);
             }
@@ -284,7 +284,7 @@ impl Runner<'_> {
     /// Notes that the console could not be written: logged, and when the disk is full, the
     /// controller's reserve is given up to the build's record.
     fn console_failed(&mut self, e: &std::io::Error) {
-        tracing::error!(job = %self.build.row.job, number = self.build.row.number, path = %self.console.path().display(), error = %e, "cannot write the console");
+        tracing::error!(job = ?self.build.row.job, number = self.build.row.number, path = ?self.console.path(), error = ?e.to_string(), "cannot write the console");
         if crate::disk::is_out_of_space(e) {
             self.state.disk.out_of_space("writing a build's console", e);
         }
@@ -325,7 +325,7 @@ impl Runner<'_> {
         if let Some(channel) = live_channel(self.state, &self.build.row.node)
             && let Err(e) = steps::kill(&channel, id, super::ABORT_KILL_GRACE).await
         {
-            tracing::warn!(step = id, error = %e, "cannot stop a step whose output cannot be written");
+            tracing::warn!(step = id, error = ?e.to_string(), "cannot stop a step whose output cannot be written");
         }
     }
 
@@ -355,14 +355,14 @@ impl Runner<'_> {
             .call(move |c| records::set_step(c, id, index, moved))
             .await
         {
-            tracing::warn!(job = %self.build.row.job, number = self.build.row.number, error = %e, "cannot record a console note; it is left out");
+            tracing::warn!(job = ?self.build.row.job, number = self.build.row.number, error = ?e.to_string(), "cannot record a console note; it is left out");
             return;
         }
         let before = self.console.size();
         let written = self.console.append(notes.as_bytes()).await;
         *log_start += self.console.size() - before;
         if let Err(e) = written {
-            tracing::error!(path = %self.console.path().display(), error = %e, "cannot write the console");
+            tracing::error!(path = ?self.console.path(), error = ?e.to_string(), "cannot write the console");
             let start = *log_start;
             if start != moved
                 && let Err(e) = self
@@ -371,7 +371,7 @@ impl Runner<'_> {
                     .call(move |c| records::set_step(c, id, index, start))
                     .await
             {
-                tracing::error!(job = %self.build.row.job, number = self.build.row.number, error = %e, "cannot record a step's start");
+                tracing::error!(job = ?self.build.row.job, number = self.build.row.number, error = ?e.to_string(), "cannot record a step's start");
             }
         }
     }
@@ -535,7 +535,7 @@ impl Runner<'_> {
                 .call(move |c| records::end_step(c, build_id, &end))
                 .await
             {
-                tracing::error!(job = %row.job, number = row.number, error = %e, "cannot record a step's end");
+                tracing::error!(job = ?row.job, number = row.number, error = ?e.to_string(), "cannot record a step's end");
             }
             if let Some(note) = note {
                 self.line(&note).await;
@@ -614,7 +614,7 @@ impl Runner<'_> {
             .call(move |c| records::set_aborted(c, id, &by))
             .await
         {
-            tracing::warn!(error = %e, "cannot record an abort");
+            tracing::warn!(error = ?e.to_string(), "cannot record an abort");
         }
     }
 
@@ -625,7 +625,7 @@ impl Runner<'_> {
         }
         self.line(&format!("Finished: {result}\n")).await;
         if let Err(e) = self.console.sync().await {
-            tracing::warn!(path = %self.console.path().display(), error = %e, "cannot sync the console");
+            tracing::warn!(path = ?self.console.path(), error = ?e.to_string(), "cannot sync the console");
         }
     }
 
@@ -644,7 +644,7 @@ impl Runner<'_> {
                     return Some(dir);
                 }
                 Ok(other) => {
-                    tracing::warn!(node = %self.build.row.node, answer = ?other, "unexpected answer to Info");
+                    tracing::warn!(node = ?self.build.row.node, answer = ?other, "unexpected answer to Info");
                     return None;
                 }
                 Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
@@ -775,7 +775,7 @@ impl Runner<'_> {
                     continue;
                 }
                 Err(StepCallError::Refused(why)) if offset == 0 && !started_here && !aborting => {
-                    tracing::info!(step = id, reason = %why, "step not on the agent: starting it");
+                    tracing::info!(step = id, reason = ?why, "step not on the agent: starting it");
                     started_here = true;
                     let workspace = workspace(
                         self.work_dir.as_deref().unwrap_or("."),
@@ -831,7 +831,7 @@ impl Runner<'_> {
                     }
                 }
             }
-            tracing::info!(job = %self.build.row.job, number = self.build.row.number, node = %self.build.row.node, "lost the agent during a step; waiting for it");
+            tracing::info!(job = ?self.build.row.job, number = self.build.row.number, node = ?self.build.row.node, "lost the agent during a step; waiting for it");
             deadline = Instant::now() + self.grace();
         }
     }

@@ -112,7 +112,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
     {
         Ok(jobs) => jobs,
         Err(e) => {
-            tracing::error!(error = %e, retry_in = ?retry_in, "the scheduler cannot read the jobs");
+            tracing::error!(error = ?e.to_string(), retry_in = ?retry_in, "the scheduler cannot read the jobs");
             return Pass::Failed;
         }
     };
@@ -132,7 +132,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
     let nodes = match crate::nodes::list(state).await {
         Ok(nodes) => nodes,
         Err(e) => {
-            tracing::error!(error = %e, retry_in = ?retry_in, "the scheduler cannot read the nodes");
+            tracing::error!(error = ?e.to_string(), retry_in = ?retry_in, "the scheduler cannot read the nodes");
             return Pass::Failed;
         }
     };
@@ -247,7 +247,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
         let workspace = workspace_name(job, |name| held.contains(&(node.clone(), name.to_owned())));
         held.insert((node.clone(), workspace.clone()));
         if let Err(e) = start_build(state, id, node, executor, workspace, xml).await {
-            tracing::error!(queue_id = id, error = %e, retry_in = ?retry_in, "cannot start a queued build; trying again");
+            tracing::error!(queue_id = id, error = ?e.to_string(), retry_in = ?retry_in, "cannot start a queued build; trying again");
             if e.is_disk_full() {
                 state.disk.out_of_space("starting a build", &e);
             }
@@ -320,7 +320,7 @@ async fn start_build(
     match row? {
         Some(row) => {
             let number = row.number;
-            tracing::info!(job = %row.job, number, node = %node, executor, "build started");
+            tracing::info!(job = ?row.job, number, node = ?node, executor, "build started");
             let build = register(state, row);
             run::write_header(state, &build).await;
             leave(ItemState::Started { number });

@@ -46,7 +46,7 @@ pub async fn write(state: AppState, tail: ConsoleTail) {
                         .disk
                         .out_of_space("writing a console's closing lines", &e);
                 }
-                tracing::warn!(job = %tail.job, number = tail.number, error = %e, retry_in = ?pause, "cannot write the end of a console yet");
+                tracing::warn!(job = ?tail.job, number = tail.number, error = ?e.to_string(), retry_in = ?pause, "cannot write the end of a console yet");
             }
         }
         // While the disk is full, its end is the moment to try again.
@@ -70,7 +70,7 @@ pub async fn write(state: AppState, tail: ConsoleTail) {
         .await
     {
         // Written again at the next start, over itself: harmless.
-        tracing::warn!(job = %tail.job, number = tail.number, error = %e, "cannot note that a console's end is written");
+        tracing::warn!(job = ?tail.job, number = tail.number, error = ?e.to_string(), "cannot note that a console's end is written");
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn cli_post(
 async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> Response {
     let auth = match authenticate(&state.store, headers).await {
         Err(AuthError::Store(e)) => {
-            tracing::error!(error = %e, "authentication failed on a database error");
+            tracing::error!(error = ?e.to_string(), "authentication failed on a database error");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "database error");
         }
         other => other,
@@ -141,7 +141,7 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
         };
         let Some(UploadHandoff { body, done }) = handoff else {
             task_state.duplex.lock().remove(&session_id);
-            tracing::debug!(session = %session_id, "CLI download side got no upload side");
+            tracing::debug!(session = ?session_id, "CLI download side got no upload side");
             return;
         };
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);

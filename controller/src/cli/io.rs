@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use steward_protocol::plaincli::{Frame, OUTPUT_CHUNK};
+use steward_protocol::shown::shown_lines;
 use tokio::sync::mpsc;
 
 /// Frames queued towards the client before a writing command waits.
@@ -31,9 +32,11 @@ impl Output {
         self.write(data.into(), Frame::Stderr).await
     }
 
-    /// Writes `\nERROR: message\n` to stderr, as Jenkins does.
+    /// Writes `\nERROR: message\n` to stderr, as Jenkins does. A message may quote what the
+    /// user sent: its control characters go out escaped (names it quotes already are).
     pub async fn error(&self, message: &str) {
-        self.stderr(format!("\nERROR: {message}\n")).await
+        self.stderr(format!("\nERROR: {}\n", shown_lines(message)))
+            .await
     }
 
     async fn write(&self, mut data: Bytes, frame: fn(Bytes) -> Frame) {

@@ -63,7 +63,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
         Ok(Ok(args)) => args,
         Ok(Err(why)) => {
-            tracing::debug!(reason = %why, "CLI client left before START");
+            tracing::debug!(reason = ?why, "CLI client left before START");
             out.stderr("Connection closed before arguments received\n")
                 .await;
             out.exit(2).await;
@@ -133,7 +133,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         }
         _ = events.interrupted.cancelled() => {
             let why = events.reason().unwrap_or_else(|| "interrupted".to_owned());
-            tracing::debug!(reason = %why, "CLI command interrupted by its user");
+            tracing::debug!(reason = ?why, "CLI command interrupted by its user");
             stop.set(Stop::Interrupted(why));
             drop(command);
             EXIT_INTERRUPTED
@@ -227,7 +227,7 @@ async fn pump_stdin(mut incoming: FrameStream, stdin: mpsc::Sender<Bytes>, event
             // are skipped, as the protocol says.
             Ok(_) => {}
             Err(why) => {
-                tracing::debug!(reason = %why, "CLI client gone");
+                tracing::debug!(reason = ?why, "CLI client gone");
                 events.set_reason(why);
                 events.gone.cancel();
                 return;

@@ -52,9 +52,13 @@ pub async fn cli_ws(
     let expected = state.config.origin_for(&headers);
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
     if origin.is_none() || origin != expected.as_deref() {
+        // As sent, even when it is not ASCII, and quoted: it is the peer's text.
+        let sent = headers
+            .get(ORIGIN)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
         tracing::warn!(
-            origin = origin.unwrap_or("(none)"),
-            expected = expected.as_deref().unwrap_or("(no Host)"),
+            origin = ?sent.as_deref().unwrap_or("(none)"),
+            expected = ?expected.as_deref().unwrap_or("(no Host)"),
             "refused CLI WebSocket: unexpected origin"
         );
         return cli_refusal(StatusCode::FORBIDDEN, MSG_BAD_ORIGIN);
@@ -65,7 +69,7 @@ pub async fn cli_ws(
     };
     let auth = match authenticate(&state.store, &headers).await {
         Err(AuthError::Store(e)) => {
-            tracing::error!(error = %e, "authentication failed on a database error");
+            tracing::error!(error = ?e.to_string(), "authentication failed on a database error");
             return cli_refusal(StatusCode::INTERNAL_SERVER_ERROR, "database error");
         }
         other => other,

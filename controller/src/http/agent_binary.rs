@@ -32,7 +32,7 @@ pub async fn agent_binary(State(state): State<AppState>) -> Response {
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot serve the agent executable");
+            tracing::warn!(path = ?path, error = ?e.to_string(), "cannot serve the agent executable");
             return (
                 StatusCode::NOT_FOUND,
                 "The agent executable is not installed beside this controller\n",

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 use steward_protocol::jnlp::{self, AgentLaunch, ENCRYPTED_CONTENT_TYPE, JNLP_CONTENT_TYPE};
+use steward_protocol::shown::Shown;
 
 use crate::auth::{AuthError, Permission, authenticate};
 use crate::state::AppState;
@@ -40,7 +41,7 @@ pub async fn jnlp(
         Ok(_) => {
             return (
                 StatusCode::NOT_FOUND,
-                format!("No inbound agent named '{name}'\n"),
+                format!("No inbound agent named '{}'\n", Shown(&name)),
             )
                 .into_response();
         }

@@ -139,7 +139,7 @@ pub async fn serve(
             };
             if let Err(e) = result {
                 // Header timeouts, malformed requests and peers that hang up all end here.
-                tracing::debug!(%remote, error = %e, "HTTP connection ended with an error");
+                tracing::debug!(%remote, error = ?e.to_string(), "HTTP connection ended with an error");
             }
         });
     }

@@ -6,6 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use steward_protocol::job_xml::JobConfig;
+use steward_protocol::xml::stored_without_nul;
 
 use super::{StoreError, now_unix};
 
@@ -25,7 +26,7 @@ pub enum WriteOutcome {
 }
 
 fn row_to_record(name: String, xml: String) -> Result<JobRecord, StoreError> {
-    let config = JobConfig::from_stored_xml(&xml)
+    let config = JobConfig::from_stored_xml(&stored_without_nul(&xml))
         .map_err(|e| StoreError::Corrupt(format!("job '{name}' XML: {e}")))?;
     Ok(JobRecord { name, config })
 }

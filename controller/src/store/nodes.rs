@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use steward_protocol::node_xml::NodeConfig;
+use steward_protocol::xml::stored_without_nul;
 
 use super::{StoreError, now_unix};
 
@@ -32,8 +33,8 @@ fn row_to_record(
     message: Option<String>,
     by: Option<String>,
 ) -> Result<NodeRecord, StoreError> {
-    let config =
-        NodeConfig::from_xml(&xml).map_err(|e| StoreError::Corrupt(format!("node XML: {e}")))?;
+    let config = NodeConfig::from_xml(&stored_without_nul(&xml))
+        .map_err(|e| StoreError::Corrupt(format!("node XML: {e}")))?;
     let temporarily_offline = message.map(|message| OfflineMark {
         message,
         by: by.unwrap_or_default(),
@@ -169,6 +170,23 @@ mod tests {
                 );
                 assert!(delete(c, "b")?);
                 assert!(!delete(c, "b")?);
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_nul_stored_by_an_earlier_version_reads_as_a_replacement_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .call(|c| {
+                c.execute(
+                    "INSERT INTO nodes (name, config_xml, created_at, updated_at) VALUES ('a', ?1, 0, 0)",
+                    params!["<slave><name>a</name><description>x\0y</description></slave>"],
+                )?;
+                assert_eq!(get(c, "a")?.unwrap().config.description, "x\u{fffd}y");
                 Ok(())
             })
             .await

@@ -672,9 +672,14 @@ fn job_names_follow_jenkins_rules() {
         message("a/b"),
         "‘/’ is an unsafe character in job name ‘a/b’"
     );
+    // Control characters are shown, not obeyed.
     assert_eq!(
         message("a\tb"),
-        "‘\t’ is an unsafe character in job name ‘a\tb’"
+        "‘\\t’ is an unsafe character in job name ‘a\\tb’"
+    );
+    assert_eq!(
+        message("\u{1b}[2J"),
+        "‘\\u{1b}’ is an unsafe character in job name ‘\\u{1b}[2J’"
     );
     assert_eq!(
         message(&"j".repeat(MAX_JOB_NAME_LEN + 1)),

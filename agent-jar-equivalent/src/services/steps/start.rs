@@ -77,7 +77,7 @@ pub async fn start(mut stream: MuxStream, context: &Context, id: &str, workspace
             }
         }
         Err(message) => {
-            debug!(step = id, %message, "step not started");
+            debug!(step = id, ?message, "step not started");
             Response::Error { message }
         }
     };

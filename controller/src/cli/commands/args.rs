@@ -1,6 +1,8 @@
 //! Parsing a command's own arguments: flags, options with a value, and positionals.
 //! Options may be written with one dash or two, and `--` ends them.
 
+use steward_protocol::shown::Shown;
+
 use super::CommandError;
 
 /// A command's arguments, parsed.
@@ -44,7 +46,8 @@ impl Args {
                     continue;
                 }
                 return Err(CommandError::BadArgs(format!(
-                    "\"{arg}\" is not a valid option"
+                    "\"{}\" is not a valid option",
+                    Shown(arg)
                 )));
             }
             parsed.positional.push(arg.clone());
@@ -57,7 +60,8 @@ impl Args {
         let parsed = Args::parse(args, &[], &[])?;
         match parsed.positional.first() {
             Some(extra) => Err(CommandError::BadArgs(format!(
-                "Too many arguments: {extra}"
+                "Too many arguments: {}",
+                Shown(extra)
             ))),
             None => Ok(()),
         }
@@ -94,7 +98,7 @@ impl Args {
             ))),
             _ => Err(CommandError::BadArgs(format!(
                 "Too many arguments: {}",
-                self.positional[1..].join(" ")
+                Shown(&self.positional[1..].join(" "))
             ))),
         }
     }
@@ -111,7 +115,7 @@ impl Args {
             ))),
             _ => Err(CommandError::BadArgs(format!(
                 "Too many arguments: {}",
-                self.positional[2..].join(" ")
+                Shown(&self.positional[2..].join(" "))
             ))),
         }
     }
@@ -123,7 +127,7 @@ impl Args {
             [one] => Ok(Some(one)),
             _ => Err(CommandError::BadArgs(format!(
                 "Too many arguments: {}",
-                self.positional[1..].join(" ")
+                Shown(&self.positional[1..].join(" "))
             ))),
         }
     }

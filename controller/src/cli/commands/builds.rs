@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use steward_protocol::shown::Shown;
 use tokio::sync::watch;
 
 use super::args::Args;
@@ -254,7 +255,7 @@ impl Drop for AbortOnLeave {
             Some(Stop::Interrupted(why)) => why,
             Some(Stop::ClientLost(why)) => {
                 if let Some(build) = &self.build {
-                    tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s client lost: the build goes on");
+                    tracing::info!(job = ?build.row.job, number = build.row.number, reason = ?why, "build -s client lost: the build goes on");
                     build.note(format!(
                         "The client waiting for this build (build -s by {}) went away: {why}. \
                          The build goes on.\n",
@@ -266,7 +267,7 @@ impl Drop for AbortOnLeave {
             Some(Stop::Shutdown) | None => return,
         };
         if let Some(build) = &self.build {
-            tracing::info!(job = %build.row.job, number = build.row.number, reason = %why, "build -s interrupted: aborting the build");
+            tracing::info!(job = ?build.row.job, number = build.row.number, reason = ?why, "build -s interrupted: aborting the build");
             build.abort(&self.user);
             return;
         }
@@ -380,7 +381,8 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
             Ok(_) => {}
             Err(JobError::NotFound(_)) => {
                 return Err(CommandError::IllegalArgument(format!(
-                    "Job not found: '{name}'"
+                    "Job not found: '{}'",
+                    Shown(name)
                 )));
             }
             Err(e) => return Err(e.into()),
@@ -415,7 +417,7 @@ fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
     let bad = |why: &str| {
         CommandError::IllegalArgument(format!(
             "Unable to parse '{}', {why}",
-            text.chars().take(80).collect::<String>()
+            Shown(&text.chars().take(80).collect::<String>())
         ))
     };
     let number = |s: &str| {
@@ -462,7 +464,7 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
             }
             builds::delete::DeleteError::Store(s) => store_error(s),
         })?;
-    tracing::info!(job, ?deleted, by = ctx.identity.name(), "builds deleted");
+    tracing::info!(job = ?job, ?deleted, by = ?ctx.identity.name(), "builds deleted");
     ctx.out
         .stdout(format!("Deleted {} builds\n", deleted.len()))
         .await;

@@ -95,9 +95,9 @@ async fn copy_to_node(ctx: &mut Context) -> CommandResult {
                 sent = &mut pump, if pumping => {
                     pumping = false;
                     match sent {
-                        Ok(bytes) => tracing::debug!(node = %node, bytes, "copy-to-node sent"),
+                        Ok(bytes) => tracing::debug!(node = ?node, bytes, "copy-to-node sent"),
                         // A refusal resets our direction; the answer before it explains.
-                        Err(e) => tracing::debug!(node = %node, error = %e, "copy-to-node send stopped"),
+                        Err(e) => tracing::debug!(node = ?node, error = ?e.to_string(), "copy-to-node send stopped"),
                     }
                 }
                 () = ctx.cancel.cancelled() => break None,
@@ -150,7 +150,7 @@ async fn copy_from_node(ctx: &mut Context) -> CommandResult {
                 received += chunk.len() as u64;
                 ctx.out.stdout(chunk).await;
             }
-            tracing::debug!(node = %node, size, received, "copy-from-node done");
+            tracing::debug!(node = ?node, size, received, "copy-from-node done");
             Ok(received)
         };
         tokio::select! {

@@ -15,6 +15,7 @@ pub mod quiet;
 pub mod remote;
 
 use futures_util::future::BoxFuture;
+use steward_protocol::shown::Shown;
 use tokio_util::sync::CancellationToken;
 
 use super::io::{Output, Stdin};
@@ -180,7 +181,8 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
     } = invocation;
     let name = args.remove(0);
     let Some(command) = find(&name) else {
-        out.stderr(format!("No such command {name}\n")).await;
+        out.stderr(format!("No such command {}\n", Shown(&name)))
+            .await;
         return 2;
     };
     let identity = match auth {

@@ -3,6 +3,7 @@
 
 use futures_util::FutureExt;
 use steward_protocol::node_xml::{NodeConfig, XML_DECLARATION};
+use steward_protocol::shown::{Shown, shown, shown_lines};
 use steward_protocol::xml::MAX_XML_BYTES;
 
 use super::args::Args;
@@ -169,7 +170,13 @@ pub async fn for_each_name<'c>(
     for name in names {
         if let Err(e) = action(ctx, name.clone()).await {
             failed = true;
-            ctx.out.stderr(format!("{name}: {e}\n")).await;
+            ctx.out
+                .stderr(format!(
+                    "{}: {}\n",
+                    Shown(name),
+                    shown_lines(&e.to_string())
+                ))
+                .await;
         }
     }
     if failed {
@@ -229,10 +236,11 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
         .iter()
         .map(|(r, s)| {
             let monitors = s.live.as_ref().and_then(|l| l.monitors.as_ref());
+            // Names, labels and offline messages are users' text: shown, not obeyed.
             [
-                r.config.name.clone(),
-                s.describe(),
-                r.config.label_list().join(" "),
+                shown(&r.config.name).into_owned(),
+                shown(&s.describe()).into_owned(),
+                shown(&r.config.label_list().join(" ")).into_owned(),
                 format!(
                     "{}/{}",
                     ctx.state.builds.busy_on(&r.config.name).len(),
@@ -301,22 +309,34 @@ async fn agent_command(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
-/// The lines a user pastes on the agent machine: download, then run.
+/// Where the lines [`agent_command_text`] prints keep the node secret, beside the agent.
+pub const SECRET_FILE: &str = "secret-file";
+
+/// The lines a user pastes on the agent machine: download, write the secret to a file only
+/// its owner reads, run.
+///
+/// The secret is never an argument of a program: every local user, and every build step,
+/// reads a process's arguments (`ps`, `/proc/PID/cmdline`). `printf` is built into every
+/// POSIX shell, so writing the file starts no process with it either (as Jenkins' own
+/// `echo SECRET > secret-file`); the agent reads it with `-secret @secret-file`. The umask
+/// makes a new file private; `chmod` one that was there already.
 pub fn agent_command_text(state: &crate::state::AppState, config: &NodeConfig) -> String {
     let root = state.config.root_url.as_str();
     let secret = state.secret_key.node_secret(&config.name);
     let mut run = format!(
-        "./agent -webSocket -url {} -name {} -secret {}",
+        "./agent -webSocket -url {} -name {} -secret @{SECRET_FILE}",
         shell_quote(root),
         shell_quote(&config.name),
-        secret.expose()
     );
     if !config.remote_fs.is_empty() && !config.work_dir_disabled {
         run.push_str(&format!(" -workDir {}", shell_quote(&config.remote_fs)));
     }
     format!(
-        "curl -fsSLo agent {} && chmod +x agent\n{run}\n",
-        shell_quote(&format!("{root}jnlpJars/agent"))
+        "curl -fsSLo agent {} && chmod +x agent\n\
+         (umask 077 && printf '%s\\n' {} > {SECRET_FILE}) && chmod 600 {SECRET_FILE}\n\
+         {run}\n",
+        shell_quote(&format!("{root}jnlpJars/agent")),
+        secret.expose()
     )
 }
 

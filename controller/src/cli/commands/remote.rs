@@ -273,7 +273,7 @@ async fn exec_on_node(ctx: &mut Context) -> CommandResult {
                     // A process that exits without reading its stdin resets our direction;
                     // how it ended comes on the event side either way.
                     if let Err(e) = sent {
-                        tracing::debug!(node = %node, error = %e, "exec stdin stopped");
+                        tracing::debug!(node = ?node, error = ?e.to_string(), "exec stdin stopped");
                     }
                 }
                 () = cancel.cancelled() => break None,

@@ -182,7 +182,7 @@ pub async fn stop(
     let (identity, _) = job_caller(&state, &headers, &name, Permission::JobCancel).await?;
     let row = builds::find(&state, &name, &which).await?;
     if let Some(build) = state.builds.running_build(&name, row.number) {
-        tracing::info!(job = %name, number = row.number, by = identity.name(), "build stopped over the REST API");
+        tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build stopped over the REST API");
         build.abort(identity.name());
     }
     Ok(redirect(&build_url(
@@ -214,7 +214,7 @@ pub async fn toggle_log_keep(
             row.number
         )));
     }
-    tracing::info!(job = %name, number = row.number, keep, by = identity.name(), "build keep-forever changed over the REST API");
+    tracing::info!(job = ?name, number = row.number, keep, by = ?identity.name(), "build keep-forever changed over the REST API");
     Ok(redirect(&build_url(
         &state.config.root_url,
         &name,
@@ -240,7 +240,7 @@ pub async fn delete(
     }
     match delete_ranges(&state, &name, vec![(row.number, row.number)]).await {
         Ok(_) => {
-            tracing::info!(job = %name, number = row.number, by = identity.name(), "build deleted over the REST API");
+            tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build deleted over the REST API");
             Ok(redirect(&job_url(&state.config.root_url, &name)))
         }
         Err(e @ DeleteError::Running { .. }) => Err(ApiError::conflict(e.to_string())),

@@ -13,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use steward_protocol::job_xml::{JobConfig, validate_job_name};
 use steward_protocol::node_xml::XML_DECLARATION;
+use steward_protocol::shown::Shown;
 
 use super::actions::job_properties;
 use super::builds::build_ref;
@@ -353,7 +354,8 @@ fn form_json_parameters(text: &str) -> Result<Vec<(String, String)>, ApiError> {
                 None | Some(Value::Null) => String::new(),
                 Some(_) => {
                     return Err(ApiError::bad_request(format!(
-                        "the value of parameter '{name}' must be a string"
+                        "the value of parameter '{}' must be a string",
+                        Shown(name)
                     )));
                 }
             };

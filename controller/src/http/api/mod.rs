@@ -18,6 +18,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use steward_protocol::shown::shown_lines;
 
 use crate::auth::{AuthError, Identity, Permission, authenticate};
 use crate::builds::{BuildError, FindError};
@@ -38,7 +39,8 @@ pub const CHALLENGE: &str = "Bearer realm=\"Steward\"";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, format!("{}\n", self.1)).into_response();
+        // A message may quote what the client sent: its control characters go out escaped.
+        let mut response = (self.0, format!("{}\n", shown_lines(&self.1))).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
