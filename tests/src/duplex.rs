@@ -87,26 +87,33 @@ pub fn read_head(tcp: &mut TcpStream) -> (u16, String, Vec<u8>) {
     }
 }
 
-/// Reads an answer to its end (the controller closes or ends the body): status, lower-cased
-/// head and the body as text (chunked bodies are short refusals here, read as they come).
+/// Reads a whole answer that has a `Content-Length` (the controller's refusals): status,
+/// lower-cased head and the body as text. The connection may stay open (keep-alive).
 pub fn read_answer(tcp: &mut TcpStream) -> (u16, String, String) {
-    let (status, head, mut rest) = read_head(tcp);
-    if head.contains("content-length: ") {
-        let len: usize = head
-            .split("content-length: ")
-            .nth(1)
-            .and_then(|v| v.lines().next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let mut chunk = [0u8; 4096];
-        while rest.len() < len {
-            match tcp.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => rest.extend_from_slice(&chunk[..n]),
-            }
+    let (status, head, rest) = read_head(tcp);
+    let body = read_body(tcp, &head, rest);
+    (status, head, body)
+}
+
+/// The rest of a body of `Content-Length` bytes, of which `rest` has arrived, as text.
+fn read_body(tcp: &mut TcpStream, head: &str, rest: Vec<u8>) -> String {
+    String::from_utf8_lossy(&read_body_bytes(tcp, head, rest)).into_owned()
+}
+
+fn read_body_bytes(tcp: &mut TcpStream, head: &str, mut rest: Vec<u8>) -> Vec<u8> {
+    let len: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("an answer with a Content-Length");
+    let mut chunk = [0u8; 4096];
+    while rest.len() < len {
+        match tcp.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
         }
     }
-    (status, head, String::from_utf8_lossy(&rest).into_owned())
+    rest
 }
 
 /// Writes one HTTP chunk of an upload body.
@@ -166,16 +173,26 @@ impl Download {
         let mut tcp = post_side(addr, session, "download", from);
         let (status, head, raw) = read_head(&mut tcp);
         if status != 200 {
-            let mut rest = raw;
-            let _ = tcp.read_to_end(&mut rest);
-            return Err((status, head, String::from_utf8_lossy(&rest).into_owned()));
+            let body = read_body(&mut tcp, &head, raw);
+            return Err((status, head, body));
         }
         assert!(head.contains("hudson-duplex: true"), "{head}");
-        let mut side = Download {
-            tcp,
-            raw,
-            body: Vec::new(),
-            body_ended: false,
+        let mut side = if head.contains("content-length:") {
+            // A body known in advance (an answer given at once, bad credentials say).
+            let body = read_body_bytes(&mut tcp, &head, raw);
+            Download {
+                tcp,
+                raw: Vec::new(),
+                body,
+                body_ended: true,
+            }
+        } else {
+            Download {
+                tcp,
+                raw,
+                body: Vec::new(),
+                body_ended: false,
+            }
         };
         side.fill(1);
         assert_eq!(side.body.first(), Some(&0), "the first byte is 0x00");

@@ -695,10 +695,12 @@ fn frame_abuse_gets_the_documented_close_codes_and_spares_other_sessions() {
 // Issue 4, item 4: Full-duplex HTTP abuse
 // ---------------------------------------------------------------------------------------
 
-/// The duplex pairing timeout (`cli::duplex::PAIRING_TIMEOUT`).
-const PAIRING_TIMEOUT: Duration = Duration::from_secs(15);
-/// Download sides that may wait at once (`cli::duplex::MAX_PENDING_SESSIONS`).
+/// The duplex pairing timeout (`cli::pairing::PAIRING_TIMEOUT`).
+const PAIRING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Authenticated download sides that may wait at once (`cli::pairing::MAX_PENDING_SESSIONS`).
 const MAX_PENDING_SESSIONS: usize = 256;
+/// … from one address (`cli::pairing::MAX_PENDING_PER_ADDRESS`).
+const MAX_PENDING_PER_ADDRESS: usize = 16;
 
 /// `POST /cli?remoting=false` with the admin's credentials (see `steward_tests::duplex`).
 fn post_side(c: &Controller, session: &str, side: &str) -> std::net::TcpStream {
@@ -712,16 +714,24 @@ fn download_side(c: &Controller, session: &str) -> Download {
     Download::open(&c.addr, session, Caller::with(&[&auth]))
 }
 
-/// How many download sides the controller takes before answering 503 (at most one more than
-/// [`MAX_PENDING_SESSIONS`] are tried); all of them hang up before this returns.
+/// How many of the admin's download sides the controller takes before answering 503 (at
+/// most one more than [`MAX_PENDING_SESSIONS`] are tried, [`MAX_PENDING_PER_ADDRESS`] from
+/// each of as many loopback addresses as that takes); all of them hang up before this
+/// returns.
 fn pending_capacity(c: &Controller) -> usize {
     // Each call names its sessions afresh: the sides a previous call hung up may still be
     // pending in the controller, and a name still pending is refused as a duplicate.
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let auth = c.admin_basic_auth_header();
     let mut open = Vec::new();
     for i in 0..=MAX_PENDING_SESSIONS {
-        let mut tcp = post_side(c, &format!("capacity-{call}-{i}"), "download");
+        let source = format!("127.0.0.{}", 100 + i / MAX_PENDING_PER_ADDRESS);
+        let from = Caller {
+            headers: &[&auth],
+            source: Some(&source),
+        };
+        let mut tcp = duplex::post_side(&c.addr, &format!("capacity-{call}-{i}"), "download", from);
         let (status, head, _) = read_head(&mut tcp);
         match status {
             200 => open.push(tcp),
@@ -823,9 +833,9 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
     eprintln!("download without upload: EXIT 2 after {waited:?}");
     drop(download_side(&c, "mismatch-down"));
 
-    // Nothing pending is left: exactly MAX_PENDING_SESSIONS download sides fit again (the
-    // sides above that hung up are forgotten as their tasks notice), and again once those
-    // have hung up in turn.
+    // Nothing pending is left: exactly MAX_PENDING_SESSIONS authenticated download sides
+    // fit again (the sides above that hung up are forgotten as their tasks notice), and
+    // again once those have hung up in turn.
     for round in ["after the abuse", "after a full house hung up"] {
         wait_until(DEADLINE, &format!("no CLI session pending {round}"), || {
             pending_capacity(&c) == MAX_PENDING_SESSIONS
