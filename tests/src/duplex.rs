@@ -53,6 +53,25 @@ pub fn connect(addr: &str, source: Option<&str>) -> TcpStream {
 /// and left open. Returns the connection once the head is written.
 pub fn post_side(addr: &str, session: &str, side: &str, from: Caller<'_>) -> TcpStream {
     let mut tcp = connect(addr, from.source);
+    tcp.write_all(&side_head(addr, session, side, from))
+        .unwrap();
+    tcp
+}
+
+/// A whole upload side: the head and `body` (frames, in one chunk) written at once, then
+/// the body's end. Written with one call, so a refusal that closes the connection cannot
+/// break the writing half-way; the answer is left to read.
+pub fn post_upload(addr: &str, session: &str, from: Caller<'_>, body: &[u8]) -> TcpStream {
+    let mut tcp = connect(addr, from.source);
+    let mut request = side_head(addr, session, "upload", from);
+    request.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    request.extend_from_slice(body);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    tcp.write_all(&request).unwrap();
+    tcp
+}
+
+fn side_head(addr: &str, session: &str, side: &str, from: Caller<'_>) -> Vec<u8> {
     let body = if side == "upload" {
         "Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n"
     } else {
@@ -67,8 +86,7 @@ pub fn post_side(addr: &str, session: &str, side: &str, from: Caller<'_>) -> Tcp
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
-    tcp.write_all(head.as_bytes()).unwrap();
-    tcp
+    head.into_bytes()
 }
 
 /// Reads an answer's head: status, lower-cased head, and the bytes read past it.

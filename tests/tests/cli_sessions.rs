@@ -11,9 +11,7 @@
 use std::time::{Duration, Instant};
 
 use steward_protocol::plaincli::op;
-use steward_tests::duplex::{
-    self, Caller, Download, assert_exit, chunk, command_line, end_body, read_answer,
-};
+use steward_tests::duplex::{self, Caller, Download, assert_exit, command_line, read_answer};
 use steward_tests::{Controller, DEADLINE, Freestyle, run_cli, wait_until};
 
 /// How long a download side waits for its upload side (`cli::duplex::PAIRING_TIMEOUT`).
@@ -55,10 +53,12 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
     ] {
         let session = format!("hijack-{}", case.replace(' ', "-"));
         let mut download = Download::open(&c.addr, &session, Caller::with(&[&admin]));
-        let mut upload =
-            duplex::post_side(&c.addr, &session, "upload", Caller::with(upload_headers));
-        chunk(&mut upload, &command_line(&["delete-job", "csrfcopy"]));
-        end_body(&mut upload);
+        let mut upload = duplex::post_upload(
+            &c.addr,
+            &session,
+            Caller::with(upload_headers),
+            &command_line(&["delete-job", "csrfcopy"]),
+        );
         let (status, _, reason) = read_answer(&mut upload);
         assert_eq!(status, 403, "{case}: the upload side is refused: {reason}");
         assert_eq!(reason.trim_end().lines().count(), 1, "{case}: {reason:?}");
@@ -79,19 +79,24 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
     // An upload side that authenticates as another identity than its download side (here:
     // the admin joining an anonymous download) is refused too.
     let mut download = Download::open(&c.addr, "other-identity", Caller::default());
-    let mut upload =
-        duplex::post_side(&c.addr, "other-identity", "upload", Caller::with(&[&admin]));
-    chunk(&mut upload, &command_line(&["who-am-i"]));
-    end_body(&mut upload);
+    let mut upload = duplex::post_upload(
+        &c.addr,
+        "other-identity",
+        Caller::with(&[&admin]),
+        &command_line(&["who-am-i"]),
+    );
     assert_eq!(read_answer(&mut upload).0, 403);
     assert_exit("another identity", &download.frames_to_end(), 7);
 
     // A client that sends its credentials on both sides, as jenkins-cli.jar does (Basic on
     // one side and Bearer on the other is the same identity): the command runs.
     let mut download = Download::open(&c.addr, "both-sides", Caller::with(&[&admin]));
-    let mut upload = duplex::post_side(&c.addr, "both-sides", "upload", Caller::with(&[&bearer]));
-    chunk(&mut upload, &command_line(&["delete-job", "csrfcopy"]));
-    end_body(&mut upload);
+    let mut upload = duplex::post_upload(
+        &c.addr,
+        "both-sides",
+        Caller::with(&[&bearer]),
+        &command_line(&["delete-job", "csrfcopy"]),
+    );
     let frames = download.frames_to_end();
     assert_exit("credentials on both sides", &frames, 0);
     assert_eq!(read_answer(&mut upload).0, 200);
@@ -102,12 +107,16 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
     );
     // Anonymous on both sides may still ask who it is.
     let mut download = Download::open(&c.addr, "anonymous", Caller::default());
-    let mut upload = duplex::post_side(&c.addr, "anonymous", "upload", Caller::default());
-    chunk(&mut upload, &command_line(&["who-am-i"]));
-    end_body(&mut upload);
+    let mut upload = duplex::post_upload(
+        &c.addr,
+        "anonymous",
+        Caller::default(),
+        &command_line(&["who-am-i"]),
+    );
     let frames = download.frames_to_end();
     assert_exit("anonymous on both sides", &frames, 0);
     assert_eq!(duplex::text_of(&frames, op::STDOUT), ANONYMOUS_WHO_AM_I);
+    assert_eq!(read_answer(&mut upload).0, 200);
 
     // Our cli sends its credentials on both sides.
     let who = c.cli(&["-http", "who-am-i"]);
