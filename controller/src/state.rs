@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agents::registry::AgentRegistry;
-use crate::cli::duplex::PendingDuplex;
+use crate::cli::duplex::Handoff;
+use crate::cli::pairing::PendingDuplex;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -24,7 +25,7 @@ pub struct AppState {
     /// The build queue and the running builds.
     pub builds: Arc<crate::builds::Builds>,
     /// Full-duplex HTTP CLI downloads waiting for their upload side.
-    pub duplex: Arc<PendingDuplex>,
+    pub duplex: Arc<PendingDuplex<Handoff>>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.

@@ -8,6 +8,7 @@
 mod agent;
 mod builds;
 mod cli;
+pub mod duplex;
 pub mod frames;
 pub mod net;
 pub mod nginx;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use steward_protocol::channel::{FEATURE_MUX, Frame, Hello, Role};
 use steward_protocol::handshake as hs;
 use steward_protocol::plaincli::{self, MAX_FRAME_PAYLOAD};
+use steward_tests::duplex::{self, Caller, Download, assert_exit, chunk, read_head};
 use steward_tests::frames::{self, RawWs, client_close, client_frame, op};
 use steward_tests::{Controller, DEADLINE, command, rss_bytes, run_cli, wait_until};
 
@@ -694,137 +695,43 @@ fn frame_abuse_gets_the_documented_close_codes_and_spares_other_sessions() {
 // Issue 4, item 4: Full-duplex HTTP abuse
 // ---------------------------------------------------------------------------------------
 
-/// The duplex pairing timeout (`cli::duplex::PAIRING_TIMEOUT`).
-const PAIRING_TIMEOUT: Duration = Duration::from_secs(15);
-/// Download sides that may wait at once (`cli::duplex::MAX_PENDING_SESSIONS`).
+/// The duplex pairing timeout (`cli::pairing::PAIRING_TIMEOUT`).
+const PAIRING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Authenticated download sides that may wait at once (`cli::pairing::MAX_PENDING_SESSIONS`).
 const MAX_PENDING_SESSIONS: usize = 256;
+/// … from one address (`cli::pairing::MAX_PENDING_PER_ADDRESS`).
+const MAX_PENDING_PER_ADDRESS: usize = 16;
 
-/// One side of a duplex session on its own connection.
-struct Side {
-    tcp: std::net::TcpStream,
-    /// Read past the head, not yet de-chunked.
-    raw: Vec<u8>,
-    /// De-chunked body bytes not yet taken as frames.
-    body: Vec<u8>,
-    body_ended: bool,
-}
-
-/// `POST /cli?remoting=false` with `Session` and `Side`; for an upload the body is chunked
-/// and left open. Returns the side once the head is written.
+/// `POST /cli?remoting=false` with the admin's credentials (see `steward_tests::duplex`).
 fn post_side(c: &Controller, session: &str, side: &str) -> std::net::TcpStream {
-    let mut tcp = std::net::TcpStream::connect(&c.addr).unwrap();
-    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    let body = if side == "upload" {
-        "Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n"
-    } else {
-        "Content-Length: 0\r\n"
-    };
-    write!(
-        tcp,
-        "POST /cli?remoting=false HTTP/1.1\r\nHost: {}\r\n{}\r\nSession: {session}\r\n\
-         Side: {side}\r\n{body}\r\n",
-        c.addr,
-        c.admin_basic_auth_header()
-    )
-    .unwrap();
-    tcp
+    let auth = c.admin_basic_auth_header();
+    duplex::post_side(&c.addr, session, side, Caller::with(&[&auth]))
 }
 
-/// Reads an answer's head: status and lower-cased head.
-fn read_head(tcp: &mut std::net::TcpStream) -> (u16, String, Vec<u8>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-            return (status, head, buf[end + 4..].to_vec());
-        }
-        let n = tcp.read(&mut chunk).expect("an answer");
-        assert!(n > 0, "closed before the answer's head");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+/// A download side with the admin's credentials, past its first `0x00` byte.
+fn download_side(c: &Controller, session: &str) -> Download {
+    let auth = c.admin_basic_auth_header();
+    Download::open(&c.addr, session, Caller::with(&[&auth]))
 }
 
-impl Side {
-    /// A download side, after checking its 200, `Hudson-Duplex` and first `0x00` byte.
-    fn download(c: &Controller, session: &str) -> Side {
-        let mut tcp = post_side(c, session, "download");
-        let (status, head, raw) = read_head(&mut tcp);
-        assert_eq!(status, 200, "{head}");
-        assert!(head.contains("hudson-duplex: true"), "{head}");
-        let mut side = Side {
-            tcp,
-            raw,
-            body: Vec::new(),
-            body_ended: false,
-        };
-        side.fill(1);
-        assert_eq!(side.body.remove(0), 0, "the first byte is 0x00");
-        side
-    }
-
-    /// Reads until `n` body bytes are buffered or the body ends.
-    fn fill(&mut self, n: usize) {
-        let mut chunk = [0u8; 4096];
-        while self.body.len() < n && !self.body_ended {
-            // De-chunk what has arrived.
-            if let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") {
-                let size = usize::from_str_radix(
-                    String::from_utf8_lossy(&self.raw[..line_end])
-                        .split(';')
-                        .next()
-                        .unwrap()
-                        .trim(),
-                    16,
-                )
-                .expect("a chunk size");
-                if size == 0 {
-                    self.body_ended = true;
-                    break;
-                }
-                if self.raw.len() >= line_end + 2 + size + 2 {
-                    let data = self.raw[line_end + 2..line_end + 2 + size].to_vec();
-                    self.body.extend_from_slice(&data);
-                    self.raw.drain(..line_end + 2 + size + 2);
-                    continue;
-                }
-            }
-            match self.tcp.read(&mut chunk) {
-                Ok(0) | Err(_) => self.body_ended = true,
-                Ok(n) => self.raw.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// The server's frames until the body ends: (opcode, payload).
-    fn frames_to_end(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let mut frames = Vec::new();
-        loop {
-            self.fill(5);
-            if self.body.len() < 5 {
-                assert!(self.body.is_empty(), "body ended inside a frame");
-                return frames;
-            }
-            let len = u32::from_be_bytes(self.body[..4].try_into().unwrap()) as usize;
-            self.fill(5 + len);
-            let payload = self.body[5..5 + len].to_vec();
-            frames.push((self.body[4], payload));
-            self.body.drain(..5 + len);
-        }
-    }
-}
-
-/// How many download sides the controller takes before answering 503 (at most one more than
-/// [`MAX_PENDING_SESSIONS`] are tried); all of them hang up before this returns.
+/// How many of the admin's download sides the controller takes before answering 503 (at
+/// most one more than [`MAX_PENDING_SESSIONS`] are tried, [`MAX_PENDING_PER_ADDRESS`] from
+/// each of as many loopback addresses as that takes); all of them hang up before this
+/// returns.
 fn pending_capacity(c: &Controller) -> usize {
     // Each call names its sessions afresh: the sides a previous call hung up may still be
     // pending in the controller, and a name still pending is refused as a duplicate.
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let auth = c.admin_basic_auth_header();
     let mut open = Vec::new();
     for i in 0..=MAX_PENDING_SESSIONS {
-        let mut tcp = post_side(c, &format!("capacity-{call}-{i}"), "download");
+        let source = format!("127.0.0.{}", 100 + i / MAX_PENDING_PER_ADDRESS);
+        let from = Caller {
+            headers: &[&auth],
+            source: Some(&source),
+        };
+        let mut tcp = duplex::post_side(&c.addr, &format!("capacity-{call}-{i}"), "download", from);
         let (status, head, _) = read_head(&mut tcp);
         match status {
             200 => open.push(tcp),
@@ -833,25 +740,6 @@ fn pending_capacity(c: &Controller) -> usize {
         }
     }
     open.len()
-}
-
-/// Writes one HTTP chunk of the upload body.
-fn chunk(tcp: &mut std::net::TcpStream, data: &[u8]) {
-    write!(tcp, "{:x}\r\n", data.len()).unwrap();
-    tcp.write_all(data).unwrap();
-    tcp.write_all(b"\r\n").unwrap();
-}
-
-/// The last frame must be EXIT with `code`, after some stderr; returns the stderr text.
-fn assert_exit(what: &str, frames: &[(u8, Vec<u8>)], code: i32) -> String {
-    let (last_op, last) = frames.last().unwrap_or_else(|| panic!("{what}: no frames"));
-    assert_eq!(*last_op, plaincli::op::EXIT, "{what}: {frames:?}");
-    assert_eq!(last[..], code.to_be_bytes(), "{what}");
-    frames
-        .iter()
-        .filter(|(op, _)| *op == plaincli::op::STDERR)
-        .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
-        .collect()
 }
 
 #[test]
@@ -864,7 +752,7 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
     // A download whose upload goes to another Session: it waits out the pairing timeout,
     // so it runs alongside the other cases.
     let waiting = std::thread::spawn({
-        let mut download = Side::download(&c, "mismatch-down");
+        let mut download = download_side(&c, "mismatch-down");
         let started = Instant::now();
         move || {
             let frames = download.frames_to_end();
@@ -907,7 +795,7 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
     for (name, bytes) in &cases {
         let started = Instant::now();
         let session = format!("corrupt-{}", name.replace(' ', "-"));
-        let mut download = Side::download(&c, &session);
+        let mut download = download_side(&c, &session);
         let mut up = post_side(&c, &session, "upload");
         chunk(&mut up, bytes);
         if *name == "truncated frame" {
@@ -924,11 +812,11 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
         assert_eq!(status, 200, "{name}: the upload request is answered");
         eprintln!("{name}: EXIT 2 in {:?}", started.elapsed());
         // The session is gone: its id can be used again.
-        drop(Side::download(&c, &session));
+        drop(download_side(&c, &session));
     }
 
     // A download whose client hangs up at once is forgotten at once: the id is free again.
-    drop(Side::download(&c, "hangup"));
+    drop(download_side(&c, "hangup"));
     wait_until(DEADLINE, "a hung-up session forgotten", || {
         let mut tcp = post_side(&c, "hangup", "download");
         read_head(&mut tcp).0 == 200
@@ -943,11 +831,11 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
         "the download side ended after {waited:?}"
     );
     eprintln!("download without upload: EXIT 2 after {waited:?}");
-    drop(Side::download(&c, "mismatch-down"));
+    drop(download_side(&c, "mismatch-down"));
 
-    // Nothing pending is left: exactly MAX_PENDING_SESSIONS download sides fit again (the
-    // sides above that hung up are forgotten as their tasks notice), and again once those
-    // have hung up in turn.
+    // Nothing pending is left: exactly MAX_PENDING_SESSIONS authenticated download sides
+    // fit again (the sides above that hung up are forgotten as their tasks notice), and
+    // again once those have hung up in turn.
     for round in ["after the abuse", "after a full house hung up"] {
         wait_until(DEADLINE, &format!("no CLI session pending {round}"), || {
             pending_capacity(&c) == MAX_PENDING_SESSIONS

@@ -1,13 +1,14 @@
 //! `POST /cli?remoting=false` (compat §5): the CLI over two HTTP requests. The download
-//! side answers at once with `Hudson-Duplex: true` and a `0x00` byte, then waits for the
-//! upload side with the same `Session`; frames carry a 4-byte length.
+//! side answers at once with `Hudson-Duplex: true` and a `0x00` byte, then waits (in
+//! [`super::pairing`]) for the upload side with the same `Session`, which must authenticate
+//! as the download side did; frames carry a 4-byte length.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -16,15 +17,11 @@ use steward_protocol::plaincli::{self, Frame};
 use tokio::sync::{mpsc, oneshot};
 
 use super::io::OUTPUT_QUEUE;
+use super::pairing::{PAIRING_TIMEOUT, Principal, WaitRefusal};
 use super::session::{self, FrameStream, Transport};
 use crate::auth::{AuthError, authenticate};
 use crate::state::AppState;
 
-/// How long a download side waits for its upload side (Jenkins: 15 s).
-pub const PAIRING_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most download sides waiting for their upload at once; more are refused (503) so a flood
-/// of half-sessions cannot grow memory.
-pub const MAX_PENDING_SESSIONS: usize = 256;
 /// Longest `Session` header accepted (clients send a 36-character UUID).
 pub const MAX_SESSION_ID_LEN: usize = 128;
 /// An upload silent this long is dead: the real client sends ENCODING every 3 s.
@@ -46,28 +43,24 @@ fn download_keepalive(config: &crate::config::Config) -> Duration {
         .unwrap_or(DOWNLOAD_KEEPALIVE)
 }
 
-/// The upload side's body, handed to the waiting download side.
-struct UploadHandoff {
-    body: Body,
-    done: oneshot::Sender<()>,
+/// What the download side's wait ends with.
+pub enum Handoff {
+    /// The upload side authenticated as the download side: its body, and a way to say
+    /// when the session is over.
+    Upload {
+        body: Body,
+        done: oneshot::Sender<()>,
+    },
+    /// The upload side did not authenticate as the download side: nothing runs.
+    Refused,
 }
 
-/// Download sides waiting for their upload side, by `Session`.
-#[derive(Default)]
-pub struct PendingDuplex {
-    waiting: Mutex<HashMap<String, oneshot::Sender<UploadHandoff>>>,
-}
+/// The exit code of a session whose credentials do not check out, on either side (the
+/// code a command answers bad credentials with).
+const EXIT_BAD_CREDENTIALS: i32 = 7;
 
-impl PendingDuplex {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<UploadHandoff>>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Number of download sides waiting now.
-    pub fn waiting(&self) -> usize {
-        self.lock().len()
-    }
-}
+/// The upload side's answer when it does not authenticate as its download side.
+pub const MSG_UPLOAD_NOT_AUTHENTICATED: &str = "The upload side of a CLI session must authenticate as its download side did: send the same credentials on both";
 
 fn plain(status: StatusCode, text: &str) -> Response {
     (status, format!("{text}\n")).into_response()
@@ -75,6 +68,7 @@ fn plain(status: StatusCode, text: &str) -> Response {
 
 pub async fn cli_post(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
@@ -90,8 +84,8 @@ pub async fn cli_post(
         _ => return plain(StatusCode::BAD_REQUEST, "Missing or invalid Session header"),
     };
     match headers.get("Side").and_then(|v| v.to_str().ok()) {
-        Some("download") => download(state, session, &headers).await,
-        Some("upload") => upload(state, session, body).await,
+        Some("download") => download(state, session, remote, &headers).await,
+        Some("upload") => upload(state, session, remote, &headers, body).await,
         _ => plain(
             StatusCode::BAD_REQUEST,
             "Missing or invalid Side header: expected download or upload",
@@ -99,29 +93,35 @@ pub async fn cli_post(
     }
 }
 
-async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> Response {
-    let auth = match authenticate(&state.store, headers).await {
+async fn download(
+    state: AppState,
+    session_id: String,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+) -> Response {
+    let identity = match authenticate(&state.store, headers).await {
+        Ok(identity) => identity,
         Err(AuthError::Store(e)) => {
             tracing::error!(error = ?e.to_string(), "authentication failed on a database error");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "database error");
         }
-        other => other,
+        // Every command would answer this and exit 7: say it now, without waiting for an
+        // upload side, so bad credentials never hold a place.
+        Err(e) => {
+            let mut body = BytesMut::from(&[0u8][..]);
+            encode_ending(&format!("\nERROR: {e}\n"), EXIT_BAD_CREDENTIALS, &mut body);
+            return duplex_response(Body::from(body.freeze()));
+        }
+    };
+    let principal = Principal::of(&identity);
+    let handoff_rx = match state.duplex.wait(&session_id, principal, remote.ip()) {
+        Ok(rx) => rx,
+        Err(refusal @ WaitRefusal::Duplicate) => {
+            return plain(StatusCode::BAD_REQUEST, &refusal.to_string());
+        }
+        Err(refusal) => return plain(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string()),
     };
     let explicit_interrupts = super::explicit_interrupts(headers);
-    let (handoff_tx, handoff_rx) = oneshot::channel();
-    {
-        let mut waiting = state.duplex.lock();
-        if waiting.len() >= MAX_PENDING_SESSIONS {
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Too many CLI sessions waiting for their upload side",
-            );
-        }
-        if waiting.contains_key(&session_id) {
-            return plain(StatusCode::BAD_REQUEST, "Duplicate CLI session");
-        }
-        waiting.insert(session_id.clone(), handoff_tx);
-    }
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_QUEUE);
     let _ = body_tx.try_send(Ok(Bytes::from_static(&[0])));
     let task_state = state.clone();
@@ -136,13 +136,20 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
                     None
                 }
             },
-            // The client hung up its download side: forget the session now, not in 15 s.
+            // The client hung up its download side: forget the session now, not later.
             () = body_tx.closed() => None,
         };
-        let Some(UploadHandoff { body, done }) = handoff else {
-            task_state.duplex.lock().remove(&session_id);
-            tracing::debug!(session = ?session_id, "CLI download side got no upload side");
-            return;
+        let (body, done) = match handoff {
+            Some(Handoff::Upload { body, done }) => (body, done),
+            Some(Handoff::Refused) => {
+                let _ = body_tx.try_send(Ok(upload_refused_frames()));
+                return;
+            }
+            None => {
+                task_state.duplex.forget(&session_id);
+                tracing::debug!(session = ?session_id, "CLI download side got no upload side");
+                return;
+            }
         };
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
         let gone = tokio_util::sync::CancellationToken::new();
@@ -157,10 +164,15 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
             encode_frames(out_rx, body_tx, keepalive).await;
             gone.cancel();
         };
-        tokio::join!(session::run(transport, auth, task_state), writer);
+        tokio::join!(session::run(transport, Ok(identity), task_state), writer);
         let _ = done.send(());
     });
-    let mut response = Response::new(Body::from_stream(tokio_stream_from(body_rx)));
+    duplex_response(Body::from_stream(tokio_stream_from(body_rx)))
+}
+
+/// A download side's 200: `Hudson-Duplex`, the extensions honoured, and `body`.
+fn duplex_response(body: Body) -> Response {
+    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert("Hudson-Duplex", HeaderValue::from_static("true"));
     h.insert(
@@ -178,16 +190,44 @@ async fn download(state: AppState, session_id: String, headers: &HeaderMap) -> R
     response
 }
 
-async fn upload(state: AppState, session_id: String, body: Body) -> Response {
-    let Some(waiting) = state.duplex.lock().remove(&session_id) else {
+async fn upload(
+    state: AppState,
+    session_id: String,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    // Authenticated first: an upload with bad credentials learns nothing about the session.
+    let auth = match authenticate(&state.store, headers).await {
+        Err(AuthError::Store(e)) => {
+            tracing::error!(error = %e, "authentication failed on a database error");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "database error");
+        }
+        other => other,
+    };
+    let taken = state.duplex.take(&session_id);
+    let Some((expected, waiting)) = taken else {
+        if auth.is_err() {
+            return plain(StatusCode::FORBIDDEN, MSG_UPLOAD_NOT_AUTHENTICATED);
+        }
         return plain(
             StatusCode::BAD_REQUEST,
             "Unknown CLI session: the upload side arrived without a waiting download side",
         );
     };
+    let principal = auth.as_ref().ok().map(Principal::of);
+    if principal.as_ref() != Some(&expected) {
+        let upload_as = match &auth {
+            Ok(identity) => identity.name().to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(session = %session_id, download_as = %expected, upload_as = %upload_as, remote = %remote, "refused the upload side of a CLI session: it did not authenticate as the download side; the session ends without running anything");
+        let _ = waiting.send(Handoff::Refused);
+        return plain(StatusCode::FORBIDDEN, MSG_UPLOAD_NOT_AUTHENTICATED);
+    }
     let (done_tx, done_rx) = oneshot::channel();
     if waiting
-        .send(UploadHandoff {
+        .send(Handoff::Upload {
             body,
             done: done_tx,
         })
@@ -203,6 +243,25 @@ async fn upload(state: AppState, session_id: String, body: Body) -> Response {
     StatusCode::OK.into_response()
 }
 
+/// STDERR with `message`, then EXIT `code`, in the HTTP framing.
+fn encode_ending(message: &str, code: i32, buf: &mut BytesMut) {
+    for frame in [Frame::Stderr(message.to_owned().into()), Frame::Exit(code)] {
+        plaincli::encode_http(&frame, buf).expect("a short frame encodes");
+    }
+}
+
+/// What a download side gets when its upload side did not authenticate as it did.
+fn upload_refused_frames() -> Bytes {
+    let mut buf = BytesMut::new();
+    encode_ending(
+        "\nERROR: the upload side of this CLI session did not authenticate as its download \
+         side, so nothing was run (a client must send the same credentials on both sides)\n",
+        EXIT_BAD_CREDENTIALS,
+        &mut buf,
+    );
+    buf.freeze()
+}
+
 /// What a download side whose upload side never came gets: the reason on stderr and EXIT 2,
 /// as for a session that never got its `START`.
 fn pairing_timeout_frames() -> Bytes {
@@ -212,9 +271,7 @@ fn pairing_timeout_frames() -> Bytes {
         PAIRING_TIMEOUT.as_secs()
     );
     let mut buf = BytesMut::new();
-    for frame in [Frame::Stderr(message.into()), Frame::Exit(2)] {
-        plaincli::encode_http(&frame, &mut buf).expect("a short frame encodes");
-    }
+    encode_ending(&message, 2, &mut buf);
     buf.freeze()
 }
 

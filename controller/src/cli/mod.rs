@@ -2,13 +2,15 @@
 //!
 //! Two transports carry PlainCLIProtocol frames: [`ws`] (`GET /cli/ws`, one frame per
 //! binary message) and [`duplex`] (`POST /cli?remoting=false`, a download and an upload
-//! request paired by `Session`). Both hand a [`session::Transport`] to [`session::run`],
-//! which gathers the arguments, runs the command from [`commands`] with streamed stdin and
-//! output ([`io`]), and always ends with `EXIT`.
+//! request paired by `Session` in [`pairing`], the upload authenticated as the download).
+//! Both hand a [`session::Transport`] to [`session::run`], which gathers the arguments,
+//! runs the command from [`commands`] with streamed stdin and output ([`io`]), and always
+//! ends with `EXIT`.
 
 pub mod commands;
 pub mod duplex;
 pub mod io;
+pub mod pairing;
 pub mod session;
 pub mod stop;
 pub mod ws;

@@ -1,6 +1,7 @@
 //! `GET /wsecho` (compat §8): a WebSocket echo for checking that WebSockets pass through a
 //! proxy. Text `m` comes back as `hello m`; binary comes back with `a`–`z` upper-cased.
-//! Needs Overall/Administer.
+//! Needs Overall/Administer, and the same-origin rule ([`super::origin::websocket`]): a page
+//! on another site must not open it with the credentials its browser holds.
 
 use axum::extract::State;
 use axum::extract::ws::{
@@ -22,6 +23,9 @@ pub async fn wsecho(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Err(refused) = super::origin::websocket(&state.config, &headers, "/wsecho") {
+        return refused.into_response();
+    }
     match authenticate(&state.store, &headers).await {
         Ok(identity) => {
             if let Err(denied) = identity.require(Permission::OverallAdminister) {

@@ -8,10 +8,15 @@
 //! older same-site forms. A request that carries neither comes from a program (curl,
 //! python-jenkins, websocat, our agent and cli), which a page cannot drive: it passes.
 //!
+//! WebSocket routes a browser can reach with credentials it holds call [`websocket`]
+//! before their upgrade: `/wsecho` does, and so must the SSH and terminal routes to come.
 //! `/cli/ws` keeps Jenkins' stricter rule (an `Origin` is required), in `cli::ws`.
+//! `/wsagents/` needs neither: it authenticates with the node secret in headers a page
+//! cannot set, never with credentials a browser holds.
 
-use http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use http::header::{ORIGIN, REFERER};
+use http::{HeaderMap, StatusCode};
 
 use crate::config::Config;
 
@@ -38,6 +43,27 @@ pub fn check(config: &Config, headers: &HeaderMap) -> Result<(), CrossOrigin> {
         Ok(())
     } else {
         Err(CrossOrigin { claimed, expected })
+    }
+}
+
+/// The same-origin rule for the WebSocket route `route`, before its upgrade; a refusal is
+/// logged, and answers 403 with [`MSG_CROSS_ORIGIN`] as a response. Browsers always send
+/// `Origin` on a WebSocket; programs (websocat, our clients) send none, or the
+/// controller's own, and pass.
+pub fn websocket(config: &Config, headers: &HeaderMap, route: &str) -> Result<(), CrossOrigin> {
+    check(config, headers).inspect_err(|refused| {
+        tracing::warn!(
+            route,
+            origin = %refused.claimed,
+            expected = refused.expected.as_deref().unwrap_or("(no Host)"),
+            "refused a cross-origin WebSocket"
+        );
+    })
+}
+
+impl IntoResponse for CrossOrigin {
+    fn into_response(self) -> Response {
+        (StatusCode::FORBIDDEN, format!("{MSG_CROSS_ORIGIN}\n")).into_response()
     }
 }
 
@@ -120,5 +146,18 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_cross_origin_websocket_gets_a_one_line_403() {
+        let c = config();
+        assert!(websocket(&c, &headers(&[]), "/wsecho").is_ok());
+        let refused = websocket(&c, &headers(&[(ORIGIN, "null")]), "/wsecho").unwrap_err();
+        let response = refused.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(body, format!("{MSG_CROSS_ORIGIN}\n").as_bytes());
     }
 }
