@@ -674,13 +674,13 @@ fn job_names_follow_jenkins_rules() {
     );
     assert_eq!(
         message("a\tb"),
-        "‘\t’ is an unsafe character in job name ‘a\tb’"
+        "‘<U+0009>’ is an unsafe character in job name ‘a<U+0009>b’"
     );
     assert_eq!(
         message(&"j".repeat(MAX_JOB_NAME_LEN + 1)),
         "Job name is longer than 255 characters"
     );
-    for ch in crate::node_xml::UNSAFE_NAME_CHARS.chars() {
+    for ch in crate::names::UNSAFE_NAME_CHARS.chars() {
         assert!(validate_job_name(&format!("a{ch}b")).is_err(), "{ch}");
     }
 }
