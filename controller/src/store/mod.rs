@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod jobs;
+pub mod name_keys;
 pub mod nodes;
 pub mod users;
 
@@ -104,6 +105,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE builds ADD COLUMN end_reason TEXT;
     ALTER TABLE builds ADD COLUMN console_tail TEXT;
     ALTER TABLE builds ADD COLUMN console_tail_at INTEGER;",
+    // Each name's look-alike key (name_keys.rs), set by `Store::open`; not unique, so names
+    // stored before that look alike stay.
+    "ALTER TABLE jobs ADD COLUMN name_key TEXT;
+    ALTER TABLE nodes ADD COLUMN name_key TEXT;
+    CREATE INDEX jobs_name_key ON jobs (name_key);
+    CREATE INDEX nodes_name_key ON nodes (name_key);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +160,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        for named in [name_keys::Named::Jobs, name_keys::Named::Nodes] {
+            name_keys::refresh(&mut conn, named)?;
+        }
         let reader = Connection::open(path)?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
         reader.pragma_update(None, "query_only", "ON")?;
