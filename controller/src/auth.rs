@@ -160,8 +160,9 @@ pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Identity
         return Err(AuthError::BadCredentials);
     }
     let hash = users::token_hash(&token);
+    // The read-only connection: nothing another request does in the store delays this.
     let found = store
-        .call(move |c| users::find_by_token(c, user.as_deref(), &hash))
+        .read(move |c| users::find_by_token(c, user.as_deref(), &hash))
         .await?;
     found.map(Identity::User).ok_or(AuthError::BadCredentials)
 }

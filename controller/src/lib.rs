@@ -9,9 +9,10 @@
 //! - [`agents`]: the `/wsagents/` handshake, live connections, agent sessions.
 //! - [`cli`]: `/cli/ws` and `/cli` transports, the session, one file per command group.
 //! - [`auth`]: identities and permissions; [`nodes`]: node operations over store and
-//!   registry; [`jobs`]: job operations over the store; [`schedule`]: which queued build
-//!   starts on which executor; [`builds`]: the queue, running builds and console logs; [`keepalive`]: WebSocket ping
-//!   and idle timers; [`ws_close`]: the close codes for a peer's broken WebSocket.
+//!   registry; [`jobs`]: job operations over the store, and every job parsed in memory;
+//!   [`schedule`]: which queued build starts on which executor; [`builds`]: the queue,
+//!   running builds and console logs; [`keepalive`]: WebSocket ping and idle timers;
+//!   [`ws_close`]: the close codes for a peer's broken WebSocket.
 //!
 //! - [`fd_limit`]: the open-file limit, raised at start-up; [`disk`]: space kept in
 //!   reserve for build records, and the "disk full" state; [`units`]: sizes as printed.
@@ -109,6 +110,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         config: Arc::new(config),
         store,
         node_list: Arc::default(),
+        jobs: Arc::default(),
         secret_key: Arc::new(secret_key),
         agents: Arc::default(),
         builds: Arc::new(builds::Builds::new(home.jobs_dir(), reconnect_grace)),
@@ -118,6 +120,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         shutdown: shutdown.clone(),
     };
     state.tasks.spawn(disk::watch(disk, shutdown.clone()));
+    jobs::load(&state).await.context("reading the jobs")?;
     builds::start(&state)
         .await
         .context("loading the build queue and the running builds")?;

@@ -1,9 +1,12 @@
 //! Node operations on top of the store and the live-connection registry: what the CLI
-//! commands (and later the REST API and web UI) call.
+//! commands and the REST API call. Node XML is parsed after the store call that read it,
+//! never inside. Names are checked and kept in NFC ([`steward_protocol::names`]); a lookup
+//! finds a node under the name as given, else under its NFC form.
 
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use steward_protocol::disk_space::node_threshold;
-use steward_protocol::node_xml::{NodeConfig, NodeNameError, validate_node_name};
+use steward_protocol::names::{self, NameKind};
+use steward_protocol::node_xml::{NodeConfig, NodeNameError};
 use steward_protocol::shown::Shown;
 use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +23,12 @@ pub enum NodeError {
     NotFound(String),
     #[error("Node '{}' already exists", Shown(.0))]
     Exists(String),
+    #[error(
+        "A node named ‘{}’ already exists (‘{}’ differs from it only by case or compatibility form)",
+        Shown(.existing),
+        Shown(.name)
+    )]
+    LooksLike { name: String, existing: String },
     #[error("{0}")]
     BadName(#[from] NodeNameError),
     #[error(transparent)]
@@ -33,16 +42,24 @@ pub enum NodeError {
     BadSetting(XmlError),
 }
 
-/// Checks what will be stored: the name, the disk-space threshold, and that the written XML
-/// can be read back (escaping and indentation make it longer than what the user sent).
-fn check_storable(config: &NodeConfig) -> Result<(), NodeError> {
-    validate_node_name(&config.name)?;
+/// Checks what will be stored: the name (put in NFC), the disk-space threshold, and that
+/// the written XML can be read back (escaping and indentation make it longer than what the
+/// user sent). Gives back that XML.
+fn check_storable(config: &mut NodeConfig) -> Result<String, NodeError> {
+    config.name = names::check(NameKind::Node, &config.name)?;
     node_threshold(config).map_err(NodeError::BadSetting)?;
-    let written = config.to_xml().len();
-    if written > MAX_XML_BYTES {
-        return Err(NodeError::TooLarge(written));
+    let written = config.to_xml();
+    if written.len() > MAX_XML_BYTES {
+        return Err(NodeError::TooLarge(written.len()));
     }
-    Ok(())
+    Ok(written)
+}
+
+fn refused(outcome: WriteOutcome, name: String) -> NodeError {
+    match outcome {
+        WriteOutcome::LooksLike(existing) => NodeError::LooksLike { name, existing },
+        _ => NodeError::Exists(name),
+    }
 }
 
 /// A node's state as users see it.
@@ -102,10 +119,14 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
     }
 }
 
-pub async fn create(state: &AppState, config: NodeConfig) -> Result<(), NodeError> {
-    check_storable(&config)?;
+pub async fn create(state: &AppState, mut config: NodeConfig) -> Result<(), NodeError> {
+    let xml = check_storable(&mut config)?;
     let name = config.name.clone();
-    let outcome = state.store.call(move |c| nodes::insert(c, &config)).await;
+    let key = name.clone();
+    let outcome = state
+        .store
+        .call(move |c| nodes::insert(c, &key, &xml))
+        .await;
     state.node_list.invalidate();
     match outcome? {
         WriteOutcome::Done => {
@@ -113,17 +134,25 @@ pub async fn create(state: &AppState, config: NodeConfig) -> Result<(), NodeErro
             state.agents.notify_changed();
             Ok(())
         }
-        _ => Err(NodeError::Exists(name)),
+        refusal => Err(refused(refusal, name)),
     }
 }
 
+/// The node `name` names: the one stored under `name` exactly, else under `name` in NFC
+/// (new names are stored in NFC; a node stored before keeps its spelling). Its
+/// `config.name` is the stored name, which the registry and the store use.
 pub async fn get(state: &AppState, name: &str) -> Result<NodeRecord, NodeError> {
     let key = name.to_owned();
-    state
+    let canonical = names::canonical(name).into_owned();
+    let row = state
         .store
-        .call(move |c| nodes::get(c, &key))
+        .call(move |c| match nodes::get(c, &key)? {
+            None if canonical != key => nodes::get(c, &canonical),
+            found => Ok(found),
+        })
         .await?
-        .ok_or_else(|| NodeError::NotFound(name.to_owned()))
+        .ok_or_else(|| NodeError::NotFound(name.to_owned()))?;
+    Ok(row.parse()?)
 }
 
 /// Every node, by name. The list parsed from the store is kept until a write through this
@@ -134,7 +163,16 @@ pub async fn list(state: &AppState) -> Result<std::sync::Arc<Vec<NodeRecord>>, N
         return Ok(list);
     }
     let generation = state.node_list.generation();
-    let list = std::sync::Arc::new(state.store.call(|c| nodes::list(c)).await?);
+    let rows = state.store.call(|c| nodes::list(c)).await?;
+    // Thousands of documents: parsed on the blocking pool, after the store call.
+    let parsed = tokio::task::spawn_blocking(move || {
+        rows.into_iter()
+            .map(nodes::NodeRow::parse)
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?;
+    let list = std::sync::Arc::new(parsed?);
     state.node_list.offer(generation, list.clone());
     Ok(list)
 }
@@ -176,20 +214,21 @@ impl NodeListCache {
 
 /// Replaces a node's configuration. A rename ends the old name's connection, whose secret
 /// no longer matches; other changes leave a live agent connected.
-pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<(), NodeError> {
-    check_storable(&config)?;
-    let (old, new) = (name.to_owned(), config.name.clone());
-    let cfg = config.clone();
+pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Result<(), NodeError> {
+    let xml = check_storable(&mut config)?;
+    let name = get(state, name).await?.config.name;
+    let (old, new) = (name.clone(), config.name.clone());
     let outcome = state
         .store
-        .call(move |c| nodes::replace(c, &old, &cfg))
+        .call(move |c| nodes::replace(c, &old, &config.name, &xml))
         .await;
     state.node_list.invalidate();
     match outcome? {
         WriteOutcome::Done => {}
-        WriteOutcome::NotFound => return Err(NodeError::NotFound(name.to_owned())),
-        WriteOutcome::NameTaken => return Err(NodeError::Exists(new)),
+        WriteOutcome::NotFound => return Err(NodeError::NotFound(name)),
+        refusal => return Err(refused(refusal, new)),
     }
+    let name = name.as_str();
     if new != name {
         state.agents.disconnect(
             name,
@@ -207,6 +246,8 @@ pub async fn update(state: &AppState, name: &str, config: NodeConfig) -> Result<
 }
 
 pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
+    let stored = get(state, name).await?.config.name;
+    let name = stored.as_str();
     let key = name.to_owned();
     let deleted = state.store.call(move |c| nodes::delete(c, &key)).await;
     state.node_list.invalidate();
@@ -231,6 +272,8 @@ pub async fn set_temporarily_offline(
     name: &str,
     mark: Option<OfflineMark>,
 ) -> Result<(), NodeError> {
+    let stored = get(state, name).await?.config.name;
+    let name = stored.as_str();
     let key = name.to_owned();
     let marked = state
         .store
@@ -251,7 +294,8 @@ pub async fn disconnect(
     message: Option<&str>,
     by: &str,
 ) -> Result<bool, NodeError> {
-    get(state, name).await?;
+    let stored = get(state, name).await?.config.name;
+    let name = stored.as_str();
     let reason = match message {
         Some(m) => format!("disconnected by {by}: {m}"),
         None => format!("disconnected by {by}"),

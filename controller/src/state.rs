@@ -19,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     /// The parsed node list, kept between writes (`nodes::list`).
     pub node_list: Arc<crate::nodes::NodeListCache>,
+    /// Every job, parsed (`jobs::cache`).
+    pub jobs: Arc<crate::jobs::cache::JobCache>,
     /// The HMAC key node secrets derive from.
     pub secret_key: Arc<SecretKey>,
     pub agents: Arc<AgentRegistry>,
@@ -44,6 +46,7 @@ impl AppState {
             config: Arc::new(Config::new(dir.to_path_buf(), listen)),
             store: Store::open(&dir.join("steward.db")).expect("a store"),
             node_list: Arc::default(),
+            jobs: Arc::default(),
             secret_key: Arc::new(SecretKey::from_slice(&[7; 32]).expect("a 32-byte key")),
             agents: Arc::default(),
             builds: Arc::new(crate::builds::Builds::new(

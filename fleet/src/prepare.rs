@@ -24,7 +24,8 @@ pub async fn home_with_nodes(root: &Path, count: usize) -> anyhow::Result<Secret
         .call(move |conn| {
             let tx = conn.transaction()?;
             for i in 0..count {
-                nodes::insert(&tx, &NodeConfig::inbound(node_name(i)))?;
+                let name = node_name(i);
+                nodes::insert(&tx, &name, &NodeConfig::inbound(name.clone()).to_xml())?;
             }
             tx.commit()?;
             Ok(())

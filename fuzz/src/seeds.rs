@@ -256,6 +256,15 @@ fn job_xml() -> Vec<Vec<u8>> {
         built.to_xml().into_bytes(),
         // The plain-text choices, and a root Steward refuses.
         b"<project><properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions><hudson.model.ChoiceParameterDefinition><name>ENV</name><choices>dev\nprod</choices></hudson.model.ChoiceParameterDefinition></parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties></project>".to_vec(),
+        // As many root attributes as an element may have (`xml::MAX_XML_ATTRIBUTES_PER_ELEMENT`).
+        format!(
+            "<project {}/>",
+            (0..256)
+                .map(|i| format!("a{i}='{i}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .into_bytes(),
         b"<flow-definition plugin=\"workflow-job@1400\"><definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\"><script>node {}</script></definition></flow-definition>".to_vec(),
     ]
 }

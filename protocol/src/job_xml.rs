@@ -40,7 +40,7 @@ pub use parameters::{
     StringParameter,
 };
 
-use crate::node_xml::{MAX_NODE_NAME_LEN, NameError, NameKind, validate_name};
+use crate::names::{self, MAX_NAME_LEN, NameError, NameKind};
 use crate::xml::{self, Element, Node, XmlError};
 use layout::{Field, Layout};
 use parameters::parse_bool;
@@ -52,7 +52,7 @@ pub const FREESTYLE_CLASS: &str = "hudson.model.FreeStyleProject";
 /// The property holding parameter definitions.
 pub const PARAMETERS_PROPERTY: &str = "hudson.model.ParametersDefinitionProperty";
 /// Longest job name accepted: the same as a node name's.
-pub const MAX_JOB_NAME_LEN: usize = MAX_NODE_NAME_LEN;
+pub const MAX_JOB_NAME_LEN: usize = MAX_NAME_LEN;
 
 /// A freestyle job's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,11 +404,10 @@ fn list(name: &str, children: impl IntoIterator<Item = Element>) -> Element {
 /// Why a job name is refused.
 pub type JobNameError = NameError;
 
-/// Checks a job name against Jenkins' rules, the same as a node name's: not blank, not `.`
-/// or `..`, none of `?*/\%!@#$^&|<>[]:;`, no control characters or blank edges, at most
-/// [`MAX_JOB_NAME_LEN`] characters.
+/// Checks a job name, in the form it is stored in ([`names::canonical`]): the same rules
+/// as a node name's ([`names`]).
 pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
-    validate_name(NameKind::Job, name)
+    names::validate(NameKind::Job, name)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! - [`channel`]: the binary frames agent and controller exchange after the upgrade.
 //! - [`plaincli`]: Jenkins' PlainCLIProtocol frames, in the WebSocket and the HTTP framing.
 //! - [`jnlp`]: JNLP documents (building, parsing) and their `?encrypt=true` form.
-//! - [`node_xml`]: the node XML that `create-node`/`get-node` speak, and node-name rules.
+//! - [`node_xml`]: the node XML that `create-node`/`get-node` speak.
+//! - [`names`]: node and job names: Jenkins' rules, one Unicode spelling, no invisible or
+//!   look-alike names.
 //! - [`disk_space`]: the disk-space threshold a node's XML may set, in Jenkins' size notation.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
@@ -26,6 +28,7 @@ pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
 pub mod label;
+pub mod names;
 pub mod node_xml;
 pub mod plaincli;
 pub mod secret;

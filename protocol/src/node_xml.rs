@@ -4,7 +4,7 @@
 //! launchers are stored as written so a config copied from Jenkins is not silently changed.
 //! Elements Steward does not know are kept and written back in place.
 
-use crate::shown::Shown;
+use crate::names::{self, NameError, NameKind};
 use crate::xml::{self, Element, Node, XmlError};
 
 /// The launcher class of an inbound (agent-dials-in) node.
@@ -14,7 +14,7 @@ pub const RETENTION_ALWAYS: &str = "hudson.slaves.RetentionStrategy$Always";
 /// The XML declaration `get-node` prints before the node XML.
 pub const XML_DECLARATION: &str = "<?xml version=\"1.1\" encoding=\"UTF-8\"?>";
 /// Longest node name accepted.
-pub const MAX_NODE_NAME_LEN: usize = 255;
+pub const MAX_NODE_NAME_LEN: usize = names::MAX_NAME_LEN;
 /// Most executors a node may declare.
 pub const MAX_EXECUTORS: u32 = 1024;
 
@@ -248,93 +248,12 @@ fn bad(element: &str, value: &str, reason: &str) -> XmlError {
     XmlError::bad_value(element, value, reason)
 }
 
-/// What a name names: the same rules apply to nodes and jobs (Jenkins' `checkGoodName`),
-/// and the word goes into [`NameError`]'s messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameKind {
-    Node,
-    Job,
-}
-
-impl NameKind {
-    fn word(self) -> &'static str {
-        match self {
-            NameKind::Node => "node",
-            NameKind::Job => "job",
-        }
-    }
-
-    fn capitalized(self) -> &'static str {
-        match self {
-            NameKind::Node => "Node",
-            NameKind::Job => "Job",
-        }
-    }
-}
-
-/// Why a node or job name is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("{} name is empty", .0.capitalized())]
-    Empty(NameKind),
-    #[error("‘{}’ is not allowed as a {} name", Shown(.name), .kind.word())]
-    Reserved { kind: NameKind, name: String },
-    #[error(
-        "‘{}’ is an unsafe character in {} name ‘{}’",
-        Shown(&.ch.to_string()),
-        .kind.word(),
-        Shown(.name)
-    )]
-    UnsafeChar {
-        kind: NameKind,
-        ch: char,
-        name: String,
-    },
-    #[error("{} name is longer than {MAX_NODE_NAME_LEN} characters", .0.capitalized())]
-    TooLong(NameKind),
-}
-
 /// Why a node name is refused.
 pub type NodeNameError = NameError;
 
-/// Characters Jenkins refuses in node and job names.
-pub const UNSAFE_NAME_CHARS: &str = "?*/\\%!@#$^&|<>[]:;";
-
-/// Checks a node name against Jenkins' rules, plus no control characters or blank edges.
+/// Checks a node name, in the form it is stored in ([`names::canonical`]); see [`names`].
 pub fn validate_node_name(name: &str) -> Result<(), NodeNameError> {
-    validate_name(NameKind::Node, name)
-}
-
-/// Checks a node or job name against Jenkins' rules, plus no control characters or blank
-/// edges. Names are at most [`MAX_NODE_NAME_LEN`] characters, for both.
-pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
-    if name.trim().is_empty() {
-        return Err(NameError::Empty(kind));
-    }
-    let reserved = || NameError::Reserved {
-        kind,
-        name: name.into(),
-    };
-    if name == "." || name == ".." {
-        return Err(reserved());
-    }
-    if name.chars().count() > MAX_NODE_NAME_LEN {
-        return Err(NameError::TooLong(kind));
-    }
-    if let Some(ch) = name
-        .chars()
-        .find(|c| UNSAFE_NAME_CHARS.contains(*c) || c.is_control())
-    {
-        return Err(NameError::UnsafeChar {
-            kind,
-            ch,
-            name: name.into(),
-        });
-    }
-    if name.trim() != name {
-        return Err(reserved());
-    }
-    Ok(())
+    names::validate(NameKind::Node, name)
 }
 
 #[cfg(test)]

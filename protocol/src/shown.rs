@@ -13,11 +13,13 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write};
 
-/// Whether `c` changes how a terminal shows what surrounds it rather than showing itself:
-/// control characters (C0, DEL, C1), the bidirectional formatting characters, and the line
-/// and paragraph separators.
+/// Whether `c` changes how a terminal shows what surrounds it rather than showing itself,
+/// or shows as nothing: control characters (C0, DEL, C1), the bidirectional formatting
+/// characters, the line and paragraph separators, and the default-ignorable characters
+/// (a zero-width space makes `a\u{200b}b` look like `ab`).
 pub fn is_hidden(c: char) -> bool {
     c.is_control()
+        || is_default_ignorable(c)
         || matches!(
             c,
             '\u{061C}' // ARABIC LETTER MARK
@@ -49,6 +51,19 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 /// cannot start a line of its own.
 pub fn shown_lines(text: &str) -> Cow<'_, str> {
     escaped(text, |c| c != '\n' && c != '\t' && is_hidden(c))
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt, Unicode 16): drawn
+/// as nothing when not understood. Among them the zero-width space, non-joiner and joiner
+/// (U+200B–U+200D), the word joiner (U+2060), the BOM (U+FEFF), the soft hyphen, variation
+/// selectors, Hangul fillers and tags.
+pub fn is_default_ignorable(ch: char) -> bool {
+    matches!(ch,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 fn escaped(text: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {

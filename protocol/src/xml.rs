@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use std::collections::HashSet;
+
 use quick_xml::Reader;
 use quick_xml::escape::{EscapeError, ParseCharRefError};
 use quick_xml::events::Event;
@@ -25,6 +27,12 @@ pub const MAX_XML_BYTES: usize = 1 << 20;
 pub const MAX_XML_DEPTH: usize = 64;
 /// Most elements accepted in one document.
 pub const MAX_XML_ELEMENTS: usize = 20_000;
+/// Most attributes on one element. Jenkins writes one or two (`plugin`, `class`); 256 leaves
+/// room for any hand-written config while keeping one element's attributes small.
+pub const MAX_XML_ATTRIBUTES_PER_ELEMENT: usize = 256;
+/// Most attributes in one document: as many as elements, since Jenkins writes at most one or
+/// two on a few elements; bounds the memory a 1 MiB document of short attributes can take.
+pub const MAX_XML_ATTRIBUTES: usize = MAX_XML_ELEMENTS;
 
 /// Why a document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +47,10 @@ pub enum XmlError {
     TooDeep,
     #[error("XML has more than {MAX_XML_ELEMENTS} elements")]
     TooManyElements,
+    #[error("<{0}> has more than {MAX_XML_ATTRIBUTES_PER_ELEMENT} attributes")]
+    TooManyAttributesOnElement(String),
+    #[error("XML has more than {MAX_XML_ATTRIBUTES} attributes")]
+    TooManyAttributes,
     #[error("malformed XML at byte {position}: {reason}")]
     Syntax { position: u64, reason: String },
     #[error("XML document has no root element")]
@@ -285,6 +297,7 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut elements = 0usize;
+    let mut attributes = 0usize;
     let syntax = |reader: &Reader<&[u8]>, reason: String| XmlError::Syntax {
         position: reader.buffer_position(),
         reason,
@@ -310,10 +323,30 @@ pub fn parse_document(xml: &str) -> Result<Element, XmlError> {
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
                 check_name(&name, "element").map_err(|reason| syntax(&reader, reason))?;
                 let mut element = Element::new(name);
-                for attr in start.attributes() {
+                // quick-xml's own duplicate check compares each attribute with every one
+                // before it: 80,000 attributes took 15 s. A set makes it linear.
+                let mut keys = HashSet::new();
+                for attr in start.attributes().with_checks(false) {
                     let attr = attr.map_err(|e| syntax(&reader, e.to_string()))?;
+                    if element.attributes.len() == MAX_XML_ATTRIBUTES_PER_ELEMENT {
+                        return Err(XmlError::TooManyAttributesOnElement(quoted_name(
+                            &element.name,
+                        )));
+                    }
+                    attributes += 1;
+                    if attributes > MAX_XML_ATTRIBUTES {
+                        return Err(XmlError::TooManyAttributes);
+                    }
                     let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
                     check_name(&key, "attribute").map_err(|reason| syntax(&reader, reason))?;
+                    if !keys.insert(key.clone()) {
+                        let reason = format!(
+                            "attribute {:?} appears more than once in <{}>",
+                            quoted_name(&key),
+                            quoted_name(&element.name)
+                        );
+                        return Err(syntax(&reader, reason));
+                    }
                     let value = attr
                         .unescape_value()
                         .map_err(|e| unescape_error(&reader, e))?;
@@ -368,9 +401,13 @@ fn check_name(name: &str, what: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        let quoted: String = name.chars().take(MAX_QUOTED_NAME).collect();
-        Err(format!("invalid {what} name {quoted:?}"))
+        Err(format!("invalid {what} name {:?}", quoted_name(name)))
     }
+}
+
+/// At most the first [`MAX_QUOTED_NAME`] characters of `name`, for an error.
+fn quoted_name(name: &str) -> String {
+    name.chars().take(MAX_QUOTED_NAME).collect()
 }
 
 /// XML 1.0 `NameStartChar`.
@@ -436,6 +473,50 @@ mod tests {
         assert!(matches!(parse_document(&big), Err(XmlError::TooLarge(_))));
         let many = format!("<a>{}</a>", "<b/>".repeat(MAX_XML_ELEMENTS));
         assert_eq!(parse_document(&many), Err(XmlError::TooManyElements));
+    }
+
+    /// `<project><a a0='1' … a{n-1}='1'/></project>`.
+    fn attributes(n: usize) -> String {
+        let list: Vec<String> = (0..n).map(|i| format!("a{i}='1'")).collect();
+        format!("<project><a {}/></project>", list.join(" "))
+    }
+
+    #[test]
+    fn attributes_are_bounded_per_element_and_per_document() {
+        // 869 KB, under the size limit: once 15 s of duplicate checks, now refused at the
+        // 257th attribute.
+        let huge = attributes(80_000);
+        assert!(huge.len() < MAX_XML_BYTES);
+        let err = parse_document(&huge).unwrap_err();
+        assert_eq!(err, XmlError::TooManyAttributesOnElement("a".into()));
+        assert_eq!(err.to_string(), "<a> has more than 256 attributes");
+        let most = parse_document(&attributes(MAX_XML_ATTRIBUTES_PER_ELEMENT)).unwrap();
+        let a = most.child("a").unwrap();
+        assert_eq!(a.attributes.len(), MAX_XML_ATTRIBUTES_PER_ELEMENT);
+        assert_eq!(a.attribute("a255"), Some("1"));
+        assert!(parse_document(&attributes(MAX_XML_ATTRIBUTES_PER_ELEMENT + 1)).is_err());
+
+        let per_element = MAX_XML_ATTRIBUTES_PER_ELEMENT - 1;
+        let elements = MAX_XML_ATTRIBUTES / per_element + 1;
+        let one: Vec<String> = (0..per_element).map(|i| format!("b{i}=''")).collect();
+        let many = format!(
+            "<r>{}</r>",
+            format!("<e {}/>", one.join(" ")).repeat(elements)
+        );
+        assert!(many.len() < MAX_XML_BYTES);
+        assert_eq!(parse_document(&many), Err(XmlError::TooManyAttributes));
+    }
+
+    #[test]
+    fn duplicate_attributes_are_refused() {
+        let err = parse_document("<a x='1' y='2' x='3'/>").unwrap_err();
+        assert!(
+            matches!(&err, XmlError::Syntax { reason, .. }
+                if reason == "attribute \"x\" appears more than once in <a>"),
+            "{err:?}"
+        );
+        // Same local name, other prefix: two attributes, as XML 1.0 reads them.
+        assert!(parse_document("<a x='1' p:x='2'/>").is_ok());
     }
 
     #[test]

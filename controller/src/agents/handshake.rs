@@ -11,6 +11,7 @@ use steward_protocol::handshake::{self as hs, CHANNEL_VERSIONS};
 
 use super::registry::{AgentKind, RegisterError};
 use super::session;
+use crate::nodes::NodeError;
 use crate::state::AppState;
 use crate::store::nodes;
 
@@ -67,30 +68,28 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Admitted, Refusa
             format!("missing or unreadable header(s): {}", missing.join(", ")),
         ));
     }
-    let node = header(headers, hs::HEADER_NODE_NAME)
-        .unwrap_or_default()
-        .to_owned();
+    let asked = header(headers, hs::HEADER_NODE_NAME).unwrap_or_default();
     let secret = header(headers, hs::HEADER_SECRET_KEY).unwrap_or_default();
 
-    let key = node.clone();
-    let record = state
-        .store
-        .call(move |c| nodes::get(c, &key))
-        .await
-        .map_err(|e| {
-            Refusal::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "",
-                format!("database error: {e}"),
-            )
-        })?
-        .ok_or_else(|| {
-            Refusal::new(
+    let record = match crate::nodes::get(state, asked).await {
+        Ok(record) => record,
+        Err(NodeError::NotFound(_)) => {
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 hs::MSG_NO_SUCH_AGENT,
                 "no such node",
-            )
-        })?;
+            ));
+        }
+        Err(e) => {
+            return Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "",
+                format!("database error: {e}"),
+            ));
+        }
+    };
+    // The stored name from here on (secret, registry): `asked` may be another spelling.
+    let node = record.config.name.clone();
     if !state.secret_key.node_secret(&node).matches(secret) {
         return Err(Refusal::new(StatusCode::FORBIDDEN, "", "wrong secret"));
     }

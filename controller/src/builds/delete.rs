@@ -123,12 +123,12 @@ pub async fn keep_forever(
 /// Applies the job's build discarder, if it has one; called when one of its builds ends.
 /// Failures are logged: the build that ended is not affected by them.
 pub async fn discard_old(state: &AppState, job: &str) {
-    let config = match crate::jobs::get(state, job).await {
-        Ok(record) => record.config,
+    let record = match crate::jobs::get(state, job).await {
+        Ok(record) => record,
         // Deleted meanwhile: its builds went with it.
         Err(_) => return,
     };
-    let Some(discarder) = config.build_discarder() else {
+    let Some(discarder) = record.config.build_discarder() else {
         return;
     };
     match discard(state, job, discarder).await {

@@ -163,6 +163,8 @@ pub async fn enqueue(
     user: &str,
 ) -> Result<Queued, BuildError> {
     let record = crate::jobs::get(state, job).await?;
+    // The stored name from here on: `job` may be another spelling of it.
+    let job = record.name.as_str();
     let params = check_buildable(job, &record.config, given)?;
     // Once the store may have the item, the memory must have it too: the rest runs as a
     // task of its own, which a client leaving (dropping this future) does not cut short.

@@ -8,17 +8,18 @@
 //! why. While the controller's disk is full nothing starts, and waiting builds say so.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use steward_protocol::job_xml::JobConfig;
 use steward_protocol::label::{self, LabelExpr};
 
 use super::{ItemState, WaitKind, now_ms, register, run};
+use crate::jobs::JobError;
 use crate::schedule::{self, Decision, NodeView, Waiting};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::builds::{self as records, Start};
-use crate::store::jobs;
+use crate::store::jobs::JobRecord;
 
 /// First pause before a failed pass is tried again.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -75,8 +76,7 @@ enum Pass {
 
 /// A job as the scheduler needs it.
 struct JobView {
-    xml: String,
-    config: JobConfig,
+    record: Arc<JobRecord>,
     label: Result<Option<LabelExpr>, String>,
 }
 
@@ -97,38 +97,22 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
         return Pass::Done;
     }
     let names: BTreeSet<String> = items.iter().map(|(_, job)| job.clone()).collect();
-    let jobs = match state
-        .store
-        .call(move |c| {
-            let mut found = BTreeMap::new();
-            for name in names {
-                if let Some(record) = jobs::get(c, &name)? {
-                    found.insert(name, record.config);
-                }
+    // From the parsed jobs in memory: the store is not asked, nothing is parsed.
+    let mut jobs: BTreeMap<String, JobView> = BTreeMap::new();
+    for name in names {
+        let record = match crate::jobs::get(state, &name).await {
+            Ok(record) => record,
+            // Deleted meanwhile: its items go with it.
+            Err(JobError::NotFound(_)) => continue,
+            Err(e) => {
+                tracing::error!(job = ?name, error = ?e.to_string(), retry_in = ?retry_in, "the scheduler cannot read a job");
+                return Pass::Failed;
             }
-            Ok(found)
-        })
-        .await
-    {
-        Ok(jobs) => jobs,
-        Err(e) => {
-            tracing::error!(error = ?e.to_string(), retry_in = ?retry_in, "the scheduler cannot read the jobs");
-            return Pass::Failed;
-        }
-    };
-    let jobs: BTreeMap<String, JobView> = jobs
-        .into_iter()
-        .map(|(name, config)| {
-            let label = label::parse(config.assigned_node.as_deref().unwrap_or(""))
-                .map_err(|e| format!("Invalid label expression: {e}"));
-            let view = JobView {
-                xml: config.to_xml(),
-                config,
-                label,
-            };
-            (name, view)
-        })
-        .collect();
+        };
+        let label = label::parse(record.config.assigned_node.as_deref().unwrap_or(""))
+            .map_err(|e| format!("Invalid label expression: {e}"));
+        jobs.insert(name, JobView { record, label });
+    }
     let nodes = match crate::nodes::list(state).await {
         Ok(nodes) => nodes,
         Err(e) => {
@@ -174,7 +158,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
             vanished.push(*id);
             continue;
         };
-        if view.config.disabled {
+        if view.record.config.disabled {
             reasons.insert(*id, (format!("{job} is disabled"), WaitKind::Blocked));
             continue;
         }
@@ -186,7 +170,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
                 waiting.push(Waiting {
                     job,
                     label: label.as_ref(),
-                    concurrent: view.config.concurrent_build,
+                    concurrent: view.record.config.concurrent_build,
                     running_build: running_build.get(job.as_str()).copied(),
                 });
                 considered.push(*id);
@@ -243,7 +227,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
             break;
         }
         let job = &items.iter().find(|(i, _)| *i == id).expect("considered").1;
-        let xml = jobs[job].xml.clone();
+        let xml = jobs[job].record.xml.clone();
         let workspace = workspace_name(job, |name| held.contains(&(node.clone(), name.to_owned())));
         held.insert((node.clone(), workspace.clone()));
         if let Err(e) = start_build(state, id, node, executor, workspace, xml).await {

@@ -12,8 +12,8 @@ use steward_protocol::jnlp::{self, AgentLaunch, ENCRYPTED_CONTENT_TYPE, JNLP_CON
 use steward_protocol::shown::Shown;
 
 use crate::auth::{AuthError, Permission, authenticate};
+use crate::nodes::{self, NodeError};
 use crate::state::AppState;
-use crate::store::nodes;
 
 pub async fn jnlp(
     State(state): State<AppState>,
@@ -35,10 +35,9 @@ pub async fn jnlp(
             Err(e) => return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
         }
     }
-    let key = name.clone();
-    let record = match state.store.call(move |c| nodes::get(c, &key)).await {
-        Ok(Some(r)) if r.config.is_inbound() => r,
-        Ok(_) => {
+    let record = match nodes::get(&state, &name).await {
+        Ok(r) if r.config.is_inbound() => r,
+        Ok(_) | Err(NodeError::NotFound(_)) => {
             return (
                 StatusCode::NOT_FOUND,
                 format!("No inbound agent named '{}'\n", Shown(&name)),
@@ -47,7 +46,8 @@ pub async fn jnlp(
         }
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
-    let secret = state.secret_key.node_secret(&name);
+    // The stored name: `name` may be another spelling of it.
+    let secret = state.secret_key.node_secret(&record.config.name);
     let config = &record.config;
     let work_dir = (!config.work_dir_disabled && !config.remote_fs.is_empty())
         .then_some((config.remote_fs.as_str(), config.internal_dir.as_str()));

@@ -1,4 +1,6 @@
-//! Job rows (the job's freestyle XML) and the build-number counters.
+//! Job rows (the job's freestyle XML, read and written as text: parsing it is the caller's
+//! work, after the store call, so it never holds the connection) and the build-number
+//! counters.
 //!
 //! Build numbers are never reused: the counter of a job name lives in its own table and
 //! outlives the job, so a job deleted and created again under the same name goes on from
@@ -8,13 +10,32 @@ use rusqlite::{Connection, OptionalExtension, params};
 use steward_protocol::job_xml::JobConfig;
 use steward_protocol::xml::stored_without_nul;
 
+use super::name_keys::{self, Named};
 use super::{StoreError, now_unix};
 
-/// A stored job.
+/// A job: its name, its configuration, and the XML the configuration is stored as.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
     pub name: String,
     pub config: JobConfig,
+    /// `config` as written ([`JobConfig::to_xml`]): what `get-job` prints and a build's
+    /// snapshot holds.
+    pub xml: String,
+}
+
+impl JobRecord {
+    pub fn new(name: String, config: JobConfig) -> JobRecord {
+        let xml = config.to_xml();
+        JobRecord { name, config, xml }
+    }
+
+    /// Reads a stored row. Parsing is work for the CPU, not the database: callers do it
+    /// after the store call that fetched the row, not inside it.
+    pub fn parse(name: String, xml: &str) -> Result<JobRecord, StoreError> {
+        let config = JobConfig::from_stored_xml(&stored_without_nul(xml))
+            .map_err(|e| StoreError::Corrupt(format!("job '{name}' XML: {e}")))?;
+        Ok(JobRecord::new(name, config))
+    }
 }
 
 /// Outcome of writes that can collide with another job's name or miss their job.
@@ -23,116 +44,77 @@ pub enum WriteOutcome {
     Done,
     NotFound,
     NameTaken,
+    /// Another job's name differs from this one only by case or compatibility form: that
+    /// job's name.
+    LooksLike(String),
 }
 
-fn row_to_record(name: String, xml: String) -> Result<JobRecord, StoreError> {
-    let config = JobConfig::from_stored_xml(&stored_without_nul(&xml))
-        .map_err(|e| StoreError::Corrupt(format!("job '{name}' XML: {e}")))?;
-    Ok(JobRecord { name, config })
-}
-
-/// Inserts a new job; `NameTaken` when the name exists.
-pub fn insert(
-    conn: &Connection,
-    name: &str,
-    config: &JobConfig,
-) -> Result<WriteOutcome, StoreError> {
-    let inserted = conn.execute(
-        "INSERT INTO jobs (name, config_xml, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT(name) DO NOTHING",
-        params![name, config.to_xml(), now_unix()],
+/// Inserts a new job stored as `xml`; `NameTaken` when the name exists, `LooksLike` when
+/// another name differs from it only by case or compatibility form.
+///
+/// The checks and the insert are one step for the controller, whose writes all go through
+/// one [`super::Store::call`] at a time.
+pub fn insert(conn: &Connection, name: &str, xml: &str) -> Result<WriteOutcome, StoreError> {
+    if exists(conn, name)? {
+        return Ok(WriteOutcome::NameTaken);
+    }
+    if let Some(existing) = name_keys::lookalike(conn, Named::Jobs, name, None)? {
+        return Ok(WriteOutcome::LooksLike(existing));
+    }
+    conn.execute(
+        "INSERT INTO jobs (name, config_xml, created_at, updated_at, name_key)
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![
+            name,
+            xml,
+            now_unix(),
+            steward_protocol::names::lookalike_key(name)
+        ],
     )?;
-    Ok(if inserted == 1 {
-        WriteOutcome::Done
-    } else {
-        WriteOutcome::NameTaken
-    })
+    Ok(WriteOutcome::Done)
 }
 
-pub fn get(conn: &Connection, name: &str) -> Result<Option<JobRecord>, StoreError> {
-    conn.query_row(
-        "SELECT name, config_xml FROM jobs WHERE name = ?1",
+fn exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM jobs WHERE name = ?1)",
         [name],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .map(|(n, x)| row_to_record(n, x))
-    .transpose()
+        |r| r.get(0),
+    )?)
 }
 
-/// All jobs, by name.
-pub fn list(conn: &Connection) -> Result<Vec<JobRecord>, StoreError> {
+/// The stored XML of job `name`, unparsed.
+pub fn get_xml(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT config_xml FROM jobs WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Every job's name and stored XML, unparsed, by name.
+pub fn rows(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare("SELECT name, config_xml FROM jobs ORDER BY name")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.map(|row| {
-        let (n, x) = row?;
-        row_to_record(n, x)
-    })
-    .collect()
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// All job names, by name, without parsing their XML.
+/// All job names, by name.
 pub fn names(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT name FROM jobs ORDER BY name")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Replaces a job's configuration.
-pub fn update(
-    conn: &Connection,
-    name: &str,
-    config: &JobConfig,
-) -> Result<WriteOutcome, StoreError> {
+/// Replaces a job's stored XML.
+pub fn update(conn: &Connection, name: &str, xml: &str) -> Result<WriteOutcome, StoreError> {
     let changed = conn.execute(
         "UPDATE jobs SET config_xml = ?1, updated_at = ?2 WHERE name = ?3",
-        params![config.to_xml(), now_unix(), name],
+        params![xml, now_unix(), name],
     )?;
     Ok(if changed == 1 {
         WriteOutcome::Done
     } else {
         WriteOutcome::NotFound
-    })
-}
-
-/// Reads, changes and writes back one job in a transaction, so concurrent changes to
-/// different fields (an `enable-job` and an `update-job`) cannot undo each other.
-pub fn modify(
-    conn: &mut Connection,
-    name: &str,
-    change: impl FnOnce(&mut JobConfig),
-) -> Result<WriteOutcome, StoreError> {
-    let tx = conn.transaction()?;
-    let Some(mut record) = get(&tx, name)? else {
-        return Ok(WriteOutcome::NotFound);
-    };
-    change(&mut record.config);
-    let outcome = update(&tx, name, &record.config)?;
-    tx.commit()?;
-    Ok(outcome)
-}
-
-/// Copies `from`'s configuration to a new job `to`.
-pub fn copy(conn: &mut Connection, from: &str, to: &str) -> Result<WriteOutcome, StoreError> {
-    let tx = conn.transaction()?;
-    let xml: Option<String> = tx
-        .query_row("SELECT config_xml FROM jobs WHERE name = ?1", [from], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let Some(xml) = xml else {
-        return Ok(WriteOutcome::NotFound);
-    };
-    let inserted = tx.execute(
-        "INSERT INTO jobs (name, config_xml, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT(name) DO NOTHING",
-        params![to, xml, now_unix()],
-    )?;
-    tx.commit()?;
-    Ok(if inserted == 1 {
-        WriteOutcome::Done
-    } else {
-        WriteOutcome::NameTaken
     })
 }
 
@@ -171,12 +153,13 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    fn job(description: &str) -> JobConfig {
+    fn job(description: &str) -> String {
         JobConfig::from_xml(&format!(
             "<project><description>{description}</description><builders>\
              <hudson.tasks.Shell><command>true</command></hudson.tasks.Shell></builders></project>"
         ))
         .unwrap()
+        .to_xml()
     }
 
     #[tokio::test]
@@ -187,25 +170,76 @@ mod tests {
             .call(|c| {
                 assert_eq!(insert(c, "a", &job("first"))?, WriteOutcome::Done);
                 assert_eq!(insert(c, "a", &job("again"))?, WriteOutcome::NameTaken);
-                assert_eq!(get(c, "a")?.unwrap().config, job("first"));
+                assert_eq!(get_xml(c, "a")?, Some(job("first")));
                 assert_eq!(update(c, "a", &job("second"))?, WriteOutcome::Done);
                 assert_eq!(update(c, "zz", &job("x"))?, WriteOutcome::NotFound);
-                assert_eq!(get(c, "a")?.unwrap().config.description, "second");
-                assert_eq!(modify(c, "a", |j| j.disabled = true)?, WriteOutcome::Done);
-                assert!(get(c, "a")?.unwrap().config.disabled);
-                assert_eq!(modify(c, "zz", |_| ())?, WriteOutcome::NotFound);
-                assert_eq!(copy(c, "a", "b")?, WriteOutcome::Done);
-                assert_eq!(copy(c, "a", "b")?, WriteOutcome::NameTaken);
-                assert_eq!(copy(c, "zz", "c")?, WriteOutcome::NotFound);
-                assert_eq!(get(c, "b")?.unwrap().config, get(c, "a")?.unwrap().config);
+                let stored = JobRecord::parse("a".into(), &get_xml(c, "a")?.unwrap())?;
+                assert_eq!(stored.config.description, "second");
+                assert_eq!(stored.xml, job("second"));
+                insert(c, "b", &job("b"))?;
                 assert_eq!(names(c)?, ["a", "b"]);
                 assert_eq!(
-                    list(c)?.into_iter().map(|r| r.name).collect::<Vec<_>>(),
+                    rows(c)?.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
                     ["a", "b"]
                 );
                 assert!(delete(c, "b")?);
                 assert!(!delete(c, "b")?);
-                assert!(get(c, "b")?.is_none());
+                assert!(get_xml(c, "b")?.is_none());
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_that_only_looks_like_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .call(|c| {
+                assert_eq!(insert(c, "J1", &job("x"))?, WriteOutcome::Done);
+                let taken = |existing: &str| WriteOutcome::LooksLike(existing.into());
+                assert_eq!(insert(c, "j1", &job("x"))?, taken("J1"));
+                assert_eq!(insert(c, "\u{FF2A}1", &job("x"))?, taken("J1"));
+                assert_eq!(insert(c, "\u{FB01}", &job("x"))?, WriteOutcome::Done);
+                assert_eq!(insert(c, "FI", &job("x"))?, taken("\u{FB01}"));
+                // Deleted, its look-alikes are free again.
+                assert!(delete(c, "J1")?);
+                assert_eq!(insert(c, "j1", &job("x"))?, WriteOutcome::Done);
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn rows_from_before_the_key_get_one_and_keep_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .call(|c| {
+                // As an older version stored them: no key, and two look-alikes.
+                for name in ["Old", "old"] {
+                    c.execute(
+                        "INSERT INTO jobs (name, config_xml, created_at, updated_at)
+                         VALUES (?1, '<project/>', 0, 0)",
+                        [name],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        store
+            .call(|c| {
+                assert_eq!(names(c)?, ["Old", "old"]);
+                assert_eq!(
+                    insert(c, "OLD", &job("x"))?,
+                    WriteOutcome::LooksLike("Old".into())
+                );
                 Ok(())
             })
             .await

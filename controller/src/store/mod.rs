@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod jobs;
+pub mod name_keys;
 pub mod nodes;
 pub mod users;
 
@@ -104,6 +105,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE builds ADD COLUMN end_reason TEXT;
     ALTER TABLE builds ADD COLUMN console_tail TEXT;
     ALTER TABLE builds ADD COLUMN console_tail_at INTEGER;",
+    // Each name's look-alike key (name_keys.rs), set by `Store::open`; not unique, so names
+    // stored before that look alike stay.
+    "ALTER TABLE jobs ADD COLUMN name_key TEXT;
+    ALTER TABLE nodes ADD COLUMN name_key TEXT;
+    CREATE INDEX jobs_name_key ON jobs (name_key);
+    CREATE INDEX nodes_name_key ON nodes (name_key);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +141,14 @@ impl StoreError {
 }
 
 /// A handle on the database; cheap to clone.
+///
+/// Two connections: [`Store::call`]'s, which every write and most reads take in turn, and
+/// [`Store::read`]'s, a read-only one for authentication. WAL lets it read while the other
+/// writes, so no call, however long, makes a request wait to learn who sent it.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl Store {
@@ -148,8 +160,15 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        for named in [name_keys::Named::Jobs, name_keys::Named::Nodes] {
+            name_keys::refresh(&mut conn, named)?;
+        }
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.pragma_update(None, "query_only", "ON")?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -159,15 +178,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself is still
-            // consistent (SQLite rolls back the open transaction), so keep using it.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        run_locked(self.conn.clone(), f).await
+    }
+
+    /// Runs `f` with the read-only connection on the blocking pool. For short lookups that
+    /// must not wait for [`Store::call`]'s connection: authentication.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run_locked(self.reader.clone(), move |c| f(c)).await
     }
 
     /// Runs `PRAGMA integrity_check`; `Ok(())` when the file is sound.
@@ -182,6 +203,21 @@ impl Store {
         })
         .await
     }
+}
+
+async fn run_locked<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        // A panic while holding the lock poisons it; the connection itself is still
+        // consistent (SQLite rolls back the open transaction), so keep using it.
+        let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -227,6 +263,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn reads_go_on_while_another_call_holds_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held, is_held) = tokio::sync::oneshot::channel();
+        let holder = store.clone();
+        let holder = tokio::spawn(async move {
+            holder
+                .call(move |c| {
+                    // A write in progress, as a slow request would leave it.
+                    c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE t (x INTEGER);")?;
+                    let _ = held.send(());
+                    let _ = released.recv();
+                    c.execute_batch("COMMIT;")?;
+                    Ok(())
+                })
+                .await
+        });
+        is_held.await.unwrap();
+        // A deadline for a loaded machine, not a measure of speed.
+        let read = store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))?));
+        let users = tokio::time::timeout(std::time::Duration::from_secs(30), read)
+            .await
+            .expect("the read waited for the other connection")
+            .unwrap();
+        assert_eq!(users, 0);
+        let write = store
+            .read(|c| Ok(c.execute("DELETE FROM users", [])?))
+            .await;
+        assert!(write.is_err(), "the read connection wrote");
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
     }
 
     #[test]

@@ -685,7 +685,7 @@ fn job_names_follow_jenkins_rules() {
         message(&"j".repeat(MAX_JOB_NAME_LEN + 1)),
         "Job name is longer than 255 characters"
     );
-    for ch in crate::node_xml::UNSAFE_NAME_CHARS.chars() {
+    for ch in crate::names::UNSAFE_NAME_CHARS.chars() {
         assert!(validate_job_name(&format!("a{ch}b")).is_err(), "{ch}");
     }
 }

@@ -150,7 +150,8 @@ async fn build(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &["-s", "-f", "-w", "-v"], &["-p"])?;
     let job = args.one("JOB")?.to_owned();
     let given = parameters(&args.values("-p"))?;
-    jobs::get(&ctx.state, &job).await?;
+    // The stored name: `job` may be another spelling of it.
+    let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::JobBuild)?;
     let follow = args.flag("-f");
     let sync = args.flag("-s") || follow;
@@ -341,7 +342,8 @@ async fn console_command(ctx: &mut Context) -> CommandResult {
             CommandError::BadArgs(format!("\"{n}\" is not a valid value for \"-n\""))
         })?),
     };
-    jobs::get(&ctx.state, &job).await?;
+    // The stored name: `job` may be another spelling of it.
+    let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::JobRead)?;
     let row = find_build(&ctx.state, &job, which.as_deref()).await?;
     let path = ctx.state.builds.console_path(&job, row.number);
@@ -370,15 +372,11 @@ async fn console_command(ctx: &mut Context) -> CommandResult {
 
 async fn stop_builds(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
+    // The stored names, each once.
     let mut names: Vec<String> = Vec::new();
     for name in args.at_least_one("JOB_NAME")? {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    for name in &names {
-        match jobs::get(&ctx.state, name).await {
-            Ok(_) => {}
+        let stored = match jobs::get(&ctx.state, name).await {
+            Ok(record) => record.name.clone(),
             Err(JobError::NotFound(_)) => {
                 return Err(CommandError::IllegalArgument(format!(
                     "Job not found: '{}'",
@@ -386,6 +384,9 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
                 )));
             }
             Err(e) => return Err(e.into()),
+        };
+        if !names.contains(&stored) {
+            names.push(stored);
         }
     }
     ctx.require(Permission::JobCancel)?;
@@ -453,7 +454,8 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let (job, range) = args.two("JOB", "RANGE")?;
     let (job, range) = (job.to_owned(), range.to_owned());
-    jobs::get(&ctx.state, &job).await?;
+    // The stored name: `job` may be another spelling of it.
+    let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::RunDelete)?;
     let ranges = parse_ranges(&range)?;
     let deleted = builds::delete::delete_ranges(&ctx.state, &job, ranges)
@@ -475,7 +477,8 @@ async fn keep_build(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let (job, which) = args.two("JOB", "BUILD")?;
     let (job, which) = (job.to_owned(), which.to_owned());
-    jobs::get(&ctx.state, &job).await?;
+    // The stored name: `job` may be another spelling of it.
+    let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::RunUpdate)?;
     let build = find_build(&ctx.state, &job, Some(&which)).await?;
     if !builds::delete::keep_forever(&ctx.state, &job, build.number, true)
@@ -560,7 +563,8 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
                 ))
             })?,
     };
-    jobs::get(&ctx.state, &job).await?;
+    // The stored name: `job` may be another spelling of it.
+    let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::JobRead)?;
     let rows = builds::history(&ctx.state, &job, limit)
         .await

@@ -100,7 +100,9 @@ impl From<JobError> for CommandError {
             JobError::NotFound(_) | JobError::BadName(_) | JobError::TooLarge(_) => {
                 CommandError::IllegalArgument(e.to_string())
             }
-            JobError::Exists(_) => CommandError::IllegalState(e.to_string()),
+            JobError::Exists(_) | JobError::LooksLike { .. } => {
+                CommandError::IllegalState(e.to_string())
+            }
             JobError::Store(s) => CommandError::unexpected("job", s),
         }
     }
@@ -114,14 +116,9 @@ async fn read_job_xml(ctx: &mut Context) -> Result<JobConfig, CommandError> {
 async fn create_job(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::JobCreate)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    let name = args.one("NAME")?.to_owned();
-    // Refuse a taken or bad name before reading stdin, as Jenkins does.
-    steward_protocol::job_xml::validate_job_name(&name).map_err(JobError::from)?;
-    match jobs::get(&ctx.state, &name).await {
-        Ok(_) => return Err(JobError::Exists(name).into()),
-        Err(JobError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    // Refuse a bad or taken name (or one like a taken one) before reading stdin, as Jenkins
+    // does; the name to use is in NFC.
+    let name = jobs::check_new_name(&ctx.state, args.one("NAME")?).await?;
     let config = read_job_xml(ctx).await?;
     jobs::create(&ctx.state, &name, config).await?;
     Ok(0)
@@ -132,7 +129,7 @@ async fn get_job(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let record = jobs::get(&ctx.state, args.one("JOB")?).await?;
     ctx.out
-        .stdout(format!("{XML_DECLARATION}\n{}", record.config.to_xml()))
+        .stdout(format!("{XML_DECLARATION}\n{}", record.xml))
         .await;
     Ok(0)
 }
@@ -140,8 +137,7 @@ async fn get_job(ctx: &mut Context) -> CommandResult {
 async fn update_job(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::JobConfigure)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    let name = args.one("JOB")?.to_owned();
-    jobs::get(&ctx.state, &name).await?;
+    let name = jobs::get(&ctx.state, args.one("JOB")?).await?.name.clone();
     let config = read_job_xml(ctx).await?;
     jobs::update(&ctx.state, &name, config).await?;
     Ok(0)

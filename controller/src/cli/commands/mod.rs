@@ -112,7 +112,9 @@ impl From<NodeError> for CommandError {
             | NodeError::BadName(_)
             | NodeError::TooLarge(_)
             | NodeError::BadSetting(_) => CommandError::IllegalArgument(e.to_string()),
-            NodeError::Exists(_) => CommandError::IllegalState(e.to_string()),
+            NodeError::Exists(_) | NodeError::LooksLike { .. } => {
+                CommandError::IllegalState(e.to_string())
+            }
             NodeError::Store(s) => CommandError::unexpected("node", s),
             NodeError::Interrupted(_) => CommandError::Aborted(e.to_string()),
         }

@@ -30,7 +30,8 @@ const NODE_INFO: Command = Command {
 async fn node_info(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::AgentExtendedRead)?;
     let args = Args::parse(&ctx.args, &["-json"], &[])?;
-    let node = args.one("NODE")?.to_owned();
+    // The stored name: the argument may be another spelling of it.
+    let node = nodes::get(&ctx.state, args.one("NODE")?).await?.config.name;
     let channel = node_channel(&ctx.state, &node).await?;
 
     let rtt = channel.ping().await.ok();

@@ -79,10 +79,10 @@ const AGENT_COMMAND: Command = Command {
 
 /// Reads an XML document of at most [`MAX_XML_BYTES`] from stdin and parses it with
 /// `parse`; bad input is exit 3 as `Invalid WHAT XML: reason`.
-pub async fn read_xml_stdin<T, E: std::fmt::Display>(
+pub async fn read_xml_stdin<T: Send + 'static, E: std::fmt::Display>(
     ctx: &mut Context,
     what: &str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
+    parse: impl FnOnce(&str) -> Result<T, E> + Send + 'static,
 ) -> Result<T, CommandError> {
     let invalid = |why: String| CommandError::IllegalArgument(format!("Invalid {what} XML: {why}"));
     let bytes = ctx
@@ -91,7 +91,11 @@ pub async fn read_xml_stdin<T, E: std::fmt::Display>(
         .await
         .map_err(|e| invalid(e.to_string()))?;
     let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
-    parse(&text).map_err(|e| invalid(e.to_string()))
+    // Reading up to MAX_XML_BYTES is CPU work: on the blocking pool, not an async thread.
+    tokio::task::spawn_blocking(move || parse(&text).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("the reader stopped: {e}")))
+        .map_err(invalid)
 }
 
 /// Reads and parses node XML from stdin.

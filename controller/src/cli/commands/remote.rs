@@ -118,7 +118,9 @@ impl RemoteError {
 
 /// The channel to `node`'s agent: exit 3 for an unknown node, exit 4 when it has none.
 pub async fn node_channel(state: &AppState, node: &str) -> Result<Channel, CommandError> {
-    nodes::get(state, node).await?;
+    // The stored name: `node` may be another spelling of it.
+    let node = nodes::get(state, node).await?.config.name;
+    let node = node.as_str();
     if let Some(channel) = state.agents.channel(node).filter(|c| !c.is_closed()) {
         return Ok(channel);
     }

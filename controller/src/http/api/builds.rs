@@ -2,6 +2,8 @@
 //! from the file, never read whole), and the posts that stop and delete it. `N` is a build number or
 //! a permalink (`lastBuild`, `lastSuccessfulBuild`, …).
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -17,8 +19,10 @@ use crate::auth::Permission;
 use crate::builds::delete::{DeleteError, delete_ranges, keep_forever};
 use crate::builds::history::{duration_ms, estimate};
 use crate::builds::{self, build_url, console, job_url};
+use crate::jobs;
 use crate::state::AppState;
 use crate::store::builds::BuildRow;
+use crate::store::jobs::JobRecord;
 
 /// Jenkins' class for a build of a freestyle job.
 pub const FREESTYLE_BUILD: &str = "hudson.model.FreeStyleBuild";
@@ -28,13 +32,17 @@ pub fn build_ref(root: &url::Url, job: &str, number: u64) -> Value {
     json!({"_class": FREESTYLE_BUILD, "number": number, "url": build_url(root, job, number)})
 }
 
-/// A build as `/job/NAME/N/api/json` shows it.
-fn build_json(root: &url::Url, row: &BuildRow, estimated_ms: i64) -> Value {
-    // The definitions the build started with type its parameter values.
-    let config = JobConfig::from_stored_xml(&row.config_xml).ok();
+/// A build as `/job/NAME/N/api/json` shows it; `config` is the configuration it started
+/// with ([`started_with`]).
+fn build_json(
+    root: &url::Url,
+    row: &BuildRow,
+    config: Option<&JobConfig>,
+    estimated_ms: i64,
+) -> Value {
     json!({
         "_class": FREESTYLE_BUILD,
-        "actions": actions(config.as_ref(), &row.params, row.cause, &row.cause_user),
+        "actions": actions(config, &row.params, row.cause, &row.cause_user),
         "artifacts": [],
         "building": row.result.is_none(),
         "builtOn": row.node,
@@ -64,10 +72,29 @@ pub async fn show(
     query: ApiQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     let estimated = estimate(&state, &name).await?;
-    Ok(query.answer(build_json(&state.config.root_url, &row, estimated)))
+    let config = started_with(&job, &row).await;
+    let shown = build_json(&state.config.root_url, &row, config.as_deref(), estimated);
+    Ok(query.answer(shown))
+}
+
+/// The configuration a build started with, whose definitions type its parameter values:
+/// none needed for a build without parameters; the job's own, as kept parsed, while the
+/// build's snapshot is what the job holds now; else the snapshot, parsed off the async
+/// threads.
+async fn started_with<'a>(job: &'a JobRecord, row: &BuildRow) -> Option<Cow<'a, JobConfig>> {
+    if row.params.is_empty() {
+        None
+    } else if row.config_xml == job.xml {
+        Some(Cow::Borrowed(&job.config))
+    } else {
+        jobs::parse_snapshot(row.config_xml.clone())
+            .await
+            .map(Cow::Owned)
+    }
 }
 
 /// `GET /job/NAME/N/`: where a stop redirects; the build's state for people.
@@ -76,7 +103,8 @@ pub async fn page(
     Path((name, which)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     let result = row.result.map_or("RUNNING", |r| r.as_str());
     Ok(format!("{name} #{}\t{result}\n", row.number).into_response())
@@ -89,7 +117,8 @@ pub async fn console_text(
     Path((name, which)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     let len = state.builds.console_len(&name, row.number).await;
     let body = console_body(&state, &row, 0, len).await?;
@@ -138,7 +167,8 @@ pub async fn progressive_text(
     Query(query): Query<ProgressiveQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = job.name.clone();
     let start = match query.start.as_deref().map(str::trim) {
         None | Some("") => 0,
         Some(text) => text.parse::<u64>().map_err(|_| {
@@ -179,7 +209,8 @@ pub async fn stop(
     Path((name, which)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (identity, _) = job_caller(&state, &headers, &name, Permission::JobCancel).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobCancel).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     if let Some(build) = state.builds.running_build(&name, row.number) {
         tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build stopped over the REST API");
@@ -200,7 +231,8 @@ pub async fn toggle_log_keep(
     Path((name, which)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (identity, _) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     let keep = !row.keep_log;
     if !keep {
@@ -229,7 +261,8 @@ pub async fn delete(
     Path((name, which)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (identity, _) = job_caller(&state, &headers, &name, Permission::RunDelete).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::RunDelete).await?;
+    let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     if row.keep_log {
         // Jenkins' build page refuses it too; `delete-builds` deletes it, as Jenkins' does.

@@ -4,6 +4,7 @@
 //! [`super::builds`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use steward_protocol::job_xml::{JobConfig, validate_job_name};
+use steward_protocol::job_xml::JobConfig;
 use steward_protocol::node_xml::XML_DECLARATION;
 use steward_protocol::shown::Shown;
 
@@ -58,16 +59,14 @@ pub fn color(disabled: bool, last_completed: Option<BuildResult>, building: bool
 
 /// A job with its colour, as lists show it.
 pub struct JobOverview {
-    pub record: JobRecord,
+    pub record: Arc<JobRecord>,
     pub color: String,
 }
 
-/// Every job, by name, with its colour: one read of the jobs, one of the builds.
+/// Every job, by name, with its colour: the jobs as kept in memory, one read of the builds.
 pub async fn overview(state: &AppState) -> Result<Vec<JobOverview>, ApiError> {
-    let (records_now, completed) = state
-        .store
-        .call(|c| Ok((crate::store::jobs::list(c)?, records::last_completed(c)?)))
-        .await?;
+    let records_now = jobs::list(state).await?;
+    let completed = state.store.call(|c| records::last_completed(c)).await?;
     let completed: HashMap<String, (u64, BuildResult)> = completed
         .into_iter()
         .map(|(job, number, result)| (job, (number, result)))
@@ -97,6 +96,7 @@ pub async fn overview_of(state: &AppState, name: &str) -> Result<Option<JobOverv
         Err(JobError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    let name = record.name.as_str();
     let key = name.to_owned();
     let last = state
         .store
@@ -195,6 +195,7 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, record) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = record.name.clone();
     let summary = summary(&state, &name).await?;
     let all = match query.wants("allBuilds") {
         true => Some(builds::history::numbers(&state, &name, MAX_HISTORY).await?),
@@ -209,7 +210,8 @@ pub async fn page(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    let name = job.name.clone();
     let color = overview_of(&state, &name)
         .await?
         .map(|o| o.color)
@@ -229,20 +231,20 @@ pub async fn create_item(
     let name = query
         .get("name")
         .ok_or_else(|| ApiError::bad_request("Query parameter 'name' is required"))?;
-    validate_job_name(name).map_err(JobError::from)?;
+    // The name in NFC, and refused (bad, taken, or like a taken one) before the body is read.
+    let name = jobs::check_new_name(&state, name).await?;
     match query.get("mode").map(String::as_str) {
         None | Some("") => {
-            let config = JobConfig::from_xml(&body)
-                .map_err(|e| ApiError::bad_request(format!("Invalid job XML: {e}")))?;
-            jobs::create(&state, name, config).await?;
+            let config = parse_job_xml(body).await?;
+            jobs::create(&state, &name, config).await?;
             Ok(StatusCode::OK.into_response())
         }
         Some("copy") => {
             let from = query
                 .get("from")
                 .ok_or_else(|| ApiError::bad_request("mode=copy needs the 'from' parameter"))?;
-            jobs::copy(&state, from, name).await?;
-            Ok(redirect(&job_url(&state.config.root_url, name)))
+            jobs::copy(&state, from, &name).await?;
+            Ok(redirect(&job_url(&state.config.root_url, &name)))
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "Unsupported mode '{other}': post the job's config.xml, or use mode=copy&from=JOB"
@@ -250,14 +252,22 @@ pub async fn create_item(
     }
 }
 
-/// `GET /job/NAME/config.xml`.
+/// Job XML from a request body, parsed off the async threads; 400 with the reason when it
+/// cannot be read.
+async fn parse_job_xml(body: String) -> Result<JobConfig, ApiError> {
+    jobs::parse_config(body)
+        .await?
+        .map_err(|e| ApiError::bad_request(format!("Invalid job XML: {e}")))
+}
+
+/// `GET /job/NAME/config.xml`: the configuration as written when it was stored.
 pub async fn get_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, record) = job_caller(&state, &headers, &name, Permission::JobExtendedRead).await?;
-    let body = format!("{XML_DECLARATION}\n{}", record.config.to_xml());
+    let body = format!("{XML_DECLARATION}\n{}", record.xml);
     Ok(([(CONTENT_TYPE, "application/xml")], body).into_response())
 }
 
@@ -268,10 +278,9 @@ pub async fn post_config(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
-    let config = JobConfig::from_xml(&body)
-        .map_err(|e| ApiError::bad_request(format!("Invalid job XML: {e}")))?;
-    jobs::update(&state, &name, config).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let config = parse_job_xml(body).await?;
+    jobs::update(&state, &job.name, config).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -281,7 +290,8 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (identity, _) = job_caller(&state, &headers, &name, Permission::JobDelete).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobDelete).await?;
+    let name = job.name.clone();
     jobs::delete(&state, &name, identity.name()).await?;
     Ok(redirect(state.config.root_url.as_str()))
 }
@@ -310,7 +320,8 @@ async fn set_disabled(
     headers: HeaderMap,
     disabled: bool,
 ) -> Result<Response, ApiError> {
-    job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let name = job.name.clone();
     jobs::set_disabled(&state, &name, disabled).await?;
     Ok(redirect(&job_url(&state.config.root_url, &name)))
 }
@@ -388,6 +399,7 @@ pub async fn build(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (identity, record) = job_caller(&state, &headers, &name, Permission::JobBuild).await?;
+    let name = record.name.clone();
     let given = if record.config.parameters.is_empty() {
         Vec::new()
     } else {
@@ -417,6 +429,7 @@ pub async fn build_with_parameters(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (identity, record) = job_caller(&state, &headers, &name, Permission::JobBuild).await?;
+    let name = record.name.clone();
     let config = &record.config;
     if config.disabled {
         return Err(BuildError::Disabled(name).into());

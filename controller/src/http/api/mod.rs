@@ -13,6 +13,8 @@ pub mod queue;
 pub mod root;
 pub mod tree;
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
@@ -79,9 +81,10 @@ impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         match e {
             JobError::NotFound(_) => ApiError::not_found(e.to_string()),
-            JobError::Exists(_) | JobError::BadName(_) | JobError::TooLarge(_) => {
-                ApiError::bad_request(e.to_string())
-            }
+            JobError::Exists(_)
+            | JobError::LooksLike { .. }
+            | JobError::BadName(_)
+            | JobError::TooLarge(_) => ApiError::bad_request(e.to_string()),
             JobError::Store(s) => s.into(),
         }
     }
@@ -119,6 +122,7 @@ impl From<crate::nodes::NodeError> for ApiError {
         match e {
             NodeError::NotFound(_) => ApiError::not_found(e.to_string()),
             NodeError::Exists(_)
+            | NodeError::LooksLike { .. }
             | NodeError::BadName(_)
             | NodeError::TooLarge(_)
             | NodeError::BadSetting(_) => ApiError::bad_request(e.to_string()),
@@ -149,13 +153,15 @@ pub async fn caller(
 }
 
 /// Authenticates the request, finds job `name` (404 when there is none, as Jenkins answers
-/// a job the caller may not see) and checks `permission` on it.
+/// a job the caller may not see) and checks `permission` on it. The record's `name` is the
+/// stored one: handlers use it from then on, since `name` may be another spelling of it
+/// (NFD).
 pub async fn job_caller(
     state: &AppState,
     headers: &HeaderMap,
     name: &str,
     permission: Permission,
-) -> Result<(Identity, JobRecord), ApiError> {
+) -> Result<(Identity, Arc<JobRecord>), ApiError> {
     let identity = caller(state, headers, Permission::OverallRead).await?;
     let record = crate::jobs::get(state, name).await?;
     identity

@@ -1,0 +1,281 @@
+//! Job operations on top of the store: what the CLI commands and the REST API call. A job is
+//! its name and its freestyle configuration ([`steward_protocol::job_xml`]); builds and the
+//! queue build on these.
+//!
+//! Jobs are read from [`cache`], never from the store: a configuration is parsed once, when
+//! it is written or at start-up, off the async threads ([`parse_config`]) and outside the
+//! store's lock, which a parse of a large document would otherwise hold against every other
+//! request. Names are checked and kept in NFC ([`steward_protocol::names`]); a lookup finds
+//! a job under the name as given, else under its NFC form ([`cache::JobCache::find`]).
+
+pub mod cache;
+
+use std::sync::Arc;
+
+use steward_protocol::job_xml::{JobConfig, JobNameError};
+use steward_protocol::names::{self, NameKind};
+use steward_protocol::shown::Shown;
+use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
+
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::jobs::{self, JobRecord, WriteOutcome};
+use crate::store::name_keys::{self, Named};
+use cache::Entry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("No such job '{}'", Shown(.0))]
+    NotFound(String),
+    #[error("Job '{}' already exists", Shown(.0))]
+    Exists(String),
+    #[error(
+        "A job named ‘{}’ already exists (‘{}’ differs from it only by case or compatibility form)",
+        Shown(.existing),
+        Shown(.name)
+    )]
+    LooksLike { name: String, existing: String },
+    #[error("{0}")]
+    BadName(#[from] JobNameError),
+    #[error("Job configuration is {0} bytes once written, over the limit of {MAX_XML_BYTES}")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses job XML from a user on the blocking pool: reading a document of up to
+/// [`MAX_XML_BYTES`] is CPU work that must not hold one of the few async threads.
+pub async fn parse_config(xml: String) -> Result<Result<JobConfig, XmlError>, JobError> {
+    off_runtime(move || JobConfig::from_xml(&xml)).await
+}
+
+/// A build's snapshot of its job's configuration (stored XML), parsed on the blocking pool;
+/// `None` when it cannot be read.
+pub async fn parse_snapshot(xml: String) -> Option<JobConfig> {
+    off_runtime(move || {
+        JobConfig::from_stored_xml(&steward_protocol::xml::stored_without_nul(&xml)).ok()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Runs `f` on the blocking pool; a panic in it goes on in the caller.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Task(e.to_string()).into()),
+    }
+}
+
+/// The record to store for `config` under `name` (already checked), written once here,
+/// off the async threads, so the store call only copies text.
+async fn storable(name: String, config: JobConfig) -> Result<Arc<JobRecord>, JobError> {
+    let record = off_runtime(move || JobRecord::new(name, config)).await?;
+    if record.xml.len() > MAX_XML_BYTES {
+        return Err(JobError::TooLarge(record.xml.len()));
+    }
+    Ok(Arc::new(record))
+}
+
+fn outcome(outcome: WriteOutcome, name: &str) -> Result<(), JobError> {
+    match outcome {
+        WriteOutcome::Done => Ok(()),
+        WriteOutcome::NotFound => Err(JobError::NotFound(name.to_owned())),
+        WriteOutcome::NameTaken => Err(JobError::Exists(name.to_owned())),
+        WriteOutcome::LooksLike(existing) => Err(JobError::LooksLike {
+            name: name.to_owned(),
+            existing,
+        }),
+    }
+}
+
+/// Reads every job into the cache: at start-up, before anything else reads or writes jobs.
+/// A job whose XML cannot be read is kept as such: it can be deleted or replaced.
+pub async fn load(state: &AppState) -> Result<(), JobError> {
+    let rows = state.store.call(|c| jobs::rows(c)).await?;
+    let entries = off_runtime(move || {
+        rows.into_iter()
+            .map(|(name, xml)| {
+                let entry = match JobRecord::parse(name.clone(), &xml) {
+                    Ok(record) => Entry::Ready(Arc::new(record)),
+                    Err(e) => {
+                        tracing::error!(job = %name, error = %e, "cannot read a stored job");
+                        Entry::Corrupt(e.to_string())
+                    }
+                };
+                (name, entry)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    state.jobs.fill(entries);
+    Ok(())
+}
+
+/// Checks a new job's name before its configuration is read, as Jenkins does: a bad name,
+/// a taken one or one that looks like a taken one is refused. Gives back the name to use
+/// (in NFC). The write checks again.
+pub async fn check_new_name(state: &AppState, name: &str) -> Result<String, JobError> {
+    let name = names::check(NameKind::Job, name)?;
+    if state.jobs.find(&name).is_some() {
+        return Err(JobError::Exists(name));
+    }
+    let key = name.clone();
+    match state
+        .store
+        .call(move |c| name_keys::lookalike(c, Named::Jobs, &key, None))
+        .await?
+    {
+        Some(existing) => Err(JobError::LooksLike { name, existing }),
+        None => Ok(name),
+    }
+}
+
+/// Stores `record` as a new job, and puts it in the cache in the same store call.
+async fn insert(state: &AppState, record: Arc<JobRecord>) -> Result<(), JobError> {
+    let (cache, stored) = (state.jobs.clone(), record.clone());
+    let written = state
+        .store
+        .call(move |c| {
+            let outcome = jobs::insert(c, &stored.name, &stored.xml)?;
+            if outcome == WriteOutcome::Done {
+                cache.put(stored);
+            }
+            Ok(outcome)
+        })
+        .await?;
+    outcome(written, &record.name)
+}
+
+pub async fn create(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
+    let name = names::check(NameKind::Job, name)?;
+    insert(state, storable(name, config).await?).await
+}
+
+/// The job `name` names (as stored, or in NFC); its `name` is the stored one, which build
+/// records and the queue use.
+pub async fn get(state: &AppState, name: &str) -> Result<Arc<JobRecord>, JobError> {
+    match state.jobs.find(name) {
+        Some((_, entry)) => Ok(entry.record()?),
+        None => Err(JobError::NotFound(name.to_owned())),
+    }
+}
+
+/// Every job, by name.
+pub async fn list(state: &AppState) -> Result<Vec<Arc<JobRecord>>, JobError> {
+    let entries = state.jobs.all();
+    Ok(entries
+        .iter()
+        .map(Entry::record)
+        .collect::<Result<_, _>>()?)
+}
+
+pub async fn names(state: &AppState) -> Result<Vec<String>, JobError> {
+    Ok(state.jobs.names())
+}
+
+/// The stored name `name` finds, or `NotFound`.
+fn stored_name(state: &AppState, name: &str) -> Result<String, JobError> {
+    state
+        .jobs
+        .find(name)
+        .map(|(stored, _)| stored)
+        .ok_or_else(|| JobError::NotFound(name.to_owned()))
+}
+
+pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
+    let record = storable(stored_name(state, name)?, config).await?;
+    let (cache, stored) = (state.jobs.clone(), record.clone());
+    let written = state
+        .store
+        .call(move |c| {
+            let outcome = jobs::update(c, &stored.name, &stored.xml)?;
+            if outcome == WriteOutcome::Done {
+                cache.put(stored);
+            }
+            Ok(outcome)
+        })
+        .await?;
+    // Its queued builds may now go elsewhere, or wait for other reasons.
+    state.builds.reschedule();
+    outcome(written, &record.name)
+}
+
+/// Enables or disables a job (`<disabled>`); a disabled job is not built, and disabling
+/// one cancels its waiting builds, as Jenkins does.
+pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Result<(), JobError> {
+    // Changed outside the store's lock, written only if no other write came meanwhile (an
+    // `update-job` this would undo), else done again from the new configuration.
+    let name = loop {
+        let current = get(state, name).await?;
+        let mut config = current.config.clone();
+        config.disabled = disabled;
+        let next = storable(current.name.clone(), config).await?;
+        let cache = state.jobs.clone();
+        let written = state
+            .store
+            .call(move |c| {
+                if !cache.is_current(&current) {
+                    return Ok(None);
+                }
+                let outcome = jobs::update(c, &next.name, &next.xml)?;
+                if outcome == WriteOutcome::Done {
+                    cache.put(next.clone());
+                }
+                Ok(Some((outcome, next.name.clone())))
+            })
+            .await?;
+        if let Some((written, name)) = written {
+            outcome(written, &name)?;
+            break name;
+        }
+    };
+    if disabled {
+        crate::builds::cancel_queued_of(state, &name).await?;
+    }
+    state.builds.reschedule();
+    Ok(())
+}
+
+pub async fn copy(state: &AppState, from: &str, to: &str) -> Result<(), JobError> {
+    let to = names::check(NameKind::Job, to)?;
+    let source = get(state, from).await?;
+    let record = off_runtime(move || JobRecord {
+        name: to,
+        config: source.config.clone(),
+        xml: source.xml.clone(),
+    })
+    .await?;
+    insert(state, Arc::new(record)).await
+}
+
+/// How long deleting a job waits for its aborted builds to end before removing their logs.
+pub const DELETE_ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Deletes a job: its queued builds are cancelled, its running builds aborted (waiting at
+/// most [`DELETE_ABORT_WAIT`]), and its build records and logs removed. Its build numbers
+/// are never given out again.
+pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), JobError> {
+    let stored = stored_name(state, name)?;
+    let (cache, key) = (state.jobs.clone(), stored.clone());
+    let deleted = state
+        .store
+        .call(move |c| {
+            let deleted = jobs::delete(c, &key)?;
+            cache.remove(&key);
+            Ok(deleted)
+        })
+        .await?;
+    if !deleted {
+        return Err(JobError::NotFound(name.to_owned()));
+    }
+    crate::builds::forget_job(state, &stored, by, DELETE_ABORT_WAIT).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
