@@ -26,8 +26,6 @@ const MAX_PENDING_ANONYMOUS_PER_ADDRESS: usize = 4;
 /// Half-open sessions an attacker opens in the lock-out scenario: what used to fill the
 /// whole table (`cli::duplex::MAX_PENDING_SESSIONS`).
 const FLOOD: usize = 256;
-/// Timing slack on a loaded 2-core machine.
-const SLACK: Duration = Duration::from_secs(3);
 
 const ADMIN_WHO_AM_I: &str = "Authenticated as: admin\nAuthorities:\n  authenticated\n";
 const ANONYMOUS_WHO_AM_I: &str = "Authenticated as: anonymous\nAuthorities:\n  anonymous\n";
@@ -46,7 +44,8 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
     c.create_job("csrfcopy", &Freestyle::shell("true"));
 
     // The hole: an admin's download side, and an upload side with the same `Session` that
-    // sends no credentials, or wrong ones, and a command.
+    // sends no credentials, or wrong ones, and a command. The upload is refused and runs
+    // nothing; the download side waits on for its own client's upload, which then runs.
     for (case, upload_headers) in [
         ("no credentials", &[][..]),
         ("a wrong token", &[WRONG_TOKEN]),
@@ -63,21 +62,30 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
         assert_eq!(status, 403, "{case}: the upload side is refused: {reason}");
         assert_eq!(reason.trim_end().lines().count(), 1, "{case}: {reason:?}");
         assert!(
-            reason.contains("must authenticate as its download side"),
+            reason.starts_with("No CLI session waits for this upload side"),
             "{case}: {reason}"
         );
-        let frames = download.frames_to_end();
-        let stderr = assert_exit(case, &frames, 7);
-        assert!(stderr.contains("nothing was run"), "{case}: {stderr}");
         assert_eq!(
             c.cli(&["get-job", "csrfcopy"]).code,
             0,
             "{case}: the job is still there"
         );
+        // The session's own client comes: its command runs, as the admin.
+        let mut own = duplex::post_upload(
+            &c.addr,
+            &session,
+            Caller::with(&[&admin]),
+            &command_line(&["who-am-i"]),
+        );
+        let frames = download.frames_to_end();
+        assert_exit(case, &frames, 0);
+        assert_eq!(duplex::text_of(&frames, op::STDOUT), ADMIN_WHO_AM_I);
+        assert_eq!(read_answer(&mut own).0, 200);
         eprintln!("upload side with {case}: 403 `{}`", reason.trim_end());
     }
     // An upload side that authenticates as another identity than its download side (here:
-    // the admin joining an anonymous download) is refused too.
+    // the admin joining an anonymous download) is refused too; an upload to no session at
+    // all gets the same answer, so an upload learns nothing about sessions.
     let mut download = Download::open(&c.addr, "other-identity", Caller::default());
     let mut upload = duplex::post_upload(
         &c.addr,
@@ -85,8 +93,17 @@ fn an_upload_side_must_authenticate_as_its_download_side() {
         Caller::with(&[&admin]),
         &command_line(&["who-am-i"]),
     );
-    assert_eq!(read_answer(&mut upload).0, 403);
-    assert_exit("another identity", &download.frames_to_end(), 7);
+    let refused = read_answer(&mut upload);
+    assert_eq!(refused.0, 403);
+    let mut nowhere = duplex::post_upload(
+        &c.addr,
+        "no-such-session",
+        Caller::with(&[&admin]),
+        &command_line(&["who-am-i"]),
+    );
+    let unknown = read_answer(&mut nowhere);
+    assert_eq!((unknown.0, &unknown.2), (refused.0, &refused.2));
+    drop(download.frames_to_end());
 
     // A client that sends its credentials on both sides, as jenkins-cli.jar does (Basic on
     // one side and Bearer on the other is the same identity): the command runs.
@@ -177,13 +194,14 @@ fn half_open_sessions_cannot_lock_an_authenticated_cli_out() {
         (0, ADMIN_WHO_AM_I),
         "the admin's cli during the flood: {who:?}"
     );
-    // The flood ran within one pairing timeout, so none of its sides expired before the
-    // others came: the counts are of sides waiting at once.
-    assert!(
-        flood_took < PAIRING_TIMEOUT,
-        "the flood took {flood_took:?}"
-    );
-    assert!(waiting.len() < MAX_PENDING_ANONYMOUS, "{}", waiting.len());
+    // When the flood ran within one pairing timeout, none of its sides expired before the
+    // others came, and the counts are of sides waiting at once: the pool full, bar the
+    // watched one. (A machine too loaded for that still checked the admin's cli above.)
+    if flood_took < PAIRING_TIMEOUT {
+        assert_eq!(waiting.len(), MAX_PENDING_ANONYMOUS - 1);
+    } else {
+        eprintln!("the flood took {flood_took:?}: its sides were not all waiting at once");
+    }
     for source in waiting.iter().map(|(s, _)| s) {
         let from_source = waiting.iter().filter(|(s, _)| s == source).count();
         assert!(from_source <= MAX_PENDING_ANONYMOUS_PER_ADDRESS, "{source}");
@@ -250,9 +268,8 @@ fn half_open_sessions_cannot_lock_an_authenticated_cli_out() {
     let stderr = assert_exit("no upload side", &frames, 2);
     assert!(stderr.contains("no upload side arrived"), "{stderr}");
     assert!(
-        expired >= PAIRING_TIMEOUT - Duration::from_millis(500)
-            && expired <= PAIRING_TIMEOUT + SLACK,
-        "a waiting side expired after {expired:?}"
+        expired >= PAIRING_TIMEOUT - Duration::from_millis(500),
+        "a waiting side expired after {expired:?}, before the pairing timeout"
     );
     eprintln!("a waiting download side expired after {expired:?}");
     wait_until(DEADLINE, "the anonymous pool free again", || {

@@ -761,17 +761,17 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
     });
     let mut up = post_side(&c, "mismatch-up", "upload");
     let (status, _, body) = read_head(&mut up);
-    assert_eq!(status, 400);
+    assert_eq!(status, 403);
     assert!(
-        String::from_utf8_lossy(&body).contains("Unknown CLI session"),
+        String::from_utf8_lossy(&body).contains("No CLI session waits for this upload side"),
         "{body:?}"
     );
 
     // An upload without any download side.
     let started = Instant::now();
     let mut lonely = post_side(&c, "lonely", "upload");
-    assert_eq!(read_head(&mut lonely).0, 400);
-    eprintln!("upload without download: 400 in {:?}", started.elapsed());
+    assert_eq!(read_head(&mut lonely).0, 403);
+    eprintln!("upload without download: 403 in {:?}", started.elapsed());
 
     // Corrupt uploads: each download side gets its EXIT 2 at once, the upload its answer.
     let cases: [(&str, Vec<u8>); 4] = [

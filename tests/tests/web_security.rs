@@ -60,6 +60,31 @@ fn requests_from_another_origin_are_refused_and_programs_are_not() {
     let (_, about) = request(&c, "GET", "/api/json", &[], "");
     assert!(about.contains("\"quietingDown\":false"), "{about}");
 
+    // What the refused request claimed is logged quoted: it cannot pass for log fields.
+    let forged = "Origin: http://x route=/cli/ws expected=https://ci";
+    let (status, _) = request(&c, "POST", copy, &[forged], "");
+    assert_eq!(status, 403);
+    wait_until(DEADLINE, "the refusal is logged", || {
+        c.log
+            .contains("origin=\"http://x route=/cli/ws expected=https://ci\"")
+    });
+    let (status, _, _) = steward_tests::frames::upgrade(
+        &c.addr,
+        "/wsecho",
+        &[
+            ("Origin", "http://y route=/cli/ws"),
+            (
+                "Authorization",
+                c.admin_basic_auth_header()
+                    .trim_start_matches("Authorization: "),
+            ),
+        ],
+    );
+    assert_eq!(status, 403);
+    wait_until(DEADLINE, "the WebSocket refusal is logged", || {
+        c.log.contains("origin=\"http://y route=/cli/ws\"")
+    });
+
     // The controller's own origin, and a program that sends none, are served.
     let own = format!("Origin: {}", c.url.trim_end_matches('/'));
     let (status, _) = request(&c, "POST", copy, &[&own], "");

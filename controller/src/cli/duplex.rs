@@ -17,7 +17,7 @@ use steward_protocol::plaincli::{self, Frame};
 use tokio::sync::{mpsc, oneshot};
 
 use super::io::OUTPUT_QUEUE;
-use super::pairing::{PAIRING_TIMEOUT, Principal, WaitRefusal};
+use super::pairing::{PAIRING_TIMEOUT, Principal, Take, WaitRefusal};
 use super::session::{self, FrameStream, Transport};
 use crate::auth::{AuthError, authenticate};
 use crate::state::AppState;
@@ -43,24 +43,19 @@ fn download_keepalive(config: &crate::config::Config) -> Duration {
         .unwrap_or(DOWNLOAD_KEEPALIVE)
 }
 
-/// What the download side's wait ends with.
-pub enum Handoff {
-    /// The upload side authenticated as the download side: its body, and a way to say
-    /// when the session is over.
-    Upload {
-        body: Body,
-        done: oneshot::Sender<()>,
-    },
-    /// The upload side did not authenticate as the download side: nothing runs.
-    Refused,
+/// What the download side's wait ends with: the upload side, authenticated as the download
+/// side, with its body and a way to say when the session is over.
+pub struct Handoff {
+    body: Body,
+    done: oneshot::Sender<()>,
 }
 
 /// The exit code of a session whose credentials do not check out, on either side (the
 /// code a command answers bad credentials with).
 const EXIT_BAD_CREDENTIALS: i32 = 7;
 
-/// The upload side's answer when it does not authenticate as its download side.
-pub const MSG_UPLOAD_NOT_AUTHENTICATED: &str = "The upload side of a CLI session must authenticate as its download side did: send the same credentials on both";
+/// The upload side's answer when no download side waits for it under its credentials.
+pub const MSG_NO_SESSION_FOR_UPLOAD: &str = "No CLI session waits for this upload side under its credentials: it timed out, or the upload side did not send the credentials of its download side";
 
 fn plain(status: StatusCode, text: &str) -> Response {
     (status, format!("{text}\n")).into_response()
@@ -139,12 +134,8 @@ async fn download(
             // The client hung up its download side: forget the session now, not later.
             () = body_tx.closed() => None,
         };
-        let (body, done) = match handoff {
-            Some(Handoff::Upload { body, done }) => (body, done),
-            Some(Handoff::Refused) => {
-                let _ = body_tx.try_send(Ok(upload_refused_frames()));
-                return;
-            }
+        let Handoff { body, done } = match handoff {
+            Some(handoff) => handoff,
             None => {
                 task_state.duplex.forget(&session_id);
                 tracing::debug!(session = ?session_id, "CLI download side got no upload side");
@@ -205,29 +196,24 @@ async fn upload(
         }
         other => other,
     };
-    let taken = state.duplex.take(&session_id);
-    let Some((expected, waiting)) = taken else {
-        if auth.is_err() {
-            return plain(StatusCode::FORBIDDEN, MSG_UPLOAD_NOT_AUTHENTICATED);
-        }
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Unknown CLI session: the upload side arrived without a waiting download side",
-        );
-    };
     let principal = auth.as_ref().ok().map(Principal::of);
-    if principal.as_ref() != Some(&expected) {
-        let upload_as = match &auth {
-            Ok(identity) => identity.name().to_owned(),
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(session = %session_id, download_as = %expected, upload_as = %upload_as, remote = %remote, "refused the upload side of a CLI session: it did not authenticate as the download side; the session ends without running anything");
-        let _ = waiting.send(Handoff::Refused);
-        return plain(StatusCode::FORBIDDEN, MSG_UPLOAD_NOT_AUTHENTICATED);
-    }
+    let waiting = match state.duplex.take(&session_id, principal.as_ref()) {
+        Take::Taken(waiting) => waiting,
+        // The same answer whether no session waits or one waits for someone else: an
+        // upload learns nothing about sessions it may not join.
+        Take::Unknown => return plain(StatusCode::FORBIDDEN, MSG_NO_SESSION_FOR_UPLOAD),
+        Take::Mismatch { expected } => {
+            let upload_as = match &auth {
+                Ok(identity) => identity.name().to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(session = ?session_id, download_as = ?expected.to_string(), upload_as = ?upload_as, remote = %remote, "refused the upload side of a CLI session: it did not authenticate as the download side; the session waits on for its own upload");
+            return plain(StatusCode::FORBIDDEN, MSG_NO_SESSION_FOR_UPLOAD);
+        }
+    };
     let (done_tx, done_rx) = oneshot::channel();
     if waiting
-        .send(Handoff::Upload {
+        .send(Handoff {
             body,
             done: done_tx,
         })
@@ -248,18 +234,6 @@ fn encode_ending(message: &str, code: i32, buf: &mut BytesMut) {
     for frame in [Frame::Stderr(message.to_owned().into()), Frame::Exit(code)] {
         plaincli::encode_http(&frame, buf).expect("a short frame encodes");
     }
-}
-
-/// What a download side gets when its upload side did not authenticate as it did.
-fn upload_refused_frames() -> Bytes {
-    let mut buf = BytesMut::new();
-    encode_ending(
-        "\nERROR: the upload side of this CLI session did not authenticate as its download \
-         side, so nothing was run (a client must send the same credentials on both sides)\n",
-        EXIT_BAD_CREDENTIALS,
-        &mut buf,
-    );
-    buf.freeze()
 }
 
 /// What a download side whose upload side never came gets: the reason on stderr and EXIT 2,

@@ -6,7 +6,8 @@
 //!
 //! Waiting costs the controller a task and a connection for up to [`PAIRING_TIMEOUT`], so
 //! who may wait is bounded. Authenticated download sides share [`MAX_PENDING_SESSIONS`]
-//! places, at most [`MAX_PENDING_PER_ADDRESS`] from one address. Anonymous ones (who may
+//! places, at most [`MAX_PENDING_PER_ADDRESS`] from one address and
+//! [`MAX_PENDING_PER_USER`] of one user. Anonymous ones (who may
 //! only ask who they are) wait apart, in [`MAX_PENDING_ANONYMOUS`] places of their own, at
 //! most [`MAX_PENDING_ANONYMOUS_PER_ADDRESS`] from one address: however many half-open
 //! sessions an anonymous client opens, an authenticated user always finds a place. Bad
@@ -43,6 +44,11 @@ pub const MAX_PENDING_SESSIONS: usize = 256;
 /// CLI commands in bursts pairs each within a round trip; one client holding more is
 /// opening sessions it does not complete.
 pub const MAX_PENDING_PER_ADDRESS: usize = 16;
+/// Download sides one user may have waiting at once, from all addresses together: four
+/// addresses' worth, for a user whose builds run CLI commands from many machines; the
+/// credentials of any one user, even a read-only one, can never take the places of
+/// everyone else.
+pub const MAX_PENDING_PER_USER: usize = 64;
 /// Anonymous download sides waiting at once, apart from the authenticated ones: anonymous
 /// may only run `who-am-i`, so a small pool serves it, and a flood of them never takes an
 /// authenticated user's place.
@@ -82,6 +88,7 @@ pub enum WaitRefusal {
     Duplicate,
     Full,
     AddressFull(AddressKey),
+    UserFull(String),
     AnonymousFull,
     AnonymousAddressFull(AddressKey),
 }
@@ -97,6 +104,11 @@ impl fmt::Display for WaitRefusal {
             WaitRefusal::AddressFull(address) => write!(
                 f,
                 "Too many CLI sessions from {address} waiting for their upload side (the limit is {MAX_PENDING_PER_ADDRESS} per address)"
+            ),
+            WaitRefusal::UserFull(user) => write!(
+                f,
+                "Too many CLI sessions of {} waiting for their upload side (the limit is {MAX_PENDING_PER_USER} per user)",
+                steward_protocol::shown::Shown(user)
             ),
             WaitRefusal::AnonymousFull => write!(
                 f,
@@ -139,6 +151,17 @@ impl<T> Default for PendingDuplex<T> {
     }
 }
 
+/// What [`PendingDuplex::take`] found.
+#[derive(Debug)]
+pub enum Take<T> {
+    /// The download side, taken: where its upload goes.
+    Taken(oneshot::Sender<T>),
+    /// No download side waits under this id.
+    Unknown,
+    /// One waits, authenticated as `expected`, not as the upload.
+    Mismatch { expected: Principal },
+}
+
 impl<T> PendingDuplex<T> {
     fn lock(&self) -> MutexGuard<'_, Table<T>> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
@@ -157,7 +180,7 @@ impl<T> PendingDuplex<T> {
         let refusal = table.refusal(session, &principal, address);
         if let Some(refusal) = refusal {
             if let Some(count) = table.refusals.note(Instant::now()) {
-                tracing::warn!(%address, user = %principal, refused = count, reason = %refusal, "refused CLI download sides");
+                tracing::warn!(%address, user = ?principal.to_string(), refused = count, reason = %refusal, "refused CLI download sides");
             }
             return Err(refusal);
         }
@@ -173,13 +196,22 @@ impl<T> PendingDuplex<T> {
         Ok(receiver)
     }
 
-    /// Takes the download side of `session` out of the waiting room: who it authenticated
-    /// as, and where its upload goes.
-    pub fn take(&self, session: &str) -> Option<(Principal, oneshot::Sender<T>)> {
-        self.lock()
-            .waiting
-            .remove(session)
-            .map(|w| (w.principal, w.handoff))
+    /// Takes the download side of `session` out of the waiting room, if it authenticated
+    /// as `principal`: where its upload goes. A download side that authenticated otherwise
+    /// stays waiting for its own client's upload (`Mismatch`): an upload from whoever saw
+    /// the session id neither runs nor ends the session.
+    pub fn take(&self, session: &str, principal: Option<&Principal>) -> Take<T> {
+        let mut table = self.lock();
+        match table.waiting.get(session) {
+            None => Take::Unknown,
+            Some(w) if Some(&w.principal) != principal => Take::Mismatch {
+                expected: w.principal.clone(),
+            },
+            Some(_) => match table.waiting.remove(session) {
+                Some(w) => Take::Taken(w.handoff),
+                None => Take::Unknown,
+            },
+        }
     }
 
     /// Gives up the place of `session` once its download side stopped waiting (its receiver
@@ -213,11 +245,12 @@ impl<T> Table<T> {
             return Some(WaitRefusal::Duplicate);
         }
         let anonymous = *principal == Principal::Anonymous;
-        let (mut in_pool, mut from_address) = (0, 0);
+        let (mut in_pool, mut from_address, mut of_user) = (0, 0, 0);
         for w in self.waiting.values() {
             if (w.principal == Principal::Anonymous) == anonymous {
                 in_pool += 1;
                 from_address += usize::from(w.address == address);
+                of_user += usize::from(w.principal == *principal);
             }
         }
         match anonymous {
@@ -228,6 +261,9 @@ impl<T> Table<T> {
             false if in_pool >= MAX_PENDING_SESSIONS => Some(WaitRefusal::Full),
             false if from_address >= MAX_PENDING_PER_ADDRESS => {
                 Some(WaitRefusal::AddressFull(address))
+            }
+            false if of_user >= MAX_PENDING_PER_USER => {
+                Some(WaitRefusal::UserFull(principal.to_string()))
             }
             _ => None,
         }
@@ -260,10 +296,12 @@ mod tests {
         }
         assert_eq!(held.len(), MAX_PENDING_ANONYMOUS);
         assert!(refused.iter().all(|r| *r == WaitRefusal::AnonymousFull));
-        // Every authenticated place is still there.
+        // Every authenticated place is still there (taken by several users, each within
+        // their own share).
         for i in 0..MAX_PENDING_SESSIONS {
             let from = ip((i / MAX_PENDING_PER_ADDRESS) as u8);
-            held.push(pending.wait(&format!("u{i}"), admin(), from).unwrap());
+            let user = Principal::User(format!("user{}", i / MAX_PENDING_PER_USER));
+            held.push(pending.wait(&format!("u{i}"), user, from).unwrap());
         }
         assert_eq!(
             pending.wait("one-more", admin(), ip(200)).unwrap_err(),
@@ -301,8 +339,7 @@ mod tests {
         assert!(refusal.to_string().contains("from 10.0.0.1"), "{refusal}");
         assert!(pending.wait("elsewhere", admin(), ip(2)).is_ok());
         // A place given up is free again.
-        let (principal, _) = pending.take("u0").unwrap();
-        assert_eq!(principal, admin());
+        assert!(matches!(pending.take("u0", Some(&admin())), Take::Taken(_)));
         assert!(pending.wait("u-again", admin(), ip(1)).is_ok());
     }
 
@@ -324,7 +361,44 @@ mod tests {
         let _second = pending.wait("s", admin(), ip(1)).unwrap();
         pending.forget("s");
         assert_eq!(pending.waiting(), 1);
-        assert!(pending.take("s").is_some());
-        assert!(pending.take("s").is_none());
+        assert!(matches!(pending.take("s", Some(&admin())), Take::Taken(_)));
+        assert!(matches!(pending.take("s", Some(&admin())), Take::Unknown));
+    }
+
+    #[test]
+    fn one_user_cannot_take_every_place_from_many_addresses() {
+        let pending = PendingDuplex::<()>::default();
+        let mallory = Principal::User("mallory".into());
+        let mut held = Vec::new();
+        for i in 0..MAX_PENDING_PER_USER {
+            let from = ip((i / MAX_PENDING_PER_ADDRESS) as u8);
+            held.push(
+                pending
+                    .wait(&format!("m{i}"), mallory.clone(), from)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            pending
+                .wait("m-more", mallory.clone(), ip(200))
+                .unwrap_err(),
+            WaitRefusal::UserFull("mallory".into())
+        );
+        assert!(pending.wait("a", admin(), ip(200)).is_ok());
+    }
+
+    #[test]
+    fn an_upload_under_other_credentials_neither_takes_nor_ends_the_session() {
+        let pending = PendingDuplex::<()>::default();
+        let _waiting = pending.wait("s", admin(), ip(1)).unwrap();
+        let alice = Principal::User("alice".into());
+        for upload in [None, Some(&Principal::Anonymous), Some(&alice)] {
+            assert!(
+                matches!(pending.take("s", upload), Take::Mismatch { ref expected } if *expected == admin()),
+                "{upload:?}"
+            );
+            assert_eq!(pending.waiting(), 1);
+        }
+        assert!(matches!(pending.take("s", Some(&admin())), Take::Taken(_)));
     }
 }

@@ -54,8 +54,8 @@ pub fn websocket(config: &Config, headers: &HeaderMap, route: &str) -> Result<()
     check(config, headers).inspect_err(|refused| {
         tracing::warn!(
             route,
-            origin = %refused.claimed,
-            expected = refused.expected.as_deref().unwrap_or("(no Host)"),
+            origin = ?refused.claimed,
+            expected = ?refused.expected.as_deref().unwrap_or("(no Host)"),
             "refused a cross-origin WebSocket"
         );
     })

@@ -103,7 +103,7 @@ pub async fn load(state: &AppState) -> Result<(), JobError> {
                 let entry = match JobRecord::parse(name.clone(), &xml) {
                     Ok(record) => Entry::Ready(Arc::new(record)),
                     Err(e) => {
-                        tracing::error!(job = %name, error = %e, "cannot read a stored job");
+                        tracing::error!(job = ?name, error = ?e.to_string(), "cannot read a stored job");
                         Entry::Corrupt(e.to_string())
                     }
                 };
