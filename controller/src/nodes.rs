@@ -215,8 +215,15 @@ impl NodeListCache {
 /// Replaces a node's configuration. A rename ends the old name's connection, whose secret
 /// no longer matches; other changes leave a live agent connected.
 pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Result<(), NodeError> {
-    let xml = check_storable(&mut config)?;
+    let mut xml = check_storable(&mut config)?;
     let name = get(state, name).await?.config.name;
+    // A node stored under another form of the same name (NFD, by an earlier version) keeps
+    // its spelling: the same name is no rename, which would disconnect its agent and
+    // change its secret.
+    if config.name != name && names::canonical(&config.name) == names::canonical(&name) {
+        config.name = name.clone();
+        xml = config.to_xml();
+    }
     let (old, new) = (name.clone(), config.name.clone());
     let outcome = state
         .store
@@ -361,5 +368,33 @@ mod tests {
         assert_eq!(cache.current().map(|l| l.len()), Some(2));
         cache.invalidate();
         assert!(cache.current().is_none(), "a write did not drop the list");
+    }
+
+    #[tokio::test]
+    async fn updating_a_node_stored_under_another_form_of_its_name_keeps_its_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::for_tests(dir.path());
+        // Stored in NFD by an earlier version.
+        let nfd = "cafe\u{301}".to_owned();
+        let xml = NodeConfig::inbound(nfd.clone()).to_xml();
+        let stored = nfd.clone();
+        state
+            .store
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO nodes (name, config_xml, created_at, updated_at) VALUES (?1, ?2, 0, 0)",
+                    rusqlite::params![stored, xml],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // Its XML fed back, as get-node printed it.
+        let mut changed = NodeConfig::inbound(nfd.clone());
+        changed.description = "updated".into();
+        update(&state, &nfd, changed).await.unwrap();
+        let record = get(&state, &nfd).await.unwrap();
+        assert_eq!(record.config.name, nfd, "renamed");
+        assert_eq!(record.config.description, "updated");
     }
 }

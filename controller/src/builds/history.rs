@@ -2,6 +2,8 @@
 //! permalinks (`lastBuild`, `lastSuccessfulBuild`, …), and the duration the next build is
 //! expected to take. The CLI (`console`, `list-builds`) and the REST API share these.
 
+use steward_protocol::shown::Shown;
+
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::builds::{self as records, BuildResult, BuildRow, PERMALINKS};
@@ -9,11 +11,11 @@ use crate::store::builds::{self as records, BuildResult, BuildRow, PERMALINKS};
 /// Why no build answers to what was asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum FindError {
-    #[error("No such build #{0}")]
+    #[error("No such build #{}", Shown(.0))]
     NoSuchNumber(String),
-    #[error("Permalink {0} produced no build")]
+    #[error("Permalink {} produced no build", Shown(.0))]
     EmptyPermalink(String),
-    #[error("Not sure what you meant by \"{0}\": use a build number or one of {list}", list = permalink_names())]
+    #[error("Not sure what you meant by \"{}\": use a build number or one of {list}", Shown(.0), list = permalink_names())]
     Unknown(String),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -528,9 +528,9 @@ async fn cancel_queue(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::JobCancel)?;
     for_each_name(ctx, &ids, |ctx, text| {
         async move {
-            let id: u64 = text
-                .parse()
-                .map_err(|_| CommandError::IllegalArgument(format!("No queue item '{text}'")))?;
+            let id: u64 = text.parse().map_err(|_| {
+                CommandError::IllegalArgument(format!("No queue item '{}'", Shown(&text)))
+            })?;
             if builds::cancel_queued(&ctx.state, id)
                 .await
                 .map_err(store_error)?
@@ -538,7 +538,8 @@ async fn cancel_queue(ctx: &mut Context) -> CommandResult {
                 Ok(())
             } else {
                 Err(CommandError::IllegalArgument(format!(
-                    "No queue item '{text}' (it may have started already)"
+                    "No queue item '{}' (it may have started already)",
+                    Shown(&text)
                 )))
             }
         }

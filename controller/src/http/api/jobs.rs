@@ -247,7 +247,8 @@ pub async fn create_item(
             Ok(redirect(&job_url(&state.config.root_url, &name)))
         }
         Some(other) => Err(ApiError::bad_request(format!(
-            "Unsupported mode '{other}': post the job's config.xml, or use mode=copy&from=JOB"
+            "Unsupported mode '{}': post the job's config.xml, or use mode=copy&from=JOB",
+            Shown(other)
         ))),
     }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use steward_protocol::job_xml::JobConfig;
+use steward_protocol::shown::Shown;
 
 use super::actions::{actions, params_text};
 use super::builds::build_ref;
@@ -156,7 +157,7 @@ pub async fn cancel_item(
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ApiError::bad_request("Query parameter 'id' is required"))?;
     let id = parse_id(&text)
-        .ok_or_else(|| ApiError::bad_request(format!("Invalid queue id '{text}'")))?;
+        .ok_or_else(|| ApiError::bad_request(format!("Invalid queue id '{}'", Shown(&text))))?;
     let not_found = || ApiError::not_found(format!("Provided id ({id}) not found"));
     let started = |number: u64| {
         ApiError(
