@@ -11,6 +11,9 @@ use subtle::ConstantTimeEq;
 pub const SECRET_KEY_LEN: usize = 32;
 /// Length of a node secret: 32 HMAC bytes as lowercase hex.
 pub const NODE_SECRET_HEX_LEN: usize = 64;
+/// What the crumb key is derived from (the label is not a name anything can take: it holds
+/// a NUL).
+const CRUMB_KEY_LABEL: &[u8] = b"steward crumb key\0v1";
 
 /// The controller's HMAC key, created once per controller and kept on disk (mode 0600).
 #[derive(Clone)]
@@ -38,13 +41,16 @@ impl SecretKey {
         NodeSecret(hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// The CSRF crumb handed to `user` (`/crumbIssuer/api/json`): the HMAC of `crumb`, a
-    /// NUL, and the user's name. The NUL, which no node name may hold, keeps crumbs and
-    /// node secrets apart.
+    /// The CSRF crumb handed to `user` (`/crumbIssuer/api/json`): the HMAC of the user's
+    /// name under a key of its own, derived from this one (the HMAC of a fixed label), so
+    /// no crumb is ever a node secret, whatever names nodes and users may take.
     pub fn crumb(&self, user: &str) -> String {
-        let mut mac =
+        let mut derive =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(b"crumb\0");
+        derive.update(CRUMB_KEY_LABEL);
+        let crumb_key = derive.finalize().into_bytes();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&crumb_key).expect("HMAC takes keys of any length");
         mac.update(user.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

@@ -697,8 +697,9 @@ fn frame_abuse_gets_the_documented_close_codes_and_spares_other_sessions() {
 
 /// The duplex pairing timeout (`cli::pairing::PAIRING_TIMEOUT`).
 const PAIRING_TIMEOUT: Duration = Duration::from_secs(5);
-/// Authenticated download sides that may wait at once (`cli::pairing::MAX_PENDING_SESSIONS`).
-const MAX_PENDING_SESSIONS: usize = 256;
+/// Download sides one user may have waiting at once (`cli::pairing::MAX_PENDING_PER_USER`):
+/// all of these are the admin's.
+const MAX_PENDING_PER_USER: usize = 64;
 /// … from one address (`cli::pairing::MAX_PENDING_PER_ADDRESS`).
 const MAX_PENDING_PER_ADDRESS: usize = 16;
 
@@ -715,7 +716,7 @@ fn download_side(c: &Controller, session: &str) -> Download {
 }
 
 /// How many of the admin's download sides the controller takes before answering 503 (at
-/// most one more than [`MAX_PENDING_SESSIONS`] are tried, [`MAX_PENDING_PER_ADDRESS`] from
+/// most one more than [`MAX_PENDING_PER_USER`] are tried, [`MAX_PENDING_PER_ADDRESS`] from
 /// each of as many loopback addresses as that takes); all of them hang up before this
 /// returns.
 fn pending_capacity(c: &Controller) -> usize {
@@ -725,7 +726,7 @@ fn pending_capacity(c: &Controller) -> usize {
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let auth = c.admin_basic_auth_header();
     let mut open = Vec::new();
-    for i in 0..=MAX_PENDING_SESSIONS {
+    for i in 0..=MAX_PENDING_PER_USER {
         let source = format!("127.0.0.{}", 100 + i / MAX_PENDING_PER_ADDRESS);
         let from = Caller {
             headers: &[&auth],
@@ -833,12 +834,12 @@ fn duplex_http_abuse_gets_clean_errors_and_leaks_nothing() {
     eprintln!("download without upload: EXIT 2 after {waited:?}");
     drop(download_side(&c, "mismatch-down"));
 
-    // Nothing pending is left: exactly MAX_PENDING_SESSIONS authenticated download sides
+    // Nothing pending is left: exactly MAX_PENDING_PER_USER of the admin's download sides
     // fit again (the sides above that hung up are forgotten as their tasks notice), and
     // again once those have hung up in turn.
     for round in ["after the abuse", "after a full house hung up"] {
         wait_until(DEADLINE, &format!("no CLI session pending {round}"), || {
-            pending_capacity(&c) == MAX_PENDING_SESSIONS
+            pending_capacity(&c) == MAX_PENDING_PER_USER
         });
     }
 

@@ -3,7 +3,7 @@
 //! - [`same_origin`]: a request that changes something (any method but GET, HEAD and
 //!   OPTIONS) from another site than the controller's is refused with 403
 //!   ([`super::origin`]).
-//! - [`bodies`], on the REST routes: a request with a body is authenticated, and must have
+//! - [`bodies`], on every route: a request with a body is authenticated, and must have
 //!   Overall/Read, on its headers alone, before a byte of its body is read; the body must
 //!   then arrive within `--http-body-timeout` ([`DEFAULT_BODY_READ_TIMEOUT`]), be at most
 //!   [`MAX_BODY_BYTES`], and fit in
@@ -131,7 +131,7 @@ pub async fn bodies(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(announced) = body_length(&request) else {
+    let Some(announced) = body_length(&request).filter(|_| !is_streamed_cli(&request)) else {
         return next.run(request).await;
     };
     // Who asks, before a byte of the body: anonymous has no permission anywhere.
@@ -223,6 +223,16 @@ async fn read_body(body: Body, reserved: usize) -> Result<bytes::Bytes, ApiError
         all.extend_from_slice(&chunk);
     }
     Ok(all.freeze())
+}
+
+/// Whether the request is the full-duplex CLI's (`POST /cli`, under any prefix), whose
+/// upload body is a stream that lasts the command.
+fn is_streamed_cli(request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().trim_end_matches('/'))
+        .is_some_and(|path| path == "/cli" || path.ends_with("/cli"))
 }
 
 /// The length a request's body announces: `Some(0)` for a body of unknown length

@@ -52,7 +52,13 @@ pub fn router(state: AppState) -> Router {
         .route("/wsecho", get(echo::wsecho))
         .route("/wsecho/", get(echo::wsecho))
         .route("/jnlpJars/agent", get(agent_binary::agent_binary))
-        .merge(rest_routes(&state))
+        .merge(rest_routes())
+        // Every route: a body is read only once its sender is known (the full-duplex CLI's
+        // streamed upload excepted, which pairs and authenticates itself).
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), guard::BodyBudget::default()),
+            guard::bodies,
+        ))
         .with_state(state.clone());
     // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
     // itself, with or without its slash, is the root page.
@@ -72,9 +78,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(add_version_headers))
 }
 
-/// The REST API (compat §10), whose request bodies are read only once the caller is known
-/// ([`guard::bodies`]).
-fn rest_routes(state: &AppState) -> Router<AppState> {
+/// The REST API (compat §10).
+fn rest_routes() -> Router<AppState> {
     Router::new()
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
@@ -98,10 +103,6 @@ fn rest_routes(state: &AppState) -> Router<AppState> {
             get(api::computers::get_config).post(api::computers::post_config),
         )
         .merge(job_routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            (state.clone(), guard::BodyBudget::default()),
-            guard::bodies,
-        ))
 }
 
 /// Jobs, builds and the queue (compat §10).

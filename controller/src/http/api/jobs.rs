@@ -231,7 +231,7 @@ pub async fn create_item(
     let name = query
         .get("name")
         .ok_or_else(|| ApiError::bad_request("Query parameter 'name' is required"))?;
-    // The name in NFC, and refused (bad, taken, or like a taken one) before the body is read.
+    // The name in NFC, and refused (bad, taken, or like a taken one) before the body is parsed.
     let name = jobs::check_new_name(&state, name).await?;
     match query.get("mode").map(String::as_str) {
         None | Some("") => {
