@@ -238,7 +238,9 @@ pub fn escape_into(text: &str, out: &mut String, attribute: bool) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' if attribute => out.push_str("&quot;"),
-            '\0' => out.push(char::REPLACEMENT_CHARACTER),
+            // Not characters XML can hold, raw or referenced (NUL, and the two noncharacters
+            // XML excludes): they become U+FFFD.
+            '\0' | '\u{fffe}' | '\u{ffff}' => out.push(char::REPLACEMENT_CHARACTER),
             '\t' | '\n' if !attribute => out.push(c),
             // Writing to a String cannot fail.
             c if shown::is_hidden(c) => {
@@ -606,6 +608,10 @@ mod tests {
         Element::with_text("a", "x\0y").write(&mut out, 0);
         assert_eq!(out, "<a>x\u{fffd}y</a>\n");
         assert!(parse_document(&out).is_ok());
+        // Nor the two noncharacters XML leaves out.
+        let mut out = String::new();
+        Element::with_text("a", "x\u{fffe}\u{ffff}y").write(&mut out, 0);
+        assert_eq!(out, "<a>x\u{fffd}\u{fffd}y</a>\n");
     }
 
     proptest::proptest! {

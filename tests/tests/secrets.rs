@@ -93,6 +93,28 @@ fn agent_command_keeps_the_secret_off_command_lines() {
     // The lines before the agent's, run as printed: the download and a private secret file,
     // private even when an earlier, readable one was there.
     let setup = lines[..run].join("\n");
+    // The secret goes only to `printf`, which the shell runs itself: no process is started
+    // with it as an argument (what the test can see of that: `sh` has `printf` built in, and
+    // the line holds no other command the secret could reach).
+    let builtin = Command::new("sh")
+        .args(["-c", "command -V printf"])
+        .output()
+        .expect("sh");
+    assert!(
+        String::from_utf8_lossy(&builtin.stdout).contains("builtin"),
+        "{builtin:?}"
+    );
+    let with_secret: Vec<&&str> = lines[..run]
+        .iter()
+        .filter(|l| l.contains(&secret))
+        .collect();
+    assert_eq!(with_secret.len(), 1, "{lines:?}");
+    let before_secret = with_secret[0].split(&secret).next().unwrap_or_default();
+    assert!(
+        before_secret.ends_with("printf '%s\\n' "),
+        "the secret is an argument of printf alone: {}",
+        with_secret[0]
+    );
     sh(box_dir.path(), &setup);
     let secret_file = box_dir.path().join("secret-file");
     assert_eq!(

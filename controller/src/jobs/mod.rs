@@ -165,13 +165,12 @@ pub async fn get(state: &AppState, name: &str) -> Result<Arc<JobRecord>, JobErro
     }
 }
 
-/// Every job, by name.
+/// Every job that can be read, by name. One whose stored XML cannot be read (logged when
+/// it was loaded) is left out rather than hide every other: `get-job` names what is wrong
+/// with it, and it can be deleted or replaced.
 pub async fn list(state: &AppState) -> Result<Vec<Arc<JobRecord>>, JobError> {
     let entries = state.jobs.all();
-    Ok(entries
-        .iter()
-        .map(Entry::record)
-        .collect::<Result<_, _>>()?)
+    Ok(entries.iter().filter_map(|e| e.record().ok()).collect())
 }
 
 pub async fn names(state: &AppState) -> Result<Vec<String>, JobError> {

@@ -171,6 +171,17 @@ async fn a_job_that_cannot_be_read_can_still_be_deleted() {
         Err(JobError::Store(StoreError::Corrupt(_)))
     ));
     assert_eq!(names(&state).await.unwrap(), ["bad"]);
+    // The jobs that can be read are still listed.
+    create(&state, "good", JobConfig::from_xml("<project/>").unwrap())
+        .await
+        .unwrap();
+    let listed: Vec<String> = list(&state)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(listed, ["good"]);
     delete(&state, "bad", "admin").await.unwrap();
-    assert!(names(&state).await.unwrap().is_empty());
+    assert_eq!(names(&state).await.unwrap(), ["good"]);
 }
