@@ -20,7 +20,8 @@
 pub mod argv;
 pub mod backoff;
 pub mod connect;
-pub mod duration;
+/// Durations live with the wire formats: the controller reads the same ones.
+pub use steward_protocol::duration;
 pub mod jnlp;
 pub mod logging;
 pub mod options;

@@ -10,20 +10,29 @@
 //! - [`node_xml`]: the node XML that `create-node`/`get-node` speak.
 //! - [`names`]: node and job names: Jenkins' rules, one Unicode spelling, no invisible or
 //!   look-alike names.
+//! - [`duration`]: durations as users write them (`30s`, `5m`, `1h`).
 //! - [`disk_space`]: the disk-space threshold a node's XML may set, in Jenkins' size notation.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`steps`]: the durable build steps those requests start, follow and kill.
+//! - [`ssh`]: the SSH connections the controller forwards to the agent's SSH server, and
+//!   public keys in OpenSSH's form with their fingerprints.
+//! - [`agent_calls`]: the calls an agent makes of the controller (who logged in over SSH, the
+//!   `breakpoint` command).
+//! - [`breakpoint`]: what `breakpoint` asks and is answered, and its local socket's framing.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 //! - [`shown`]: user-supplied text made safe to print in messages and logs (escapes for
 //!   control and bidirectional characters).
 //! - `byte_buf`: how byte payloads (logs, output, scripts) are encoded: as bytes, not as a
 //!   sequence of numbers.
 
+pub mod agent_calls;
+pub mod breakpoint;
 mod byte_buf;
 pub mod channel;
 pub mod disk_space;
+pub mod duration;
 pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
@@ -34,6 +43,7 @@ pub mod plaincli;
 pub mod secret;
 pub mod services;
 pub mod shown;
+pub mod ssh;
 pub mod steps;
 pub mod xml;
 

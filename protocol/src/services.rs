@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ssh::SshRequest;
 use crate::steps::StepStatus;
 #[cfg(doc)]
 use crate::steps::{StepEvent, StepSpec};
@@ -21,7 +22,7 @@ use crate::steps::{StepEvent, StepSpec};
 pub const SERVICES_VERSION: u16 = 1;
 /// How many [`Request`] variants this side knows: a higher variant index is a request from
 /// a newer controller, named as such rather than as garbage.
-pub const KNOWN_REQUESTS: u32 = 17;
+pub const KNOWN_REQUESTS: u32 = 20;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -97,6 +98,19 @@ pub enum Request {
     /// [`Request::Info`]'s facts and the size of the work dir's file system:
     /// [`Response::InfoV2`]. An agent older than it refuses it; callers then ask `Info`.
     InfoV2,
+    /// One SSH client connection, forwarded: [`Response::SshStarted`] (or
+    /// [`Response::Error`]), then the client's raw SSH bytes both ways until either side
+    /// ends the stream. Ending it ends every session of the connection, and kills what they
+    /// started.
+    Ssh(SshRequest),
+    /// The agent's SSH host key: [`Response::SshHostKey`].
+    SshHostKey,
+    /// Writes `text` into the terminals of the sessions of these connections (the
+    /// breakpoint's warnings before it expires): [`Response::Done`].
+    SshNotice {
+        connections: Vec<u64>,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +225,12 @@ pub enum Response {
         /// Size of the file system that holds the work dir, in bytes.
         work_dir_total_bytes: u64,
     },
+    /// An `Ssh` request was accepted: the SSH server's bytes follow.
+    SshStarted,
+    /// The answer to `SshHostKey`: `ssh-ed25519 BASE64`.
+    SshHostKey {
+        public_key: String,
+    },
 }
 
 /// Encodes a request as an OPEN header.
@@ -301,6 +321,27 @@ mod tests {
                 id: "build-1".into(),
             },
             Request::InfoV2,
+            Request::Ssh(SshRequest {
+                connection: 4,
+                target: crate::ssh::SshTarget::Build(crate::ssh::BuildSession {
+                    job: "web".into(),
+                    number: 7,
+                    workspace: "/w/workspace/web".into(),
+                    env: vec![("BUILD_NUMBER".into(), "7".into())],
+                    allowed_users: vec!["web-7".into()],
+                }),
+                allowed_keys: vec![crate::ssh::AllowedKey {
+                    user: "alice".into(),
+                    public_key: "ssh-ed25519 AAAA".into(),
+                }],
+                client_address: "127.0.0.1:5000".into(),
+                steward_user: "alice".into(),
+            }),
+            Request::SshHostKey,
+            Request::SshNotice {
+                connections: vec![4],
+                text: "expiring".into(),
+            },
         ];
         for r in requests {
             assert_eq!(decode_request(&encode_request(&r)), Ok(r));
@@ -319,7 +360,7 @@ mod tests {
         assert_eq!(refused, RequestError::Unknown { index: 200 });
         assert_eq!(
             refused.to_string(),
-            "unknown request #200: this agent knows requests #0 to #16; it may be older than the controller"
+            "unknown request #200: this agent knows requests #0 to #19; it may be older than the controller"
         );
         let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
@@ -331,7 +372,10 @@ mod tests {
     #[test]
     fn known_requests_counts_every_variant() {
         // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
-        let last = encode_request(&Request::InfoV2);
+        let last = encode_request(&Request::SshNotice {
+            connections: vec![],
+            text: String::new(),
+        });
         let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
         let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
         assert_eq!(index, KNOWN_REQUESTS - 1);

@@ -122,6 +122,9 @@ async fn handle(accepted: IncomingStream, context: Context) {
         }
         Request::ListSteps => answer(stream, &steps::list(&context).await).await,
         Request::RemoveStep { id } => answer(stream, &steps::remove(&context, &id).await).await,
+        Request::Ssh(_) | Request::SshHostKey | Request::SshNotice { .. } => {
+            stream.reset(ResetCode::Refused, "this agent has no SSH server yet");
+        }
         simple @ (Request::Stat { .. }
         | Request::List { .. }
         | Request::MakeDirs { .. }

@@ -1,5 +1,6 @@
-//! Durations as `-noReconnectAfter` takes them: a whole number and a unit, like `30s`,
-//! `5m`, `1h`, `2d` or `500ms`, and the same short form back for log lines.
+//! Durations as users write them: a whole number and a unit, like `30s`, `5m`, `1h`, `2d`
+//! or `500ms`, and the same short form back. The agent's `-noReconnectAfter`, a job's
+//! breakpoint (`<duration>30m</duration>`), and `breakpoint extend --for 1h` all read them.
 //!
 //! Jenkins reads a bare number as milliseconds; we refuse it instead, because a script that
 //! meant seconds would otherwise give up after a blink. Everything else Jenkins accepts in
