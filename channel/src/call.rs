@@ -47,3 +47,19 @@ pub async fn reply(stream: &mut MuxStream, response: &Response) -> Result<(), St
     stream.send(Bytes::from(services::encode(response))).await?;
     stream.finish().await
 }
+
+/// Makes a call of the controller from the agent side (`steward_protocol::agent_calls`):
+/// the call as the OPEN header, EOF, then one reply. `Wait` calls answer only when their
+/// breakpoint ends, so callers bound this by their own deadline if they need one.
+pub async fn agent_call(
+    channel: &Channel,
+    call: &steward_protocol::agent_calls::AgentCall,
+) -> Result<steward_protocol::agent_calls::AgentReply, CallError> {
+    use steward_protocol::agent_calls;
+    let mut stream = channel
+        .open(Bytes::from(agent_calls::encode_call(call)))
+        .await?;
+    stream.finish().await?;
+    let body = stream.recv.read_to_end(agent_calls::MAX_AGENT_REPLY).await?;
+    agent_calls::decode_reply(&body).map_err(CallError::BadResponse)
+}

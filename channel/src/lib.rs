@@ -181,6 +181,15 @@ pub struct Channel {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("closed", &self.is_closed())
+            .field("open_streams", &self.open_streams())
+            .finish()
+    }
+}
+
 /// A stream the peer opened, with the request it carried.
 pub struct IncomingStream {
     pub header: Bytes,

@@ -39,6 +39,9 @@ pub struct Context {
 struct ContextInner {
     work_dir: PathBuf,
     steps: steps::StepTasks,
+    /// The channel to the controller while connected: calls the agent makes of it (SSH
+    /// logins, the `breakpoint` command) go through whichever connection is current.
+    controller: tokio::sync::watch::Sender<Option<steward_channel::Channel>>,
 }
 
 impl Context {
@@ -48,6 +51,7 @@ impl Context {
             inner: Arc::new(ContextInner {
                 work_dir,
                 steps: steps::StepTasks::default(),
+                controller: tokio::sync::watch::Sender::new(None),
             }),
         }
     }
@@ -59,6 +63,21 @@ impl Context {
     /// The tasks steps leave running, which outlive connections but not the agent.
     pub fn steps(&self) -> &steps::StepTasks {
         &self.inner.steps
+    }
+
+    /// Records the channel of the current connection (`None` once it ends).
+    pub fn set_controller(&self, channel: Option<steward_channel::Channel>) {
+        self.inner.controller.send_replace(channel);
+    }
+
+    /// The channel to the controller, waiting up to `patience` for a connection.
+    pub async fn controller(&self, patience: Duration) -> Option<steward_channel::Channel> {
+        let mut watch = self.inner.controller.subscribe();
+        let connected = watch.wait_for(|c| c.as_ref().is_some_and(|c| !c.is_closed()));
+        match tokio::time::timeout(patience, connected).await {
+            Ok(Ok(channel)) => channel.clone(),
+            _ => None,
+        }
     }
 
     /// Resolves a path from the controller against the work dir.

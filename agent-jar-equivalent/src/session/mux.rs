@@ -53,6 +53,7 @@ where
     let messages = read_socket(stream, idle_timeout, noted.clone());
     let (channel, incoming, driver) =
         Channel::start(PollSender::new(to_socket), messages, Side::Agent);
+    services.set_controller(Some(channel.clone()));
     let serving = services::serve(incoming, services.clone());
 
     let session = async {
@@ -93,6 +94,7 @@ where
             () = channel.closed() => {}
         }
     });
+    services.set_controller(None);
     end
 }
 
