@@ -32,6 +32,9 @@ pub enum Permission {
     JobExtendedRead,
     JobBuild,
     JobCancel,
+    /// Open an SSH session into a running build's workspace, and hold, extend or resume its
+    /// breakpoint (our own; admins only).
+    JobDebug,
     /// Delete a build's record and console.
     RunDelete,
     /// Change a build's record (keep it forever).
@@ -57,6 +60,7 @@ impl Permission {
             Permission::JobExtendedRead => "Job/ExtendedRead",
             Permission::JobBuild => "Job/Build",
             Permission::JobCancel => "Job/Cancel",
+            Permission::JobDebug => "Job/Debug",
             Permission::RunDelete => "Run/Delete",
             Permission::RunUpdate => "Run/Update",
         }

@@ -12,7 +12,8 @@
 //!   registry; [`jobs`]: job operations over the store, and every job parsed in memory;
 //!   [`schedule`]: which queued build starts on which executor; [`builds`]: the queue,
 //!   running builds and console logs; [`keepalive`]: WebSocket ping and idle timers;
-//!   [`ws_close`]: the close codes for a peer's broken WebSocket.
+//!   [`ws_close`]: the close codes for a peer's broken WebSocket; [`ssh`]: SSH sessions
+//!   into nodes and builds, forwarded to the agents' SSH servers, users' keys, host keys.
 //!
 //! - [`fd_limit`]: the open-file limit, raised at start-up; [`disk`]: space kept in
 //!   reserve for build records, and the "disk full" state; [`units`]: sizes as printed.
@@ -21,6 +22,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod breakpoints;
 pub mod builds;
 pub mod cli;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod jobs;
 pub mod keepalive;
 pub mod nodes;
 pub mod schedule;
+pub mod ssh;
 pub mod state;
 pub mod store;
 pub mod units;
@@ -115,6 +118,8 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         agents: Arc::default(),
         builds: Arc::new(builds::Builds::new(home.jobs_dir(), reconnect_grace)),
         duplex: Arc::default(),
+        ssh: Arc::default(),
+        breakpoints: Arc::default(),
         disk: disk.clone(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),

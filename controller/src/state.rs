@@ -28,6 +28,10 @@ pub struct AppState {
     pub builds: Arc<crate::builds::Builds>,
     /// Full-duplex HTTP CLI downloads waiting for their upload side.
     pub duplex: Arc<PendingDuplex<Handoff>>,
+    /// The SSH connections being forwarded (`ssh::connections`).
+    pub ssh: Arc<crate::ssh::connections::SshConnections>,
+    /// The builds held at a breakpoint (`breakpoints`).
+    pub breakpoints: Arc<crate::breakpoints::Breakpoints>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
@@ -54,6 +58,8 @@ impl AppState {
                 crate::builds::DEFAULT_RECONNECT_GRACE,
             )),
             duplex: Arc::default(),
+            ssh: Arc::default(),
+            breakpoints: Arc::default(),
             disk: Arc::new(crate::disk::Disk::open(dir)),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -26,6 +26,7 @@
 //! - **Steps.** [`Builder::Shell`] runs; any other step is kept, and
 //!   [`JobConfig::unsupported_builders`] names them for the scheduler's refusal.
 
+pub mod breakpoint;
 mod builders;
 pub mod discarder;
 mod layout;
@@ -33,6 +34,7 @@ pub mod parameters;
 
 use std::collections::HashSet;
 
+pub use breakpoint::{Breakpoint, BreakpointWhen};
 pub use builders::{Builder, SHELL, Shell};
 pub use discarder::BuildDiscarder;
 pub use parameters::{
@@ -77,22 +79,23 @@ pub struct JobConfig {
     discarder: Option<BuildDiscarder>,
     /// Whether `<properties>` holds the discarder property (read or not).
     has_discarder_property: bool,
+    /// What the kept breakpoint property says: [`breakpoint`].
+    breakpoint: Option<Breakpoint>,
+    /// Whether `<properties>` holds the breakpoint property (read or not).
+    has_breakpoint_property: bool,
 }
 
-/// How a discarder that cannot be read is taken.
+/// How a property Steward reads (the discarder, the breakpoint) that cannot be read is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strictness {
     /// A new configuration: refused, with the reason.
     New,
-    /// A stored one: read as no discarder, so the job stays readable and repairable.
+    /// A stored one: read as absent, so the job stays readable and repairable.
     Stored,
 }
 
 impl Strictness {
-    fn apply(
-        self,
-        read: Result<Option<BuildDiscarder>, XmlError>,
-    ) -> Result<Option<BuildDiscarder>, XmlError> {
+    fn apply<T>(self, read: Result<Option<T>, XmlError>) -> Result<Option<T>, XmlError> {
         match (self, read) {
             (Strictness::Stored, Err(_)) => Ok(None),
             (_, read) => read,
@@ -180,6 +183,8 @@ impl JobConfig {
             other_properties: Vec::new(),
             discarder: None,
             has_discarder_property: false,
+            breakpoint: None,
+            has_breakpoint_property: false,
         }
     }
 
@@ -254,6 +259,17 @@ impl JobConfig {
                     discarder::read_property(property)
                 };
                 self.discarder = strictness.apply(discarder)?;
+            }
+            if property.name == breakpoint::BREAKPOINT_PROPERTY {
+                let read = if std::mem::replace(&mut self.has_breakpoint_property, true) {
+                    Err(XmlError::Duplicate {
+                        element: breakpoint::BREAKPOINT_PROPERTY.into(),
+                        parent: "properties".into(),
+                    })
+                } else {
+                    breakpoint::read_property(property).map(Some)
+                };
+                self.breakpoint = strictness.apply(read)?;
             }
             if property.name != PARAMETERS_PROPERTY {
                 self.other_properties.push(property.clone());
@@ -347,6 +363,11 @@ impl JobConfig {
     /// Which old builds to discard ("Discard old builds"), if the job says.
     pub fn build_discarder(&self) -> Option<BuildDiscarder> {
         self.discarder.filter(BuildDiscarder::limits_anything)
+    }
+
+    /// The job's breakpoint settings (`steward.BreakpointProperty`), if it has them.
+    pub fn breakpoint(&self) -> Option<&Breakpoint> {
+        self.breakpoint.as_ref()
     }
 
     /// The root element's attributes (e.g. `plugin="…"`), as read.

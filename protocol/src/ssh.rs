@@ -182,6 +182,55 @@ pub fn is_fingerprint(name: &str) -> bool {
     })
 }
 
+/// What `cli ssh TARGET` and the routes reach: a node, or a build as `JOB#N`. Job names
+/// cannot contain `#` (it is one of Jenkins' unsafe characters), so the split is exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetName {
+    Node(String),
+    Build { job: String, number: u64 },
+}
+
+impl TargetName {
+    /// Reads `NODE` or `JOB#N` (N a build number from 1).
+    pub fn parse(text: &str) -> Result<TargetName, String> {
+        match text.split_once('#') {
+            None if text.is_empty() => Err("empty target: expected NODE or JOB#N".into()),
+            None => Ok(TargetName::Node(text.to_owned())),
+            Some((job, number)) => {
+                let number = number
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0 && !number.starts_with('+'))
+                    .ok_or_else(|| {
+                        format!(
+                            "‘{}’ is not a build: expected JOB#N with N a build number",
+                            crate::shown::Shown(text)
+                        )
+                    })?;
+                if job.is_empty() {
+                    return Err(format!(
+                        "‘{}’ names no job: expected JOB#N",
+                        crate::shown::Shown(text)
+                    ));
+                }
+                Ok(TargetName::Build {
+                    job: job.to_owned(),
+                    number,
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for TargetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetName::Node(node) => f.write_str(node),
+            TargetName::Build { job, number } => write!(f, "{job}#{number}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +255,27 @@ mod tests {
         let bare = PublicKey::parse(&format!("  {}\n", key.openssh())).unwrap();
         assert_eq!(bare.comment, "");
         assert_eq!(bare.blob, key.blob);
+    }
+
+    #[test]
+    fn targets_are_nodes_or_builds() {
+        assert_eq!(
+            TargetName::parse("linux-1"),
+            Ok(TargetName::Node("linux-1".into()))
+        );
+        assert_eq!(
+            TargetName::parse("web#12"),
+            Ok(TargetName::Build {
+                job: "web".into(),
+                number: 12
+            })
+        );
+        assert_eq!(TargetName::parse("web#12").unwrap().to_string(), "web#12");
+        for bad in [
+            "", "web#", "web#0", "web#-1", "web#+1", "web#x", "#3", "a#1#2",
+        ] {
+            assert!(TargetName::parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

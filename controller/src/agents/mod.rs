@@ -10,6 +10,7 @@
 //! round trip, clock offset and free disk for `list-nodes` and `node-info`; [`disk_space`]
 //! says when that free disk is too low for the node to take builds.
 
+pub mod calls;
 pub mod disk_space;
 pub mod handshake;
 pub mod monitors;

@@ -14,8 +14,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, Stream, StreamExt};
-use steward_channel::{Channel, ChannelEnd, Incoming, Side};
-use steward_protocol::channel::{GoAway, GoAwayCode, ResetCode};
+use steward_channel::{Channel, ChannelEnd, Side};
+use steward_protocol::channel::{GoAway, GoAwayCode};
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
@@ -55,7 +55,8 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
         registration.connection_id,
         channel.clone(),
     );
-    let refusing = refuse_agent_streams(incoming);
+    let serving = super::calls::serve(state.clone(), registration.node.clone(), incoming);
+    let host_key = crate::ssh::host_keys::learn(state, &registration.node, &channel);
     let monitoring = super::monitors::watch(
         channel.clone(),
         state.clone(),
@@ -83,7 +84,8 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
     };
     let node = registration.node.clone();
     let orphans = crate::builds::orphans::reconcile(state, &node, &channel);
-    let (reason, (), (), (), ()) = tokio::join!(session, writer, refusing, monitoring, orphans);
+    let (reason, (), (), (), (), ()) =
+        tokio::join!(session, writer, serving, monitoring, orphans, host_key);
     reason
 }
 
@@ -105,16 +107,6 @@ fn describe(end: ChannelEnd, idle_noted: &Mutex<Option<String>>, close_with: &Cl
             why
         }
         ChannelEnd::Lost(why) => why,
-    }
-}
-
-/// The controller offers no services to agents yet: streams an agent opens are refused.
-async fn refuse_agent_streams(mut incoming: Incoming) {
-    while let Some(accepted) = incoming.accept().await {
-        accepted.stream.reset(
-            ResetCode::Refused,
-            "the controller offers no services to agents",
-        );
     }
 }
 

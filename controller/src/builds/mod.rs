@@ -12,6 +12,8 @@
 //!   ([`left`]), so clients can still learn which build their item became.
 //! - [`quiet`]: quieting down, when no build starts (before a restart).
 //! - [`tails`]: console endings a full disk kept from being written, written when it can.
+//! - [`environment`]: a build's workspace and the variables its steps (and SSH sessions into
+//!   it) get.
 //! - [`history`] reads builds back: a job's list, one build by number or permalink, the
 //!   estimated duration. [`delete`] deletes ended builds, by number or by the job's build
 //!   discarder when one of its builds ends.
@@ -23,6 +25,7 @@
 
 pub mod console;
 pub mod delete;
+pub mod environment;
 pub mod history;
 pub mod left;
 pub mod orphans;
@@ -35,7 +38,7 @@ mod tails;
 pub use history::{FindError, estimated_duration, find, get, history};
 pub use queue::{
     ItemState, ItemView, QueueView, Queued, WaitKind, cancel_queued, cancel_queued_of,
-    check_buildable, enqueue,
+    check_buildable, enqueue, enqueue_with_breakpoint,
 };
 
 use std::collections::BTreeMap;
@@ -136,7 +139,13 @@ impl RunningBuild {
         self.abort.cancel();
     }
 
-    fn aborted_by(&self) -> Option<String> {
+    /// Cancelled once the build is asked to stop.
+    pub fn abort_requested(&self) -> CancellationToken {
+        self.abort.clone()
+    }
+
+    /// Who asked the build to stop, once someone did.
+    pub fn aborted_by(&self) -> Option<String> {
         self.aborted_by
             .lock()
             .unwrap_or_else(|p| p.into_inner())

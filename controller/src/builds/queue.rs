@@ -4,6 +4,7 @@
 //! here; the queue is persisted in `store::builds`.
 
 use steward_protocol::job_xml::JobConfig;
+use steward_protocol::job_xml::breakpoint::BreakpointWhen;
 use tokio::sync::watch;
 
 use super::left::LeftItem;
@@ -162,6 +163,19 @@ pub async fn enqueue(
     cause: CauseKind,
     user: &str,
 ) -> Result<Queued, BuildError> {
+    enqueue_with_breakpoint(state, job, given, cause, user, None).await
+}
+
+/// [`enqueue`], with the breakpoint `build -breakpoint` asks for (stored with the item, so
+/// the build finds it whenever its steps end).
+pub async fn enqueue_with_breakpoint(
+    state: &AppState,
+    job: &str,
+    given: &[(String, String)],
+    cause: CauseKind,
+    user: &str,
+    breakpoint: Option<BreakpointWhen>,
+) -> Result<Queued, BuildError> {
     let record = crate::jobs::get(state, job).await?;
     // The stored name from here on: `job` may be another spelling of it.
     let job = record.name.as_str();
@@ -169,7 +183,7 @@ pub async fn enqueue(
     // Once the store may have the item, the memory must have it too: the rest runs as a
     // task of its own, which a client leaving (dropping this future) does not cut short.
     let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
-    tokio::spawn(async move { add_to_queue(&for_task, job, params, cause, user).await })
+    tokio::spawn(async move { add_to_queue(&for_task, job, params, cause, user, breakpoint).await })
         .await
         .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
 }
@@ -181,32 +195,50 @@ async fn add_to_queue(
     params: Vec<(String, String)>,
     cause: CauseKind,
     user: String,
+    breakpoint: Option<BreakpointWhen>,
 ) -> Result<Queued, BuildError> {
     let builds = &state.builds;
     // The lookup and the insertion below are one step for other enqueuers: the store call
     // between them would otherwise let an identical request queue a second item.
     let _enqueueing = builds.enqueueing.lock().await;
-    {
+    let existing = {
         let inner = builds.lock();
         if let Some(item) = inner
             .queue
             .iter()
             .find(|i| i.row.job == job && i.row.params == params)
         {
-            return Ok(Queued {
+            Some(Queued {
                 id: item.row.id,
                 state: item.state.subscribe(),
-            });
-        }
-        if inner.queue.len() >= MAX_QUEUE_LEN {
+            })
+        } else if inner.queue.len() >= MAX_QUEUE_LEN {
             return Err(BuildError::QueueFull);
+        } else {
+            None
         }
+    };
+    if let Some(queued) = existing {
+        if let Some(when) = breakpoint {
+            let id = queued.id;
+            state
+                .store
+                .call(move |c| crate::store::breakpoints::request(c, id, when.as_str()))
+                .await?;
+        }
+        return Ok(queued);
     }
     let queued_at_ms = now_ms();
     let (key, for_store, by) = (job.clone(), params.clone(), user.clone());
     let id = state
         .store
-        .call(move |c| records::enqueue(c, &key, &for_store, cause, &by, queued_at_ms))
+        .call(move |c| {
+            let id = records::enqueue(c, &key, &for_store, cause, &by, queued_at_ms)?;
+            if let Some(when) = breakpoint {
+                crate::store::breakpoints::request(c, id, when.as_str())?;
+            }
+            Ok(id)
+        })
         .await?;
     let item = QueueItem::new(QueuedRow {
         id,

@@ -24,6 +24,7 @@ use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec};
 use tokio::time::Instant;
 
 use super::console::{ConsoleWriter, WRITE_BATCH};
+use super::environment::{describe_node, workspace};
 use super::{RunningBuild, now_ms, shell_scripts};
 use crate::agents::disk_space::LowSpace;
 use crate::agents::monitors;
@@ -100,10 +101,12 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 console,
                 work_dir: None,
                 abort_recorded: build.row.aborted_by.is_some(),
+                abort_ended_breakpoint: false,
                 unwritten: String::new(),
                 console_failure: None,
             };
             let result = runner.steps(&config, resuming).await;
+            runner.breakpoint(&config, result).await;
             runner.finish(result).await;
             (result, runner.end())
         }
@@ -250,6 +253,8 @@ struct Runner<'a> {
     work_dir: Option<String>,
     /// Whether the store knows the build is being aborted.
     abort_recorded: bool,
+    /// Whether an abort only ended the breakpoint, after the steps had given the result.
+    abort_ended_breakpoint: bool,
     /// Console text that could not be written (the disk was full), with all that came
     /// after it: the build's record keeps it, to be written when space allows.
     unwritten: String,
@@ -618,9 +623,61 @@ impl Runner<'_> {
         }
     }
 
+    /// Holds the build at a breakpoint when its job, or `build -breakpoint`, asks for one
+    /// after steps that ended with `result`, or holds on the one a restart interrupted;
+    /// returns when it ends. The result stays what the steps made it.
+    async fn breakpoint(&mut self, config: &JobConfig, result: BuildResult) {
+        use crate::breakpoints::{self, Settings};
+        if self.build.abort.is_cancelled() {
+            return;
+        }
+        let resumed = match breakpoints::after_steps_stored(self.state, self.build.row.id).await {
+            Err(()) => return,
+            Ok(resumed) => resumed,
+        };
+        let job = config.breakpoint();
+        let settings = match &resumed {
+            Some(row) => Settings::of_job(job, &row.reason),
+            None => {
+                let when = match breakpoints::requested(self.state, self.build.row.queue_id).await {
+                    Some(when) => when,
+                    None => job.map_or(
+                        steward_protocol::job_xml::breakpoint::BreakpointWhen::Never,
+                        |b| b.when,
+                    ),
+                };
+                let Some(reason) = breakpoints::applies(when, result) else {
+                    return;
+                };
+                Settings::of_job(job, reason)
+            }
+        };
+        let build = self
+            .state
+            .builds
+            .running_build(&self.build.row.job, self.build.row.number);
+        let Some(build) = build else { return };
+        let held = breakpoints::hold(self.state, &build, &settings, resumed, None).await;
+        let ended = held.ended();
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                _ = &mut ended => break,
+                () = self.build.noted.notified() => self.line("").await,
+            }
+        }
+        // Its closing line is a note: written now, before the build's own.
+        self.line("").await;
+        self.abort_ended_breakpoint = self.build.abort.is_cancelled();
+    }
+
     /// Writes the closing lines.
     async fn finish(&mut self, result: BuildResult) {
-        if let Some(by) = self.build.aborted_by() {
+        if let Some(by) = self
+            .build
+            .aborted_by()
+            .filter(|_| !self.abort_ended_breakpoint)
+        {
             self.line(&format!("Aborted by {by}\n")).await;
         }
         self.line(&format!("Finished: {result}\n")).await;
@@ -654,32 +711,9 @@ impl Runner<'_> {
 
     /// The environment and script of a step (compat §7.4).
     async fn spec(&self, work_dir: &str, script: &str) -> StepSpec {
-        let row = &self.build.row;
-        let root = self.state.config.root_url.as_str();
-        let job_url = super::job_url(&self.state.config.root_url, &row.job);
-        let labels = node_labels(self.state, &row.node).await;
-        let mut env = vec![
-            ("BUILD_NUMBER".to_owned(), row.number.to_string()),
-            ("BUILD_ID".to_owned(), row.number.to_string()),
-            ("BUILD_DISPLAY_NAME".to_owned(), format!("#{}", row.number)),
-            (
-                "BUILD_TAG".to_owned(),
-                format!("jenkins-{}-{}", row.job.replace('/', "-"), row.number),
-            ),
-            ("BUILD_URL".to_owned(), format!("{job_url}{}/", row.number)),
-            ("JOB_NAME".to_owned(), row.job.clone()),
-            ("JOB_BASE_NAME".to_owned(), row.job.clone()),
-            ("JOB_URL".to_owned(), job_url),
-            ("WORKSPACE".to_owned(), workspace(work_dir, &row.workspace)),
-            ("NODE_NAME".to_owned(), row.node.clone()),
-            ("NODE_LABELS".to_owned(), labels),
-            ("EXECUTOR_NUMBER".to_owned(), row.executor.to_string()),
-            ("JENKINS_URL".to_owned(), root.to_owned()),
-        ];
-        env.extend(row.params.iter().cloned());
         StepSpec {
             script: script.as_bytes().to_vec(),
-            env,
+            env: super::environment::variables(self.state, &self.build.row, work_dir).await,
         }
     }
 
@@ -857,42 +891,5 @@ impl Runner<'_> {
                 _ = tokio::time::sleep_until(deadline) => return None,
             }
         }
-    }
-}
-
-/// `WORK_DIR/workspace/NAME`, NAME being the build's `BuildRow::workspace`.
-fn workspace(work_dir: &str, name: &str) -> String {
-    format!("{work_dir}/workspace/{name}")
-}
-
-/// `NODE (labels)` as Jenkins' "Building remotely on" line shows it.
-async fn describe_node(state: &AppState, node: &str) -> String {
-    let labels = configured_labels(state, node).await;
-    if labels.is_empty() {
-        node.to_owned()
-    } else {
-        format!("{node} ({labels})")
-    }
-}
-
-async fn configured_labels(state: &AppState, node: &str) -> String {
-    crate::nodes::list(state)
-        .await
-        .ok()
-        .and_then(|list| {
-            list.iter()
-                .find(|r| r.config.name == node)
-                .map(|r| r.config.label_list().join(" "))
-        })
-        .unwrap_or_default()
-}
-
-/// `NODE_LABELS`: the node's labels and its name.
-async fn node_labels(state: &AppState, node: &str) -> String {
-    let labels = configured_labels(state, node).await;
-    if labels.is_empty() {
-        node.to_owned()
-    } else {
-        format!("{labels} {node}")
     }
 }

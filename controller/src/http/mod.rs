@@ -26,6 +26,7 @@ pub mod log_throttle;
 pub mod origin;
 pub mod root;
 pub mod server;
+pub mod ssh;
 
 use axum::Router;
 use axum::response::Response;
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/wsecho", get(echo::wsecho))
         .route("/wsecho/", get(echo::wsecho))
         .route("/jnlpJars/agent", get(agent_binary::agent_binary))
+        .route("/computer/{name}/ssh", get(ssh::node))
+        .route("/job/{name}/{build}/ssh", get(ssh::build))
         .merge(rest_routes())
         // Every route: a body is read only once its sender is known (the full-duplex CLI's
         // streamed upload excepted, which pairs and authenticates itself).

@@ -1,15 +1,19 @@
-//! The embedded database (SQLite) under the home directory: nodes, users and API token
-//! hashes, jobs and their build-number counters, the build queue and build records.
+//! The embedded database (SQLite) under the home directory: nodes (and their SSH host keys),
+//! users with their API token hashes and SSH public keys, jobs and their build-number
+//! counters, the build queue and build records.
 //!
 //! SQLite calls block, so async code reaches the connection through [`Store::call`], which
 //! runs the closure on tokio's blocking pool. The schema is versioned with
 //! `PRAGMA user_version`; [`MIGRATIONS`] brings any older file up to date. Writes are
 //! durable before they are acknowledged (WAL with `synchronous=FULL`).
 
+pub mod breakpoints;
 pub mod builds;
+pub mod host_keys;
 pub mod jobs;
 pub mod name_keys;
 pub mod nodes;
+pub mod ssh_keys;
 pub mod users;
 
 use std::path::Path;
@@ -111,6 +115,38 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes ADD COLUMN name_key TEXT;
     CREATE INDEX jobs_name_key ON jobs (name_key);
     CREATE INDEX nodes_name_key ON nodes (name_key);",
+    // Users' SSH public keys (ssh_keys.rs), and each node's SSH host key as its agent last
+    // reported it, with the one before when it changed (host_keys.rs).
+    "CREATE TABLE ssh_keys (
+        fingerprint TEXT PRIMARY KEY NOT NULL,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        public_key TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        added_ms INTEGER NOT NULL
+    );
+    CREATE INDEX ssh_keys_user ON ssh_keys (user);
+    ALTER TABLE nodes ADD COLUMN ssh_host_key TEXT;
+    ALTER TABLE nodes ADD COLUMN ssh_host_key_previous TEXT;
+    ALTER TABLE nodes ADD COLUMN ssh_host_key_changed_ms INTEGER;",
+    // Breakpoints (breakpoints.rs): one asked for a queued build (`build -breakpoint`),
+    // and each build's breakpoint while it holds and once it ended, so a restarted
+    // controller holds it on, or knows not to hold it again.
+    "CREATE TABLE breakpoint_requests (
+        queue_id INTEGER PRIMARY KEY NOT NULL,
+        when_ TEXT NOT NULL
+    );
+    CREATE TABLE breakpoints (
+        build_id INTEGER PRIMARY KEY NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        max_expires_ms INTEGER NOT NULL,
+        connect_by_ms INTEGER,
+        resume_on_logout INTEGER NOT NULL,
+        ever_connected INTEGER NOT NULL,
+        ended TEXT
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]

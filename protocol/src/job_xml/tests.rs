@@ -855,3 +855,79 @@ proptest! {
         }
     }
 }
+
+fn breakpoint_property(children: &str) -> String {
+    with_property(&format!(
+        "<steward.BreakpointProperty>{children}</steward.BreakpointProperty>"
+    ))
+}
+
+#[test]
+fn the_breakpoint_is_read_with_its_defaults() {
+    use std::time::Duration;
+    let documented = breakpoint_property(
+        "<when>onFailure</when><duration>30m</duration><maxDuration>6h</maxDuration>
+         <connectTimeout>10m</connectTimeout><resumeOnLogout>false</resumeOnLogout>",
+    );
+    let config = job(&documented);
+    let breakpoint = config.breakpoint().unwrap();
+    assert_eq!(breakpoint.when, BreakpointWhen::OnFailure);
+    assert_eq!(breakpoint.duration, Duration::from_secs(1800));
+    assert_eq!(breakpoint.max_duration, Duration::from_secs(6 * 3600));
+    assert_eq!(breakpoint.connect_timeout, Some(Duration::from_secs(600)));
+    assert!(!breakpoint.resume_on_logout);
+    assert!(
+        config
+            .to_xml()
+            .contains("<connectTimeout>10m</connectTimeout>")
+    );
+    assert_round_trips(&config);
+
+    let empty = job(&breakpoint_property(""));
+    assert_eq!(empty.breakpoint(), Some(&Breakpoint::default()));
+    assert_eq!(job("<project/>").breakpoint(), None);
+
+    let users = job(&breakpoint_property(
+        "<when>ALWAYS</when><resumeOnLogout>true</resumeOnLogout><allowedSshUsers><string>ci</string><string>web-7</string></allowedSshUsers>",
+    ));
+    let breakpoint = users.breakpoint().unwrap();
+    assert_eq!(breakpoint.when, BreakpointWhen::Always);
+    assert!(breakpoint.resume_on_logout);
+    assert_eq!(breakpoint.allowed_ssh_users, ["ci", "web-7"]);
+}
+
+#[test]
+fn bad_breakpoints_are_refused_with_the_element_named() {
+    assert_eq!(
+        error(&breakpoint_property("<when>sometimes</when>")),
+        "invalid value \"sometimes\" in <when>: expected onFailure, always or never"
+    );
+    assert!(error(&breakpoint_property("<duration>30</duration>")).contains("<duration>"));
+    assert!(error(&breakpoint_property("<duration>0s</duration>")).contains("longer than 0s"));
+    assert!(
+        error(&breakpoint_property(
+            "<duration>2h</duration><maxDuration>1h</maxDuration>"
+        ))
+        .contains("longer than maxDuration (1h)")
+    );
+    assert!(error(&breakpoint_property("<maxDuration>30d</maxDuration>")).contains("at most 7d"));
+    assert!(
+        error(&breakpoint_property(
+            "<resumeOnLogout>maybe</resumeOnLogout>"
+        ))
+        .contains("<resumeOnLogout>")
+    );
+    assert!(
+        error(&breakpoint_property(
+            "<allowedSshUsers><string>a b</string></allowedSshUsers>"
+        ))
+        .contains("no blanks")
+    );
+    let twice = "<steward.BreakpointProperty/>".repeat(2);
+    assert!(error(&with_property(&twice)).contains("more than once"));
+    // A stored job keeps working, without its breakpoint.
+    let stored =
+        JobConfig::from_stored_xml(&breakpoint_property("<when>sometimes</when>")).unwrap();
+    assert_eq!(stored.breakpoint(), None);
+    assert!(stored.to_xml().contains("<when>sometimes</when>"));
+}

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use steward_protocol::duration::utc;
+use steward_protocol::job_xml::breakpoint::BreakpointWhen;
 use steward_protocol::shown::Shown;
 use tokio::sync::watch;
 
@@ -36,8 +38,9 @@ const BUILD: Command = Command {
               -w: wait until the build starts\n\
               -v: print the console output (with -s or -f)\n\
               -p NAME=VALUE: a build parameter (repeat for more)\n\
+              -breakpoint WHEN: onFailure, always or never: overrides the job's breakpoint\n\
               The exit code is the result's: SUCCESS 0, UNSTABLE 1, FAILURE 2, NOT_BUILT 3, ABORTED 4.",
-    usage: "JOB [-s] [-f] [-w] [-v] [-p NAME=VALUE]...",
+    usage: "JOB [-s] [-f] [-w] [-v] [-p NAME=VALUE]... [-breakpoint WHEN]",
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| build(ctx).boxed(),
@@ -147,9 +150,18 @@ fn parameters(values: &[&str]) -> Result<Vec<(String, String)>, CommandError> {
 }
 
 async fn build(ctx: &mut Context) -> CommandResult {
-    let args = Args::parse(&ctx.args, &["-s", "-f", "-w", "-v"], &["-p"])?;
+    let args = Args::parse(&ctx.args, &["-s", "-f", "-w", "-v"], &["-p", "-breakpoint"])?;
     let job = args.one("JOB")?.to_owned();
     let given = parameters(&args.values("-p"))?;
+    let breakpoint = match args.value("-breakpoint") {
+        None => None,
+        Some(text) => Some(BreakpointWhen::parse(text).ok_or_else(|| {
+            CommandError::BadArgs(format!(
+                "\"{}\" is not a valid value for \"-breakpoint\" (onFailure, always or never)",
+                Shown(text)
+            ))
+        })?),
+    };
     // The stored name: `job` may be another spelling of it.
     let job = jobs::get(&ctx.state, &job).await?.name.clone();
     ctx.require(Permission::JobBuild)?;
@@ -157,7 +169,15 @@ async fn build(ctx: &mut Context) -> CommandResult {
     let sync = args.flag("-s") || follow;
     let wait = args.flag("-w") || sync;
     let user = ctx.identity.name().to_owned();
-    let mut queued = builds::enqueue(&ctx.state, &job, &given, CauseKind::Cli, &user).await?;
+    let mut queued = builds::enqueue_with_breakpoint(
+        &ctx.state,
+        &job,
+        &given,
+        CauseKind::Cli,
+        &user,
+        breakpoint,
+    )
+    .await?;
     if !wait {
         return Ok(0);
     }
@@ -590,38 +610,9 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_796_216_645_000), "2026-12-02T13:04:05Z");
-    }
 
     #[test]
     fn parameters_need_a_value() {

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod builds;
+pub mod debug;
 pub mod files;
 pub mod info;
 pub mod jobs;
@@ -153,6 +154,7 @@ pub fn all() -> Vec<&'static Command> {
         info::COMMANDS,
         jobs::COMMANDS,
         builds::COMMANDS,
+        debug::COMMANDS,
         nodes::COMMANDS,
         node_state::COMMANDS,
         remote::COMMANDS,

@@ -1,0 +1,100 @@
+//! The calls agents make of the controller (`steward_protocol::agent_calls`): each stream an
+//! agent opens carries one call in its OPEN header and gets one reply.
+//!
+//! - `SshLogin`: the agent's SSH server accepted a key on a forwarded connection; the
+//!   connection learns who it is, and a build's console says so.
+//! - `Breakpoint`: a `breakpoint` command run on the agent, relayed to the build's
+//!   breakpoint (`crate::breakpoints`).
+//!
+//! A call names the connection or build it is about; the agent's node must be the one that
+//! connection or build is on, so an agent speaks only for what runs on it.
+
+use bytes::Bytes;
+use steward_channel::{Incoming, IncomingStream};
+use steward_protocol::agent_calls::{self, AgentCall, AgentReply};
+use steward_protocol::channel::ResetCode;
+use tokio::task::JoinSet;
+
+use crate::ssh::connections::Login;
+use crate::state::AppState;
+
+/// Most calls one agent has in flight: `breakpoint wait` calls stay open until their
+/// breakpoint ends, the others answer at once.
+pub const MAX_CALLS_PER_AGENT: usize = 256;
+/// How long a reply waits for the agent's EOF before its stream is dropped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the streams the agent of `node` opens, until its channel closes.
+pub async fn serve(state: AppState, node: String, mut incoming: Incoming) {
+    let mut calls = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = incoming.accept() => match accepted {
+                Some(accepted) if calls.len() >= MAX_CALLS_PER_AGENT => {
+                    accepted.stream.reset(ResetCode::Refused, "too many calls in flight");
+                }
+                Some(accepted) => {
+                    calls.spawn(handle(state.clone(), node.clone(), accepted));
+                }
+                None => break,
+            },
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
+        }
+    }
+    calls.shutdown().await;
+}
+
+async fn handle(state: AppState, node: String, accepted: IncomingStream) {
+    let IncomingStream { header, mut stream } = accepted;
+    let call = match agent_calls::decode_call(&header) {
+        Ok(call) => call,
+        Err(e) => {
+            tracing::debug!(node = ?node, error = ?e.to_string(), "refusing an agent call");
+            stream.reset(ResetCode::Refused, &e.to_string());
+            return;
+        }
+    };
+    let reply = match call {
+        AgentCall::SshLogin(login) => {
+            ssh_login(&state, &node, login);
+            AgentReply::Done
+        }
+        AgentCall::Breakpoint(call) => {
+            AgentReply::Breakpoint(crate::breakpoints::relayed(&state, &node, call).await)
+        }
+    };
+    if stream
+        .send(Bytes::from(agent_calls::encode_reply(&reply)))
+        .await
+        .is_ok()
+    {
+        let _ = stream.finish().await;
+        // The agent sent EOF with its call; reading it before dropping the stream keeps the
+        // drop from sending a RESET that could overtake the reply.
+        let drained = async { while let Some(Ok(_)) = stream.recv.recv().await {} };
+        let _ = tokio::time::timeout(LINGER, drained).await;
+    }
+}
+
+fn ssh_login(state: &AppState, node: &str, login: agent_calls::SshLogin) {
+    let info = state.ssh.logged_in(
+        login.connection,
+        node,
+        Login {
+            ssh_user: login.ssh_user,
+            key_fingerprint: login.key_fingerprint,
+            key_owner: login.key_owner,
+        },
+    );
+    let Some(info) = info else {
+        tracing::debug!(node = ?node, connection = login.connection, "an SSH login for a connection that is not this node's");
+        return;
+    };
+    tracing::info!(node = ?node, connection = info.id, user = ?info.user, login = ?info.login, "SSH login");
+    if let Some(build) = info
+        .build
+        .and_then(|id| state.builds.running().into_iter().find(|b| b.row.id == id))
+    {
+        crate::ssh::console::logged_in(&build, &info);
+    }
+}
