@@ -60,6 +60,9 @@ pub async fn agent_call(
         .open(Bytes::from(agent_calls::encode_call(call)))
         .await?;
     stream.finish().await?;
-    let body = stream.recv.read_to_end(agent_calls::MAX_AGENT_REPLY).await?;
+    let body = stream
+        .recv
+        .read_to_end(agent_calls::MAX_AGENT_REPLY)
+        .await?;
     agent_calls::decode_reply(&body).map_err(CallError::BadResponse)
 }
