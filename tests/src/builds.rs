@@ -20,6 +20,8 @@ pub struct Freestyle {
     discarder: Option<(i64, i64)>,
     parameters: Vec<String>,
     steps: Vec<String>,
+    /// The `steward.BreakpointProperty` element's content.
+    breakpoint: Option<String>,
 }
 
 impl Freestyle {
@@ -37,6 +39,13 @@ impl Freestyle {
     /// Restricts where the job runs (`assignedNode`).
     pub fn label(mut self, expression: &str) -> Freestyle {
         self.label = Some(expression.to_owned());
+        self
+    }
+
+    /// A breakpoint: `settings` is the content of `<steward.BreakpointProperty>`, e.g.
+    /// `<when>onFailure</when><duration>30m</duration>`.
+    pub fn breakpoint(mut self, settings: &str) -> Freestyle {
+        self.breakpoint = Some(settings.to_owned());
         self
     }
 
@@ -94,6 +103,11 @@ impl Freestyle {
             properties.push_str(&format!(
                 "<hudson.model.ParametersDefinitionProperty><parameterDefinitions>{}</parameterDefinitions></hudson.model.ParametersDefinitionProperty>",
                 self.parameters.concat()
+            ));
+        }
+        if let Some(settings) = &self.breakpoint {
+            properties.push_str(&format!(
+                "<steward.BreakpointProperty>{settings}</steward.BreakpointProperty>"
             ));
         }
         let properties = format!("<properties>{properties}</properties>");
