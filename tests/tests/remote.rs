@@ -337,7 +337,8 @@ fn node_info_and_monitors() {
             "free disk",
             "agent version",
             "clock offset",
-            "round trip"
+            "round trip",
+            "ssh host key"
         ]
     );
     assert!(

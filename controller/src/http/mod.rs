@@ -86,6 +86,9 @@ fn rest_routes() -> Router<AppState> {
     Router::new()
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
+        .route("/me/ssh-keys/api/json", get(api::debug::list_keys))
+        .route("/me/ssh-keys/add", post(api::debug::add_keys))
+        .route("/me/ssh-keys/remove", post(api::debug::remove_key))
         .route("/crumbIssuer/api/json", get(api::root::crumb_issuer))
         .route("/quietDown", post(api::root::quiet_down))
         .route("/cancelQuietDown", post(api::root::cancel_quiet_down))
@@ -137,6 +140,18 @@ fn job_routes() -> Router<AppState> {
             get(builds::progressive_text),
         )
         .route("/job/{name}/{build}/stop", post(builds::stop))
+        .route(
+            "/job/{name}/{build}/breakpoint/api/json",
+            get(api::debug::status),
+        )
+        .route(
+            "/job/{name}/{build}/breakpoint/extend",
+            post(api::debug::extend),
+        )
+        .route(
+            "/job/{name}/{build}/breakpoint/resume",
+            post(api::debug::resume),
+        )
         .route("/job/{name}/{build}/doDelete", post(builds::delete))
         .route(
             "/job/{name}/{build}/toggleLogKeep",

@@ -2,6 +2,8 @@
 //! an older agent) and the node's monitors, measured afresh and kept as the node's latest
 //! sample; plus the formatting `list-nodes` shares for monitors.
 
+use crate::ssh::host_keys::key_fingerprint;
+use crate::store::host_keys::HostKey;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -63,7 +65,11 @@ async fn node_info(ctx: &mut Context) -> CommandResult {
     }
     let record = nodes::get(&ctx.state, &node).await?;
     let status = nodes::status(&ctx.state, &record);
+    let host_key = crate::ssh::host_keys::get(&ctx.state, &node)
+        .await
+        .unwrap_or_default();
     let shown = Shown {
+        host_key: &host_key,
         node: &node,
         facts: &facts,
         sample: &sample,
@@ -96,6 +102,24 @@ struct Shown<'a> {
     state: String,
     /// The disk-space threshold in effect.
     threshold: Option<u64>,
+    /// The agent's SSH host key, and its last change.
+    host_key: &'a HostKey,
+}
+
+/// `ssh-ed25519 AAAA… (SHA256:…)`, flagged when it changed; `-` when unknown.
+fn host_key_text(host_key: &HostKey) -> String {
+    let Some(key) = &host_key.key else {
+        return "-".to_owned();
+    };
+    let mut text = format!("{key} ({})", key_fingerprint(key));
+    if let (Some(previous), Some(at)) = (&host_key.previous, host_key.changed_ms) {
+        text.push_str(&format!(
+            " CHANGED at {} (was {}): clients that pinned the old key refuse it",
+            steward_protocol::duration::utc(at),
+            key_fingerprint(previous)
+        ));
+    }
+    text
 }
 
 /// `key: value` lines, aligned.
@@ -133,6 +157,7 @@ fn info_text(shown: &Shown<'_>) -> String {
                 .map_or_else(|| "-".into(), |ms| format!("{ms:+} ms")),
         ),
         ("round trip", format_rtt(sample.rtt)),
+        ("ssh host key", host_key_text(shown.host_key)),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
@@ -156,6 +181,10 @@ fn info_json(shown: &Shown<'_>, status: &NodeStatus) -> serde_json::Value {
         "agentVersion": info.agent_version,
         "agentClockMs": info.clock_ms,
         "freeDiskThresholdBytes": shown.threshold,
+        "sshHostKey": shown.host_key.key,
+        "sshHostKeyFingerprint": shown.host_key.key.as_deref().map(key_fingerprint),
+        "sshHostKeyPrevious": shown.host_key.previous,
+        "sshHostKeyChangedMs": shown.host_key.changed_ms,
     });
     if let Some(object) = json.as_object_mut() {
         object.extend(monitors_json(Some(shown.sample)));
@@ -228,12 +257,14 @@ mod tests {
         };
         let mut sample = Monitors::from_facts(Some(Duration::from_micros(500)), &facts, 0, 0);
         sample.clock_offset_ms = Some(-3);
+        let unknown = HostKey::default();
         let mut shown = Shown {
             node: "n1",
             facts: &facts,
             sample: &sample,
             state: "online".into(),
             threshold: Some(1 << 30),
+            host_key: &unknown,
         };
         assert_eq!(
             info_text(&shown),
@@ -247,8 +278,28 @@ mod tests {
              free disk:     100.0 GiB of 500.0 GiB (threshold 1.0 GiB)\n\
              agent version: 0.1.0\n\
              clock offset:  -3 ms\n\
-             round trip:    0.50 ms\n"
+             round trip:    0.50 ms\n\
+             ssh host key:  -\n"
         );
+        // A key that changed is flagged, with the one before.
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlbW8ta2V5LWZvci1zdGV3YXJkLXRlc3RzLW9ubHk=";
+        let changed = HostKey {
+            key: Some(key.into()),
+            previous: Some(key.into()),
+            changed_ms: Some(0),
+        };
+        shown.host_key = &changed;
+        let text = info_text(&shown);
+        assert!(
+            text.contains(&format!(
+                "ssh host key:  {key} ({}) CHANGED at 1970-01-01T00:00:00Z (was {})",
+                key_fingerprint(key),
+                key_fingerprint(key)
+            )),
+            "{text}"
+        );
+        shown.host_key = &unknown;
         // An older agent does not say how big its disk is.
         let older = Facts {
             work_dir_total_bytes: None,

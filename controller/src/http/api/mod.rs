@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod builds;
 pub mod computers;
+pub mod debug;
 pub mod jobs;
 pub mod queue;
 pub mod root;
