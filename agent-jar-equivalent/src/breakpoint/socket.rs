@@ -10,7 +10,8 @@
 //! A `Wait` is answered only when its breakpoint ends, hours later perhaps. If the
 //! connection to the controller drops meanwhile, the same call (same token) is sent on the
 //! next one: the controller joins the breakpoint it started. If the command goes away, the
-//! call's stream is dropped, which tells the controller nobody waits any more.
+//! call's stream is dropped, which tells the controller nobody waits any more; so a client
+//! keeps its end open until the answer (shutting down its writing half reads as leaving).
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
