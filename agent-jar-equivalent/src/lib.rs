@@ -11,7 +11,9 @@
 //! - [`reconnect`]: the connect loop and its status lines, paced by [`retry`] on the
 //!   pure [`backoff`] schedule;
 //! - [`connect`]: one attempt: `GET login`, then the `/wsagents/` upgrade;
-//! - [`session`]: one connection after the upgrade, over any `Sink` + `Stream`.
+//! - [`session`]: one connection after the upgrade, over any `Sink` + `Stream`;
+//! - [`breakpoint`]: the `breakpoint` command (this binary under that name) and the local
+//!   socket through which the agent relays it to the controller.
 //!
 //! Network set-up (TLS, proxies, dialing) comes from `steward_transport`; wire formats from
 //! `steward_protocol`. The binary's `main` only parses options, sets up logging and calls
@@ -19,6 +21,7 @@
 
 pub mod argv;
 pub mod backoff;
+pub mod breakpoint;
 pub mod connect;
 /// Durations live with the wire formats: the controller reads the same ones.
 pub use steward_protocol::duration;
@@ -35,7 +38,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use logging::LogFile;
 pub use options::{AgentOptions, Source, parse_args};
@@ -120,8 +123,30 @@ pub async fn run(
         Some(dir) => std::path::absolute(&dir).unwrap_or(dir),
         None => std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")),
     };
-    let services = services::Context::new(work_dir);
-    Ok(reconnect::connect_loop(&endpoint, &transport, policy, &services, &shutdown).await)
+    let services = services::Context::new(work_dir.clone());
+    let relay = start_breakpoint(&work_dir, &services);
+    let reason = reconnect::connect_loop(&endpoint, &transport, policy, &services, &shutdown).await;
+    if let Some(relay) = relay {
+        relay.stop().await;
+    }
+    Ok(reason)
+}
+
+/// Sets up the `breakpoint` command: its symlink and the socket it reaches the agent by.
+/// Neither is needed to run builds, so a failure is a warning, not a reason to stop.
+fn start_breakpoint(
+    work_dir: &std::path::Path,
+    services: &services::Context,
+) -> Option<breakpoint::Relay> {
+    if let Err(e) = breakpoint::bin_dir(work_dir) {
+        warn!(
+            "cannot link the breakpoint command into {}: {e}",
+            breakpoint::bin::bin_path(work_dir).display()
+        );
+    }
+    breakpoint::Relay::start(work_dir, services.clone())
+        .inspect_err(|e| warn!("{e}; the breakpoint command will not work on this agent"))
+        .ok()
 }
 
 /// Creates the work directory and starts appending the log there.

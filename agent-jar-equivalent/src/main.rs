@@ -1,6 +1,9 @@
 //! `agent`: the Steward agent program. Parses the command line, sets up logging and the
 //! TLS provider, and runs [`steward_agent::run`] until it stops or a signal arrives.
 //!
+//! Started under the name `breakpoint`, it is that command instead
+//! ([`steward_agent::breakpoint::command`], with exit codes of its own).
+//!
 //! Exit codes: 0 when the agent stops on purpose (signal, `-noReconnect`,
 //! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document),
 //! 2 for command-line errors, a `-cert` without a certificate among them (`agent.jar` exits
@@ -14,6 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
+    // Started as `breakpoint` (the symlink in the work dir's bin directory): the command.
+    let mut args = std::env::args_os();
+    if let Some(argv0) = args.next()
+        && steward_agent::breakpoint::invoked_as_command(&argv0)
+    {
+        let args: Vec<_> = args.collect();
+        return ExitCode::from(steward_agent::breakpoint::command::main(&args));
+    }
     steward_channel::allocator::keep_freed_memory();
     // Prints the message and the usage (exit 2), or the help/version (exit 0).
     let options = steward_agent::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());

@@ -14,7 +14,8 @@
 //! The wrapper is `/bin/sh -c WRAPPER steward-step DIR`, in its own session (setsid: no
 //! terminal, no signal aimed at the agent's group reaches it), stdin from `/dev/null` once
 //! released, stdout and stderr appended to `log`, in the workspace with the step's
-//! environment. The agent reaps it while it lives; after the agent's death init does.
+//! environment, plus what the `breakpoint` command needs (`STEWARD_AGENT_SOCKET`, and its
+//! directory first on PATH). The agent reaps it while it lives; after the agent's death init does.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,6 +31,7 @@ use tracing::debug;
 use super::super::files::failed;
 use super::super::{Context, answer};
 use super::dir::{LEADER_FILE, LOG_FILE, Leader, PGID_FILE, SCRIPT_FILE, StepDir, write_new};
+use crate::breakpoint;
 
 /// The wrapper, `$1` being the step's directory. It waits for the agent's word (a line on
 /// stdin; EOF means the agent gave up), runs the script in the foreground, and records its
@@ -129,7 +131,14 @@ async fn launch(
             .map_err(|e| failed("create step", &step.path, e))??
     };
     let temp = prepared.temp;
-    let mut child = match spawn(&step, &workspace, &spec.env, prepared.log) {
+    // `breakpoint` on the step's PATH, and the socket it reaches this agent by; PATH from
+    // the controller's environment if it set one.
+    let path = spec.env.iter().rev().find(|(k, _)| k == "PATH");
+    let command_env = breakpoint::command_env(
+        context.work_dir(),
+        path.map(|(_, v)| std::ffi::OsStr::new(v)),
+    );
+    let mut child = match spawn(&step, &workspace, &spec.env, &command_env, prepared.log) {
         Ok(child) => child,
         Err(e) => {
             remove_temp(temp.clone()).await;
@@ -213,6 +222,7 @@ fn spawn(
     step: &StepDir,
     workspace: &Path,
     env: &[(String, String)],
+    command_env: &[(&str, std::ffi::OsString)],
     log: std::fs::File,
 ) -> std::io::Result<Child> {
     let mut command = Command::new("/bin/sh");
@@ -223,6 +233,7 @@ fn spawn(
         .arg(&step.path)
         .current_dir(workspace)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(command_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)
