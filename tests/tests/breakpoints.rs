@@ -294,3 +294,37 @@ fn a_breakpoint_holds_on_across_a_controller_restart() {
         1
     );
 }
+
+#[test]
+fn a_step_holds_its_build_with_breakpoint_wait_and_goes_on_when_it_ends() {
+    let (c, _agent, _work) = setup();
+    c.create_job(
+        "waits",
+        &Freestyle::shell(
+            "breakpoint status || echo \"status said $?\"\n\
+             breakpoint wait --for 2s\n\
+             echo after the breakpoint",
+        ),
+    );
+    let out = c.cli(&["build", "waits", "-s"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let console = c.console("waits", 1);
+    // Outside a breakpoint `status` says so and exits 1.
+    assert!(console.contains("is not held at a breakpoint"), "{console}");
+    assert!(console.contains("status said 1"), "{console}");
+    let held = console
+        .find("Breakpoint: a build step ran `breakpoint wait`; holding the executor and workspace on n1.")
+        .unwrap_or_else(|| panic!("{console}"));
+    let ended = console[held..]
+        .find("Breakpoint ended: it expired at ")
+        .unwrap_or_else(|| panic!("{console}"))
+        + held;
+    let after = console
+        .find("after the breakpoint\n")
+        .unwrap_or_else(|| panic!("{console}"));
+    assert!(
+        ended < after,
+        "the step went on only after the breakpoint: {console}"
+    );
+    assert!(console.ends_with("Finished: SUCCESS\n"), "{console}");
+}
