@@ -234,3 +234,49 @@ impl RawWs {
         })
     }
 }
+
+/// An upgrade that is expected to be refused: its status and the body's text.
+pub fn refused_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(crate::DEADLINE))
+        .expect("read timeout");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write request");
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let status: u16 = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("status");
+            assert_ne!(status, 101, "{path} was upgraded: {head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                let body = &buffer[end + 4..end + 4 + length];
+                return (status, String::from_utf8_lossy(body).into_owned());
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read answer");
+        assert!(n > 0, "connection closed before the whole answer");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -14,6 +14,7 @@ pub mod net;
 pub mod nginx;
 pub mod openssl;
 pub mod raw;
+pub mod ssh;
 pub mod tmpfs;
 
 pub use agent::Agent;

@@ -1,0 +1,338 @@
+//! SSH and SFTP into nodes and builds through the controller, with the real OpenSSH client
+//! (`ssh`, `sftp`, `scp`) and the agent's own SSH server: exec and exit statuses, a PTY and
+//! its window size, file transfers, port forwarding, host-key pinning, keys refused, the
+//! refusals before the upgrade, and many sessions at once.
+
+use std::io::{BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use steward_tests::frames::refused_upgrade;
+use steward_tests::ssh::{Proxy, SshUser, shown};
+use steward_tests::{Agent, Controller, DEADLINE, Freestyle, wait_until};
+
+const NODE: &str = "n1";
+const NODE_PATH: &str = "/computer/n1/ssh";
+
+fn setup() -> (Controller, Agent, tempfile::TempDir, SshUser) {
+    let c = Controller::start();
+    let work = tempfile::tempdir().unwrap();
+    c.create_node_with(NODE, "", 2, "NORMAL");
+    let agent = c.start_agent_in(NODE, work.path());
+    let user = SshUser::new();
+    user.register(&c);
+    user.trust(&c, NODE);
+    (c, agent, work, user)
+}
+
+#[test]
+fn refusals_come_before_the_upgrade_with_a_status_and_a_reason() {
+    let c = Controller::start();
+    c.create_node_with(NODE, "", 1, "NORMAL");
+    let auth = c.admin_basic_auth_header();
+    let (_, basic) = auth.split_once(": ").unwrap();
+
+    let (status, body) = refused_upgrade(&c.addr, NODE_PATH, &[]);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Authentication required"), "{body}");
+
+    let (status, body) = refused_upgrade(
+        &c.addr,
+        NODE_PATH,
+        &[("Authorization", "Basic YWRtaW46d3Jvbmc=")],
+    );
+    assert_eq!(status, 401, "{body}");
+
+    let (status, body) = refused_upgrade(
+        &c.addr,
+        NODE_PATH,
+        &[("Authorization", basic), ("Origin", "https://evil.example")],
+    );
+    assert_eq!(status, 403, "{body}");
+
+    let (status, body) = refused_upgrade(
+        &c.addr,
+        "/computer/nothing/ssh",
+        &[("Authorization", basic)],
+    );
+    assert_eq!(status, 404, "{body}");
+
+    // Known, but no agent connected.
+    let (status, body) = refused_upgrade(&c.addr, NODE_PATH, &[("Authorization", basic)]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Node ‘n1’ is offline"), "{body}");
+
+    // A build that does not exist, and one that has ended.
+    c.create_job("web", &Freestyle::shell("true"));
+    let (status, body) = refused_upgrade(&c.addr, "/job/web/1/ssh", &[("Authorization", basic)]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("No such build web#1"), "{body}");
+}
+
+#[test]
+fn exec_returns_the_remote_exit_status_through_websocat_and_cli() {
+    let (c, _agent, work, user) = setup();
+    for proxy in [Proxy::Websocat, Proxy::Cli] {
+        let out = user.exec(&c, proxy, NODE_PATH, NODE, "echo in $PWD; exit 7");
+        assert_eq!(out.status.code(), Some(7), "{proxy:?}: {}", shown(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let dir = work.path().canonicalize().unwrap();
+        assert!(
+            stdout.contains(&format!("in {}", dir.display())),
+            "a node session starts in the work dir: {stdout}"
+        );
+    }
+    // A signal ends the command: ssh reports it as 255 with the signal named.
+    let out = user.exec(&c, Proxy::Cli, NODE_PATH, NODE, "kill -TERM $$");
+    assert_eq!(out.status.code(), Some(255), "{}", shown(&out));
+}
+
+#[test]
+fn a_key_that_is_not_allowed_is_refused_and_agent_authorized_keys_are_accepted() {
+    let (c, _agent, work, user) = setup();
+    let stranger = SshUser::new();
+    std::fs::copy(user.known_hosts(), stranger.known_hosts()).unwrap();
+    let out = stranger.exec(&c, Proxy::Cli, NODE_PATH, NODE, "true");
+    assert_eq!(out.status.code(), Some(255), "{}", shown(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        shown(&out)
+    );
+    // The same key, in the agent's own .authorized_keys (re-read on each connection).
+    std::fs::write(
+        work.path().join(".authorized_keys"),
+        stranger.public_key() + "\n",
+    )
+    .unwrap();
+    let out = stranger.exec(&c, Proxy::Cli, NODE_PATH, NODE, "echo let in");
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+}
+
+#[test]
+fn a_changed_host_key_is_refused_under_strict_checking() {
+    let (c, _agent, _work, user) = setup();
+    let other = SshUser::new();
+    // Pin another key for the node: the real one no longer matches.
+    let wrong = other.public_key();
+    let wrong = wrong.rsplit_once(' ').map_or(wrong.as_str(), |(k, _)| k);
+    std::fs::write(user.known_hosts(), format!("steward-{NODE} {wrong}\n")).unwrap();
+    let out = user.exec(&c, Proxy::Cli, NODE_PATH, NODE, "true");
+    assert_eq!(out.status.code(), Some(255), "{}", shown(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            || stderr.contains("Host key verification failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sftp_and_scp_move_a_200_mb_file_both_ways_intact() {
+    let (c, _agent, work, user) = setup();
+    let local = tempfile::tempdir().unwrap();
+    let source = local.path().join("big.bin");
+    make_file(&source, 200 << 20);
+    let remote = work.path().join("up.bin");
+    let batch = local.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            source.display(),
+            remote.display(),
+            remote.display(),
+            local.path().join("down.bin").display()
+        ),
+    )
+    .unwrap();
+    let out = user
+        .command("sftp", &c, Proxy::Cli, NODE_PATH, NODE)
+        .arg("-b")
+        .arg(&batch)
+        .arg("tester@steward")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let want = sha256(&source);
+    assert_eq!(sha256(&remote), want, "sftp put");
+    assert_eq!(sha256(&local.path().join("down.bin")), want, "sftp get");
+
+    // scp (SFTP mode, OpenSSH 9's default), the other way round.
+    let back = local.path().join("scp.bin");
+    let out = user
+        .command("scp", &c, Proxy::Cli, NODE_PATH, NODE)
+        .arg(format!("tester@steward:{}", remote.display()))
+        .arg(&back)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(sha256(&back), want, "scp");
+}
+
+#[test]
+fn port_forwarding_reaches_a_port_on_the_agent_side() {
+    let (c, _agent, _work, user) = setup();
+    // A one-line server on the agent's side (here the same machine, on loopback).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = server.local_addr().unwrap();
+    let serving = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.write_all(b"hello from the agent side\n").unwrap();
+    });
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local_port = local.local_addr().unwrap().port();
+    drop(local);
+    let mut forwarding = user
+        .command("ssh", &c, Proxy::Cli, NODE_PATH, NODE)
+        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("{local_port}:{target}"))
+        .arg("tester@steward")
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    wait_until(
+        DEADLINE,
+        "the forwarded port answers",
+        || match std::net::TcpStream::connect(("127.0.0.1", local_port)) {
+            Ok(mut stream) => {
+                text.clear();
+                stream.read_to_string(&mut text).is_ok() && !text.is_empty()
+            }
+            Err(_) => false,
+        },
+    );
+    assert_eq!(text, "hello from the agent side\n");
+    serving.join().unwrap();
+    forwarding.kill().unwrap();
+    forwarding.wait().unwrap();
+}
+
+#[test]
+fn a_pty_shell_sees_its_window_size() {
+    let (c, _agent, _work, user) = setup();
+    // `script` gives ssh a pseudo-terminal of its own, sized by stty before ssh starts.
+    let ssh = user.command("ssh", &c, Proxy::Cli, NODE_PATH, NODE);
+    let mut line: Vec<String> = vec![ssh.get_program().to_string_lossy().into_owned()];
+    line.extend(ssh.get_args().map(|a| shell_quote(&a.to_string_lossy())));
+    line.push("-tt".into());
+    line.push("tester@steward".into());
+    let inner = format!("stty rows 33 cols 101; {}", line.join(" "));
+    let mut session = Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = session.stdin.take().unwrap();
+    stdin.write_all(b"stty size; exit 3\n").unwrap();
+    let mut out = String::new();
+    BufReader::new(session.stdout.take().unwrap())
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = session.wait().unwrap();
+    assert!(out.contains("33 101"), "{out}");
+    assert_eq!(status.code(), Some(3), "{out}");
+}
+
+#[test]
+fn twenty_sessions_at_once_on_one_agent() {
+    let (c, _agent, _work, user) = setup();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            user.command("ssh", &c, Proxy::Cli, NODE_PATH, NODE)
+                .arg("tester@steward")
+                .arg(format!("sleep 1; echo session {i}; exit {}", i % 5))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some((i % 5) as i32), "{}", shown(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("session {i}\n")
+        );
+    }
+}
+
+#[test]
+fn a_session_into_a_running_build_starts_in_its_workspace_with_its_environment() {
+    let (c, _agent, work, user) = setup();
+    let gate = steward_tests::Gate::new();
+    c.create_job(
+        "web",
+        &Freestyle::shell(&format!(
+            "{}{}",
+            gate.mark_script("running"),
+            gate.wait_script("go")
+        ))
+        .string_parameter("COLOUR", "blue"),
+    );
+    let out = c.cli(&["build", "web"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(DEADLINE, "the build runs", || gate.is_marked("running"));
+    let out = user.exec(
+        &c,
+        Proxy::Cli,
+        "/job/web/1/ssh",
+        NODE,
+        "echo $PWD $JOB_NAME $BUILD_NUMBER $COLOUR; command -v breakpoint",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let workspace = work.path().canonicalize().unwrap().join("workspace/web");
+    assert!(
+        stdout.starts_with(&format!("{} web 1 blue\n", workspace.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("remoting/bin/breakpoint"), "{stdout}");
+    let console = c.console("web", 1);
+    assert!(
+        console.contains("SSH: admin connected as tester (key SHA256:"),
+        "{console}"
+    );
+    gate.open("go");
+    let mut lines = Vec::new();
+    wait_until(DEADLINE, "the disconnect line", || {
+        lines = c.console("web", 1).lines().map(str::to_owned).collect();
+        lines
+            .iter()
+            .any(|l| l.starts_with("SSH: admin disconnected (key SHA256:"))
+    });
+}
+
+fn make_file(path: &std::path::Path, len: usize) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 16];
+    let mut written = 0;
+    while written < len {
+        for chunk in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        let n = block.len().min(len - written);
+        file.write_all(&block[..n]).unwrap();
+        written += n;
+    }
+    file.flush().unwrap();
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
