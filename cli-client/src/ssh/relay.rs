@@ -42,7 +42,9 @@ pub enum End {
     Closed(Option<CloseFrame>),
     /// Our output is gone: the SSH client exited or closed the connection.
     OutputGone,
-    /// Our input ended and the controller did not close within [`CLOSE_DRAIN`].
+    /// Our input ended and the controller did not finish the close: not within
+    /// [`CLOSE_DRAIN`], or it dropped the connection instead. The SSH client had ended its
+    /// side, so nothing it waits for is lost.
     Drained,
 }
 
@@ -108,9 +110,13 @@ where
         sent = &mut up => {
             // Our input ended (a close went out) or the socket refused a write: either way
             // the controller's side says how it ended, if it does so soon.
-            match tokio::time::timeout(CLOSE_DRAIN, &mut down).await {
-                Ok(end) => end,
-                Err(_) => sent.map(|()| End::Drained),
+            match (sent, tokio::time::timeout(CLOSE_DRAIN, &mut down).await) {
+                (_, Ok(Ok(end))) => Ok(end),
+                // A bridge in front of the controller may drop the connection rather than
+                // answer our close (websocat does).
+                (Ok(()), Ok(Err(RelayError::Connection(_))) | Err(_)) => Ok(End::Drained),
+                (Ok(()), Ok(Err(e))) => Err(e),
+                (Err(e), _) => Err(e),
             }
         }
     }
@@ -316,6 +322,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_dropped_after_our_close_is_a_normal_end() {
+        let (client, mut server) = pair(64 * 1024).await;
+        let (input, user_in) = tokio::io::duplex(1024);
+        let (_user_out, output) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(relay(input, output, client, None));
+        drop(user_in);
+        assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
+        // Dropped without the close answer.
+        drop(server);
+        assert_eq!(relay.await.unwrap().unwrap(), End::Drained);
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_while_our_input_goes_on_is_an_error() {
+        let (client, server) = pair(64 * 1024).await;
+        let (input, _user_in) = tokio::io::duplex(1024);
+        let (_user_out, output) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(relay(input, output, client, None));
+        drop(server);
+        let result = relay.await.unwrap();
+        assert!(
+            matches!(result, Err(RelayError::Connection(_))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_close_with_an_error_code_says_why() {
         let (client, mut server) = pair(64 * 1024).await;
         let (input, _user_in) = tokio::io::duplex(1024);
@@ -377,6 +410,37 @@ mod tests {
         drop(server);
         assert_eq!(relay.await.unwrap().unwrap(), End::Closed(None));
         assert_eq!(reader.await.unwrap(), total * 8 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_that_does_not_read_stops_the_reading_of_the_input() {
+        let (client, mut server) = pair(16 * 1024).await;
+        let (input, mut user_in) = tokio::io::duplex(4 * 1024);
+        let (_user_out, output) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(relay(input, output, client, None));
+
+        let total = 2 * 1024 * 1024;
+        let writer = tokio::spawn(async move {
+            user_in.write_all(&vec![1u8; total]).await.unwrap();
+            user_in
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!writer.is_finished(), "the relay buffered without bound");
+
+        // Reading on the controller's side lets everything through, in messages no larger
+        // than READ_CHUNK.
+        let mut got = 0;
+        while got < total {
+            let Some(Ok(Message::Binary(data))) = server.next().await else {
+                panic!("expected a binary message");
+            };
+            assert!(data.len() <= READ_CHUNK);
+            got += data.len();
+        }
+        drop(writer.await.unwrap());
+        assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
+        drop(server);
+        assert_eq!(relay.await.unwrap().unwrap(), End::Drained);
     }
 
     #[tokio::test]

@@ -54,7 +54,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             Some(ended) = relays.join_next() => {
                 if let Ok((peer, Err(e))) = ended {
-                    log(format!("{peer}: {e}"));
+                    log(format!("connection from {peer}: {e}"));
                 }
                 continue;
             }
