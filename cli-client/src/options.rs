@@ -49,7 +49,13 @@ Options:
                       alive by the controller's keepalives
   -version            print the client version and exit
 Options take one or two dashes. Everything after COMMAND is passed to the command as is.
-Run 'cli help' for the list of commands.";
+Run 'cli help' for the list of commands. The client runs these SSH commands itself
+(TARGET: NODE or JOB#N):
+  ssh [-l USER] TARGET [-- CMD...]   the system's ssh, with the node's host key pinned
+  ssh-proxy TARGET                   ssh's ProxyCommand: stdin and stdout to the target
+  ssh-tunnel TARGET [-p PORT]        a local port for SSH clients to the target
+  ssh-config [-config|-known-hosts] [TARGET...]
+                                     ~/.ssh/config blocks and known_hosts lines";
 
 /// How to reach `/cli`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
