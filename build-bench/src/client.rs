@@ -51,6 +51,7 @@ impl Client {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             locale: "en_US".to_owned(),
             idle_timeout: Some(steward_cli::DEFAULT_IDLE_TIMEOUT),
+            given: Default::default(),
         }
     }
 

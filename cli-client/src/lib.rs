@@ -9,6 +9,10 @@
 //! progress bar for copies when stderr is a terminal; [`interrupt`] turns SIGINT and SIGTERM
 //! into an explicit `INTERRUPT` for the controller.
 //!
+//! The SSH commands (`ssh`, `ssh-proxy`, `ssh-tunnel`, `ssh-config`) are run by the client
+//! itself: [`ssh`] relays SSH byte streams over the controller's SSH WebSocket routes and
+//! runs the system's `ssh` with the node's host key pinned.
+//!
 //! Liveness: both transports send keepalives (WebSocket pings, `ENCODING` frames) and end
 //! with exit 255 when nothing has come from the controller for the idle timeout, which the
 //! controller's own keepalives keep from firing while a command is merely quiet.
@@ -24,6 +28,7 @@ pub mod interrupt;
 pub mod options;
 pub mod progress;
 pub mod session;
+pub mod ssh;
 pub mod ws;
 
 pub use error::{CliError, exit};

@@ -1,11 +1,13 @@
 //! `cli`: run a command on a Steward (or Jenkins) controller, like `jenkins-cli.jar`.
 //!
 //! Parses the command line, installs the TLS provider, and hands over to
-//! [`steward_cli::run`]. The process exits with the command's exit code, or with the
+//! [`steward_cli::run`], or to [`steward_cli::ssh::run`] for the SSH commands the client
+//! runs itself. The process exits with the command's exit code, or with the
 //! client's own (usage 2, not a controller 3, handshake refused 15, connection 255).
 
 use anyhow::Context as _;
 use steward_cli::options::{self, Invocation, ProcessEnv, USAGE};
+use steward_cli::ssh::{SshCommand, args::usage};
 use steward_cli::{CliError, Config, exit};
 
 fn main() {
@@ -44,26 +46,44 @@ fn real_main() -> i32 {
             println!("Version: {}", steward_protocol::STEWARD_VERSION);
             0
         }
-        Invocation::Run(config) => match run(&config) {
-            Ok(code) => code,
-            Err((code, message)) => {
+        Invocation::Run(config) => {
+            let outcome = match SshCommand::parse(&config.args) {
+                None => run(&config),
+                Some(Ok(command)) => run_ssh(&config, &command),
+                Some(Err(e)) => Err((exit::USAGE, format!("{e}\n{}", usage(e.command())))),
+            };
+            outcome.unwrap_or_else(|(code, message)| {
                 eprintln!("{message}");
                 code
-            }
-        },
+            })
+        }
     }
+}
+
+/// One thread is plenty for two sockets and three standard streams; stdin and stdout reads
+/// and writes go to tokio's blocking pool either way.
+fn runtime() -> Result<tokio::runtime::Runtime, (i32, String)> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(|e| (exit::CONNECTION, format!("{e:#}")))
+}
+
+/// Runs an SSH command, which reports its own failures.
+fn run_ssh(config: &Config, command: &SshCommand) -> Result<i32, (i32, String)> {
+    steward_transport::install_crypto_provider();
+    let runtime = runtime()?;
+    let code = runtime.block_on(steward_cli::ssh::run(config, command));
+    // Do not wait for a stdin read that may never return.
+    runtime.shutdown_background();
+    Ok(code)
 }
 
 /// Runs the command; on failure, the exit code and the one message to print.
 fn run(config: &Config) -> Result<i32, (i32, String)> {
     steward_transport::install_crypto_provider();
-    // One thread is plenty for two sockets and three standard streams; stdin and stdout
-    // reads and writes go to tokio's blocking pool either way.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(|e| (exit::CONNECTION, format!("{e:#}")))?;
+    let runtime = runtime()?;
     let (mut stdio, progress) = steward_cli::progress::process_stdio(&config.args);
     let result = runtime.block_on(async {
         // From here on SIGINT and SIGTERM are told to the controller, not fatal at once.

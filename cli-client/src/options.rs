@@ -49,7 +49,13 @@ Options:
                       alive by the controller's keepalives
   -version            print the client version and exit
 Options take one or two dashes. Everything after COMMAND is passed to the command as is.
-Run 'cli help' for the list of commands.";
+Run 'cli help' for the list of commands. The client runs these SSH commands itself
+(TARGET: NODE or JOB#N):
+  ssh [-l USER] TARGET [-- CMD...]   the system's ssh, with the node's host key pinned
+  ssh-proxy TARGET                   ssh's ProxyCommand: stdin and stdout to the target
+  ssh-tunnel TARGET [-p PORT]        a local port for SSH clients to the target
+  ssh-config [-config|-known-hosts] [TARGET...]
+                                     ~/.ssh/config blocks and known_hosts lines";
 
 /// How to reach `/cli`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +82,32 @@ pub struct Config {
     pub locale: String,
     /// Silence from the controller after which the client gives up; `None` never does.
     pub idle_timeout: Option<Duration>,
+    /// How the options above were given, for the SSH commands, which hand them on to the
+    /// `cli` they run as ssh's ProxyCommand.
+    pub given: Given,
+}
+
+/// Where an option's value came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Source {
+    #[default]
+    Absent,
+    /// `JENKINS_USER_ID` and `JENKINS_API_TOKEN`.
+    Environment,
+    /// On the command line itself (`-auth USER:TOKEN`, `-cert` with the PEM text).
+    Inline,
+    /// `@FILE`; the path made absolute, so it still names the file from another directory.
+    File(PathBuf),
+}
+
+/// How the options a ProxyCommand needs were given: a file can be named again, a token
+/// given inline must not be written where others read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given {
+    /// `-auth` or `-bearer` (which one, [`Config::credentials`] says), or the environment.
+    pub credentials: Source,
+    /// `-cert`.
+    pub cert: Source,
 }
 
 /// The shortest `-idleTimeout`: the controller's full-duplex HTTP keepalive comes every
@@ -206,6 +238,10 @@ where
         args.push(DEFAULT_COMMAND.to_owned());
     }
 
+    let credentials_source = match (&auth, &bearer) {
+        (Some(value), _) | (_, Some(value)) => source_of(value),
+        (None, None) => Source::Environment,
+    };
     let credentials = match (auth, bearer) {
         (Some(_), Some(_)) => return Err(UsageError::AuthAndBearer),
         (Some(auth), None) => Some(
@@ -218,6 +254,14 @@ where
             (None, None) => None,
             _ => return Err(UsageError::HalfEnvCredentials),
         },
+    };
+    let given = Given {
+        credentials: if credentials.is_some() {
+            credentials_source
+        } else {
+            Source::Absent
+        },
+        cert: cert.as_deref().map_or(Source::Absent, source_of),
     };
     // Read like the agent's -cert: the whole @FILE, not its first line.
     let extra_ca_pem = cert
@@ -235,6 +279,7 @@ where
         args,
         locale: locale_from_env(env),
         idle_timeout,
+        given,
     })))
 }
 
@@ -259,6 +304,14 @@ fn set_mode(current: &mut Option<Mode>, wanted: Mode) -> Result<(), UsageError> 
             *current = Some(wanted);
             Ok(())
         }
+    }
+}
+
+/// Where a value that may be `@FILE` came from.
+fn source_of(value: &str) -> Source {
+    match value.strip_prefix('@') {
+        Some(path) => Source::File(std::path::absolute(path).unwrap_or_else(|_| path.into())),
+        None => Source::Inline,
     }
 }
 
@@ -554,6 +607,51 @@ YGt70o+2M8Bs0g==\n\
             parse(["version", "-version"], &with_url()),
             Ok(Invocation::Run(config)) if config.args == ["version", "-version"]
         ));
+    }
+
+    #[test]
+    fn where_credentials_and_certificates_came_from_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth");
+        std::fs::write(&file, "bob:secret\n").unwrap();
+        let at_file = format!("@{}", file.display());
+        let given =
+            |words: &[&str], vars: &HashMap<String, String>| run(words, vars).unwrap().given;
+
+        assert_eq!(given(&[], &with_url()), Given::default());
+        assert_eq!(
+            given(&["-auth", &at_file], &with_url()).credentials,
+            Source::File(file.clone())
+        );
+        assert_eq!(
+            given(&["-bearer", "b"], &with_url()).credentials,
+            Source::Inline
+        );
+        let mut vars = with_url();
+        vars.insert(ENV_USER_ID.into(), "carol".into());
+        vars.insert(ENV_API_TOKEN.into(), "tok".into());
+        assert_eq!(given(&[], &vars).credentials, Source::Environment);
+        assert_eq!(
+            given(&["-cert", CERT_PEM], &with_url()).cert,
+            Source::Inline
+        );
+
+        // A relative @FILE is kept absolute, so it names the file from anywhere.
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&file, &cwd);
+        let config = run(&["-auth", &format!("@{relative}")], &with_url()).unwrap();
+        let Source::File(kept) = config.given.credentials else {
+            panic!("{:?}", config.given);
+        };
+        assert!(kept.is_absolute(), "{kept:?}");
+        assert_eq!(kept.canonicalize().unwrap(), file.canonicalize().unwrap());
+    }
+
+    /// `path` written relative to `base` with `..` steps.
+    fn pathdiff(path: &std::path::Path, base: &std::path::Path) -> String {
+        let ups = base.components().count() - 1;
+        let rest = path.strip_prefix("/").unwrap();
+        format!("{}{}", "../".repeat(ups), rest.display())
     }
 
     #[test]

@@ -79,28 +79,34 @@ pub async fn dial(
         }
         Err(WsConnectError::Refused {
             status, headers, ..
-        }) if answer::is_proxy_failure(status, &headers) => Err(CliError::Proxy {
-            url: url.to_string(),
-            status,
-        }),
-        Err(WsConnectError::Refused {
-            status, headers, ..
-        }) => Err(CliError::HandshakeRefused {
+        }) if !answer::is_proxy_failure(status, &headers) => Err(CliError::HandshakeRefused {
             status,
             message: answer::cli_error(&headers),
         }),
-        Err(WsConnectError::Untrusted { problem, .. }) => Err(CliError::Untrusted {
-            url: url.to_string(),
-            problem,
-        }),
-        Err(WsConnectError::TimedOut { after, .. }) => Err(CliError::NoAnswer {
-            url: url.to_string(),
-            after,
-        }),
-        Err(WsConnectError::Other(reason)) => Err(CliError::Connect {
-            url: url.to_string(),
-            reason,
-        }),
+        Err(e) => Err(dial_failed(&url, e)),
+    }
+}
+
+/// What a failed dial means for the client: a proxy answering for the controller, a
+/// certificate not trusted, no answer in time, or another connection failure. A refusal
+/// from the controller itself is named by the caller, who knows what its route answers.
+pub fn dial_failed(url: &Url, error: WsConnectError) -> CliError {
+    let url = url.to_string();
+    match error {
+        WsConnectError::Refused {
+            status, headers, ..
+        } if answer::is_proxy_failure(status, &headers) => CliError::Proxy { url, status },
+        WsConnectError::Refused { status, body, .. } => CliError::Connect {
+            url,
+            reason: if body.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {body}")
+            },
+        },
+        WsConnectError::Untrusted { problem, .. } => CliError::Untrusted { url, problem },
+        WsConnectError::TimedOut { after, .. } => CliError::NoAnswer { url, after },
+        WsConnectError::Other(reason) => CliError::Connect { url, reason },
     }
 }
 
