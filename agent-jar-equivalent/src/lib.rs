@@ -121,7 +121,10 @@ pub async fn run(
         None => std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")),
     };
     let services = services::Context::new(work_dir);
-    Ok(reconnect::connect_loop(&endpoint, &transport, policy, &services, &shutdown).await)
+    let reason = reconnect::connect_loop(&endpoint, &transport, policy, &services, &shutdown).await;
+    // SSH sessions end with the agent, and so do the processes they started.
+    services.ssh().sessions().close_all().await;
+    Ok(reason)
 }
 
 /// Creates the work directory and starts appending the log there.
