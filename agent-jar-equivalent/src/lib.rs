@@ -129,6 +129,8 @@ pub async fn run(
     if let Some(relay) = relay {
         relay.stop().await;
     }
+    // SSH sessions end with the agent, and so do the processes they started.
+    services.ssh().sessions().close_all().await;
     Ok(reason)
 }
 

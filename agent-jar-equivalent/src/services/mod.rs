@@ -6,6 +6,8 @@
 //! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
 //! - [`transfer`]: streamed file reads, and atomic streamed writes.
 //! - [`steps`]: durable build steps that outlive the connection and the agent process.
+//! - [`ssh`]: the SSH server that runs on forwarded SSH connections, its host key and the
+//!   notices the controller writes to its terminals.
 //!
 //! Unknown versions and requests are refused with a RESET that names them. A handler that
 //! has answered lingers until the controller closes its half, so that dropping the stream
@@ -14,6 +16,7 @@
 pub mod exec;
 pub mod files;
 pub mod info;
+pub mod ssh;
 pub mod steps;
 pub mod throughput;
 pub mod transfer;
@@ -42,6 +45,7 @@ struct ContextInner {
     /// The channel to the controller while connected: calls the agent makes of it (SSH
     /// logins, the `breakpoint` command) go through whichever connection is current.
     controller: tokio::sync::watch::Sender<Option<steward_channel::Channel>>,
+    ssh: ssh::SshState,
 }
 
 impl Context {
@@ -52,6 +56,7 @@ impl Context {
                 work_dir,
                 steps: steps::StepTasks::default(),
                 controller: tokio::sync::watch::Sender::new(None),
+                ssh: ssh::SshState::default(),
             }),
         }
     }
@@ -63,6 +68,11 @@ impl Context {
     /// The tasks steps leave running, which outlive connections but not the agent.
     pub fn steps(&self) -> &steps::StepTasks {
         &self.inner.steps
+    }
+
+    /// The SSH server's connections and host key.
+    pub fn ssh(&self) -> &ssh::SshState {
+        &self.inner.ssh
     }
 
     /// Records the channel of the current connection (`None` once it ends).
@@ -141,8 +151,11 @@ async fn handle(accepted: IncomingStream, context: Context) {
         }
         Request::ListSteps => answer(stream, &steps::list(&context).await).await,
         Request::RemoveStep { id } => answer(stream, &steps::remove(&context, &id).await).await,
-        Request::Ssh(_) | Request::SshHostKey | Request::SshNotice { .. } => {
-            stream.reset(ResetCode::Refused, "this agent has no SSH server yet");
+        Request::Ssh(request) => ssh::serve(stream, request, &context).await,
+        Request::SshHostKey => answer(stream, &ssh::host_key_response(&context)).await,
+        Request::SshNotice { connections, text } => {
+            context.ssh().sessions().notice(&connections, &text).await;
+            answer(stream, &Response::Done).await;
         }
         simple @ (Request::Stat { .. }
         | Request::List { .. }
