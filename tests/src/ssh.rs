@@ -135,8 +135,14 @@ impl SshUser {
                 )
             }
             Proxy::Cli => {
+                // Written once, whole (a rename), so ProxyCommands already running never
+                // read it half-written.
                 let auth = self.dir.path().join("auth");
-                std::fs::write(&auth, format!("admin:{}", c.token)).unwrap();
+                if !auth.exists() {
+                    let temp = self.dir.path().join(".auth.new");
+                    std::fs::write(&temp, format!("admin:{}", c.token)).unwrap();
+                    std::fs::rename(&temp, &auth).unwrap();
+                }
                 let target = target_of(path);
                 format!(
                     "{} -s {} -auth @{} ssh-proxy '{target}'",

@@ -27,6 +27,9 @@ pub const HOLD_POLL: Duration = Duration::from_secs(5);
 pub const REPRINT: Duration = Duration::from_secs(5 * 60);
 /// When sessions are warned, before the end.
 pub const WARNINGS: [Duration; 2] = [Duration::from_secs(5 * 60), Duration::from_secs(60)];
+/// After a resume, how long the build's sessions have to end by themselves before they are
+/// closed (and what they started killed).
+pub const RESUME_GRACE: Duration = Duration::from_secs(2);
 /// The longest a `.hold` check may take: the agent answers at once or is away.
 const HOLD_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,6 +155,19 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
     };
     save(&state, &held, Some(&how)).await;
     build.note(format!("Breakpoint ended: {how}.\n"));
+    if held.resumed() {
+        // Resumed, perhaps from a session (`breakpoint resume`): its sessions get a moment
+        // to end by themselves, so that command returns its answer and exit status.
+        let mut changes = state.ssh.subscribe();
+        let all_gone = async {
+            while !state.ssh.of_build(id).is_empty() {
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(RESUME_GRACE, all_gone).await;
+    }
     state.ssh.close_build(id);
     state.breakpoints.remove(&held);
     held.ended_as(how.clone());

@@ -99,6 +99,7 @@ pub struct Held {
     hold_until: Mutex<Option<i64>>,
     /// An end asked for (resumed, by whom), for the holding task to carry out.
     end_asked: Mutex<Option<String>>,
+    resumed: std::sync::atomic::AtomicBool,
     /// `None` while it holds; how it ended.
     ended: watch::Sender<Option<String>>,
     /// Wakes the holding task: extended, resumed.
@@ -191,6 +192,11 @@ impl Held {
         self.changed.notify_one();
     }
 
+    /// Whether someone resumed it (rather than it expiring, say).
+    fn resumed(&self) -> bool {
+        self.resumed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn end_asked(&self) -> Option<String> {
         self.end_asked
             .lock()
@@ -279,6 +285,7 @@ pub async fn hold(
             record: Mutex::new(record),
             hold_until: Mutex::new(None),
             end_asked: Mutex::new(None),
+            resumed: std::sync::atomic::AtomicBool::new(false),
             ended: watch::Sender::new(None),
             changed: tokio::sync::Notify::new(),
         });
@@ -350,6 +357,8 @@ pub fn extend(held: &Held, by: Duration, who: &str) -> String {
 
 /// `breakpoint resume`, `resume-breakpoint`.
 pub fn resume(held: &Held, who: &str, via: &str) {
+    held.resumed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     held.end(format!("resumed by {who} ({via})"));
 }
 
