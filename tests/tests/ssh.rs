@@ -289,11 +289,11 @@ fn a_session_into_a_running_build_starts_in_its_workspace_with_its_environment()
         "{stdout}"
     );
     assert!(stdout.contains("remoting/bin/breakpoint"), "{stdout}");
-    let console = c.console("web", 1);
-    assert!(
-        console.contains("SSH: admin connected as tester (key SHA256:"),
-        "{console}"
-    );
+    // The agent reports the login on its own, alongside the session.
+    wait_until(DEADLINE, "the login line", || {
+        c.console("web", 1)
+            .contains("SSH: admin connected as tester (key SHA256:")
+    });
     // The connection ends a moment after ssh exits (its ProxyCommand closes last): the
     // line comes while the build still runs.
     let mut console = String::new();
@@ -335,4 +335,26 @@ fn sha256(path: &std::path::Path) -> String {
 
 fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+#[test]
+fn a_filter_slower_than_the_network_streams_both_ways_without_stalling() {
+    // The input outruns the process, which writes all the while: input waits on the agent's
+    // disk, not in the connection, so the output keeps flowing (a deadlock otherwise).
+    let (c, _agent, _work, user) = setup();
+    let local = tempfile::tempdir().unwrap();
+    let source = local.path().join("in.bin");
+    make_file(&source, 100 << 20);
+    let result = local.path().join("out.bin");
+    let out = user
+        .command("ssh", &c, Proxy::Cli, NODE_PATH, NODE)
+        .arg("tester@steward")
+        .arg("gzip -1 | gunzip")
+        .stdin(std::fs::File::open(&source).unwrap())
+        .stdout(std::fs::File::create(&result).unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(sha256(&result), sha256(&source));
 }

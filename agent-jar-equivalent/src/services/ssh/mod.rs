@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod handler;
 pub mod host_key;
+pub mod input;
 pub mod mux_io;
 pub mod process;
 pub mod pty;
@@ -275,5 +276,10 @@ fn setting(request: &SshRequest, work_dir: &Path) -> session::Setting {
         crate::breakpoint::CONNECTION_ENV.into(),
         request.connection.to_string(),
     ));
-    session::Setting { cwd, env, shell }
+    session::Setting {
+        cwd,
+        env,
+        shell,
+        input_dir: internal_dir(work_dir),
+    }
 }

@@ -24,6 +24,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::input::{self, InputReceiver, InputSender};
 use super::process::{self, ProcessTree};
 use super::pty::{self, Master, WindowSize};
 use super::registry::TerminalGuard;
@@ -43,6 +44,8 @@ pub struct Setting {
     pub env: Vec<(String, String)>,
     /// The login shell, for `shell` requests.
     pub shell: String,
+    /// Where input the process has not read yet may wait on disk (`input`).
+    pub input_dir: PathBuf,
 }
 
 /// A `pty-req`, remembered until the shell or command starts.
@@ -66,6 +69,7 @@ pub struct Started {
     child: Child,
     tree: ProcessTree,
     io: Io,
+    input_dir: PathBuf,
 }
 
 enum Io {
@@ -127,7 +131,12 @@ pub fn start(
                 stdout: child.stdout.take(),
                 stderr: child.stderr.take(),
             };
-            Ok(Started { child, tree, io })
+            Ok(Started {
+                child,
+                tree,
+                io,
+                input_dir: setting.input_dir.clone(),
+            })
         }
         Some(request) => {
             let pty::Pty { master, slave } = pty::open(request.size)?;
@@ -151,6 +160,7 @@ pub fn start(
                 child,
                 tree,
                 io: Io::Pty(master),
+                input_dir: setting.input_dir.clone(),
             })
         }
     }
@@ -174,6 +184,7 @@ pub async fn run(
         mut child,
         tree,
         io,
+        input_dir,
     } = started;
     let id = writer.id();
     let pgid = tree.pgid();
@@ -187,9 +198,12 @@ pub async fn run(
         Io::Pty(master) => (None, Some(master.clone()), Some(Output::Pty(master)), None),
     };
 
-    let input = pump_input(reader, stdin, master.clone(), &tree);
+    let (to_process, queued) = input::queue(&input_dir);
+    let input = pump_input(reader, to_process, master.clone(), &tree);
+    let feeding = feed(queued, stdin, master.clone());
     let output = pump_output(&writer, stdout, stderr);
-    tokio::pin!(input, output);
+    tokio::pin!(input, feeding, output);
+    let mut fed = false;
     let mut status = None;
     let mut output_done = false;
     // Set once the process has exited: when what it left behind gets SIGKILL.
@@ -209,6 +223,7 @@ pub async fn run(
             () = cancel.cancelled() => break None,
             // The client closed the channel: nobody is left to read.
             () = &mut input => break None,
+            () = &mut feeding, if !fed => fed = true,
             sent = &mut output, if !output_done => {
                 output_done = true;
                 if sent.is_err() {
@@ -270,28 +285,26 @@ pub async fn run(
     let _ = writer.close().await;
 }
 
-/// Feeds the channel's input to the process until the client closes the channel.
+/// Takes the channel's messages until the client closes the channel: input goes to the
+/// queue (never waiting for the process, see `input`), window changes and signals to the
+/// terminal and the process group.
 async fn pump_input(
     mut reader: ChannelReadHalf,
-    mut stdin: Option<ChildStdin>,
+    to_process: InputSender,
     master: Option<Master>,
     tree: &ProcessTree,
 ) {
+    let mut to_process = Some(to_process);
     while let Some(message) = reader.wait().await {
         match message {
             ChannelMsg::Data { data } => {
-                if let Some(master) = &master {
-                    // A terminal nobody reads any more: the input has nowhere to go.
-                    let _ = master.write_all(&data).await;
-                } else if let Some(pipe) = stdin.as_mut()
-                    && pipe.write_all(&data).await.is_err()
-                {
-                    stdin = None;
+                if let Some(queue) = &to_process {
+                    queue.push(data).await;
                 }
             }
             // Closing stdin is how the process learns its input ended. A terminal has no
             // such thing; the user types ^D.
-            ChannelMsg::Eof => stdin = None,
+            ChannelMsg::Eof => to_process = None,
             ChannelMsg::WindowChange {
                 col_width,
                 row_height,
@@ -318,6 +331,27 @@ async fn pump_input(
             _ => {}
         }
     }
+}
+
+/// Writes the queued input into the process's stdin (or its terminal) as it takes it; at
+/// the input's end, closes stdin. A process that stops reading holds up only this.
+async fn feed(mut queued: InputReceiver, mut stdin: Option<ChildStdin>, master: Option<Master>) {
+    while let Some(data) = queued.next().await {
+        if let Some(master) = &master {
+            // A terminal nobody reads any more: the input has nowhere to go.
+            if master.write_all(&data).await.is_err() {
+                return;
+            }
+        } else if let Some(pipe) = stdin.as_mut() {
+            if pipe.write_all(&data).await.is_err() {
+                return;
+            }
+        } else {
+            return;
+        }
+    }
+    // EOF: dropping stdin closes it.
+    drop(stdin);
 }
 
 enum Output {
