@@ -168,6 +168,7 @@ impl Setup {
             .env_clear()
             .env("JOB_NAME", "web")
             .env("BUILD_NUMBER", "7")
+            .env("STEWARD_BUILD_KEY", "k7")
             .env("STEWARD_AGENT_SOCKET", self.socket())
             .kill_on_drop(true);
         if let Some(connection) = connection {
@@ -199,6 +200,7 @@ fn web_7(command: BreakpointCommand, connection: Option<u64>) -> BreakpointCall 
             number: 7,
         },
         connection,
+        build_key: "k7".into(),
         command,
     }
 }

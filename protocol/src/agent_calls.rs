@@ -112,6 +112,7 @@ mod tests {
                     number: 7,
                 },
                 connection: None,
+                build_key: "k".into(),
                 command: BreakpointCommand::Extend { by_ms: None },
             }),
         ];

@@ -26,6 +26,9 @@ pub struct BreakpointCall {
     pub build: BuildRef,
     /// The SSH connection it runs in (`STEWARD_SSH_CONNECTION`), which names who asked.
     pub connection: Option<u64>,
+    /// The build's key (`STEWARD_BUILD_KEY`), which only its steps and its SSH sessions
+    /// hold: the controller refuses a call without it.
+    pub build_key: String,
     pub command: BreakpointCommand,
 }
 
@@ -142,6 +145,7 @@ mod tests {
                 number: 7,
             },
             connection: Some(3),
+            build_key: "k".into(),
             command: BreakpointCommand::Wait {
                 for_ms: Some(60_000),
                 token: "t".into(),

@@ -14,6 +14,8 @@ pub const NODE_SECRET_HEX_LEN: usize = 64;
 /// What the crumb key is derived from (the label is not a name anything can take: it holds
 /// a NUL).
 const CRUMB_KEY_LABEL: &[u8] = b"steward crumb key\0v1";
+/// What the breakpoint key is derived from, likewise.
+const BUILD_KEY_LABEL: &[u8] = b"steward build key\0v1";
 
 /// The controller's HMAC key, created once per controller and kept on disk (mode 0600).
 #[derive(Clone)]
@@ -53,6 +55,31 @@ impl SecretKey {
             Hmac::<Sha256>::new_from_slice(&crumb_key).expect("HMAC takes keys of any length");
         mac.update(user.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl SecretKey {
+    /// The key a build's steps and SSH sessions hold (`STEWARD_BUILD_KEY`), which the
+    /// `breakpoint` command must present: the HMAC of the build's id under a key of its own
+    /// (derived as the crumb's is), so knowing a job's name and a build's number is not
+    /// enough to act on its breakpoint.
+    pub fn build_key(&self, build_id: u64) -> String {
+        let mut derive =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        derive.update(BUILD_KEY_LABEL);
+        let build_key = derive.finalize().into_bytes();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&build_key).expect("HMAC takes keys of any length");
+        mac.update(&build_id.to_be_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `presented` is build `build_id`'s key, compared in constant time.
+    pub fn is_build_key(&self, build_id: u64, presented: &str) -> bool {
+        self.build_key(build_id)
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
     }
 }
 

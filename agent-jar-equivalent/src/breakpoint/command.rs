@@ -14,7 +14,7 @@ use steward_protocol::breakpoint::{
     self as wire, BreakpointCall, BreakpointCommand, BreakpointReply, BuildRef,
 };
 
-use super::{CONNECTION_ENV, SOCKET_ENV, output};
+use super::{BUILD_KEY_ENV, CONNECTION_ENV, SOCKET_ENV, output};
 use crate::duration::parse_duration;
 
 pub const USAGE: &str = "\
@@ -133,6 +133,8 @@ pub fn parse(args: &[OsString]) -> Result<Action, Failure> {
 pub struct Target {
     pub build: BuildRef,
     pub connection: Option<u64>,
+    /// `STEWARD_BUILD_KEY`: the build's key, which the controller asks for.
+    pub build_key: String,
     pub socket: PathBuf,
 }
 
@@ -163,9 +165,17 @@ pub fn target(var: impl Fn(&str) -> Option<OsString>) -> Result<Target, Failure>
             "{SOCKET_ENV} is not set: run breakpoint in a build step or an SSH session on the agent"
         ))
     })?;
+    let build_key = text(BUILD_KEY_ENV)
+        .and_then(|k| k.into_string().ok())
+        .ok_or_else(|| {
+            Failure::Failed(format!(
+                "{BUILD_KEY_ENV} is not set: run breakpoint in a build step or in an SSH session into the build"
+            ))
+        })?;
     Ok(Target {
         build: BuildRef { job, number },
         connection,
+        build_key,
         socket,
     })
 }
@@ -216,6 +226,7 @@ pub fn run(
     let call = BreakpointCall {
         build: target.build,
         connection: target.connection,
+        build_key: target.build_key,
         command,
     };
     let reply = match &call.command {

@@ -31,6 +31,9 @@ pub const SOCKET_ENV: &str = "STEWARD_AGENT_SOCKET";
 /// The variable naming the SSH connection a session runs in, so the controller knows who
 /// asked; absent in build steps.
 pub const CONNECTION_ENV: &str = "STEWARD_SSH_CONNECTION";
+/// The build's key, which steps and SSH sessions into the build get from the controller,
+/// and without which it refuses a call.
+pub const BUILD_KEY_ENV: &str = "STEWARD_BUILD_KEY";
 
 /// The directory under the work dir that holds the socket and the bin directory, as the
 /// `-internalDir` default does for logs.

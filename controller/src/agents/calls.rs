@@ -60,7 +60,22 @@ async fn handle(state: AppState, node: String, accepted: IncomingStream) {
             AgentReply::Done
         }
         AgentCall::Breakpoint(call) => {
-            AgentReply::Breakpoint(crate::breakpoints::relayed(&state, &node, call).await)
+            // A `breakpoint wait` may take hours: when the agent drops the call (the command
+            // was killed), stop waiting for it, so it holds no place here.
+            let relayed = crate::breakpoints::relayed(&state, &node, call);
+            let dropped = async {
+                loop {
+                    match stream.recv.recv().await {
+                        Some(Ok(_)) => {}
+                        None => std::future::pending::<()>().await,
+                        Some(Err(_)) => return,
+                    }
+                }
+            };
+            tokio::select! {
+                reply = relayed => AgentReply::Breakpoint(reply),
+                () = dropped => return,
+            }
         }
     };
     if stream
@@ -77,6 +92,11 @@ async fn handle(state: AppState, node: String, accepted: IncomingStream) {
 }
 
 fn ssh_login(state: &AppState, node: &str, login: agent_calls::SshLogin) {
+    // It goes into a build's console: only a fingerprint is taken as one.
+    if !steward_protocol::ssh::is_fingerprint(&login.key_fingerprint) {
+        tracing::warn!(node = ?node, fingerprint = ?login.key_fingerprint, "an SSH login with a malformed key fingerprint; ignored");
+        return;
+    }
     let info = state.ssh.logged_in(
         login.connection,
         node,

@@ -59,7 +59,7 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
 
     let mut changes = state.ssh.subscribe();
     let abort = build.abort_requested();
-    let mut clients_before = state.ssh.of_build(id).len();
+    let mut clients_before = logged_in(&state, id);
     let mut next_print = now + ms(REPRINT);
     let mut next_poll = now;
     let mut warned = [false; WARNINGS.len()];
@@ -69,10 +69,10 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
         }
         if abort.is_cancelled() {
             let by = build.aborted_by().unwrap_or_else(|| "someone".to_owned());
-            break format!("the build was aborted by {by}");
+            break format!("{} by {by}", super::ABORTED);
         }
         let now = now_ms();
-        let clients = state.ssh.of_build(id).len();
+        let clients = logged_in(&state, id);
         let mut dirty = false;
         {
             let mut record = held.record();
@@ -153,6 +153,8 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
             () = state.shutdown.cancelled() => return,
         }
     };
+    // From here on no new connection joins it (`Held::ending`).
+    held.end(how.clone());
     save(&state, &held, Some(&how)).await;
     build.note(format!("Breakpoint ended: {how}.\n"));
     if held.resumed() {
@@ -172,6 +174,17 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
     state.breakpoints.remove(&held);
     held.ended_as(how.clone());
     tracing::info!(job = ?build.row.job, number = build.row.number, how = ?how, "breakpoint ended");
+}
+
+/// The build's clients: connections the agent's SSH server let in. One still
+/// authenticating (or refused) is not a client.
+fn logged_in(state: &AppState, build_id: u64) -> usize {
+    state
+        .ssh
+        .of_build(build_id)
+        .iter()
+        .filter(|c| c.login.is_some())
+        .count()
 }
 
 /// Looks for `.hold` in the workspace; notes when it appears or goes.

@@ -40,6 +40,8 @@ pub const AUTO_EXTEND_AHEAD: Duration = Duration::from_secs(5 * 60);
 
 /// The reason of a breakpoint held after the steps of a failed build.
 pub const AFTER_FAILURE: &str = "the build failed";
+/// How an abort ends a breakpoint: `the build was aborted by bob`.
+pub const ABORTED: &str = "the build was aborted";
 /// The reason of a breakpoint held after the steps whatever the result (`always`).
 pub const AFTER_STEPS: &str = "the build's steps ended (breakpoint: always)";
 
@@ -81,6 +83,7 @@ impl Settings {
             resume_on_logout: self.resume_on_logout,
             ever_connected: false,
             ended: None,
+            wait_token: None,
         }
     }
 }
@@ -144,6 +147,7 @@ impl Held {
             .ssh
             .of_build(self.build.row.id)
             .into_iter()
+            .filter(|c| c.login.is_some())
             .map(|c| BreakpointClient {
                 user: c.user,
                 ssh_user: c.login.as_ref().map(|l| l.ssh_user.clone()),
@@ -195,6 +199,11 @@ impl Held {
     /// Whether someone resumed it (rather than it expiring, say).
     fn resumed(&self) -> bool {
         self.resumed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether it is ending or has ended: no new connection may join it.
+    pub fn ending(&self) -> bool {
+        self.end_asked().is_some() || self.ended_how().is_some()
     }
 
     fn end_asked(&self) -> Option<String> {
@@ -273,7 +282,10 @@ pub async fn hold(
     wait_token: Option<String>,
 ) -> Arc<Held> {
     let fresh = resumed.is_none();
-    let record = resumed.unwrap_or_else(|| settings.start(build.row.id, now_ms()));
+    let mut record = resumed.unwrap_or_else(|| settings.start(build.row.id, now_ms()));
+    if record.wait_token.is_none() {
+        record.wait_token = wait_token.clone();
+    }
     let held = {
         let mut map = state.breakpoints.lock();
         if let Some(existing) = map.get(&build.row.id) {
@@ -382,6 +394,13 @@ pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> Brea
             call.build.number
         ));
     }
+    if !state.secret_key.is_build_key(build.row.id, &call.build_key) {
+        return refused(format!(
+            "this command does not run in build {}#{} (its STEWARD_BUILD_KEY is missing or wrong): only the build's steps and SSH sessions into it may act on its breakpoint",
+            Shown(&call.build.job),
+            call.build.number
+        ));
+    }
     let who = match call.connection.and_then(|id| state.ssh.get(id)) {
         Some(connection) if connection.build == Some(build.row.id) => match &connection.login {
             Some(login) => format!(
@@ -411,10 +430,15 @@ pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> Brea
                         settings.duration =
                             Duration::from_millis(for_ms).min(settings.max_duration);
                     }
-                    let resumed = stored(state, build.row.id)
+                    // The same wait asked again (its agent reconnected): it joins the
+                    // breakpoint it started, or learns how that ended.
+                    let mine = stored(state, build.row.id)
                         .await
-                        .filter(|row| row.ended.is_none());
-                    hold(state, &build, &settings, resumed, Some(token)).await
+                        .filter(|row| row.wait_token.as_deref() == Some(token.as_str()));
+                    if let Some(how) = mine.as_ref().and_then(|row| row.ended.clone()) {
+                        return BreakpointReply::Ended { how };
+                    }
+                    hold(state, &build, &settings, mine, Some(token)).await
                 }
             };
             BreakpointReply::Ended {

@@ -33,6 +33,11 @@ pub async fn variables(state: &AppState, row: &BuildRow, work_dir: &str) -> Vec<
         ("NODE_LABELS".to_owned(), labels),
         ("EXECUTOR_NUMBER".to_owned(), row.executor.to_string()),
         ("JENKINS_URL".to_owned(), root.to_owned()),
+        // The `breakpoint` command's proof that it runs in this build (docs/debugging.md).
+        (
+            "STEWARD_BUILD_KEY".to_owned(),
+            state.secret_key.build_key(row.id),
+        ),
     ];
     env.extend(row.params.iter().cloned());
     env

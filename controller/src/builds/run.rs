@@ -195,6 +195,8 @@ async fn record_end(
     super::delete::discard_old(state, &build.row.job).await;
     build.progress.send_modify(|p| p.result = Some(result));
     state.builds.finished(id);
+    // A build's sessions end with it: its workspace is free for the next build.
+    state.ssh.close_build(id);
     if let Some((text, at)) = end.tail {
         let tail = records::ConsoleTail {
             build_id: id,
@@ -605,6 +607,8 @@ impl Runner<'_> {
     /// restarted meanwhile then finishes the abort rather than take the killed step's end
     /// (or a step that shrugs off SIGTERM) for the build's result.
     async fn record_abort(&mut self) {
+        // Sessions into the build end with it, and what they started is killed.
+        self.state.ssh.close_build(self.build.row.id);
         if self.abort_recorded {
             return;
         }
@@ -628,6 +632,12 @@ impl Runner<'_> {
     /// returns when it ends. The result stays what the steps made it.
     async fn breakpoint(&mut self, config: &JobConfig, result: BuildResult) {
         use crate::breakpoints::{self, Settings};
+        // One a step started (`breakpoint wait`) and still holding, whatever the job says:
+        // the build ends only once it has.
+        if let Some(held) = self.state.breakpoints.of_build(self.build.row.id) {
+            self.hold_until_ended(&held).await;
+            return;
+        }
         if self.build.abort.is_cancelled() {
             return;
         }
@@ -658,6 +668,12 @@ impl Runner<'_> {
             .running_build(&self.build.row.job, self.build.row.number);
         let Some(build) = build else { return };
         let held = breakpoints::hold(self.state, &build, &settings, resumed, None).await;
+        self.hold_until_ended(&held).await;
+    }
+
+    /// Writes the breakpoint's console lines as they come, until it ends.
+    async fn hold_until_ended(&mut self, held: &crate::breakpoints::Held) {
+        let aborted_before = self.build.abort.is_cancelled();
         let ended = held.ended();
         tokio::pin!(ended);
         loop {
@@ -668,7 +684,11 @@ impl Runner<'_> {
         }
         // Its closing line is a note: written now, before the build's own.
         self.line("").await;
-        self.abort_ended_breakpoint = self.build.abort.is_cancelled();
+        self.abort_ended_breakpoint = !aborted_before
+            && self.build.abort.is_cancelled()
+            && held
+                .ended_how()
+                .is_some_and(|how| how.starts_with(crate::breakpoints::ABORTED));
     }
 
     /// Writes the closing lines.

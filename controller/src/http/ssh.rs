@@ -123,6 +123,26 @@ async fn forward(
             return ApiError(StatusCode::SERVICE_UNAVAILABLE, full.to_string()).into_response();
         }
     };
+    // A build that ended (or whose breakpoint ended) between the lookup and the
+    // registration closed its connections without this one: look again now.
+    if let Some(build) = &resolved.build {
+        let ended = state
+            .builds
+            .running_build(&build.row.job, build.row.number)
+            .is_none()
+            || state
+                .breakpoints
+                .of_build(build.row.id)
+                .is_some_and(|held| held.ending());
+        if ended {
+            return ApiError::not_found(format!(
+                "Build {}#{} has ended: SSH reaches a build only while it runs or is held at a breakpoint",
+                Shown(&build.row.job),
+                build.row.number
+            ))
+            .into_response();
+        }
+    }
     let stream = match open(&state, &resolved, &guard, &user, &address).await {
         Ok(stream) => stream,
         Err(e) => return e.into_response(),
@@ -169,7 +189,18 @@ async fn open(
     let mut stream = call::open(&resolved.channel, &Request::Ssh(request))
         .await
         .map_err(|e| unavailable(format!("Node ‘{node}’ cannot take a connection: {e}")))?;
-    match call::read_response(&mut stream).await {
+    let answer = tokio::time::timeout(
+        targets::AGENT_ANSWER_TIMEOUT,
+        call::read_response(&mut stream),
+    )
+    .await
+    .map_err(|_| {
+        unavailable(format!(
+            "Node ‘{node}’ did not answer within {} s",
+            targets::AGENT_ANSWER_TIMEOUT.as_secs()
+        ))
+    })?;
+    match answer {
         Ok(AgentResponse::SshStarted) => Ok(stream),
         Ok(AgentResponse::Error { message }) => Err(unavailable(format!(
             "Node ‘{node}’ refused the SSH connection: {message}"

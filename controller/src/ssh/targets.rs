@@ -42,6 +42,10 @@ impl From<NodeError> for TargetError {
     }
 }
 
+/// How long the agent has to answer before a connection is forwarded (its work dir, then
+/// the SSH request): it answers at once when it is alive.
+pub const AGENT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A reachable target.
 pub struct Resolved {
     /// The node's stored name.
@@ -175,11 +179,20 @@ pub async fn request(
         Some(build) => {
             let work_dir = work_dir(&resolved.channel, &resolved.node).await?;
             let row = &build.row;
-            let allowed_users =
-                steward_protocol::job_xml::JobConfig::from_stored_xml(&row.config_xml)
-                    .ok()
-                    .and_then(|c| c.breakpoint().map(|b| b.allowed_ssh_users.clone()))
-                    .unwrap_or_default();
+            // The build's own configuration (as it started) says which SSH user names its
+            // sessions may use; one that cannot be read lets nobody in, rather than anyone.
+            let config = steward_protocol::job_xml::JobConfig::from_stored_xml(&row.config_xml)
+                .map_err(|e| {
+                    TargetError::Unavailable(format!(
+                        "Build {}#{}'s stored configuration cannot be read ({e}), so who may log in to it is not known",
+                        Shown(&row.job),
+                        row.number
+                    ))
+                })?;
+            let allowed_users = config
+                .breakpoint()
+                .map(|b| b.allowed_ssh_users.clone())
+                .unwrap_or_default();
             SshTarget::Build(BuildSession {
                 job: row.job.clone(),
                 number: row.number,
@@ -206,7 +219,17 @@ pub async fn request(
 
 /// The agent's work dir.
 async fn work_dir(channel: &Channel, node: &str) -> Result<String, TargetError> {
-    match steward_channel::call::call(channel, &Request::Info).await {
+    let asked = steward_channel::call::call(channel, &Request::Info);
+    let answer = tokio::time::timeout(AGENT_ANSWER_TIMEOUT, asked)
+        .await
+        .map_err(|_| {
+            TargetError::Unavailable(format!(
+                "Node ‘{}’ did not answer within {} s",
+                Shown(node),
+                AGENT_ANSWER_TIMEOUT.as_secs()
+            ))
+        })?;
+    match answer {
         Ok(Response::Info(info)) => Ok(info.work_dir.trim_end_matches('/').to_owned()),
         Ok(other) => Err(TargetError::Unavailable(format!(
             "Node ‘{}’ answered {other:?} when asked for its work dir",

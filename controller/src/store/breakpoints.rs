@@ -25,6 +25,8 @@ pub struct BreakpointRow {
     pub ever_connected: bool,
     /// How it ended; `None` while it holds.
     pub ended: Option<String>,
+    /// The token of the `breakpoint wait` that started it, if one did.
+    pub wait_token: Option<String>,
 }
 
 /// Remembers that queue item `queue_id` asked for a breakpoint (`onFailure`, `always` or
@@ -54,14 +56,15 @@ pub fn save(conn: &Connection, row: &BreakpointRow) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO breakpoints (build_id, reason, started_ms, duration_ms, expires_ms,
                                   max_expires_ms, connect_by_ms, resume_on_logout,
-                                  ever_connected, ended)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                  ever_connected, ended, wait_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (build_id) DO UPDATE SET
              reason = excluded.reason, started_ms = excluded.started_ms,
              duration_ms = excluded.duration_ms, expires_ms = excluded.expires_ms,
              max_expires_ms = excluded.max_expires_ms, connect_by_ms = excluded.connect_by_ms,
              resume_on_logout = excluded.resume_on_logout,
-             ever_connected = excluded.ever_connected, ended = excluded.ended",
+             ever_connected = excluded.ever_connected, ended = excluded.ended,
+             wait_token = excluded.wait_token",
         params![
             row.build_id as i64,
             row.reason,
@@ -73,6 +76,7 @@ pub fn save(conn: &Connection, row: &BreakpointRow) -> Result<(), StoreError> {
             row.resume_on_logout,
             row.ever_connected,
             row.ended,
+            row.wait_token,
         ],
     )?;
     Ok(())
@@ -83,7 +87,7 @@ pub fn get(conn: &Connection, build_id: u64) -> Result<Option<BreakpointRow>, St
     Ok(conn
         .query_row(
             "SELECT reason, started_ms, duration_ms, expires_ms, max_expires_ms, connect_by_ms,
-                    resume_on_logout, ever_connected, ended
+                    resume_on_logout, ever_connected, ended, wait_token
              FROM breakpoints WHERE build_id = ?1",
             [build_id as i64],
             |r| {
@@ -98,6 +102,7 @@ pub fn get(conn: &Connection, build_id: u64) -> Result<Option<BreakpointRow>, St
                     resume_on_logout: r.get(6)?,
                     ever_connected: r.get(7)?,
                     ended: r.get(8)?,
+                    wait_token: r.get(9)?,
                 })
             },
         )
@@ -121,6 +126,7 @@ mod tests {
             resume_on_logout: false,
             ever_connected: false,
             ended: None,
+            wait_token: Some("t".into()),
         }
     }
 

@@ -147,6 +147,9 @@ const MIGRATIONS: &[&str] = &[
         ever_connected INTEGER NOT NULL,
         ended TEXT
     );",
+    // The token of the `breakpoint wait` that started a breakpoint: the same wait asked
+    // again (after its agent reconnected) joins it, or learns how it ended.
+    "ALTER TABLE breakpoints ADD COLUMN wait_token TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -94,6 +94,7 @@ const IN_A_SESSION: &[(&str, &str)] = &[
     ("JOB_NAME", "web"),
     ("BUILD_NUMBER", "7"),
     ("STEWARD_SSH_CONNECTION", "12"),
+    ("STEWARD_BUILD_KEY", "k7"),
     ("STEWARD_AGENT_SOCKET", "/w/remoting/agent.sock"),
 ];
 
@@ -107,15 +108,27 @@ fn the_build_comes_from_the_environment() {
                 number: 7
             },
             connection: Some(12),
+            build_key: "k7".into(),
             socket: "/w/remoting/agent.sock".into(),
         })
     );
     let in_a_step = env(&[
         ("JOB_NAME", "web"),
         ("BUILD_NUMBER", "7"),
+        ("STEWARD_BUILD_KEY", "k7"),
         ("STEWARD_AGENT_SOCKET", "/s"),
     ]);
     assert_eq!(target(in_a_step).unwrap().connection, None);
+    // A node session has no build key: the command says where it works.
+    let on_the_node = env(&[
+        ("JOB_NAME", "web"),
+        ("BUILD_NUMBER", "7"),
+        ("STEWARD_AGENT_SOCKET", "/s"),
+    ]);
+    assert!(matches!(
+        target(on_the_node),
+        Err(Failure::Failed(message)) if message.starts_with("STEWARD_BUILD_KEY is not set")
+    ));
 }
 
 fn failed(pairs: &[(&str, &str)]) -> String {
