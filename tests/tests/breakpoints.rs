@@ -328,3 +328,92 @@ fn a_step_holds_its_build_with_breakpoint_wait_and_goes_on_when_it_ends() {
     );
     assert!(console.ends_with("Finished: SUCCESS\n"), "{console}");
 }
+
+#[test]
+fn a_breakpoint_a_step_started_is_waited_for_even_when_its_wait_was_killed() {
+    let (c, _agent, _work) = setup();
+    c.create_job(
+        "detached",
+        &Freestyle::shell(
+            "breakpoint wait --for 10m &\n\
+             until breakpoint status >/dev/null 2>&1; do sleep 0.1; done\n\
+             kill $!\n\
+             echo step done",
+        ),
+    );
+    let out = c.cli(&["build", "detached"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_console(&c, "detached", 1, "step done\n");
+    // The step is over, the breakpoint it started is not: the build waits for it.
+    let listed = breakpoints(&c);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(result_of(&c, "detached", 1), "RUNNING");
+    let resumed = c.cli(&["resume-breakpoint", "detached", "1"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(wait_result(&c, "detached", 1), "SUCCESS");
+}
+
+#[test]
+fn a_step_cannot_act_on_another_builds_breakpoint() {
+    let (c, _agent, _work) = setup();
+    c.create_job(
+        "held",
+        &Freestyle::shell("exit 1").breakpoint("<when>onFailure</when>"),
+    );
+    let out = c.cli(&["build", "held"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_console(&c, "held", 1, "Host key: ");
+    // Another job's step names the held build: its key is not that build's.
+    c.create_job(
+        "intruder",
+        &Freestyle::shell(
+            "JOB_NAME=held BUILD_NUMBER=1 breakpoint resume || echo \"resume said $?\"",
+        ),
+    );
+    let out = c.cli(&["build", "intruder", "-s"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let console = c.console("intruder", 1);
+    assert!(console.contains("resume said 1"), "{console}");
+    assert!(
+        console.contains("this command does not run in build held#1"),
+        "{console}"
+    );
+    assert_eq!(result_of(&c, "held", 1), "RUNNING");
+    assert_eq!(breakpoints(&c).len(), 1);
+    let resumed = c.cli(&["resume-breakpoint", "held", "1"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+}
+
+#[test]
+fn a_wait_asked_again_after_its_breakpoint_ended_learns_how_and_starts_no_other() {
+    let (c, mut agent, work) = setup();
+    c.create_job(
+        "again",
+        &Freestyle::shell("breakpoint wait --for 10m; echo \"wait said $?\""),
+    );
+    let out = c.cli(&["build", "again"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_console(
+        &c,
+        "again",
+        1,
+        "Breakpoint: a build step ran `breakpoint wait`",
+    );
+    // The agent goes away while its step waits; the breakpoint is resumed meanwhile.
+    agent.kill();
+    c.wait_online(NODE, false, DEADLINE);
+    let resumed = c.cli(&["resume-breakpoint", "again", "1"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    // Back, the step's command asks again with its token, and is told it ended.
+    let _agent = c.start_agent_in(NODE, work.path());
+    assert_eq!(wait_result(&c, "again", 1), "SUCCESS");
+    let console = c.console("again", 1);
+    assert!(console.contains("wait said 0"), "{console}");
+    assert_eq!(
+        console
+            .matches("Breakpoint: a build step ran `breakpoint wait`")
+            .count(),
+        1,
+        "{console}"
+    );
+}

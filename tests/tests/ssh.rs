@@ -237,11 +237,21 @@ fn a_pty_shell_sees_its_window_size() {
 #[test]
 fn twenty_sessions_at_once_on_one_agent() {
     let (c, _agent, _work, user) = setup();
+    // Each session marks that it runs, then waits until all twenty do: sessions served one
+    // after another would never get there (each gives up after 30 s and says so).
+    let marks = tempfile::tempdir().unwrap();
+    let dir = marks.path().display();
     let children: Vec<_> = (0..20)
         .map(|i| {
             user.command("ssh", &c, Proxy::Cli, NODE_PATH, NODE)
                 .arg("tester@steward")
-                .arg(format!("sleep 1; echo session {i}; exit {}", i % 5))
+                .arg(format!(
+                    "touch {dir}/{i}; n=0; \
+                     until [ $(ls {dir} | wc -l) -ge 20 ]; do \
+                       n=$((n+1)); [ $n -lt 600 ] || {{ echo alone; exit 99; }}; sleep 0.05; \
+                     done; echo session {i}; exit {}",
+                    i % 5
+                ))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -256,6 +266,52 @@ fn twenty_sessions_at_once_on_one_agent() {
             format!("session {i}\n")
         );
     }
+}
+
+#[test]
+fn sessions_into_a_build_end_with_it_and_what_they_started_is_killed() {
+    let (c, _agent, _work, user) = setup();
+    let gate = steward_tests::Gate::new();
+    c.create_job(
+        "short",
+        &Freestyle::shell(&format!(
+            "{}{}",
+            gate.mark_script("running"),
+            gate.wait_script("go")
+        )),
+    );
+    let out = c.cli(&["build", "short"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(DEADLINE, "the build runs", || gate.is_marked("running"));
+    let marks = tempfile::tempdir().unwrap();
+    let pid_file = marks.path().join("pid");
+    let mut session = user
+        .command("ssh", &c, Proxy::Cli, "/job/short/1/ssh", NODE)
+        .arg("tester@steward")
+        .arg(format!(
+            "sleep 600 & echo $! > {}; wait",
+            pid_file.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pid = String::new();
+    wait_until(DEADLINE, "the session's process", || {
+        pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        !pid.is_empty()
+    });
+    gate.open("go");
+    wait_until(DEADLINE, "the session to end with the build", || {
+        session.try_wait().unwrap().is_some()
+    });
+    wait_until(DEADLINE, "the session's sleep to be killed", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    });
 }
 
 #[test]

@@ -61,6 +61,16 @@ fn expiry(c: &Controller) -> String {
         .to_owned()
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC time, as `date` reads it.
+fn epoch(time: &str) -> i64 {
+    let out = Command::new("date")
+        .args(["-u", "-d", time, "+%s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "date -d {time}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// `ssh … JOB-N@steward CMD` into build `number` of `job`.
 fn ssh_build(user: &SshUser, c: &Controller, job: &str, number: u64) -> Command {
     let mut command = user.command(
@@ -139,23 +149,11 @@ fn a_connected_client_keeps_the_breakpoint_from_expiring() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut later = String::new();
+    // Well past the first expiry (by more than its 3 s duration), and still held.
     wait_until(
         DEADLINE,
         "the expiry to move past the first one by a few seconds",
-        || {
-            later = expiry(&c);
-            later.as_str() > first.as_str() && {
-                // Well past the first expiry, and still held.
-                let seconds = |t: &str| -> u32 {
-                    let hms = &t[11..19];
-                    hms[..2].parse::<u32>().unwrap() * 3600
-                        + hms[3..5].parse::<u32>().unwrap() * 60
-                        + hms[6..8].parse::<u32>().unwrap()
-                };
-                seconds(&later) >= seconds(&first) + 4
-            }
-        },
+        || epoch(&expiry(&c)) >= epoch(&first) + 4,
     );
     assert_eq!(result_of(&c, "slow", 1), "RUNNING");
     session.kill().unwrap();

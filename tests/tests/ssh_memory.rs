@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use steward_tests::ssh::{Proxy, SshUser};
+use steward_tests::ssh::{Proxy, SshUser, shown};
 use steward_tests::{Controller, DEADLINE, rss_bytes, wait_until};
 
 const NODE: &str = "n1";
@@ -65,15 +65,15 @@ fn controller_memory_stays_flat_with_an_idle_session_and_a_client_that_stops_rea
         .arg("tester@steward")
         .arg("exec yes steward")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut some = vec![0u8; 1 << 20];
-    flood
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut some)
-        .unwrap();
+    if let Err(e) = flood.stdout.as_mut().unwrap().read_exact(&mut some) {
+        let _ = flood.kill();
+        let out = flood.wait_with_output().unwrap();
+        panic!("the flooding session ended early ({e}): {}", shown(&out));
+    }
     // Reading stopped: once the pipes and windows between are full, the flow stops. Wait
     // until the controller's CPU time no longer moves (nothing flows through it).
     let cpu = || -> u64 {

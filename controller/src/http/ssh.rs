@@ -218,6 +218,10 @@ async fn open(
     }
 }
 
+/// Why a forwarded connection ended when the client's side went without a close (the
+/// ProxyCommand killed with its `ssh`, a network failure).
+const CLIENT_BROKE: &str = "the client's connection broke";
+
 /// Moves bytes both ways until either side ends, the controller closes the connection, or
 /// it shuts down; says which.
 async fn pump(
@@ -240,8 +244,11 @@ async fn pump(
     };
     tokio::select! {
         why = &mut up => {
-            // The agent has EOF (or a reset): let its last bytes out, within a bound.
-            let _ = tokio::time::timeout(CLOSE_WAIT, &mut down).await;
+            // A client that closed cleanly still reads until our close: let the agent's
+            // last bytes out, within a bound. One whose connection broke reads nothing more.
+            if why != CLIENT_BROKE {
+                let _ = tokio::time::timeout(CLOSE_WAIT, &mut down).await;
+            }
             stop.cancel();
             why
         }
@@ -296,8 +303,8 @@ async fn client_to_agent(
                 return "the client closed the connection";
             }
             Some(Err(_)) => {
-                send.reset(ResetCode::Cancelled, "the client's connection broke");
-                return "the client's connection broke";
+                send.reset(ResetCode::Cancelled, CLIENT_BROKE);
+                return CLIENT_BROKE;
             }
         }
     }
