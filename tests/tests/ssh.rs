@@ -68,6 +68,55 @@ fn refusals_come_before_the_upgrade_with_a_status_and_a_reason() {
     assert!(body.contains("No such build web#1"), "{body}");
 }
 
+/// Adds a user without administrator rights (Overall/Read and Job/Read only), as an
+/// administrator would before users can be managed from the CLI; its token.
+fn add_reader(c: &Controller) -> String {
+    use sha2::Digest;
+    let token = "11aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned();
+    let db = rusqlite::Connection::open(c.home().join("steward.db")).unwrap();
+    db.busy_timeout(DEADLINE).unwrap();
+    db.execute(
+        "INSERT INTO users (name, full_name, is_admin, created_at) VALUES ('reader', 'Reader', 0, 0)",
+        [],
+    )
+    .unwrap();
+    let hash = sha2::Sha256::digest(token.as_bytes()).to_vec();
+    db.execute(
+        "INSERT INTO api_tokens (user, name, sha256, created_at) VALUES ('reader', 't', ?1, 0)",
+        [hash],
+    )
+    .unwrap();
+    token
+}
+
+#[test]
+fn without_the_permission_a_user_is_refused_before_any_ssh() {
+    let (c, _agent, _work, _user) = setup();
+    c.create_job(
+        "web",
+        &Freestyle::shell("exit 1").breakpoint("<when>onFailure</when>"),
+    );
+    let out = c.cli(&["build", "web"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let token = add_reader(&c);
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("reader:{token}"))
+    );
+    let (status, body) = refused_upgrade(&c.addr, NODE_PATH, &[("Authorization", &basic)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Agent/Connect"), "{body}");
+    wait_until(DEADLINE, "the build to be held", || {
+        c.cli(&["list-breakpoints"]).stdout.starts_with("web\t1\t")
+    });
+    let (status, body) = refused_upgrade(&c.addr, "/job/web/1/ssh", &[("Authorization", &basic)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Job/Debug"), "{body}");
+    let resumed = c.cli(&["resume-breakpoint", "web", "1"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+}
+
 #[test]
 fn exec_returns_the_remote_exit_status_through_websocat_and_cli() {
     let (c, _agent, work, user) = setup();
