@@ -6,6 +6,10 @@
 //! exits leaving others behind, [`ProcessTree::terminate`] sends SIGHUP and SIGTERM, waits a
 //! short grace, then SIGKILLs whatever is left. For a pty session, whose shell may have put
 //! jobs in groups of their own, every process of the terminal's session goes too.
+//!
+//! A process that leaves both (`setsid`, a daemon) still carries the session's cookie in
+//! its environment, `STEWARD_SSH_SESSION`, as Jenkins' process-tree killer finds a build's
+//! processes by `BUILD_ID`: those are signalled too.
 
 use std::time::Duration;
 
@@ -24,16 +28,27 @@ pub struct ProcessTree {
     pgid: libc::pid_t,
     /// Set for a pty session, whose leader called setsid(): the session id equals the pgid.
     whole_session: bool,
+    /// `STEWARD_SSH_SESSION=COOKIE`, as it appears in `/proc/PID/environ`.
+    cookie: Vec<u8>,
+}
+
+/// The variable every process of a session inherits, naming the session.
+pub const COOKIE_VAR: &str = "STEWARD_SSH_SESSION";
+
+/// A new session's cookie.
+pub fn new_cookie() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 impl ProcessTree {
     /// The tree led by `child`, spawned in a group (or session) of its own.
-    pub fn of(child: &Child, whole_session: bool) -> Option<Self> {
+    pub fn of(child: &Child, whole_session: bool, cookie: &str) -> Option<Self> {
         // Never 0 or negative: killpg(0) would be this agent's own group.
         let pgid = libc::pid_t::try_from(child.id()?).ok().filter(|p| *p > 0)?;
         Some(ProcessTree {
             pgid,
             whole_session,
+            cookie: format!("{COOKIE_VAR}={cookie}").into_bytes(),
         })
     }
 
@@ -55,12 +70,28 @@ impl ProcessTree {
                 }
             }
         }
+        for pid in self.escaped() {
+            // SAFETY: as above, for one process that carries the session's cookie.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// Running processes that left the group and session but carry the cookie.
+    fn escaped(&self) -> Vec<libc::pid_t> {
+        let me = std::process::id() as libc::pid_t;
+        with_cookie(&self.cookie)
+            .into_iter()
+            .filter(|pid| *pid != me)
+            .collect()
     }
 
     /// Whether any member is still running (zombies, already dead, do not count).
     pub fn alive(&self) -> bool {
         !members(Field::Group, self.pgid).is_empty()
             || (self.whole_session && !members(Field::Session, self.pgid).is_empty())
+            || !self.escaped().is_empty()
     }
 
     /// Ends every process of the tree: SIGHUP and SIGTERM, then SIGKILL after
@@ -78,6 +109,41 @@ impl ProcessTree {
         self.signal(libc::SIGKILL);
         let _ = child.wait().await;
     }
+}
+
+/// Running processes (of this user: others' environments cannot be read) whose
+/// environment holds `entry` (`NAME=VALUE`).
+fn with_cookie(entry: &[u8]) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry_dir in entries.flatten() {
+        let Some(pid) = entry_dir
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry_dir.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|b| *b == 0).any(|var| var == entry) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(entry_dir.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "Z"))
+            })
+            .unwrap_or(true);
+        if !zombie {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 #[derive(Clone, Copy)]
@@ -185,10 +251,56 @@ mod tests {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let tree = ProcessTree::of(&child, false).unwrap();
-        let started = tokio::time::Instant::now();
+        let tree = ProcessTree::of(&child, false, &new_cookie()).unwrap();
         tree.terminate(&mut child).await;
         assert!(!tree.alive());
-        assert!(started.elapsed() < TERMINATE_GRACE + Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_process_that_left_the_group_is_found_by_its_cookie_and_ended() {
+        let cookie = new_cookie();
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // `setsid` puts the sleep in a session (and group) of its own.
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "setsid sh -c 'echo $$ > {}; exec sleep 1000' & wait",
+                pid_file.display()
+            ))
+            .env(COOKIE_VAR, &cookie)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let written = async {
+            loop {
+                if let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<libc::pid_t>().ok())
+                {
+                    break pid;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        let pid = tokio::time::timeout(Duration::from_secs(20), written)
+            .await
+            .expect("the escaped process wrote its pid");
+        let tree = ProcessTree::of(&child, false, &cookie).unwrap();
+        assert!(
+            tree.escaped().contains(&pid),
+            "the escaped process is found"
+        );
+        tree.terminate(&mut child).await;
+        assert!(!tree.alive());
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty()
+                || stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+            "{stat}"
+        );
     }
 }

@@ -116,6 +116,9 @@ pub fn start(
         command.env("TERM", &pty.term);
     }
     command.envs(client_env.iter().map(|(k, v)| (k, v)));
+    // Set last, so no client variable can take it: it is how escaped processes are found.
+    let cookie = process::new_cookie();
+    command.env(process::COOKIE_VAR, &cookie);
 
     match pty {
         None => {
@@ -125,7 +128,7 @@ pub fn start(
                 .stderr(Stdio::piped())
                 .process_group(0);
             let mut child = command.spawn()?;
-            let tree = ProcessTree::of(&child, false).ok_or_else(no_pid)?;
+            let tree = ProcessTree::of(&child, false, &cookie).ok_or_else(no_pid)?;
             let io = Io::Pipes {
                 stdin: child.stdin.take(),
                 stdout: child.stdout.take(),
@@ -155,7 +158,7 @@ pub fn start(
                 });
             }
             let child = command.spawn()?;
-            let tree = ProcessTree::of(&child, true).ok_or_else(no_pid)?;
+            let tree = ProcessTree::of(&child, true, &cookie).ok_or_else(no_pid)?;
             Ok(Started {
                 child,
                 tree,
