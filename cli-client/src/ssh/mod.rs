@@ -25,6 +25,7 @@ pub mod host_keys;
 pub mod proxy;
 pub mod quote;
 pub mod relay;
+pub mod stdio;
 pub mod target;
 pub mod tunnel;
 
@@ -61,7 +62,7 @@ async fn run_command(config: &Config, command: &SshCommand) -> Result<i32, SshEr
     // ssh-proxy keeps the default signal actions: ssh ends its ProxyCommand with SIGHUP,
     // and a Ctrl-C in a terminal goes to ssh and it alike.
     if let SshCommand::Proxy { target } = command {
-        let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+        let (stdin, stdout) = (stdio::stdin(), stdio::stdout());
         proxy::run(config, &tls, target, stdin, stdout).await?;
         return Ok(0);
     }

@@ -23,10 +23,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-/// Most input bytes sent in one message: an SSH packet is about 32 KiB at most, well under
-/// the controller's 256 KiB cap on messages, and a read returns what is there, so an
-/// interactive keystroke still goes out alone.
-pub const READ_CHUNK: usize = 32 * 1024;
+/// Most input bytes sent in one message: a few of ssh's 32 KiB packets when a transfer
+/// queues them (fewer messages, fewer wake-ups), under the controller's 256 KiB cap; a
+/// read returns what is there, so an interactive keystroke still goes out alone.
+pub const READ_CHUNK: usize = 128 * 1024;
 /// How long the controller has to finish once our input has ended (or it sent its close):
 /// the SSH session is over by then, and only its last bytes and the close are due.
 pub const CLOSE_DRAIN: Duration = Duration::from_secs(5);
