@@ -249,6 +249,25 @@ impl Controller {
         assert_eq!(out.code, 0, "create-job {name} failed: {out:?}");
     }
 
+    /// Build `number`'s result as `list-builds` shows it (`RUNNING` while it runs).
+    pub fn result_of(&self, job: &str, number: u64) -> String {
+        self.list_builds(job)
+            .into_iter()
+            .find(|b| b.number == number)
+            .map(|b| b.result)
+            .unwrap_or_else(|| panic!("no build {job}#{number}"))
+    }
+
+    /// Waits until build `number` has ended; its result.
+    pub fn wait_result(&self, job: &str, number: u64) -> String {
+        let mut result = String::new();
+        crate::wait_until(DEADLINE, &format!("{job}#{number} ends"), || {
+            result = self.result_of(job, number);
+            result != "RUNNING"
+        });
+        result
+    }
+
     /// The queue, as `queue` prints it.
     pub fn queue(&self) -> Vec<QueueLine> {
         let out = self.cli(&["queue"]);

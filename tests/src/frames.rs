@@ -53,19 +53,7 @@ pub struct RawWs {
 /// Writes `GET path` with the upgrade headers and `headers`, and reads the answer's head.
 /// Returns the status and the head, and the connection when the status is 101.
 pub fn upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Option<RawWs>) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(crate::DEADLINE))
-        .expect("read timeout");
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("write request");
+    let mut stream = send_upgrade(addr, path, headers);
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -235,8 +223,8 @@ impl RawWs {
     }
 }
 
-/// An upgrade that is expected to be refused: its status and the body's text.
-pub fn refused_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+/// Connects and writes `GET path` with the upgrade headers and `headers`.
+fn send_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(crate::DEADLINE))
@@ -250,6 +238,12 @@ pub fn refused_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("write request");
+    stream
+}
+
+/// An upgrade that is expected to be refused: its status and the body's text.
+pub fn refused_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = send_upgrade(addr, path, headers);
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

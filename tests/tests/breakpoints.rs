@@ -14,23 +14,6 @@ fn setup() -> (Controller, Agent, tempfile::TempDir) {
     (c, agent, work)
 }
 
-fn result_of(c: &Controller, job: &str, number: u64) -> String {
-    c.list_builds(job)
-        .into_iter()
-        .find(|b| b.number == number)
-        .map(|b| b.result)
-        .unwrap_or_else(|| panic!("no build {job}#{number}"))
-}
-
-fn wait_result(c: &Controller, job: &str, number: u64) -> String {
-    let mut result = String::new();
-    wait_until(DEADLINE, &format!("{job}#{number} ends"), || {
-        result = result_of(c, job, number);
-        result != "RUNNING"
-    });
-    result
-}
-
 /// Waits until the build's console holds `needle`; the console.
 fn wait_console(c: &Controller, job: &str, number: u64, needle: &str) -> String {
     let mut console = String::new();
@@ -98,7 +81,7 @@ fn a_failed_build_is_held_and_says_how_to_connect_then_extended_and_resumed_it_f
         "{console}"
     );
     // Held: running, listed, with its executor.
-    assert_eq!(result_of(&c, "web", 1), "RUNNING");
+    assert_eq!(c.result_of("web", 1), "RUNNING");
     let listed = breakpoints(&c);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(&listed[0][..3], ["web", "1", NODE]);
@@ -122,7 +105,7 @@ fn a_failed_build_is_held_and_says_how_to_connect_then_extended_and_resumed_it_f
     assert_eq!(resumed.code, 0, "{resumed:?}");
     let out = waiting.wait(DEADLINE);
     assert_eq!(out.code, 2, "build -s of a failed build exits 2: {out:?}");
-    assert_eq!(wait_result(&c, "web", 1), "FAILURE");
+    assert_eq!(c.wait_result("web", 1), "FAILURE");
     let console = c.console("web", 1);
     let end = console
         .find("Breakpoint ended: resumed by admin (resume-breakpoint).\n")
@@ -211,7 +194,7 @@ fn aborting_a_held_build_ends_the_breakpoint_and_keeps_its_result() {
     let stopped = c.cli(&["stop-builds", "stuck"]);
     assert_eq!(stopped.code, 0, "{stopped:?}");
     waiting.wait(DEADLINE);
-    assert_eq!(wait_result(&c, "stuck", 1), "FAILURE");
+    assert_eq!(c.wait_result("stuck", 1), "FAILURE");
     let console = c.console("stuck", 1);
     assert!(
         console.contains("Breakpoint ended: the build was aborted by admin.\n"),
@@ -284,10 +267,10 @@ fn a_breakpoint_holds_on_across_a_controller_restart() {
         after[0][3], before[0][3],
         "the same expiry after the restart"
     );
-    assert_eq!(result_of(&c, "durable", 1), "RUNNING");
+    assert_eq!(c.result_of("durable", 1), "RUNNING");
     let resumed = c.cli(&["resume-breakpoint", "durable", "1"]);
     assert_eq!(resumed.code, 0, "{resumed:?}");
-    assert_eq!(wait_result(&c, "durable", 1), "FAILURE");
+    assert_eq!(c.wait_result("durable", 1), "FAILURE");
     // Ended once: a second restart does not hold it again.
     assert_eq!(
         c.console("durable", 1).matches("Breakpoint ended:").count(),
@@ -347,10 +330,10 @@ fn a_breakpoint_a_step_started_is_waited_for_even_when_its_wait_was_killed() {
     // The step is over, the breakpoint it started is not: the build waits for it.
     let listed = breakpoints(&c);
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(result_of(&c, "detached", 1), "RUNNING");
+    assert_eq!(c.result_of("detached", 1), "RUNNING");
     let resumed = c.cli(&["resume-breakpoint", "detached", "1"]);
     assert_eq!(resumed.code, 0, "{resumed:?}");
-    assert_eq!(wait_result(&c, "detached", 1), "SUCCESS");
+    assert_eq!(c.wait_result("detached", 1), "SUCCESS");
 }
 
 #[test]
@@ -378,7 +361,7 @@ fn a_step_cannot_act_on_another_builds_breakpoint() {
         console.contains("this command does not run in build held#1"),
         "{console}"
     );
-    assert_eq!(result_of(&c, "held", 1), "RUNNING");
+    assert_eq!(c.result_of("held", 1), "RUNNING");
     assert_eq!(breakpoints(&c).len(), 1);
     let resumed = c.cli(&["resume-breakpoint", "held", "1"]);
     assert_eq!(resumed.code, 0, "{resumed:?}");
@@ -406,7 +389,7 @@ fn a_wait_asked_again_after_its_breakpoint_ended_learns_how_and_starts_no_other(
     assert_eq!(resumed.code, 0, "{resumed:?}");
     // Back, the step's command asks again with its token, and is told it ended.
     let _agent = c.start_agent_in(NODE, work.path());
-    assert_eq!(wait_result(&c, "again", 1), "SUCCESS");
+    assert_eq!(c.wait_result("again", 1), "SUCCESS");
     let console = c.console("again", 1);
     assert!(console.contains("wait said 0"), "{console}");
     assert_eq!(

@@ -32,23 +32,6 @@ fn wait_held(c: &Controller, job: &str, number: u64) -> String {
     console
 }
 
-fn result_of(c: &Controller, job: &str, number: u64) -> String {
-    c.list_builds(job)
-        .into_iter()
-        .find(|b| b.number == number)
-        .map(|b| b.result)
-        .unwrap_or_else(|| panic!("no build {job}#{number}"))
-}
-
-fn wait_result(c: &Controller, job: &str, number: u64) -> String {
-    let mut result = String::new();
-    wait_until(DEADLINE, &format!("{job}#{number} ends"), || {
-        result = result_of(c, job, number);
-        result != "RUNNING"
-    });
-    result
-}
-
 /// The expiry `list-breakpoints` shows for the one held build.
 fn expiry(c: &Controller) -> String {
     let out = c.cli(&["list-breakpoints"]);
@@ -119,7 +102,7 @@ fn connect_to_a_failed_build_extend_and_resume_it_from_inside_and_it_ends_failur
     );
     let done = waiting.wait(DEADLINE);
     assert_eq!(done.code, 2, "{done:?}");
-    assert_eq!(wait_result(&c, "web", 1), "FAILURE");
+    assert_eq!(c.wait_result("web", 1), "FAILURE");
     let console = c.console("web", 1);
     for line in [
         "SSH: admin connected as web-1 (key SHA256:",
@@ -155,11 +138,11 @@ fn a_connected_client_keeps_the_breakpoint_from_expiring() {
         "the expiry to move past the first one by a few seconds",
         || epoch(&expiry(&c)) >= epoch(&first) + 4,
     );
-    assert_eq!(result_of(&c, "slow", 1), "RUNNING");
+    assert_eq!(c.result_of("slow", 1), "RUNNING");
     session.kill().unwrap();
     session.wait().unwrap();
     // Nobody connected: it expires within its duration.
-    assert_eq!(wait_result(&c, "slow", 1), "FAILURE");
+    assert_eq!(c.wait_result("slow", 1), "FAILURE");
     assert!(
         c.console("slow", 1)
             .contains("Breakpoint ended: it expired at ")
@@ -198,7 +181,7 @@ fn aborting_a_held_build_closes_its_sessions_and_kills_what_they_started() {
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     let stopped = c.cli(&["stop-builds", "stuck"]);
     assert_eq!(stopped.code, 0, "{stopped:?}");
-    assert_eq!(wait_result(&c, "stuck", 1), "FAILURE");
+    assert_eq!(c.wait_result("stuck", 1), "FAILURE");
     wait_until(DEADLINE, "the session's sleep to be killed", || {
         !std::path::Path::new(&format!("/proc/{pid}")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -227,7 +210,7 @@ fn a_breakpoint_outlives_its_agent_being_killed_and_restarted() {
     agent.kill();
     c.wait_online(NODE, false, DEADLINE);
     let _agent = c.start_agent_in(NODE, work.path());
-    assert_eq!(result_of(&c, "durable", 1), "RUNNING");
+    assert_eq!(c.result_of("durable", 1), "RUNNING");
     assert_eq!(expiry(&c), before);
     // The same host key (kept in the work dir): the pinned known_hosts still works.
     let out = ssh_build(&user, &c, "durable", 1)
@@ -235,5 +218,5 @@ fn a_breakpoint_outlives_its_agent_being_killed_and_restarted() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    assert_eq!(wait_result(&c, "durable", 1), "FAILURE");
+    assert_eq!(c.wait_result("durable", 1), "FAILURE");
 }
