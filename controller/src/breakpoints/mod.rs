@@ -7,7 +7,8 @@
 //!   while a client is connected, `.hold` in the workspace, the connect timeout, the last
 //!   client logging out, the build aborted; warnings to sessions, console lines.
 //! - [`console`]: what the build's console says.
-//! - [`relayed`]: the `breakpoint` command on the agent, relayed as an agent call.
+//! - [`relayed`](relayed()): the `breakpoint` command on the agent, relayed as an agent
+//!   call, checked against the build's key.
 //!
 //! A breakpoint is stored as it changes (`store::breakpoints`): a controller restarted
 //! during one holds the build on until the same expiry, and one restarted after it does not
@@ -15,14 +16,15 @@
 
 pub mod console;
 pub mod hold;
+mod relayed;
+
+pub use relayed::relayed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use steward_protocol::breakpoint::{
-    BreakpointCall, BreakpointClient, BreakpointCommand, BreakpointReply, BreakpointStatus,
-};
+use steward_protocol::breakpoint::{BreakpointClient, BreakpointStatus};
 use steward_protocol::duration::{format_duration, utc};
 use steward_protocol::job_xml::breakpoint::Breakpoint;
 use steward_protocol::shown::Shown;
@@ -95,9 +97,6 @@ fn ms(d: Duration) -> i64 {
 /// One breakpoint.
 pub struct Held {
     pub build: Arc<RunningBuild>,
-    /// The `breakpoint wait` that asked for it, if one did: a call sent again after the
-    /// agent reconnected carries the same token, and waits on this same breakpoint.
-    pub wait_token: Option<String>,
     record: Mutex<BreakpointRow>,
     hold_until: Mutex<Option<i64>>,
     /// An end asked for (resumed, by whom), for the holding task to carry out.
@@ -284,7 +283,7 @@ pub async fn hold(
     let fresh = resumed.is_none();
     let mut record = resumed.unwrap_or_else(|| settings.start(build.row.id, now_ms()));
     if record.wait_token.is_none() {
-        record.wait_token = wait_token.clone();
+        record.wait_token = wait_token;
     }
     let held = {
         let mut map = state.breakpoints.lock();
@@ -293,7 +292,6 @@ pub async fn hold(
         }
         let held = Arc::new(Held {
             build: build.clone(),
-            wait_token,
             record: Mutex::new(record),
             hold_until: Mutex::new(None),
             end_asked: Mutex::new(None),
@@ -372,95 +370,6 @@ pub fn resume(held: &Held, who: &str, via: &str) {
     held.resumed
         .store(true, std::sync::atomic::Ordering::Relaxed);
     held.end(format!("resumed by {who} ({via})"));
-}
-
-/// The `breakpoint` command, relayed from the agent of `node`.
-pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> BreakpointReply {
-    let refused = |message: String| BreakpointReply::Refused { message };
-    let Some(build) = state
-        .builds
-        .running_build(&call.build.job, call.build.number)
-    else {
-        return refused(format!(
-            "build {}#{} is not running",
-            Shown(&call.build.job),
-            call.build.number
-        ));
-    };
-    if build.row.node != node {
-        return refused(format!(
-            "build {}#{} does not run on this node",
-            Shown(&call.build.job),
-            call.build.number
-        ));
-    }
-    if !state.secret_key.is_build_key(build.row.id, &call.build_key) {
-        return refused(format!(
-            "this command does not run in build {}#{} (its STEWARD_BUILD_KEY is missing or wrong): only the build's steps and SSH sessions into it may act on its breakpoint",
-            Shown(&call.build.job),
-            call.build.number
-        ));
-    }
-    let who = match call.connection.and_then(|id| state.ssh.get(id)) {
-        Some(connection) if connection.build == Some(build.row.id) => match &connection.login {
-            Some(login) => format!(
-                "{} (SSH user {})",
-                Shown(&connection.user),
-                Shown(&login.ssh_user)
-            ),
-            None => Shown(&connection.user).to_string(),
-        },
-        _ => "a command in the build".to_owned(),
-    };
-    let held = state.breakpoints.of_build(build.row.id);
-    match (call.command, held) {
-        (BreakpointCommand::Wait { for_ms, token }, held) => {
-            let held = match held {
-                Some(held) => held,
-                None => {
-                    let config = steward_protocol::job_xml::JobConfig::from_stored_xml(
-                        &build.row.config_xml,
-                    )
-                    .ok();
-                    let mut settings = Settings::of_job(
-                        config.as_ref().and_then(|c| c.breakpoint()),
-                        "a build step ran `breakpoint wait`",
-                    );
-                    if let Some(for_ms) = for_ms {
-                        settings.duration =
-                            Duration::from_millis(for_ms).min(settings.max_duration);
-                    }
-                    // The same wait asked again (its agent reconnected): it joins the
-                    // breakpoint it started, or learns how that ended.
-                    let mine = stored(state, build.row.id)
-                        .await
-                        .filter(|row| row.wait_token.as_deref() == Some(token.as_str()));
-                    if let Some(how) = mine.as_ref().and_then(|row| row.ended.clone()) {
-                        return BreakpointReply::Ended { how };
-                    }
-                    hold(state, &build, &settings, mine, Some(token)).await
-                }
-            };
-            BreakpointReply::Ended {
-                how: held.ended().await,
-            }
-        }
-        (_, None) => refused(format!(
-            "build {}#{} is not held at a breakpoint",
-            Shown(&build.row.job),
-            build.row.number
-        )),
-        (BreakpointCommand::Status, Some(held)) => BreakpointReply::Status(held.status(state)),
-        (BreakpointCommand::Extend { by_ms }, Some(held)) => {
-            let by = by_ms.map_or(DEFAULT_EXTENSION, Duration::from_millis);
-            extend(&held, by, &who);
-            BreakpointReply::Status(held.status(state))
-        }
-        (BreakpointCommand::Resume, Some(held)) => {
-            resume(&held, &who, "breakpoint resume");
-            BreakpointReply::Resumed
-        }
-    }
 }
 
 /// Whether a build whose steps ended with `result` stops at a breakpoint: `when` is the
