@@ -106,7 +106,8 @@ pub enum Request {
     /// The agent's SSH host key: [`Response::SshHostKey`].
     SshHostKey,
     /// Writes `text` into the terminals of the sessions of these connections (the
-    /// breakpoint's warnings before it expires): [`Response::Done`].
+    /// breakpoint's warnings before it expires): [`Response::Done`], or
+    /// [`Response::Error`] when none of them has a session yet.
     SshNotice {
         connections: Vec<u64>,
         text: String,

@@ -220,3 +220,58 @@ fn a_breakpoint_outlives_its_agent_being_killed_and_restarted() {
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     assert_eq!(c.wait_result("durable", 1), "FAILURE");
 }
+
+#[test]
+fn sessions_are_warned_before_an_end_that_will_not_move() {
+    let (c, _agent, _work, user) = setup();
+    // At its maximum from the start: connected or not, it ends in a minute.
+    c.create_job(
+        "ending",
+        &Freestyle::shell("exit 1").breakpoint(
+            "<when>onFailure</when><duration>1m</duration><maxDuration>1m</maxDuration>",
+        ),
+    );
+    let out = c.cli(&["build", "ending"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_held(&c, "ending", 1);
+    let mut session = ssh_build(&user, &c, "ending", 1)
+        .arg("exec sleep 600")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = session.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The notice stands on lines of its own.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let warning = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("a warning in the session within the deadline");
+        if !line.trim().is_empty() {
+            break line;
+        }
+    };
+    assert!(
+        warning.contains("*** Steward: this breakpoint ends in")
+            && warning.contains("breakpoint extend"),
+        "{warning:?}"
+    );
+    let resumed = c.cli(&["resume-breakpoint", "ending", "1"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(c.wait_result("ending", 1), "FAILURE");
+    let _ = session.kill();
+    let _ = session.wait();
+}

@@ -154,8 +154,16 @@ async fn handle(accepted: IncomingStream, context: Context) {
         Request::Ssh(request) => ssh::serve(stream, request, &context).await,
         Request::SshHostKey => answer(stream, &ssh::host_key_response(&context)).await,
         Request::SshNotice { connections, text } => {
-            context.ssh().sessions().notice(&connections, &text).await;
-            answer(stream, &Response::Done).await;
+            let written = context.ssh().sessions().notice(&connections, &text).await;
+            let response = if written > 0 {
+                Response::Done
+            } else {
+                // Logged in, but no session started yet: the controller tries again.
+                Response::Error {
+                    message: "no session of these connections to write to".into(),
+                }
+            };
+            answer(stream, &response).await;
         }
         simple @ (Request::Stat { .. }
         | Request::List { .. }

@@ -125,8 +125,9 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
             if left > ms(*warning) || !end_is_fixed {
                 *done = false;
             } else if !*done {
-                *done = true;
-                warn_sessions(&state, &held, expiry, now).await;
+                // Done once someone saw it: a session that logs in later in the window
+                // still gets it.
+                *done = warn_sessions(&state, &held, expiry, now).await;
             }
         }
         if now >= next_print {
@@ -216,15 +217,22 @@ async fn poll_hold_file(state: &AppState, held: &Held) {
     }
 }
 
-/// Writes a warning into the terminals of the sessions into the build.
-async fn warn_sessions(state: &AppState, held: &Held, expiry: i64, now: i64) {
+/// Writes a warning into the terminals of the sessions into the build; whether there was
+/// a logged-in session to write it to.
+async fn warn_sessions(state: &AppState, held: &Held, expiry: i64, now: i64) -> bool {
     let row = &held.build.row;
-    let connections: Vec<u64> = state.ssh.of_build(row.id).iter().map(|c| c.id).collect();
+    let connections: Vec<u64> = state
+        .ssh
+        .of_build(row.id)
+        .iter()
+        .filter(|c| c.login.is_some())
+        .map(|c| c.id)
+        .collect();
     if connections.is_empty() {
-        return;
+        return false;
     }
     let Some(channel) = state.agents.channel(&row.node).filter(|c| !c.is_closed()) else {
-        return;
+        return false;
     };
     let text = format!(
         "\r\n*** Steward: this breakpoint ends in {} (at {}). Run `breakpoint extend` to keep it. ***\r\n",
@@ -233,7 +241,14 @@ async fn warn_sessions(state: &AppState, held: &Held, expiry: i64, now: i64) {
     );
     let notice = Request::SshNotice { connections, text };
     let call = steward_channel::call::call(&channel, &notice);
-    if let Ok(Err(e)) = tokio::time::timeout(HOLD_CHECK_TIMEOUT, call).await {
-        tracing::debug!(error = ?e.to_string(), "cannot warn the breakpoint's sessions");
+    match tokio::time::timeout(HOLD_CHECK_TIMEOUT, call).await {
+        Ok(Ok(Response::Done)) => true,
+        // No session to write to yet (logged in, not started): tried again.
+        Ok(Ok(_)) => false,
+        Ok(Err(e)) => {
+            tracing::debug!(error = ?e.to_string(), "cannot warn the breakpoint's sessions");
+            false
+        }
+        Err(_) => false,
     }
 }
