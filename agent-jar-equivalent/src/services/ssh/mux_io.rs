@@ -164,9 +164,11 @@ impl AsyncWrite for MuxIo {
             }
         };
         let n = buf.len().min(MAX_DATA_PAYLOAD);
-        let chunk = Bytes::copy_from_slice(&buf[..n]);
+        // Copied once, straight into the frame that goes to the socket.
+        let mut frame = steward_channel::data_buffer(n);
+        frame.extend_from_slice(&buf[..n]);
         let send: Sending = Box::pin(async move {
-            let result = half.send(chunk).await;
+            let result = half.send_buffer(frame).await;
             (half, result)
         });
         this.writing = Writing::Busy {
