@@ -144,6 +144,19 @@ impl Element {
             .collect()
     }
 
+    /// The one child `name`, if any; a second one is [`XmlError::Duplicate`].
+    pub fn only_child(&self, name: &str) -> Result<Option<&Element>, XmlError> {
+        let mut found = self.child_elements().filter(|e| e.name == name);
+        let first = found.next();
+        if first.is_some() && found.next().is_some() {
+            return Err(XmlError::Duplicate {
+                element: name.into(),
+                parent: self.name.clone(),
+            });
+        }
+        Ok(first)
+    }
+
     /// Text of the child `name`, trimmed; `None` when the child is absent.
     pub fn child_text(&self, name: &str) -> Option<String> {
         self.child(name).map(|e| e.text().trim().to_owned())

@@ -135,18 +135,8 @@ pub(super) fn read_property(property: &Element) -> Result<Breakpoint, XmlError> 
 
 /// The text of the one child `name`, trimmed; `None` when absent or empty.
 fn child_text(parent: &Element, name: &str) -> Result<Option<String>, XmlError> {
-    let mut found = parent.child_elements().filter(|e| e.name == name);
-    let Some(element) = found.next() else {
-        return Ok(None);
-    };
-    if found.next().is_some() {
-        return Err(XmlError::Duplicate {
-            element: name.into(),
-            parent: parent.name.clone(),
-        });
-    }
-    let text = element.text().trim().to_owned();
-    Ok((!text.is_empty()).then_some(text))
+    let text = parent.only_child(name)?.map(|e| e.text().trim().to_owned());
+    Ok(text.filter(|t| !t.is_empty()))
 }
 
 fn duration(parent: &Element, name: &str) -> Result<Option<Duration>, XmlError> {
@@ -163,18 +153,9 @@ fn duration(parent: &Element, name: &str) -> Result<Option<Duration>, XmlError> 
 
 /// `<allowedSshUsers>`: `<string>` children, as XStream writes a list.
 fn ssh_users(parent: &Element) -> Result<Vec<String>, XmlError> {
-    let mut found = parent
-        .child_elements()
-        .filter(|e| e.name == "allowedSshUsers");
-    let Some(list) = found.next() else {
+    let Some(list) = parent.only_child("allowedSshUsers")? else {
         return Ok(Vec::new());
     };
-    if found.next().is_some() {
-        return Err(XmlError::Duplicate {
-            element: "allowedSshUsers".into(),
-            parent: parent.name.clone(),
-        });
-    }
     let mut users = Vec::new();
     for entry in list.child_elements() {
         let user = entry.text().trim().to_owned();

@@ -62,31 +62,17 @@ pub(super) fn read_log_rotator(element: &Element) -> Result<Option<BuildDiscarde
 
 /// Reads the property: its `<strategy>`, if any.
 pub(super) fn read_property(property: &Element) -> Result<Option<BuildDiscarder>, XmlError> {
-    let mut strategies = property.child_elements().filter(|e| e.name == "strategy");
-    let Some(strategy) = strategies.next() else {
+    let Some(strategy) = property.only_child("strategy")? else {
         return Ok(None);
     };
-    if strategies.next().is_some() {
-        return Err(XmlError::Duplicate {
-            element: "strategy".into(),
-            parent: DISCARDER_PROPERTY.into(),
-        });
-    }
     read_log_rotator(strategy)
 }
 
 /// One limit: absent, empty or `-1` is none.
 fn limit(parent: &Element, name: &str) -> Result<Option<u32>, XmlError> {
-    let mut found = parent.child_elements().filter(|e| e.name == name);
-    let Some(element) = found.next() else {
+    let Some(element) = parent.only_child(name)? else {
         return Ok(None);
     };
-    if found.next().is_some() {
-        return Err(XmlError::Duplicate {
-            element: name.into(),
-            parent: parent.name.clone(),
-        });
-    }
     let text = element.text();
     let value = text.trim();
     if value.is_empty() || value == "-1" {
