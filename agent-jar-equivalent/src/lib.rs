@@ -32,6 +32,7 @@ pub mod reconnect;
 pub mod retry;
 pub mod services;
 pub mod session;
+pub mod terminals;
 pub mod workdir;
 
 use std::ops::ControlFlow;

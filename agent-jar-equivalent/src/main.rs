@@ -2,7 +2,8 @@
 //! TLS provider, and runs [`steward_agent::run`] until it stops or a signal arrives.
 //!
 //! Started under the name `breakpoint`, it is that command instead
-//! ([`steward_agent::breakpoint::command`], with exit codes of its own).
+//! ([`steward_agent::breakpoint::command`], with exit codes of its own); under the name
+//! `steward-terminal-holder`, a terminal's holder ([`steward_agent::terminals::holder`]).
 //!
 //! Exit codes: 0 when the agent stops on purpose (signal, `-noReconnect`,
 //! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document),
@@ -24,6 +25,14 @@ fn main() -> ExitCode {
     {
         let args: Vec<_> = args.collect();
         return ExitCode::from(steward_agent::breakpoint::command::main(&args));
+    }
+    // Started as a terminal's holder by the agent itself.
+    let mut args = std::env::args_os();
+    if let Some(argv0) = args.next()
+        && steward_agent::terminals::invoked_as_holder(&argv0)
+    {
+        let args: Vec<_> = args.collect();
+        return ExitCode::from(steward_agent::terminals::holder::main(&args));
     }
     steward_channel::allocator::keep_freed_memory();
     // Prints the message and the usage (exit 2), or the help/version (exit 0).

@@ -29,6 +29,7 @@ pub mod options;
 pub mod progress;
 pub mod session;
 pub mod ssh;
+pub mod terminal;
 pub mod ws;
 
 pub use error::{CliError, exit};

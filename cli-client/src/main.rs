@@ -47,6 +47,15 @@ fn real_main() -> i32 {
             0
         }
         Invocation::Run(config) => {
+            if let Some(attach) = steward_cli::terminal::Attach::parse(&config.args) {
+                return match attach {
+                    Ok(attach) => run_attach(&config, &attach),
+                    Err(message) => {
+                        eprintln!("{message}");
+                        exit::USAGE
+                    }
+                };
+            }
             let outcome = match SshCommand::parse(&config.args) {
                 None => run(&config),
                 Some(Ok(command)) => run_ssh(&config, &command),
@@ -68,6 +77,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, (i32, String)> {
         .build()
         .context("cannot start the async runtime")
         .map_err(|e| (exit::CONNECTION, format!("{e:#}")))
+}
+
+/// Runs `attach-terminal`, which reports its own failures.
+fn run_attach(config: &Config, attach: &steward_cli::terminal::Attach) -> i32 {
+    steward_transport::install_crypto_provider();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err((code, message)) => {
+            eprintln!("{message}");
+            return code;
+        }
+    };
+    let code = runtime.block_on(steward_cli::terminal::run(config, attach));
+    runtime.shutdown_background();
+    code
 }
 
 /// Runs an SSH command, which reports its own failures.

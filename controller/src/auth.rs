@@ -39,6 +39,11 @@ pub enum Permission {
     RunDelete,
     /// Change a build's record (keep it forever).
     RunUpdate,
+    /// Attach to a terminal, read-write or read-only (our own; admins only).
+    TerminalAttach,
+    /// Create, change, start, stop and delete terminals, and read their recordings (our
+    /// own; admins only).
+    TerminalConfigure,
 }
 
 impl Permission {
@@ -63,6 +68,8 @@ impl Permission {
             Permission::JobDebug => "Job/Debug",
             Permission::RunDelete => "Run/Delete",
             Permission::RunUpdate => "Run/Update",
+            Permission::TerminalAttach => "Terminal/Attach",
+            Permission::TerminalConfigure => "Terminal/Configure",
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod schedule;
 pub mod ssh;
 pub mod state;
 pub mod store;
+pub mod terminals;
 pub mod units;
 pub mod ws_close;
 
@@ -120,6 +121,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         duplex: Arc::default(),
         ssh: Arc::default(),
         breakpoints: Arc::default(),
+        terminals: Arc::new(terminals::Terminals::new(home.root.join("terminals"))),
         disk: disk.clone(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -129,6 +131,9 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     builds::start(&state)
         .await
         .context("loading the build queue and the running builds")?;
+    terminals::load(&state)
+        .await
+        .context("reading the terminals")?;
     let app = http::router(state.clone());
     let header_read_timeout = state.config.http_header_timeout;
     let shared = state.clone();

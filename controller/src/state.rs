@@ -32,6 +32,8 @@ pub struct AppState {
     pub ssh: Arc<crate::ssh::connections::SshConnections>,
     /// The builds held at a breakpoint (`breakpoints`).
     pub breakpoints: Arc<crate::breakpoints::Breakpoints>,
+    /// The terminals on nodes (`terminals`).
+    pub terminals: Arc<crate::terminals::Terminals>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
@@ -60,6 +62,7 @@ impl AppState {
             duplex: Arc::default(),
             ssh: Arc::default(),
             breakpoints: Arc::default(),
+            terminals: Arc::new(crate::terminals::Terminals::new(dir.join("terminals"))),
             disk: Arc::new(crate::disk::Disk::open(dir)),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -45,6 +45,7 @@ pub mod services;
 pub mod shown;
 pub mod ssh;
 pub mod steps;
+pub mod terminals;
 pub mod xml;
 
 /// The product version, reported by `version`, `X-Jenkins` and the hello frames.

@@ -1,4 +1,4 @@
-//! Names of nodes and jobs: Jenkins' rules (`Jenkins.checkGoodName`), and what Unicode
+//! Names of nodes, jobs and terminals: Jenkins' rules (`Jenkins.checkGoodName`), and what Unicode
 //! makes of them.
 //!
 //! A name becomes a directory (`jobs/NAME/`), a URL segment and a line in a listing, so two
@@ -33,6 +33,7 @@ pub const UNSAFE_NAME_CHARS: &str = "?*/\\%!@#$^&|<>[]:;";
 pub enum NameKind {
     Node,
     Job,
+    Terminal,
 }
 
 impl NameKind {
@@ -40,6 +41,7 @@ impl NameKind {
         match self {
             NameKind::Node => "node",
             NameKind::Job => "job",
+            NameKind::Terminal => "terminal",
         }
     }
 
@@ -47,6 +49,7 @@ impl NameKind {
         match self {
             NameKind::Node => "Node",
             NameKind::Job => "Job",
+            NameKind::Terminal => "Terminal",
         }
     }
 }

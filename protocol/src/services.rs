@@ -14,6 +14,7 @@ use crate::ssh::SshRequest;
 use crate::steps::StepStatus;
 #[cfg(doc)]
 use crate::steps::{StepEvent, StepSpec};
+use crate::terminals::{TerminalAnswer, TerminalOpen};
 
 /// Version of the request and response layouts. A layout never changes within a version;
 /// new requests and responses are added as new variants at the end of their enums, which
@@ -22,7 +23,7 @@ use crate::steps::{StepEvent, StepSpec};
 pub const SERVICES_VERSION: u16 = 1;
 /// How many [`Request`] variants this side knows: a higher variant index is a request from
 /// a newer controller, named as such rather than as garbage.
-pub const KNOWN_REQUESTS: u32 = 20;
+pub const KNOWN_REQUESTS: u32 = 23;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -112,6 +113,17 @@ pub enum Request {
         connections: Vec<u64>,
         text: String,
     },
+    /// Attach to a terminal's holder, starting one if asked ([`crate::terminals`]):
+    /// [`Response::Terminal`], then [`crate::terminals::TerminalEvent`]s from the agent and
+    /// [`crate::terminals::TerminalInput`]s to it, one per DATA frame. Ending the stream
+    /// detaches; the terminal runs on.
+    Terminal(TerminalOpen),
+    /// Ends a terminal's process and its holder: [`Response::Done`] (also when none runs).
+    StopTerminal {
+        name: String,
+    },
+    /// The terminals whose holders run on this agent: [`Response::Terminals`].
+    ListTerminals,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +244,10 @@ pub enum Response {
     SshHostKey {
         public_key: String,
     },
+    /// The answer to `Terminal`.
+    Terminal(TerminalAnswer),
+    /// The answer to `ListTerminals`: names, sorted.
+    Terminals(Vec<String>),
 }
 
 /// Encodes a request as an OPEN header.
@@ -361,7 +377,7 @@ mod tests {
         assert_eq!(refused, RequestError::Unknown { index: 200 });
         assert_eq!(
             refused.to_string(),
-            "unknown request #200: this agent knows requests #0 to #19; it may be older than the controller"
+            "unknown request #200: this agent knows requests #0 to #22; it may be older than the controller"
         );
         let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
@@ -373,10 +389,7 @@ mod tests {
     #[test]
     fn known_requests_counts_every_variant() {
         // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
-        let last = encode_request(&Request::SshNotice {
-            connections: vec![],
-            text: String::new(),
-        });
+        let last = encode_request(&Request::ListTerminals);
         let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
         let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
         assert_eq!(index, KNOWN_REQUESTS - 1);

@@ -15,6 +15,7 @@ pub mod nginx;
 pub mod openssl;
 pub mod raw;
 pub mod ssh;
+pub mod terminals;
 pub mod tmpfs;
 
 pub use agent::Agent;
@@ -32,7 +33,7 @@ use steward_protocol::secret::SecretKey;
 /// Default deadline for things that should happen promptly on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// Interval between checks of a condition.
-const POLL: Duration = Duration::from_millis(25);
+pub const POLL: Duration = Duration::from_millis(25);
 
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
 pub fn bin(name: &str) -> PathBuf {

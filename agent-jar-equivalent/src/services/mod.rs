@@ -6,6 +6,7 @@
 //! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
 //! - [`transfer`]: streamed file reads, and atomic streamed writes.
 //! - [`steps`]: durable build steps that outlive the connection and the agent process.
+//! - [`terminals`]: terminal holders started and attached to, and relayed to the controller.
 //! - [`ssh`]: the SSH server that runs on forwarded SSH connections, its host key and the
 //!   notices the controller writes to its terminals.
 //!
@@ -18,6 +19,7 @@ pub mod files;
 pub mod info;
 pub mod ssh;
 pub mod steps;
+pub mod terminals;
 pub mod throughput;
 pub mod transfer;
 
@@ -46,6 +48,8 @@ struct ContextInner {
     /// logins, the `breakpoint` command) go through whichever connection is current.
     controller: tokio::sync::watch::Sender<Option<steward_channel::Channel>>,
     ssh: ssh::SshState,
+    /// Held while a terminal holder starts, so one terminal never gets two.
+    terminal_starts: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -57,6 +61,7 @@ impl Context {
                 steps: steps::StepTasks::default(),
                 controller: tokio::sync::watch::Sender::new(None),
                 ssh: ssh::SshState::default(),
+                terminal_starts: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -73,6 +78,11 @@ impl Context {
     /// The SSH server's connections and host key.
     pub fn ssh(&self) -> &ssh::SshState {
         &self.inner.ssh
+    }
+
+    /// Taken while a terminal holder starts.
+    pub fn terminal_starts(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.terminal_starts
     }
 
     /// Records the channel of the current connection (`None` once it ends).
@@ -165,6 +175,11 @@ async fn handle(accepted: IncomingStream, context: Context) {
             };
             answer(stream, &response).await;
         }
+        Request::Terminal(open) => terminals::open(stream, open, &context).await,
+        Request::StopTerminal { name } => {
+            answer(stream, &terminals::stop(&context, &name).await).await
+        }
+        Request::ListTerminals => answer(stream, &terminals::list(&context).await).await,
         simple @ (Request::Stat { .. }
         | Request::List { .. }
         | Request::MakeDirs { .. }

@@ -25,6 +25,17 @@ pub async fn open(
     target: &Target,
 ) -> Result<WsStream, SshError> {
     let url = target.route(&config.root).map_err(crate::CliError::from)?;
+    open_url(config, tls, &url, MAX_SSH_MESSAGE).await
+}
+
+/// Opens a WebSocket route of the controller (`url`), authenticated, taking messages of up
+/// to `max_message` bytes.
+pub async fn open_url(
+    config: &Config,
+    tls: &Arc<rustls::ClientConfig>,
+    url: &url::Url,
+    max_message: usize,
+) -> Result<WsStream, SshError> {
     // The controller applies its same-origin rule to WebSockets: the root's origin, as the
     // CLI sends on /cli/ws.
     let mut headers = vec![(
@@ -35,10 +46,10 @@ pub async fn open(
         headers.push((AUTHORIZATION.to_owned(), credentials.header_value()));
     }
     let dialing = steward_transport::connect_websocket_within(
-        &url,
+        url,
         &headers,
         tls,
-        MAX_SSH_MESSAGE,
+        max_message,
         config.idle_timeout,
     );
     match dialing.await {
@@ -51,7 +62,7 @@ pub async fn open(
             status,
             reason: reason(status, &body),
         }),
-        Err(e) => Err(crate::ws::dial_failed(&url, e).into()),
+        Err(e) => Err(crate::ws::dial_failed(url, e).into()),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod origin;
 pub mod root;
 pub mod server;
 pub mod ssh;
+pub mod terminals;
 
 use axum::Router;
 use axum::response::Response;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jnlpJars/agent", get(agent_binary::agent_binary))
         .route("/computer/{name}/ssh", get(ssh::node))
         .route("/job/{name}/{build}/ssh", get(ssh::build))
+        .route("/terminals/{name}/attach", get(terminals::attach))
         .merge(rest_routes())
         // Every route: a body is read only once its sender is known (the full-duplex CLI's
         // streamed upload excepted, which pairs and authenticates itself).
@@ -160,6 +162,25 @@ fn job_routes() -> Router<AppState> {
         .route("/queue/api/json", get(queue::list))
         .route("/queue/item/{id}/api/json", get(queue::item))
         .route("/queue/cancelItem", post(queue::cancel_item))
+        .route("/terminals", get(terminals::list).post(terminals::create))
+        .route("/terminals/", get(terminals::list).post(terminals::create))
+        .route(
+            "/terminals/{name}",
+            get(terminals::show)
+                .put(terminals::update)
+                .delete(terminals::delete),
+        )
+        .route("/terminals/{name}/recordings", get(terminals::recordings))
+        .route(
+            "/terminals/{name}/recordings/{id}",
+            get(terminals::recording),
+        )
+        .route(
+            "/bulk/terminals",
+            post(terminals::bulk)
+                .put(terminals::bulk)
+                .delete(terminals::bulk),
+        )
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

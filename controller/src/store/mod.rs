@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod name_keys;
 pub mod nodes;
 pub mod ssh_keys;
+pub mod terminals;
 pub mod users;
 
 use std::path::Path;
@@ -150,6 +151,29 @@ const MIGRATIONS: &[&str] = &[
     // The token of the `breakpoint wait` that started a breakpoint: the same wait asked
     // again (after its agent reconnected) joins it, or learns how it ended.
     "ALTER TABLE breakpoints ADD COLUMN wait_token TEXT;",
+    // Terminals (terminals.rs): their settings, secrets apart, and each one's recordings.
+    "CREATE TABLE terminals (
+        name TEXT PRIMARY KEY NOT NULL,
+        node TEXT NOT NULL,
+        driver TEXT NOT NULL,
+        ondemand INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE terminal_recordings (
+        id TEXT PRIMARY KEY NOT NULL,
+        terminal TEXT NOT NULL,
+        run TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        output_bytes INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL
+    );
+    CREATE INDEX terminal_recordings_terminal ON terminal_recordings (terminal, started_ms);",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -125,9 +125,9 @@ impl Master {
         }
     }
 
-    /// Types `data` into the terminal.
-    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
+    /// Types what the terminal takes of `data` at once (at least one byte); how much.
+    pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
             let mut guard = self.fd.writable().await?;
             let result = guard.try_io(|fd| {
                 // SAFETY: writes from `data`, whose length bounds the read.
@@ -139,10 +139,17 @@ impl Master {
                 }
             });
             match result {
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) => return Err(e),
+                Ok(result) => return result,
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Types `data` into the terminal.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = self.write(data).await?;
+            data = &data[n..];
         }
         Ok(())
     }

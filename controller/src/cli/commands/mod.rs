@@ -14,6 +14,7 @@ pub mod node_state;
 pub mod nodes;
 pub mod quiet;
 pub mod remote;
+pub mod terminals;
 
 use futures_util::future::BoxFuture;
 use steward_protocol::shown::Shown;
@@ -162,6 +163,7 @@ pub fn all() -> Vec<&'static Command> {
         node_info::COMMANDS,
         measure::COMMANDS,
         quiet::COMMANDS,
+        terminals::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);
