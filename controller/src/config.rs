@@ -38,6 +38,8 @@ pub struct Config {
     pub agent_binary: Option<PathBuf>,
     /// How long a build waits for its agent to reconnect after losing it before it fails.
     pub build_reconnect_grace: Duration,
+    /// How long an on-demand terminal runs on after its last client detached.
+    pub terminal_ondemand_idle: Duration,
     /// Most connections held at once; `None`: what the open-file limit leaves
     /// ([`crate::http::admission::default_max_connections`]).
     pub max_connections: Option<usize>,
@@ -61,6 +63,7 @@ impl Config {
             websocket_cli: true,
             agent_binary: None,
             build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
+            terminal_ondemand_idle: crate::terminals::runner::ONDEMAND_IDLE,
             max_connections: None,
             max_connections_per_address: None,
         }

@@ -51,6 +51,9 @@ struct Options {
     /// lost; the step goes on meanwhile on the agent. Past it the build fails.
     #[arg(long, env = "STEWARD_BUILD_RECONNECT_GRACE", default_value_t = DEFAULT_RECONNECT_GRACE.as_secs())]
     build_reconnect_grace: u64,
+    /// Seconds an on-demand terminal runs on after its last client detached.
+    #[arg(long, env = "STEWARD_TERMINAL_ONDEMAND_IDLE", default_value_t = steward_controller::terminals::runner::ONDEMAND_IDLE.as_secs())]
+    terminal_ondemand_idle: u64,
     /// Most connections held at once; more are answered 503 at once. Default: the open-file
     /// limit less a quarter of it (at least 128, at most 1024) kept for files.
     #[arg(long, env = "STEWARD_MAX_CONNECTIONS")]
@@ -96,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     config.websocket_cli = !options.no_websocket_cli;
     config.agent_binary = options.agent_binary;
     config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);
+    config.terminal_ondemand_idle = Duration::from_secs(options.terminal_ondemand_idle);
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
     config.validate().map_err(anyhow::Error::msg)?;

@@ -2,7 +2,9 @@
 //! collected byte by byte (a prompt has no newline), for tests that type and watch.
 
 use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,9 +17,20 @@ pub const SHELL: &str = "env PS1='$ ' bash --norc --noprofile -i";
 /// One `cli attach-terminal` process.
 pub struct TerminalClient {
     child: Child,
-    stdin: Option<ChildStdin>,
+    stdin: Option<Box<dyn Write + Send>>,
     out: Arc<Mutex<Vec<u8>>>,
     err: Arc<Mutex<Vec<u8>>>,
+    /// The master of the client's own terminal, for a client run in one.
+    tty: Option<OwnedFd>,
+}
+
+fn winsize(cols: u16, rows: u16) -> libc::winsize {
+    libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
 }
 
 fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) {
@@ -51,13 +64,86 @@ impl TerminalClient {
         let err = Arc::new(Mutex::new(Vec::new()));
         collect(child.stdout.take().unwrap(), out.clone());
         collect(child.stderr.take().unwrap(), err.clone());
-        let stdin = child.stdin.take();
+        let stdin = child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Write + Send>);
         TerminalClient {
             child,
             stdin,
             out,
             err,
+            tty: None,
         }
+    }
+
+    /// `cli attach-terminal NAME EXTRA…` as admin, in a terminal of its own of `cols` ×
+    /// `rows`: the client goes raw and sends its window size.
+    pub fn attach_tty(
+        c: &Controller,
+        name: &str,
+        extra: &[&str],
+        cols: u16,
+        rows: u16,
+    ) -> TerminalClient {
+        let (mut master, mut slave) = (-1, -1);
+        let size = winsize(cols, rows);
+        // SAFETY: openpty writes two descriptors; name and termios are null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both were just opened and are owned by nobody else.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let auth = format!("admin:{}", c.token);
+        let mut cmd = command("cli");
+        cmd.args(["-s", &c.url, "-auth", &auth, "attach-terminal", name])
+            .args(extra)
+            .env_remove("JENKINS_URL")
+            .env_remove("JENKINS_USER_ID")
+            .env_remove("JENKINS_API_TOKEN")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave))
+            .stderr(Stdio::piped());
+        // SAFETY: setsid and ioctl are async-signal-safe: the terminal becomes the client's
+        // controlling terminal, so a resize sends it SIGWINCH.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("starting cli attach-terminal");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let reader = std::fs::File::from(master.try_clone().unwrap());
+        collect(reader, out.clone());
+        collect(child.stderr.take().unwrap(), err.clone());
+        let writer = std::fs::File::from(master.try_clone().unwrap());
+        TerminalClient {
+            child,
+            stdin: Some(Box::new(writer)),
+            out,
+            err,
+            tty: Some(master),
+        }
+    }
+
+    /// Resizes the client's own terminal (it gets SIGWINCH).
+    pub fn resize_tty(&self, cols: u16, rows: u16) {
+        let master = self.tty.as_ref().expect("a client in a terminal");
+        let size = winsize(cols, rows);
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
     }
 
     /// Types `text` (escapes included: `\x05c.` detaches).
@@ -127,4 +213,28 @@ impl Drop for TerminalClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The terminal holders running for agents on `work_dir` (by their command lines).
+pub fn holders(work_dir: &std::path::Path) -> Vec<u32> {
+    let prefix = work_dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().map(String::as_str) == Some("steward-terminal-holder")
+            && args.get(1).is_some_and(|dir| dir.starts_with(&prefix))
+        {
+            found.push(pid);
+        }
+    }
+    found
 }

@@ -31,7 +31,8 @@ use crate::store::terminals::{self as rows, RecordingRow};
 
 /// How long after its program exits a terminal starts again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(10);
-/// How long an `ondemand` terminal runs on after its last client detached.
+/// How long an `ondemand` terminal runs on after its last client detached, by default
+/// (`--terminal-ondemand-idle`).
 pub const ONDEMAND_IDLE: Duration = Duration::from_secs(300);
 /// How long the agent may take to answer a `Terminal` request (it may start a holder).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,7 +93,8 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
         } else if idle_since.is_none() {
             idle_since = Some(Instant::now());
         }
-        let idle_over = idle_since.is_some_and(|at| at.elapsed() >= ONDEMAND_IDLE);
+        let idle = state.config.terminal_ondemand_idle;
+        let idle_over = idle_since.is_some_and(|at| at.elapsed() >= idle);
         let wanted =
             row.enabled && (!row.ondemand || attached > 0 || (copy.is_some() && !idle_over));
         let connection = state.agents.connection(&row.node);
@@ -183,7 +185,7 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
         }
         // Wait for something to change.
         if row.ondemand && copy.is_some() && attached == 0 && row.enabled {
-            let idle_end = idle_since.unwrap_or_else(Instant::now) + ONDEMAND_IDLE;
+            let idle_end = idle_since.unwrap_or_else(Instant::now) + idle;
             wake_at = Some(wake_at.map_or(idle_end, |w| w.min(idle_end)));
         }
         tokio::select! {
@@ -322,7 +324,8 @@ async fn session(
     let record_input = settings::record_input(&row);
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
     let mut stopping = false;
-    let mut idle_deadline: Option<Instant> = None;
+    let mut idle_deadline: Option<Instant> = (row.ondemand && *clients_rx.borrow() == 0)
+        .then(|| Instant::now() + state.config.terminal_ondemand_idle);
     loop {
         tokio::select! {
             message = recv.recv() => {
@@ -381,7 +384,8 @@ async fn session(
             }
             _ = clients_rx.changed() => {
                 let attached = *clients_rx.borrow_and_update();
-                idle_deadline = (row.ondemand && attached == 0).then(|| Instant::now() + ONDEMAND_IDLE);
+                idle_deadline = (row.ondemand && attached == 0)
+                    .then(|| Instant::now() + state.config.terminal_ondemand_idle);
             }
             () = sleep_until(idle_deadline), if !stopping => {
                 stopping = true;
