@@ -48,6 +48,15 @@ fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) {
 impl TerminalClient {
     /// `cli attach-terminal NAME EXTRA…` as admin.
     pub fn attach(c: &Controller, name: &str, extra: &[&str]) -> TerminalClient {
+        TerminalClient::spawn(c, name, extra, true)
+    }
+
+    /// A client whose output nobody reads: it falls behind once its pipe is full.
+    pub fn attach_stalled(c: &Controller, name: &str) -> TerminalClient {
+        TerminalClient::spawn(c, name, &[], false)
+    }
+
+    fn spawn(c: &Controller, name: &str, extra: &[&str], read: bool) -> TerminalClient {
         let auth = format!("admin:{}", c.token);
         let mut child = command("cli")
             .args(["-s", &c.url, "-auth", &auth, "attach-terminal", name])
@@ -62,7 +71,13 @@ impl TerminalClient {
             .expect("starting cli attach-terminal");
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().unwrap(), out.clone());
+        let stdout = child.stdout.take().unwrap();
+        if read {
+            collect(stdout, out.clone());
+        } else {
+            // Held, never read: the pipe fills and the client stops reading its socket.
+            std::mem::forget(stdout);
+        }
         collect(child.stderr.take().unwrap(), err.clone());
         let stdin = child
             .stdin
@@ -237,4 +252,18 @@ pub fn holders(work_dir: &std::path::Path) -> Vec<u32> {
         }
     }
     found
+}
+
+/// asciinema, as installed by `scripts/test` (`pip install asciinema==2.4.0`).
+pub fn asciinema() -> std::process::Command {
+    let ok = std::process::Command::new("asciinema")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "asciinema is not on PATH: run the tests with scripts/test, which installs asciinema==2.4.0"
+    );
+    std::process::Command::new("asciinema")
 }

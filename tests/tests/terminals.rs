@@ -2,7 +2,7 @@
 //! clients sharing one PTY session on a real agent, and the session outliving its clients,
 //! its agent and the controller.
 
-use steward_tests::terminals::{SHELL, TerminalClient, holders};
+use steward_tests::terminals::{SHELL, TerminalClient, asciinema, holders};
 use steward_tests::{Controller, DEADLINE};
 
 const NODE: &str = "n1";
@@ -246,4 +246,129 @@ fn the_shell_and_its_screen_outlive_a_controller_restart() {
     b.wait_for("still-49", DEADLINE);
     assert_eq!(holders(work.path()), holder);
     assert_eq!(b.detach(DEADLINE), 0);
+}
+
+#[test]
+fn a_run_is_recorded_as_asciicast_that_asciinema_plays() {
+    let (c, _agent, _work) = setup(&args(&shell()));
+    let mut a = TerminalClient::attach(&c, "t1", &[]);
+    a.wait_for("$ ", DEADLINE);
+    a.type_text("echo recorded-$((8*8))\r");
+    a.wait_for("recorded-64", DEADLINE);
+    assert_eq!(c.cli(&["stop-terminal", "t1"]).code, 0);
+    a.wait_for("=== Terminal t1 was stopped ===", DEADLINE);
+    steward_tests::wait_until(DEADLINE, "the run ends", || state(&c, "t1") == "off");
+
+    let out = c.cli(&["list-recordings", "t1", "-json"]);
+    let recordings: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let recording = &recordings[0];
+    assert!(recording["endedMs"].is_i64(), "{recordings}");
+    let id = recording["id"].as_str().unwrap();
+    let path = c.home().join(format!("terminals/t1/recordings/{id}.cast"));
+
+    // asciinema reads it: the output as it was shown.
+    let played = asciinema().arg("cat").arg(&path).output().unwrap();
+    assert!(played.status.success(), "{played:?}");
+    let text = String::from_utf8_lossy(&played.stdout);
+    assert!(text.contains("recorded-64"), "{text}");
+    // The header and the keystrokes, as typed.
+    let cast = std::fs::read_to_string(&path).unwrap();
+    let mut lines = cast.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["title"], "t1");
+    assert_eq!((header["width"].as_u64(), header["height"].as_u64()), (Some(80), Some(24)));
+    assert_eq!(header["env"]["TERM"], "xterm-256color");
+    assert!(header["command"].as_str().unwrap().contains("bash"), "{header}");
+    let typed: String = lines
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e[1] == "i")
+        .map(|e| e[2].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(typed, "echo recorded-$((8*8))\r");
+
+    // The same over REST, and replayed by the CLI.
+    let auth = c.admin_basic_auth_header();
+    let rest = steward_tests::http_request(
+        &c.addr,
+        "GET",
+        &format!("/terminals/t1/recordings/{id}.cast"),
+        &[auth.as_str()],
+        b"",
+    );
+    assert_eq!(rest.status, 200);
+    assert_eq!(rest.text(), cast);
+    let replayed = c.cli(&["replay-terminal", "t1", "-speed", "0"]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    assert!(replayed.stdout.contains("recorded-64"), "{replayed:?}");
+    assert_eq!(a.detach(DEADLINE), 0);
+}
+
+#[test]
+fn bad_settings_are_refused_with_their_reason_and_nothing_is_stored() {
+    let c = Controller::start();
+    c.create_node_with(NODE, "", 1, "NORMAL");
+    create(&c, "good", &[]);
+    let refusals: &[(&[&str], i32, &str)] = &[
+        (&["create-terminal", "a/b", "-node", NODE], 3, "‘/’ is an unsafe character in terminal name ‘a/b’"),
+        (&["create-terminal", "x", "-node", "nowhere"], 3, "No such node ‘nowhere’"),
+        (&["create-terminal", "x", "-node", NODE, "-param", "colour=red"], 3, "unknown parameter ‘colour’ for driver cmd"),
+        (&["create-terminal", "x", "-node", NODE, "-param", "keep"], 3, "-param ‘keep’ is not KEY=VALUE"),
+        (&["create-terminal", "x", "-node", NODE, "-param", "keep=-1"], 3, "parameter keep: ‘-1’ is not a whole number"),
+        (&["create-terminal", "x", "-node", NODE, "-driver", "telnet"], 3, "unknown driver ‘telnet’"),
+        (&["create-terminal", "x", "-node", NODE, "-ondemand", "maybe"], 3, "-ondemand ‘maybe’ is not true or false"),
+        (&["create-terminal", "good", "-node", NODE], 4, "A terminal named ‘good’ already exists"),
+        (&["create-terminal", "x"], 2, "Option \"-node\" is required"),
+        (&["update-terminal", "good", "-param", "record-input=yes"], 3, "parameter record-input: ‘yes’ is not true or false"),
+        (&["update-terminal", "ghost", "-ondemand", "true"], 3, "No such terminal ‘ghost’"),
+        (&["delete-terminal", "good", "ghost"], 3, "No such terminal ‘ghost’"),
+        (&["attach-terminal", "ghost"], 3, "No such terminal ‘ghost’"),
+    ];
+    for (command, code, message) in refusals {
+        let out = c.cli(command);
+        assert_eq!(out.code, *code, "{command:?}: {out:?}");
+        assert!(out.stderr.contains(message), "{command:?}: {out:?}");
+    }
+    let listed = c.cli(&["list-terminals"]);
+    assert_eq!(listed.stdout.lines().count(), 1, "{listed:?}");
+    assert!(listed.stdout.starts_with("good\tn1\t"), "{listed:?}");
+    let good = terminal_json(&c, "good");
+    assert_eq!(good["params"], serde_json::json!({}), "the failed update changed nothing");
+    assert_eq!(good["ondemand"], false);
+
+    // The REST API refuses the same way.
+    let auth = c.admin_basic_auth_header();
+    let post = |body: &str| {
+        steward_tests::http_request(&c.addr, "POST", "/terminals", &[auth.as_str(), "Content-Type: application/json"], body.as_bytes())
+    };
+    let bad = post(r#"{"name":"y","node":"nowhere"}"#);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("No such node ‘nowhere’"), "{}", bad.text());
+    let bad = post(r#"{"name":"y","node":"n1","colour":1}"#);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(post(r#"{"name":"good","node":"n1"}"#).status, 409);
+    assert_eq!(post(r#"{"name":"rest","node":"n1","ondemand":true}"#).status, 201);
+    assert_eq!(c.cli(&["list-terminals"]).stdout.lines().count(), 2);
+}
+
+#[test]
+fn a_client_that_falls_behind_is_dropped_and_the_others_keep_up() {
+    let (c, _agent, _work) = setup(&args(&shell()));
+    let mut fast = TerminalClient::attach(&c, "t1", &[]);
+    fast.wait_for("$ ", DEADLINE);
+    let _stalled = TerminalClient::attach_stalled(&c, "t1");
+    steward_tests::wait_until(DEADLINE, "both attached", || {
+        terminal_json(&c, "t1")["clients"].as_array().unwrap().len() == 2
+    });
+    // 40 MB of output: far more than the pipe, the socket buffers and the 4 MiB a client
+    // may fall behind.
+    fast.type_text("head -c 40000000 /dev/zero | tr '\\0' x; echo; echo flood-$((9*9))\r");
+    fast.wait_for("flood-81", DEADLINE * 3);
+    steward_tests::wait_until(DEADLINE, "the stalled client is dropped", || {
+        terminal_json(&c, "t1")["clients"].as_array().unwrap().len() == 1
+    });
+    // The one left is the one reading.
+    fast.type_text("echo still-$((2*2))\r");
+    fast.wait_for("still-4", DEADLINE);
+    assert_eq!(fast.detach(DEADLINE), 0);
 }
