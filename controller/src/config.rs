@@ -40,6 +40,8 @@ pub struct Config {
     pub build_reconnect_grace: Duration,
     /// How long an on-demand terminal runs on after its last client detached.
     pub terminal_ondemand_idle: Duration,
+    /// The settings file; `None`: `HOME/settings.json`.
+    pub settings_file: Option<PathBuf>,
     /// Most connections held at once; `None`: what the open-file limit leaves
     /// ([`crate::http::admission::default_max_connections`]).
     pub max_connections: Option<usize>,
@@ -64,6 +66,7 @@ impl Config {
             agent_binary: None,
             build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
             terminal_ondemand_idle: crate::terminals::runner::ONDEMAND_IDLE,
+            settings_file: None,
             max_connections: None,
             max_connections_per_address: None,
         }

@@ -110,6 +110,14 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     }
     let root_url = config.root_url.clone();
     let reconnect_grace = config.build_reconnect_grace;
+    let settings_file = config
+        .settings_file
+        .clone()
+        .unwrap_or_else(|| home.root.join(terminals::logs::SETTINGS_FILE));
+    let terminal_logs = terminals::logs::read_settings(&settings_file)
+        .and_then(|settings| terminals::logs::Logs::start(&home.root.join("terminals"), &settings))
+        .map_err(anyhow::Error::msg)
+        .context("reading the settings file")?;
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -121,7 +129,10 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         duplex: Arc::default(),
         ssh: Arc::default(),
         breakpoints: Arc::default(),
-        terminals: Arc::new(terminals::Terminals::new(home.root.join("terminals"))),
+        terminals: Arc::new(terminals::Terminals::new(
+            home.root.join("terminals"),
+            terminal_logs,
+        )),
         disk: disk.clone(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),

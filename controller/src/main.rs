@@ -51,6 +51,9 @@ struct Options {
     /// lost; the step goes on meanwhile on the agent. Past it the build fails.
     #[arg(long, env = "STEWARD_BUILD_RECONNECT_GRACE", default_value_t = DEFAULT_RECONNECT_GRACE.as_secs())]
     build_reconnect_grace: u64,
+    /// The settings file (terminal log outputs); default HOME/settings.json.
+    #[arg(long, env = "STEWARD_SETTINGS")]
+    settings: Option<PathBuf>,
     /// Seconds an on-demand terminal runs on after its last client detached.
     #[arg(long, env = "STEWARD_TERMINAL_ONDEMAND_IDLE", default_value_t = steward_controller::terminals::runner::ONDEMAND_IDLE.as_secs())]
     terminal_ondemand_idle: u64,
@@ -100,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     config.agent_binary = options.agent_binary;
     config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);
     config.terminal_ondemand_idle = Duration::from_secs(options.terminal_ondemand_idle);
+    config.settings_file = options.settings;
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
     config.validate().map_err(anyhow::Error::msg)?;
@@ -135,6 +139,18 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // SIGHUP: the terminals' console.log files are reopened (after logrotate moved them).
+    let terminals = started.state().terminals.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the terminals' log files");
+            terminals.logs().reopen();
+        }
+    });
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");

@@ -62,7 +62,10 @@ impl AppState {
             duplex: Arc::default(),
             ssh: Arc::default(),
             breakpoints: Arc::default(),
-            terminals: Arc::new(crate::terminals::Terminals::new(dir.join("terminals"))),
+            terminals: Arc::new(crate::terminals::Terminals::new(
+                dir.join("terminals"),
+                crate::terminals::logs::Logs::default(),
+            )),
             disk: Arc::new(crate::disk::Disk::open(dir)),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

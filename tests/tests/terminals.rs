@@ -160,7 +160,10 @@ fn an_ondemand_terminal_runs_from_the_first_attach_until_it_has_been_idle() {
     terminal.extend(["-ondemand".into(), "true".into()]);
     let (c, _agent, work) = setup_with(&["--terminal-ondemand-idle", "2"], &args(&terminal));
     assert_eq!(state(&c, "t1"), "idle");
-    assert!(holders(work.path()).is_empty(), "nothing runs before an attach");
+    assert!(
+        holders(work.path()).is_empty(),
+        "nothing runs before an attach"
+    );
 
     let mut a = TerminalClient::attach(&c, "t1", &[]);
     a.wait_for("$ ", DEADLINE);
@@ -182,17 +185,21 @@ fn an_ondemand_terminal_runs_from_the_first_attach_until_it_has_been_idle() {
 
 #[test]
 fn a_program_that_exits_starts_again_after_10_s() {
-    let (c, _agent, _work) = setup(&[
-        "-param",
-        "cmd=echo started-$((20+3)); read line; exit 3",
-    ]);
+    let (c, _agent, _work) = setup(&["-param", "cmd=echo started-$((20+3)); read line; exit 3"]);
     let mut a = TerminalClient::attach(&c, "t1", &[]);
     a.wait_for("started-23", DEADLINE);
     a.type_text("bye\r");
-    a.wait_for("=== The program exited with status 3; it starts again in 10 s ===", DEADLINE);
+    a.wait_for(
+        "=== The program exited with status 3; it starts again in 10 s ===",
+        DEADLINE,
+    );
     assert_eq!(state(&c, "t1"), "restarting");
     // The client stays attached and sees the new run.
-    a.wait_for_count("started-23", 2, DEADLINE + std::time::Duration::from_secs(10));
+    a.wait_for_count(
+        "started-23",
+        2,
+        DEADLINE + std::time::Duration::from_secs(10),
+    );
     assert_eq!(state(&c, "t1"), "running");
     // Two runs, two recordings: the first one ended.
     let out = c.cli(&["list-recordings", "t1", "-json"]);
@@ -215,7 +222,11 @@ fn the_shell_outlives_its_agent() {
     agent.kill();
     c.wait_online(NODE, false, DEADLINE);
     a.wait_for("=== Lost touch with node n1", DEADLINE);
-    assert_eq!(holders(work.path()), holder, "the holder lives on without its agent");
+    assert_eq!(
+        holders(work.path()),
+        holder,
+        "the holder lives on without its agent"
+    );
     // Typed while the node is away: dropped, and the client is told.
     let _agent = c.start_agent_in(NODE, work.path());
     steward_tests::wait_until(DEADLINE, "the terminal runs again", || {
@@ -223,7 +234,11 @@ fn the_shell_outlives_its_agent() {
     });
     a.type_text("echo $MARK\r");
     a.wait_for("kept-42", DEADLINE);
-    assert_eq!(holders(work.path()), holder, "the same holder, not a new one");
+    assert_eq!(
+        holders(work.path()),
+        holder,
+        "the same holder, not a new one"
+    );
     assert_eq!(a.detach(DEADLINE), 0);
 }
 
@@ -277,9 +292,15 @@ fn a_run_is_recorded_as_asciicast_that_asciinema_plays() {
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
     assert_eq!(header["title"], "t1");
-    assert_eq!((header["width"].as_u64(), header["height"].as_u64()), (Some(80), Some(24)));
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(80), Some(24))
+    );
     assert_eq!(header["env"]["TERM"], "xterm-256color");
-    assert!(header["command"].as_str().unwrap().contains("bash"), "{header}");
+    assert!(
+        header["command"].as_str().unwrap().contains("bash"),
+        "{header}"
+    );
     let typed: String = lines
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e[1] == "i")
@@ -310,18 +331,69 @@ fn bad_settings_are_refused_with_their_reason_and_nothing_is_stored() {
     c.create_node_with(NODE, "", 1, "NORMAL");
     create(&c, "good", &[]);
     let refusals: &[(&[&str], i32, &str)] = &[
-        (&["create-terminal", "a/b", "-node", NODE], 3, "‘/’ is an unsafe character in terminal name ‘a/b’"),
-        (&["create-terminal", "x", "-node", "nowhere"], 3, "No such node ‘nowhere’"),
-        (&["create-terminal", "x", "-node", NODE, "-param", "colour=red"], 3, "unknown parameter ‘colour’ for driver cmd"),
-        (&["create-terminal", "x", "-node", NODE, "-param", "keep"], 3, "-param ‘keep’ is not KEY=VALUE"),
-        (&["create-terminal", "x", "-node", NODE, "-param", "keep=-1"], 3, "parameter keep: ‘-1’ is not a whole number"),
-        (&["create-terminal", "x", "-node", NODE, "-driver", "telnet"], 3, "unknown driver ‘telnet’"),
-        (&["create-terminal", "x", "-node", NODE, "-ondemand", "maybe"], 3, "-ondemand ‘maybe’ is not true or false"),
-        (&["create-terminal", "good", "-node", NODE], 4, "A terminal named ‘good’ already exists"),
+        (
+            &["create-terminal", "a/b", "-node", NODE],
+            3,
+            "‘/’ is an unsafe character in terminal name ‘a/b’",
+        ),
+        (
+            &["create-terminal", "x", "-node", "nowhere"],
+            3,
+            "No such node ‘nowhere’",
+        ),
+        (
+            &[
+                "create-terminal",
+                "x",
+                "-node",
+                NODE,
+                "-param",
+                "colour=red",
+            ],
+            3,
+            "unknown parameter ‘colour’ for driver cmd",
+        ),
+        (
+            &["create-terminal", "x", "-node", NODE, "-param", "keep"],
+            3,
+            "-param ‘keep’ is not KEY=VALUE",
+        ),
+        (
+            &["create-terminal", "x", "-node", NODE, "-param", "keep=-1"],
+            3,
+            "parameter keep: ‘-1’ is not a whole number",
+        ),
+        (
+            &["create-terminal", "x", "-node", NODE, "-driver", "telnet"],
+            3,
+            "unknown driver ‘telnet’",
+        ),
+        (
+            &["create-terminal", "x", "-node", NODE, "-ondemand", "maybe"],
+            3,
+            "-ondemand ‘maybe’ is not true or false",
+        ),
+        (
+            &["create-terminal", "good", "-node", NODE],
+            4,
+            "A terminal named ‘good’ already exists",
+        ),
         (&["create-terminal", "x"], 2, "Option \"-node\" is required"),
-        (&["update-terminal", "good", "-param", "record-input=yes"], 3, "parameter record-input: ‘yes’ is not true or false"),
-        (&["update-terminal", "ghost", "-ondemand", "true"], 3, "No such terminal ‘ghost’"),
-        (&["delete-terminal", "good", "ghost"], 3, "No such terminal ‘ghost’"),
+        (
+            &["update-terminal", "good", "-param", "record-input=yes"],
+            3,
+            "parameter record-input: ‘yes’ is not true or false",
+        ),
+        (
+            &["update-terminal", "ghost", "-ondemand", "true"],
+            3,
+            "No such terminal ‘ghost’",
+        ),
+        (
+            &["delete-terminal", "good", "ghost"],
+            3,
+            "No such terminal ‘ghost’",
+        ),
         (&["attach-terminal", "ghost"], 3, "No such terminal ‘ghost’"),
     ];
     for (command, code, message) in refusals {
@@ -333,21 +405,38 @@ fn bad_settings_are_refused_with_their_reason_and_nothing_is_stored() {
     assert_eq!(listed.stdout.lines().count(), 1, "{listed:?}");
     assert!(listed.stdout.starts_with("good\tn1\t"), "{listed:?}");
     let good = terminal_json(&c, "good");
-    assert_eq!(good["params"], serde_json::json!({}), "the failed update changed nothing");
+    assert_eq!(
+        good["params"],
+        serde_json::json!({}),
+        "the failed update changed nothing"
+    );
     assert_eq!(good["ondemand"], false);
 
     // The REST API refuses the same way.
     let auth = c.admin_basic_auth_header();
     let post = |body: &str| {
-        steward_tests::http_request(&c.addr, "POST", "/terminals", &[auth.as_str(), "Content-Type: application/json"], body.as_bytes())
+        steward_tests::http_request(
+            &c.addr,
+            "POST",
+            "/terminals",
+            &[auth.as_str(), "Content-Type: application/json"],
+            body.as_bytes(),
+        )
     };
     let bad = post(r#"{"name":"y","node":"nowhere"}"#);
     assert_eq!(bad.status, 400, "{}", bad.text());
-    assert!(bad.text().contains("No such node ‘nowhere’"), "{}", bad.text());
+    assert!(
+        bad.text().contains("No such node ‘nowhere’"),
+        "{}",
+        bad.text()
+    );
     let bad = post(r#"{"name":"y","node":"n1","colour":1}"#);
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(post(r#"{"name":"good","node":"n1"}"#).status, 409);
-    assert_eq!(post(r#"{"name":"rest","node":"n1","ondemand":true}"#).status, 201);
+    assert_eq!(
+        post(r#"{"name":"rest","node":"n1","ondemand":true}"#).status,
+        201
+    );
     assert_eq!(c.cli(&["list-terminals"]).stdout.lines().count(), 2);
 }
 
@@ -371,4 +460,118 @@ fn a_client_that_falls_behind_is_dropped_and_the_others_keep_up() {
     fast.type_text("echo still-$((2*2))\r");
     fast.wait_for("still-4", DEADLINE);
     assert_eq!(fast.detach(DEADLINE), 0);
+}
+
+#[test]
+fn lines_go_to_console_log_and_to_tcp_and_udp_listeners_and_a_dead_target_blocks_nothing() {
+    use std::io::BufRead;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(DEADLINE)).unwrap();
+    // A port nothing listens on: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        settings.path(),
+        serde_json::json!({"terminals": {"logs": {
+            "tcp": [{"address": dead.to_string()}, {"address": tcp.local_addr().unwrap().to_string()}],
+            "udp": [{"address": udp.local_addr().unwrap().to_string()}],
+        }}})
+        .to_string(),
+    )
+    .unwrap();
+    let path = settings.path().to_str().unwrap().to_owned();
+    let (c, _agent, _work) = setup_with(&["--settings", &path], &args(&shell()));
+    let (stream, _) = tcp.accept().unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut tcp_lines = std::io::BufReader::new(stream).lines();
+
+    let mut a = TerminalClient::attach(&c, "t1", &[]);
+    a.wait_for("$ ", DEADLINE);
+    a.type_text("echo logged-$((3*11))\r");
+    a.wait_for("logged-33", DEADLINE);
+
+    // Lines are logged as the terminal shows them, escapes and all (bash's bracketed-paste
+    // switch precedes its output).
+    let is_output = |l: &serde_json::Value| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("logged-33"))
+    };
+    let mut tcp_seen = Vec::new();
+    while !tcp_seen.iter().any(is_output) {
+        let line = tcp_lines.next().expect("a line over TCP").unwrap();
+        tcp_seen.push(serde_json::from_str(&line).unwrap());
+    }
+    assert_eq!(tcp_seen[0]["type"], "event");
+    assert_eq!(tcp_seen[0]["message"], "connected");
+    let line = tcp_seen.last().unwrap();
+    assert!(!line["message"].as_str().unwrap().contains('\r'), "{line}");
+    assert_eq!(
+        (
+            line["type"].as_str(),
+            line["node"].as_str(),
+            line["terminal"].as_str()
+        ),
+        (Some("console"), Some("n1"), Some("t1"))
+    );
+    assert!(line["date"].as_str().unwrap().ends_with('Z'), "{line}");
+    // The shell echoes the command line, CR taken out.
+    assert!(
+        tcp_seen.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("echo logged-$((3*11))"))),
+        "{tcp_seen:?}"
+    );
+
+    let mut buf = [0u8; 8192];
+    let mut udp_seen = Vec::new();
+    while !udp_seen.iter().any(is_output) {
+        let n = udp.recv(&mut buf).expect("a datagram");
+        udp_seen.push(serde_json::from_slice(&buf[..n]).unwrap());
+    }
+
+    // The file, with its markers, reopened after a rename and SIGHUP.
+    let log = c.home().join("terminals/t1/console.log");
+    steward_tests::wait_until(DEADLINE, "the line in console.log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("logged-33\n")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().next().unwrap().ends_with("] [connected]"),
+        "{text}"
+    );
+    std::fs::rename(&log, log.with_extension("log.1")).unwrap();
+    c.signal("HUP");
+    steward_tests::wait_until(DEADLINE, "a new console.log", || {
+        a.type_text("echo rotated-$((2+5))\r");
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("rotated-7\n")
+    });
+    assert!(
+        !std::fs::read_to_string(log.with_extension("log.1"))
+            .unwrap()
+            .contains("rotated-7\n")
+    );
+
+    // More lines than the dead target's queue holds: they are dropped and counted, and the
+    // session never waits for it.
+    a.type_text("seq 1 20000; echo seq-$((4*4))\r");
+    a.wait_for("seq-16", DEADLINE);
+    let auth = c.admin_basic_auth_header();
+    steward_tests::wait_until(DEADLINE, "the dead target's drops counted", || {
+        let listed =
+            steward_tests::http_request(&c.addr, "GET", "/terminals", &[auth.as_str()], b"").json();
+        let outputs = listed["logOutputs"].as_array().unwrap().clone();
+        assert_eq!(outputs.len(), 4, "{listed}");
+        assert_eq!(outputs[1]["output"], format!("tcp {dead}"));
+        outputs[1]["dropped"].as_u64().unwrap() > 10_000
+    });
+    assert_eq!(a.detach(DEADLINE), 0);
 }

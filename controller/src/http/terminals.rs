@@ -74,7 +74,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         .iter()
         .map(|t| terminals::view(t))
         .collect();
-    Ok(Json(json!({ "terminals": views })).into_response())
+    let outputs = state.terminals.logs().stats();
+    Ok(Json(json!({ "terminals": views, "logOutputs": outputs })).into_response())
 }
 
 /// `POST /terminals`.

@@ -11,12 +11,14 @@
 //!   after it exits;
 //! - [`hub`]: the clients, the size they make and their bounded queues;
 //! - [`screen`]: the vt100 model a new client is drawn from;
-//! - [`recording`]: asciicast v2 files; [`replies`]: terminal replies only one client gives.
+//! - [`recording`]: asciicast v2 files; [`logs`]: the lines to `console.log` and TCP or
+//!   UDP targets; [`replies`]: terminal replies only one client gives.
 //!
 //! The holder on the agent (`agent-jar-equivalent/src/terminals/`) owns the PTY and the
 //! program, so a terminal survives its clients, the agent and this controller.
 
 pub mod hub;
+pub mod logs;
 pub mod recording;
 pub mod replies;
 pub mod runner;
@@ -310,15 +312,21 @@ impl Drop for Attached {
 pub struct Terminals {
     map: Mutex<BTreeMap<String, Arc<Terminal>>>,
     root: PathBuf,
+    logs: logs::Logs,
 }
 
 impl Terminals {
-    /// `root` is `HOME/terminals`.
-    pub fn new(root: PathBuf) -> Terminals {
+    /// `root` is `HOME/terminals`; `logs` the outputs every terminal's lines go to.
+    pub fn new(root: PathBuf, logs: logs::Logs) -> Terminals {
         Terminals {
             map: Mutex::default(),
             root,
+            logs,
         }
+    }
+
+    pub fn logs(&self) -> &logs::Logs {
+        &self.logs
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Terminal>>> {

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::logs::{Kind, Line, LineSplitter, now_rfc3339};
 use super::recording::{Header, Recording};
 use super::{Control, Status, Terminal, settings};
 use crate::state::AppState;
@@ -74,6 +75,7 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
     // Not before (a restart's delay, a retry's).
     let mut not_before: Option<Instant> = None;
     let mut idle_since: Option<Instant> = None;
+    let mut lines = LineSplitter::default();
     loop {
         if terminal.deleted.is_cancelled() {
             if let Some((_, channel)) = state.agents.connection(&terminal.settings().node) {
@@ -138,8 +140,15 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
                         &mut control,
                         &mut settings_rx,
                         &mut clients_rx,
+                        &mut lines,
                     )
                     .await;
+                    if let Some(rest) = lines.rest() {
+                        log(&state, &terminal, Kind::Console, rest);
+                    }
+                    if !matches!(ended, Ended::Failed(_)) {
+                        log(&state, &terminal, Kind::Event, "disconnected".into());
+                    }
                     match ended {
                         Ended::Gone => continue,
                         Ended::Exited(how) => {
@@ -204,6 +213,17 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
     }
 }
 
+/// A line for the terminal logs.
+fn log(state: &AppState, terminal: &Terminal, kind: Kind, message: String) {
+    state.terminals.logs().send(Line {
+        kind,
+        message,
+        node: terminal.settings().node,
+        terminal: terminal.name.clone(),
+        date: now_rfc3339(),
+    });
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -233,6 +253,7 @@ async fn session(
     control: &mut mpsc::Receiver<Control>,
     settings_rx: &mut tokio::sync::watch::Receiver<crate::store::terminals::TerminalRow>,
     clients_rx: &mut tokio::sync::watch::Receiver<usize>,
+    lines: &mut LineSplitter,
 ) -> Ended {
     let row = terminal.settings();
     let launched_with = (
@@ -293,6 +314,7 @@ async fn session(
         since_ms: info.started_ms,
         pid: info.pid,
     });
+    log(state, terminal, Kind::Event, "connected".into());
     if info.started_now {
         info!(
             terminal = terminal.name,
@@ -336,7 +358,7 @@ async fn session(
                 };
                 match decode::<TerminalEvent>(&data) {
                     Ok(TerminalEvent::Output { offset, data }) => {
-                        output(terminal, current, offset, data).await;
+                        output(state, terminal, current, offset, data, lines).await;
                     }
                     Ok(TerminalEvent::Exited { code, signal }) => {
                         let how = match (code, signal) {
@@ -412,7 +434,14 @@ async fn session(
 
 /// Output at `offset` of the run: what this controller has not seen goes to the screen and
 /// clients; what the recording does not have goes to it.
-async fn output(terminal: &Terminal, current: &mut Copy, offset: u64, data: Vec<u8>) {
+async fn output(
+    state: &AppState,
+    terminal: &Terminal,
+    current: &mut Copy,
+    offset: u64,
+    data: Vec<u8>,
+    lines: &mut LineSplitter,
+) {
     let end = offset + data.len() as u64;
     if end <= current.offset
         && current
@@ -435,6 +464,17 @@ async fn output(terminal: &Terminal, current: &mut Copy, offset: u64, data: Vec<
     }
     let data = Bytes::from(data);
     terminal.output(data.clone());
+    // The logs, like the recording, take what they have not had (after a restart, the
+    // output asked again for the screen is not logged twice).
+    let logged_to = current
+        .recording
+        .as_ref()
+        .map_or(current.offset, |r| r.recorded_to)
+        .max(offset);
+    let new = &data[((logged_to - offset) as usize).min(data.len())..];
+    for line in lines.feed(new) {
+        log(state, terminal, Kind::Console, line);
+    }
     current.offset = end;
     if let Some(recording) = current.recording.as_mut() {
         let from = recording.recorded_to.max(offset);
