@@ -100,7 +100,7 @@ fn the_terminal_takes_the_smallest_read_write_window() {
     a.wait_for("$ ", DEADLINE);
     let mut b = TerminalClient::attach_tty(&c, "t1", &[], 100, 50);
     // A read-only client's small window does not count.
-    let mut ro = TerminalClient::attach_tty(&c, "t1", &["-read-only"], 20, 5);
+    let ro = TerminalClient::attach_tty(&c, "t1", &["-read-only"], 20, 5);
     ro.wait_for("read-only session", DEADLINE);
     b.wait_for("$ ", DEADLINE);
     // `stty size` prints ROWS COLS; the marker comes after, so the size is read once the
