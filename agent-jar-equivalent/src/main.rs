@@ -34,6 +34,17 @@ fn main() -> ExitCode {
         let args: Vec<_> = args.collect();
         return ExitCode::from(steward_agent::terminals::holder::main(&args));
     }
+    // Started as the ssh driver's client by a terminal holder.
+    let mut args = std::env::args_os();
+    if let Some(argv0) = args.next()
+        && std::path::Path::new(&argv0).file_name()
+            == Some(std::ffi::OsStr::new(
+                steward_agent::terminals::ssh_client::SSH_CLIENT_NAME,
+            ))
+    {
+        let args: Vec<_> = args.collect();
+        return ExitCode::from(steward_agent::terminals::ssh_client::main(&args));
+    }
     steward_channel::allocator::keep_freed_memory();
     // Prints the message and the usage (exit 2), or the help/version (exit 0).
     let options = steward_agent::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());

@@ -46,7 +46,11 @@ fn real_main() -> i32 {
             println!("Version: {}", steward_protocol::STEWARD_VERSION);
             0
         }
-        Invocation::Run(config) => {
+        Invocation::Run(mut config) => {
+            if let Err(message) = steward_cli::terminal::read_param_files(&mut config.args) {
+                eprintln!("{message}");
+                return exit::USAGE;
+            }
             if let Some(attach) = steward_cli::terminal::Attach::parse(&config.args) {
                 return match attach {
                     Ok(attach) => run_attach(&config, &attach),

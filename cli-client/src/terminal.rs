@@ -80,6 +80,50 @@ impl Attach {
     }
 }
 
+/// The parameters whose value `@FILE` names a file this client reads: `create-terminal`
+/// and `update-terminal`'s `-param key=@FILE` and `-param password=@FILE`. The secret then
+/// travels as the argument, inside the CLI connection, never on a command line.
+const FILE_PARAMS: &[&str] = &["key", "password"];
+
+/// Replaces `-param key=@FILE` (and `password=@FILE`) with the file's contents in the
+/// arguments of `create-terminal` and `update-terminal`; why not, naming the file.
+pub fn read_param_files(args: &mut [String]) -> Result<(), String> {
+    if !matches!(
+        args.first().map(String::as_str),
+        Some("create-terminal" | "update-terminal")
+    ) {
+        return Ok(());
+    }
+    let mut after_param = false;
+    for arg in args.iter_mut().skip(1) {
+        let is_value = std::mem::replace(
+            &mut after_param,
+            matches!(arg.as_str(), "-param" | "--param"),
+        );
+        if !is_value {
+            continue;
+        }
+        let Some((key, value)) = arg.split_once('=') else {
+            continue;
+        };
+        let Some(path) = value.strip_prefix('@') else {
+            continue;
+        };
+        if !FILE_PARAMS.contains(&key) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("ERROR: -param {key}=@{path}: cannot read {path}: {e}"))?;
+        let text = if key == "password" {
+            text.trim_end_matches(['\n', '\r']).to_owned()
+        } else {
+            text
+        };
+        *arg = format!("{key}={text}");
+    }
+    Ok(())
+}
+
 /// Runs `attach-terminal`; its exit code. Failures are reported on stderr.
 pub async fn run(config: &Config, attach: &Attach) -> i32 {
     match attached(config, attach).await {
@@ -273,6 +317,29 @@ mod tests {
 
     fn args(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn secret_parameters_are_read_from_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2\n").unwrap();
+        let mut line = args(&[
+            "create-terminal",
+            "t",
+            "-param",
+            &format!("password=@{}", pw.display()),
+            "-param",
+            "cmd=@x",
+        ]);
+        read_param_files(&mut line).unwrap();
+        assert_eq!(line[3], "password=hunter2");
+        assert_eq!(line[5], "cmd=@x", "only key and password name files");
+        let mut missing = args(&["update-terminal", "t", "-param", "key=@/nonexistent/k"]);
+        let e = read_param_files(&mut missing).unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/k"), "{e}");
+        let mut other = args(&["get-terminal", "-param", "key=@/nonexistent/k"]);
+        read_param_files(&mut other).unwrap();
     }
 
     #[test]

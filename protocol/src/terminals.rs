@@ -50,6 +50,23 @@ impl Size {
 pub enum Driver {
     /// A command line run by `/bin/sh -c`; `None` is the agent user's login shell.
     Cmd { command: Option<String> },
+    /// A shell on another machine, over SSH from the node ([`SshDriver`]).
+    Ssh(SshDriver),
+}
+
+/// An SSH client session from the node to `host:port`, in the terminal: the console of a
+/// machine only the node's network reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshDriver {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// A private key in OpenSSH or PEM form.
+    pub key: Option<String>,
+    pub password: Option<String>,
+    /// The host key's `SHA256:` fingerprint; without it the first key seen is trusted and
+    /// kept, and another one refused.
+    pub host_key: Option<String>,
 }
 
 /// How to start a terminal's holder when none runs.

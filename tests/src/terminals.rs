@@ -272,3 +272,103 @@ pub fn asciinema() -> std::process::Command {
     );
     std::process::Command::new("asciinema")
 }
+
+/// Debian's sshd, started on a free loopback port with its own host key, letting in the
+/// holder of one key; stopped when dropped.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    /// `SHA256:` fingerprint of its host key.
+    pub host_key: String,
+}
+
+impl Sshd {
+    pub fn start(authorized_key: &std::path::Path) -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("host_ed25519_key");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(made.success());
+        let listed = std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&key)
+            .output()
+            .unwrap();
+        let host_key = String::from_utf8_lossy(&listed.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        // sshd run as root wants its privilege separation directory (a service makes it).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("sshd (install openssh-server: scripts/test does)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPidFile none\n\
+                 AuthorizedKeysFile {}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 PermitRootLogin prohibit-password\n",
+                key.display(),
+                authorized_key.display()
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting sshd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stderr.take().unwrap(), log.clone());
+        let start = Instant::now();
+        let listening = format!("Server listening on 127.0.0.1 port {port}");
+        while !String::from_utf8_lossy(&log.lock().unwrap()).contains(&listening) {
+            assert!(
+                start.elapsed() < crate::DEADLINE,
+                "sshd did not start:\n{}",
+                String::from_utf8_lossy(&log.lock().unwrap())
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "sshd exited:\n{}",
+                String::from_utf8_lossy(&log.lock().unwrap())
+            );
+            std::thread::sleep(POLL);
+        }
+        Sshd {
+            child,
+            port,
+            _dir: dir,
+            host_key,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

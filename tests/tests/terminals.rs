@@ -575,3 +575,55 @@ fn lines_go_to_console_log_and_to_tcp_and_udp_listeners_and_a_dead_target_blocks
     });
     assert_eq!(a.detach(DEADLINE), 0);
 }
+
+#[test]
+fn the_ssh_driver_reaches_a_machine_through_the_node() {
+    let user = steward_tests::ssh::SshUser::new();
+    let sshd = steward_tests::terminals::Sshd::start(&user.dir().join("id.pub"));
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let port = format!("port={}", sshd.port);
+    let key = format!("key=@{}", user.key().display());
+    let login = format!("user={}", me.trim());
+    let (c, _agent, work) = setup(&[
+        "-driver",
+        "ssh",
+        "-param",
+        "host=127.0.0.1",
+        "-param",
+        &port,
+        "-param",
+        &login,
+        "-param",
+        &key,
+    ]);
+    // The key is a secret: never shown back.
+    let shown = c.cli(&["get-terminal", "t1"]);
+    assert!(shown.stdout.contains("key=****"), "{shown:?}");
+    assert!(!shown.stdout.contains("PRIVATE KEY"), "{shown:?}");
+
+    let mut a = TerminalClient::attach(&c, "t1", &[]);
+    a.type_text("echo via-ssh-$((5*5)); echo $SSH_CONNECTION\r");
+    a.wait_for("via-ssh-25", DEADLINE);
+    // The shell is sshd's: its session has the connection's addresses.
+    a.wait_for(&format!("127.0.0.1 {}", sshd.port), DEADLINE);
+    // The host key was trusted on first use and kept.
+    let known: Vec<_> = std::fs::read_dir(work.path().join("remoting/terminals"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("known_host")).unwrap_or_default())
+        .collect();
+    assert_eq!(known, vec![format!("{}\n", sshd.host_key)]);
+    assert_eq!(a.detach(DEADLINE), 0);
+
+    // A pinned key that is not the server's is refused, and said so on the terminal.
+    let wrong = "host-key=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(c.cli(&["update-terminal", "t1", "-param", wrong]).code, 0);
+    let b = TerminalClient::attach(&c, "t1", &[]);
+    b.wait_for("not the expected SHA256:AAAA", DEADLINE * 2);
+}

@@ -21,6 +21,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ impl Holder {
         std::fs::set_permissions(&socket_file, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("{}: {e}", socket_file.display()))?;
         let size = spec.launch.size.clamped();
-        let (program, command) = spawn(&spec, size)?;
+        let (program, command) = spawn(dir, &spec, size)?;
         let info = RunInfo {
             run: format!("{:016x}", rand::random::<u64>()),
             started_ms: now_ms(),
@@ -461,8 +462,21 @@ fn window(size: Size) -> WindowSize {
 }
 
 /// Starts the program in a new PTY; it and the command line recordings show.
-fn spawn(spec: &HolderSpec, size: Size) -> Result<(Program, String), String> {
+fn spawn(dir: &Path, spec: &HolderSpec, size: Size) -> Result<(Program, String), String> {
+    // The ssh driver's settings, for its client on descriptor 3.
+    let mut settings: Option<Vec<u8>> = None;
     let (mut command, shown) = match &spec.launch.driver {
+        Driver::Ssh(ssh) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the agent's binary: {e}"))?;
+            let mut command = std::process::Command::new(exe);
+            command.arg0(super::ssh_client::SSH_CLIENT_NAME).arg(dir);
+            settings = Some(encode(ssh));
+            (
+                command,
+                format!("ssh {}@{} -p {}", ssh.user, ssh.host, ssh.port),
+            )
+        }
         Driver::Cmd {
             command: Some(line),
         } => {
@@ -499,10 +513,21 @@ fn spawn(spec: &HolderSpec, size: Size) -> Result<(Program, String), String> {
         .stdin(Stdio::from(clone(&slave)?))
         .stdout(Stdio::from(clone(&slave)?))
         .stderr(Stdio::from(slave));
+    let pipe = match &settings {
+        Some(_) => Some(settings_pipe().map_err(|e| format!("cannot start {shown}: {e}"))?),
+        None => None,
+    };
+    let pipe_read = pipe.as_ref().map(|(read, _)| read.as_raw_fd());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The settings pipe as descriptor 3 (dup2 leaves it open across exec).
+            if let Some(fd) = pipe_read
+                && libc::dup2(fd, 3) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -511,6 +536,13 @@ fn spawn(spec: &HolderSpec, size: Size) -> Result<(Program, String), String> {
     let child = tokio::process::Command::from(command)
         .spawn()
         .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if let (Some((read, write)), Some(settings)) = (pipe, settings) {
+        drop(read);
+        // Small (a key and a few names): it fits in the pipe, so this never waits.
+        let mut write = std::fs::File::from(write);
+        std::io::Write::write_all(&mut write, &settings)
+            .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    }
     let tree = ProcessTree::of(&child, true, &cookie)
         .ok_or_else(|| format!("cannot start {shown}: the process has no id"))?;
     Ok((
@@ -521,6 +553,22 @@ fn spawn(spec: &HolderSpec, size: Size) -> Result<(Program, String), String> {
         },
         shown,
     ))
+}
+
+/// A pipe, both ends closed on exec.
+fn settings_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just opened and are owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// `$SHELL`, else the user's shell from the password database, else `/bin/sh`.

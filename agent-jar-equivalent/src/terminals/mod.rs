@@ -5,6 +5,7 @@
 //!   [`HOLDER_NAME`]: it owns the PTY, the program and the last output, and serves one
 //!   agent at a time on its Unix socket;
 //! - [`ring`]: the holder's output backlog, by absolute offset;
+//! - [`ssh_client`]: the `ssh` driver's client, which a holder runs in its PTY;
 //! - here: the holder's directory (`WORKDIR/remoting/terminals/KEY/`, KEY derived from the
 //!   terminal's name), and the socket path, short enough for `sun_path` however deep the
 //!   work dir is.
@@ -14,6 +15,7 @@
 
 pub mod holder;
 pub mod ring;
+pub mod ssh_client;
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};

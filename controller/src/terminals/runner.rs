@@ -256,11 +256,7 @@ async fn session(
     lines: &mut LineSplitter,
 ) -> Ended {
     let row = terminal.settings();
-    let launched_with = (
-        row.node.clone(),
-        row.driver.clone(),
-        row.params.get("cmd").cloned(),
-    );
+    let launched_with = (row.node.clone(), settings::launch(&row));
     let mut resume = copy.as_ref().map(|c| Resume {
         run: c.run.clone(),
         offset: c.offset,
@@ -393,7 +389,7 @@ async fn session(
             },
             changed = settings_rx.changed(), if !stopping => {
                 let row = settings_rx.borrow_and_update().clone();
-                let now_with = (row.node.clone(), row.driver.clone(), row.params.get("cmd").cloned());
+                let now_with = (row.node.clone(), settings::launch(&row));
                 let relaunch = now_with != launched_with;
                 if changed.is_err() || !row.enabled || relaunch {
                     stopping = true;

@@ -6,12 +6,26 @@ use std::collections::BTreeMap;
 
 use steward_protocol::names::{self, NameKind};
 use steward_protocol::shown::Shown;
-use steward_protocol::terminals::{DEFAULT_SIZE, Driver, Launch};
+use steward_protocol::terminals::{DEFAULT_SIZE, Driver, Launch, SshDriver};
 
 use crate::store::terminals::TerminalRow;
 
 /// Parameters of the `cmd` driver.
 pub const CMD_PARAMS: &[&str] = &["cmd", "record-input", "keep", "keep-days"];
+/// Parameters of the `ssh` driver.
+pub const SSH_PARAMS: &[&str] = &[
+    "host",
+    "port",
+    "user",
+    "key",
+    "password",
+    "host-key",
+    "record-input",
+    "keep",
+    "keep-days",
+];
+/// Parameters kept as secrets: stored apart and never shown back.
+pub const SECRET_PARAMS: &[&str] = &["key", "password"];
 /// The drivers, as `-driver` names them.
 pub const DRIVERS: &[&str] = &["cmd", "ssh"];
 /// Most recordings `keep` may ask to keep, and days `keep-days`.
@@ -28,10 +42,8 @@ pub enum SettingsError {
     Name(#[from] names::NameError),
     #[error("unknown driver ‘{}’: use one of {}", Shown(.0), DRIVERS.join(", "))]
     UnknownDriver(String),
-    #[error(
-        "the ssh driver is not available in this version of Steward: use -driver cmd, with -param cmd='ssh USER@HOST' to reach a machine through the node"
-    )]
-    SshDriver,
+    #[error("the ssh driver needs {0}")]
+    Missing(&'static str),
     #[error("-param ‘{}’ is not KEY=VALUE", Shown(.0))]
     NotKeyValue(String),
     #[error("unknown parameter ‘{}’ for driver {driver}: use {}", Shown(.key), .known.join(", "))]
@@ -64,7 +76,7 @@ pub fn parse_bool(text: &str) -> Result<bool, SettingsError> {
 pub fn check_driver(driver: &str) -> Result<&'static str, SettingsError> {
     match driver {
         "cmd" => Ok("cmd"),
-        "ssh" => Err(SettingsError::SshDriver),
+        "ssh" => Ok("ssh"),
         other => Err(SettingsError::UnknownDriver(other.to_owned())),
     }
 }
@@ -80,29 +92,72 @@ pub fn split_param(text: &str) -> Result<(String, String), SettingsError> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// Applies parameters to `row` (a value left empty removes the parameter), checking each
-/// against the row's driver. Nothing is changed when one is refused.
+/// The parameters driver `driver` takes.
+pub fn known_params(driver: &str) -> (&'static str, &'static [&'static str]) {
+    match driver {
+        "ssh" => ("ssh", SSH_PARAMS),
+        _ => ("cmd", CMD_PARAMS),
+    }
+}
+
+/// Applies parameters to `row` (a value left empty removes the parameter), then checks
+/// every parameter against the row's driver, and what the driver needs. Nothing is changed
+/// when one is refused.
 pub fn apply_params(
     row: &mut TerminalRow,
     params: &[(String, String)],
 ) -> Result<(), SettingsError> {
-    let mut changed = row.params.clone();
+    let (driver, known) = known_params(&row.driver);
+    let mut plain = row.params.clone();
+    let mut secrets = row.secrets.clone();
     for (key, value) in params {
-        if !CMD_PARAMS.contains(&key.as_str()) {
+        if !known.contains(&key.as_str()) {
             return Err(SettingsError::UnknownParam {
                 key: key.clone(),
-                driver: "cmd",
-                known: CMD_PARAMS,
+                driver,
+                known,
             });
         }
+        let into = if SECRET_PARAMS.contains(&key.as_str()) {
+            &mut secrets
+        } else {
+            &mut plain
+        };
         if value.is_empty() {
-            changed.remove(key);
+            into.remove(key);
             continue;
         }
         check_value(key, value)?;
-        changed.insert(key.clone(), value.clone());
+        into.insert(key.clone(), value.clone());
     }
-    row.params = changed;
+    // Left from another driver (an update that changed it).
+    for key in plain.keys().chain(secrets.keys()) {
+        if !known.contains(&key.as_str()) {
+            return Err(SettingsError::UnknownParam {
+                key: key.clone(),
+                driver,
+                known,
+            });
+        }
+    }
+    if driver == "ssh" {
+        for needed in ["host", "user"] {
+            if !plain.contains_key(needed) {
+                return Err(SettingsError::Missing(if needed == "host" {
+                    "-param host=HOST"
+                } else {
+                    "-param user=USER"
+                }));
+            }
+        }
+        if secrets.is_empty() {
+            return Err(SettingsError::Missing(
+                "-param key=@FILE or -param password=@FILE",
+            ));
+        }
+    }
+    row.params = plain;
+    row.secrets = secrets;
     Ok(())
 }
 
@@ -117,6 +172,36 @@ fn check_value(key: &str, value: &str) -> Result<(), SettingsError> {
     match key {
         "cmd" if value.contains('\0') => {
             return Err(bad("a NUL character cannot be in a command line".into()));
+        }
+        "key" | "password" if value.starts_with('@') => {
+            return Err(bad(format!(
+                "‘{}’ names a file: our cli reads it and sends what it holds; other clients send the value itself",
+                Shown(value)
+            )));
+        }
+        "key" if !value.contains("PRIVATE KEY") => {
+            return Err(bad("not a private key (OpenSSH or PEM)".into()));
+        }
+        "port" => match value.parse::<u16>() {
+            Ok(port) if port > 0 => {}
+            _ => {
+                return Err(bad(format!(
+                    "‘{}’ is not a port from 1 to 65535",
+                    Shown(value)
+                )));
+            }
+        },
+        "host" | "user" if value.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            return Err(bad(format!(
+                "‘{}’ has blanks or control characters",
+                Shown(value)
+            )));
+        }
+        "host-key" if !value.starts_with("SHA256:") => {
+            return Err(bad(format!(
+                "‘{}’ is not a SHA256: fingerprint (as ssh-keygen -lf prints it)",
+                Shown(value)
+            )));
         }
         "record-input" => {
             parse_bool(value)
@@ -145,10 +230,25 @@ fn check_value(key: &str, value: &str) -> Result<(), SettingsError> {
 
 /// What the holder is started with.
 pub fn launch(row: &TerminalRow) -> Launch {
-    Launch {
-        driver: Driver::Cmd {
+    let driver = match row.driver.as_str() {
+        "ssh" => Driver::Ssh(SshDriver {
+            host: row.params.get("host").cloned().unwrap_or_default(),
+            port: row
+                .params
+                .get("port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(22),
+            user: row.params.get("user").cloned().unwrap_or_default(),
+            key: row.secrets.get("key").cloned(),
+            password: row.secrets.get("password").cloned(),
+            host_key: row.params.get("host-key").cloned(),
+        }),
+        _ => Driver::Cmd {
             command: row.params.get("cmd").cloned(),
         },
+    };
+    Launch {
+        driver,
         size: DEFAULT_SIZE,
         env: Vec::new(),
     }
@@ -230,6 +330,53 @@ mod tests {
     }
 
     #[test]
+    fn the_ssh_driver_keeps_its_secrets_apart_and_needs_a_host_a_user_and_a_credential() {
+        let mut r = row();
+        r.driver = "ssh".into();
+        let e = apply_params(&mut r, &[("host".into(), "10.0.0.5".into())]).unwrap_err();
+        assert_eq!(e.to_string(), "the ssh driver needs -param user=USER");
+        let e = apply_params(
+            &mut r,
+            &[("host".into(), "h".into()), ("user".into(), "u".into())],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the ssh driver needs -param key=@FILE or -param password=@FILE"
+        );
+        let e = apply_params(&mut r, &[("password".into(), "@/tmp/pw".into())]).unwrap_err();
+        assert!(e.to_string().contains("names a file"), "{e}");
+        let good = [
+            ("host".to_owned(), "h".to_owned()),
+            ("user".into(), "u".into()),
+            ("password".into(), "hunter2".into()),
+            ("port".into(), "2222".into()),
+        ];
+        apply_params(&mut r, &good).unwrap();
+        assert_eq!(
+            r.secrets.get("password").map(String::as_str),
+            Some("hunter2")
+        );
+        assert!(!r.params.contains_key("password"));
+        assert_eq!(
+            shown_params(&r).get("password").map(String::as_str),
+            Some("****")
+        );
+        let Driver::Ssh(ssh) = launch(&r).driver else {
+            panic!("an ssh launch")
+        };
+        assert_eq!((ssh.port, ssh.password.as_deref()), (2222, Some("hunter2")));
+        // Back to cmd: the ssh parameters must go first.
+        r.driver = "cmd".into();
+        let e = apply_params(&mut r, &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("unknown parameter ‘host’ for driver cmd"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn names_drivers_and_pairs_are_refused_with_their_reason() {
         assert_eq!(
             check_name("a/b").unwrap_err().to_string(),
@@ -239,7 +386,7 @@ mod tests {
             check_driver("telnet").unwrap_err().to_string(),
             "unknown driver ‘telnet’: use one of cmd, ssh"
         );
-        assert!(matches!(check_driver("ssh"), Err(SettingsError::SshDriver)));
+        assert_eq!(check_driver("ssh"), Ok("ssh"));
         assert_eq!(
             split_param("novalue").unwrap_err().to_string(),
             "-param ‘novalue’ is not KEY=VALUE"
