@@ -12,7 +12,7 @@ use crate::breakpoint::{BreakpointCall, BreakpointReply};
 /// Version of the call and reply layouts; new calls are added at the end of the enum.
 pub const AGENT_CALLS_VERSION: u16 = 1;
 /// How many [`AgentCall`] variants this side knows.
-pub const KNOWN_AGENT_CALLS: u32 = 2;
+pub const KNOWN_AGENT_CALLS: u32 = 3;
 /// Largest encoded reply.
 pub const MAX_AGENT_REPLY: usize = 256 * 1024;
 
@@ -24,6 +24,37 @@ pub enum AgentCall {
     SshLogin(SshLogin),
     /// A `breakpoint` command, relayed: [`AgentReply::Breakpoint`].
     Breakpoint(BreakpointCall),
+    /// An SSH session's recording: unlike the other calls, the stream stays open. The
+    /// controller answers [`AgentReply::Done`] (record) or [`AgentReply::Error`] (this node
+    /// is not recorded, or the connection is not its), and the agent then sends batches of
+    /// [`RecordEvent`]s, postcard `Vec<RecordEvent>` per DATA frame, until EOF.
+    SshRecording(SshRecordingStart),
+}
+
+/// What an SSH session's recording is of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshRecordingStart {
+    pub connection: u64,
+    /// The SSH channel, unique within the connection.
+    pub channel: u32,
+    /// `shell`, `exec`, `sftp` or `direct-tcpip`.
+    pub kind: String,
+    /// The command (`exec`), the shell, or where a forward goes.
+    pub command: String,
+    pub width: u16,
+    pub height: u16,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: i64,
+}
+
+/// One event of a recording, at `micros` since it started: `o` output, `i` input,
+/// `r` a resize (`COLSxROWS`), `m` a marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEvent {
+    pub micros: u64,
+    pub code: u8,
+    #[serde(with = "crate::byte_buf")]
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //!   connection learns who it is, and a build's console says so.
 //! - `Breakpoint`: a `breakpoint` command run on the agent, relayed to the build's
 //!   breakpoint (`crate::breakpoints`).
+//! - `SshRecording`: an SSH session's recording, streamed (`crate::ssh::recordings`).
 //!
 //! A call names the connection or build it is about; the agent's node must be the one that
 //! connection or build is on, so an agent speaks only for what runs on it.
@@ -58,6 +59,10 @@ async fn handle(state: AppState, node: String, accepted: IncomingStream) {
         AgentCall::SshLogin(login) => {
             ssh_login(&state, &node, login);
             AgentReply::Done
+        }
+        AgentCall::SshRecording(start) => {
+            // A stream of events rather than one reply: served to its end.
+            return crate::ssh::recordings::serve(&state, &node, start, stream).await;
         }
         AgentCall::Breakpoint(call) => {
             // A `breakpoint wait` may take hours: when the agent drops the call (the command

@@ -8,6 +8,7 @@
 //! - [`console`]: the console lines a build gets for each login and disconnect.
 //! - [`keys`]: users' SSH public keys (`add-ssh-key` and friends).
 //! - [`host_keys`]: agents' host keys, recorded when they connect, changes flagged.
+//! - [`recordings`]: the sessions' recordings the agents send, written as asciicast.
 //!
 //! The WebSocket routes that carry the bytes are in `http::ssh`.
 
@@ -15,4 +16,5 @@ pub mod connections;
 pub mod console;
 pub mod host_keys;
 pub mod keys;
+pub mod recordings;
 pub mod targets;

@@ -46,6 +46,9 @@ pub struct Recording {
     /// Output bytes recorded.
     pub output_bytes: u64,
     failed: Option<String>,
+    /// Event times given by the caller (seconds since the start), in place of this
+    /// process's clock: a recording made elsewhere (an SSH session on an agent).
+    given_time: Option<f64>,
 }
 
 impl Recording {
@@ -81,7 +84,13 @@ impl Recording {
             writing: None,
             output_bytes: 0,
             failed: None,
+            given_time: None,
         })
+    }
+
+    /// The time of the events that follow, in seconds since the recording started.
+    pub fn set_time(&mut self, seconds: f64) {
+        self.given_time = Some(seconds);
     }
 
     /// Opens `dir/ID.cast` again to append to it (after a controller restart): its clock
@@ -117,6 +126,7 @@ impl Recording {
             writing: None,
             output_bytes: recorded_to,
             failed: None,
+            given_time: None,
         })
     }
 
@@ -154,7 +164,9 @@ impl Recording {
         if self.failed.is_some() {
             return;
         }
-        let seconds = self.started.elapsed().as_secs_f64();
+        let seconds = self
+            .given_time
+            .unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         let _ = write!(self.buf, "[{seconds:.6}, \"{code}\", \"");
         escape_json(data, &mut self.buf);
         self.buf.extend_from_slice(b"\"]\n");

@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use super::auth::{Accepted, KeyPolicy};
 use super::pty::WindowSize;
+use super::recorder::Recorder;
 use super::registry::{Registration, Terminal};
 use super::session::{self, Program, PtyRequest, Setting};
 use super::{sftp, tcpip};
@@ -68,6 +69,29 @@ pub struct Connection {
     login: Option<(String, Accepted)>,
     /// Ends the connection's tasks (and so their processes) however the connection ends.
     _cancel: DropGuard,
+}
+
+impl Shared {
+    /// Starts the recording of channel `id`'s session (the controller decides whether it
+    /// is kept).
+    fn recorder(&self, id: ChannelId, kind: &str, command: String, size: (u32, u32)) -> Recorder {
+        let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+        Recorder::start(
+            &self.context,
+            steward_protocol::agent_calls::SshRecordingStart {
+                connection: self.connection,
+                channel: u32::from(id),
+                kind: kind.to_owned(),
+                command,
+                width: clamp(size.0),
+                height: clamp(size.1),
+                started_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            },
+        )
+    }
 }
 
 impl Connection {
@@ -128,12 +152,20 @@ impl Connection {
             (None, _) => Terminal::Plain,
         };
         let terminal = self.shared.registration.add_terminal(id, terminal);
+        let (kind, command) = match &program {
+            Program::Shell => ("shell", "login shell".to_owned()),
+            Program::Command(line) => ("exec", line.clone()),
+        };
+        let size = pty
+            .as_ref()
+            .map_or((80, 24), |p| (p.size.cols, p.size.rows));
+        let recorder = self.shared.recorder(id, kind, command, size);
         let handle = session.handle();
         let cancel = self.shared.cancel.clone();
         let (reader, writer) = channel.split();
         self.shared.tasks.spawn(async move {
             let _slot = _slot;
-            session::run(started, reader, writer, handle, cancel, terminal).await;
+            session::run(started, reader, writer, handle, cancel, terminal, recorder).await;
         });
     }
 }
@@ -276,9 +308,16 @@ impl russh::server::Handler for Connection {
         };
         let host = host_to_connect.to_owned();
         let cancel = self.shared.cancel.clone();
+        // Forwarded traffic is recorded as markers only.
+        let target = format!("{host}:{port_to_connect}");
+        let recorder = self
+            .shared
+            .recorder(channel.id(), "direct-tcpip", target.clone(), (80, 24));
         self.shared.tasks.spawn(async move {
             let _slot = slot;
-            tcpip::forward(channel, reply, host, port_to_connect, cancel).await;
+            recorder.marker(&format!("forwarding to {target}"));
+            let ended = tcpip::forward(channel, reply, host, port_to_connect, cancel).await;
+            recorder.marker(&ended);
         });
         Ok(())
     }
@@ -376,6 +415,11 @@ impl russh::server::Handler for Connection {
         let cancel = self.shared.cancel.clone();
         let connection = self.shared.connection;
         let handle = session.handle();
+        // SFTP is recorded as markers only: that it happened, and how it ended.
+        let recorder = self
+            .shared
+            .recorder(channel, "sftp", "sftp".into(), (80, 24));
+        recorder.marker("sftp session started");
         self.shared.tasks.spawn(async move {
             let _slot = pending._slot;
             let mut stream = pending.channel.into_stream();
@@ -389,6 +433,7 @@ impl russh::server::Handler for Connection {
                     }
                 },
             };
+            recorder.marker(&format!("sftp session ended (status {status})"));
             // As sshd reports its sftp-server's exit: clients (scp) check it. The stream
             // closes the channel when dropped, after these.
             let _ = handle.exit_status_request(channel, status).await;

@@ -20,6 +20,7 @@ pub mod input;
 pub mod mux_io;
 pub mod process;
 pub mod pty;
+pub mod recorder;
 pub mod registry;
 pub mod session;
 pub mod sftp;

@@ -27,6 +27,7 @@ use tracing::debug;
 use super::input::{self, InputReceiver, InputSender};
 use super::process::{self, ProcessTree};
 use super::pty::{self, Master, WindowSize};
+use super::recorder::Recorder;
 use super::registry::TerminalGuard;
 
 /// Most output bytes sent per channel message: one SSH packet's worth, so output reaches
@@ -182,6 +183,7 @@ pub async fn run(
     handle: Handle,
     cancel: CancellationToken,
     terminal: TerminalGuard,
+    recorder: Recorder,
 ) {
     let Started {
         mut child,
@@ -202,9 +204,9 @@ pub async fn run(
     };
 
     let (to_process, queued) = input::queue(&input_dir);
-    let input = pump_input(reader, to_process, master.clone(), &tree);
+    let input = pump_input(reader, to_process, master.clone(), &tree, &recorder);
     let feeding = feed(queued, stdin, master.clone());
-    let output = pump_output(&writer, stdout, stderr);
+    let output = pump_output(&writer, stdout, stderr, &recorder);
     tokio::pin!(input, feeding, output);
     let mut fed = false;
     let mut status = None;
@@ -296,11 +298,16 @@ async fn pump_input(
     to_process: InputSender,
     master: Option<Master>,
     tree: &ProcessTree,
+    recorder: &Recorder,
 ) {
     let mut to_process = Some(to_process);
     while let Some(message) = reader.wait().await {
         match message {
             ChannelMsg::Data { data } => {
+                // Keystrokes are recorded; a command's piped input (a file, say) is not.
+                if master.is_some() {
+                    recorder.input(&data);
+                }
                 if let Some(queue) = &to_process {
                     queue.push(data).await;
                 }
@@ -314,6 +321,7 @@ async fn pump_input(
                 pix_width,
                 pix_height,
             } => {
+                recorder.resize(col_width, row_height);
                 if let Some(master) = &master {
                     let size = WindowSize {
                         cols: col_width,
@@ -377,6 +385,7 @@ async fn pump_output(
     writer: &ChannelWriteHalf<Msg>,
     mut stdout: Option<Output>,
     mut stderr: Option<impl AsyncRead + Unpin>,
+    recorder: &Recorder,
 ) -> Result<(), russh::Error> {
     let mut out_buffer = vec![0u8; OUTPUT_CHUNK];
     let mut err_buffer = vec![0u8; OUTPUT_CHUNK];
@@ -385,11 +394,15 @@ async fn pump_output(
         tokio::select! {
             n = read_output(&mut stdout, &mut out_buffer) => match n {
                 0 => stdout = None,
-                n => writer.data_bytes(Bytes::copy_from_slice(&out_buffer[..n])).await?,
+                n => {
+                    recorder.output(&out_buffer[..n]);
+                    writer.data_bytes(Bytes::copy_from_slice(&out_buffer[..n])).await?
+                }
             },
             n = read_pipe(&mut stderr, &mut err_buffer) => match n {
                 0 => stderr = None,
                 n => {
+                    recorder.output(&err_buffer[..n]);
                     let chunk = Bytes::copy_from_slice(&err_buffer[..n]);
                     writer.extended_data_bytes(1, chunk).await?
                 }

@@ -13,20 +13,20 @@ use tracing::debug;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `host:port`, then accepts the channel and copies until either side ends,
-/// or `cancel` fires. A failed connection refuses the channel.
+/// or `cancel` fires. A failed connection refuses the channel. How it ended, in words.
 pub async fn forward(
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
     host: String,
     port: u32,
     cancel: CancellationToken,
-) {
+) -> String {
     let Ok(port) = u16::try_from(port) else {
         reply.reject(ChannelOpenFailure::ConnectFailed).await;
-        return;
+        return format!("refused: port {port} is out of range");
     };
     let connected = tokio::select! {
-        () = cancel.cancelled() => return,
+        () = cancel.cancelled() => return "the connection ended".into(),
         connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port))) => connected,
     };
     let mut tcp = match connected {
@@ -34,23 +34,25 @@ pub async fn forward(
         Ok(Err(e)) => {
             debug!(host = ?host, port, error = %e, "direct-tcpip connect failed");
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
-            return;
+            return format!("refused: cannot connect: {e}");
         }
         Err(_) => {
             debug!(host = ?host, port, "direct-tcpip connect timed out");
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
-            return;
+            return "refused: the connection timed out".into();
         }
     };
     let _ = tcp.set_nodelay(true);
     reply.accept().await;
     let mut stream = channel.into_stream();
     tokio::select! {
-        () = cancel.cancelled() => {}
-        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => {
-            if let Err(e) = copied {
+        () = cancel.cancelled() => "the SSH connection ended".into(),
+        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
+            Ok((sent, received)) => format!("forward ended: {sent} bytes sent, {received} bytes received"),
+            Err(e) => {
                 debug!(host = ?host, port, error = %e, "direct-tcpip ended");
+                format!("forward ended: {e}")
             }
-        }
+        },
     }
 }
