@@ -202,10 +202,46 @@ fn a_program_that_exits_starts_again_after_10_s() {
     );
     assert_eq!(state(&c, "t1"), "running");
     // Two runs, two recordings: the first one ended.
-    let out = c.cli(&["list-recordings", "t1", "-json"]);
-    let recordings: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(recordings.as_array().unwrap().len(), 2, "{recordings}");
-    assert!(recordings[0]["endedMs"].is_i64(), "{recordings}");
+    let recordings = || -> serde_json::Value {
+        serde_json::from_str(&c.cli(&["list-recordings", "t1", "-json"]).stdout).unwrap()
+    };
+    let listed = recordings();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(listed[0]["endedMs"].is_i64(), "{listed}");
+    // Keep one: when the second run ends, the older one goes, file and all; the second
+    // stays beside the third, which runs.
+    let first = c.home().join(format!(
+        "terminals/t1/recordings/{}.cast",
+        listed[0]["id"].as_str().unwrap()
+    ));
+    assert!(first.exists());
+    assert_eq!(
+        c.cli(&["update-terminal", "t1", "-param", "keep=1"]).code,
+        0
+    );
+    a.type_text("bye\r");
+    a.wait_for_count(
+        "started-23",
+        3,
+        DEADLINE + std::time::Duration::from_secs(10),
+    );
+    let listed = recordings();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "{listed}\n{}",
+        a.text()
+    );
+    assert!(
+        listed[0]["endedMs"].is_i64() && listed[1]["endedMs"].is_null(),
+        "{listed}"
+    );
+    assert!(!first.exists());
+    assert!(
+        !listed
+            .to_string()
+            .contains(first.file_stem().unwrap().to_str().unwrap())
+    );
     assert_eq!(a.detach(DEADLINE), 0);
 }
 
@@ -626,4 +662,148 @@ fn the_ssh_driver_reaches_a_machine_through_the_node() {
     assert_eq!(c.cli(&["update-terminal", "t1", "-param", wrong]).code, 0);
     let b = TerminalClient::attach(&c, "t1", &[]);
     b.wait_for("not the expected SHA256:AAAA", DEADLINE * 2);
+}
+
+#[test]
+fn a_cli_protocol_client_without_a_window_attaches_through_the_command() {
+    use steward_protocol::plaincli::{self, Frame};
+    use steward_tests::frames;
+    let (c, _agent, _work) = setup(&args(&shell()));
+    // PlainCLI frames over /cli/ws, as jenkins-cli.jar sends them.
+    let origin = c.url.trim_end_matches('/').to_owned();
+    let auth = c.admin_basic_auth_header();
+    let (name, value) = auth.split_once(": ").unwrap();
+    let (status, head, ws) = frames::upgrade(
+        &c.addr,
+        "/cli/ws",
+        &[("Origin", origin.as_str()), (name, value)],
+    );
+    assert_eq!(status, 101, "{head}");
+    let mut ws = ws.unwrap();
+    let send = |ws: &mut frames::RawWs, frame: Frame| {
+        let payload = plaincli::encode_ws(&frame).unwrap();
+        ws.write(&frames::client_frame(true, frames::op::BINARY, &payload))
+            .unwrap();
+    };
+    for frame in [
+        Frame::Arg("attach-terminal".into()),
+        Frame::Arg("t1".into()),
+        Frame::Encoding("UTF-8".into()),
+        Frame::Start,
+    ] {
+        send(&mut ws, frame);
+    }
+    let mut stdout = Vec::new();
+    let mut exit = None;
+    let mut read_until =
+        |ws: &mut frames::RawWs, text: &str, stdout: &mut Vec<u8>, exit: &mut Option<i32>| {
+            while !String::from_utf8_lossy(stdout).contains(text) {
+                let frame = ws.read_frame(DEADLINE).unwrap_or_else(|| {
+                    panic!("no {text:?} in {:?}", String::from_utf8_lossy(stdout))
+                });
+                match frame.payload.first() {
+                    Some(&plaincli::op::STDOUT) => stdout.extend_from_slice(&frame.payload[1..]),
+                    Some(&plaincli::op::EXIT) => {
+                        *exit = Some(i32::from_be_bytes(frame.payload[1..5].try_into().unwrap()));
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        };
+    read_until(&mut ws, "$ ", &mut stdout, &mut exit);
+    assert!(String::from_utf8_lossy(&stdout).starts_with("[Enter '^Ec?' for help]"));
+    send(
+        &mut ws,
+        Frame::Stdin(b"echo jar-$((3*3))\r".to_vec().into()),
+    );
+    read_until(&mut ws, "jar-9", &mut stdout, &mut exit);
+    send(&mut ws, Frame::Stdin(b"\x05cw".to_vec().into()));
+    read_until(
+        &mut ws,
+        "1 client(s) attached to t1",
+        &mut stdout,
+        &mut exit,
+    );
+    send(&mut ws, Frame::Stdin(b"\x05c.".to_vec().into()));
+    read_until(&mut ws, "[detached]", &mut stdout, &mut exit);
+    while exit.is_none() {
+        read_until(&mut ws, "\u{0}never", &mut stdout, &mut exit);
+    }
+    assert_eq!(exit, Some(0));
+}
+
+#[test]
+fn the_rest_api_changes_terminals_one_by_one_and_in_bulk() {
+    let c = Controller::start();
+    c.create_node_with(NODE, "", 1, "NORMAL");
+    let auth = c.admin_basic_auth_header();
+    let request = |method: &str, path: &str, body: &str| {
+        steward_tests::http_request(
+            &c.addr,
+            method,
+            path,
+            &[auth.as_str(), "Content-Type: application/json"],
+            body.as_bytes(),
+        )
+    };
+    let created = request(
+        "POST",
+        "/bulk/terminals",
+        r#"{"terminals":[{"name":"a","node":"n1","ondemand":true},{"name":"b","node":"n1","params":{"cmd":"cat"}},{"name":"c","node":"nowhere"}]}"#,
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    let results = created.json();
+    let statuses: Vec<_> = results["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![201, 201, 400], "{results}");
+    assert!(
+        results["terminals"][2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such node ‘nowhere’")
+    );
+
+    // One: turned off, then its parameters changed.
+    assert_eq!(request("PUT", "/terminals/b?state=off", "").status, 204);
+    assert_eq!(terminal_json(&c, "b")["enabled"], false);
+    assert_eq!(
+        request("PUT", "/terminals/b", r#"{"params":{"cmd":"","keep":"3"}}"#).status,
+        204
+    );
+    assert_eq!(
+        terminal_json(&c, "b")["params"],
+        serde_json::json!({"keep": "3"})
+    );
+    assert_eq!(request("PUT", "/terminals/b?state=maybe", "").status, 400);
+    assert_eq!(request("GET", "/terminals/zzz", "").status, 404);
+
+    // Many: switched on, then deleted, one unknown among them.
+    let on = request(
+        "PUT",
+        "/bulk/terminals?state=on",
+        r#"{"terminals":["a","b","zzz"]}"#,
+    )
+    .json();
+    let statuses: Vec<_> = on["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![204, 204, 404], "{on}");
+    assert_eq!(terminal_json(&c, "b")["enabled"], true);
+    let gone = request(
+        "DELETE",
+        "/bulk/terminals",
+        r#"{"terminals":["a",{"name":"b"}]}"#,
+    )
+    .json();
+    assert_eq!(gone["terminals"][1]["status"], 204, "{gone}");
+    let listed = request("GET", "/terminals", "").json();
+    assert_eq!(listed["terminals"], serde_json::json!([]), "{listed}");
 }
