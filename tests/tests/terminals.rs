@@ -695,7 +695,7 @@ fn a_cli_protocol_client_without_a_window_attaches_through_the_command() {
     }
     let mut stdout = Vec::new();
     let mut exit = None;
-    let mut read_until =
+    let read_until =
         |ws: &mut frames::RawWs, text: &str, stdout: &mut Vec<u8>, exit: &mut Option<i32>| {
             while !String::from_utf8_lossy(stdout).contains(text) {
                 let frame = ws.read_frame(DEADLINE).unwrap_or_else(|| {
