@@ -596,9 +596,9 @@ fn lines_go_to_console_log_and_to_tcp_and_udp_listeners_and_a_dead_target_blocks
             .contains("rotated-7\n")
     );
 
-    // More lines than the dead target's queue holds: they are dropped and counted, and the
+    // More output than the dead target's queue holds (256 chunks): dropped and counted, and the
     // session never waits for it.
-    a.type_text("seq 1 20000; echo seq-$((4*4))\r");
+    a.type_text("seq 1 3000000; echo seq-$((4*4))\r");
     a.wait_for("seq-16", DEADLINE);
     let auth = c.admin_basic_auth_header();
     steward_tests::wait_until(DEADLINE, "the dead target's drops counted", || {

@@ -6,9 +6,10 @@
 //! - `tcp` (plain or TLS) and `udp` targets: one JSON object per line,
 //!   `{"type":"console"|"event","message":…,"node":…,"terminal":…,"date":…}`.
 //!
-//! Lines have their CR taken out and are split at [`MAX_LINE`] bytes. Each output has a
-//! queue of [`QUEUE_LINES`] lines; a line that does not fit is dropped and counted, so a
-//! slow disk or an unreachable target never holds up a terminal. A TCP target that cannot
+//! Lines have their CR taken out and are split at [`MAX_LINE`] bytes. Output reaches the
+//! outputs a chunk of lines at a time; each output has a queue of [`QUEUE_CHUNKS`] chunks,
+//! and a chunk that does not fit is dropped and its lines counted, so a slow disk or an
+//! unreachable target never holds up a terminal. A TCP target that cannot
 //! be reached is tried again with backoff (1 s, doubling to 30 s).
 
 use std::collections::HashMap;
@@ -18,14 +19,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// Longest line sent as one; longer lines are split.
 pub const MAX_LINE: usize = 4096;
-/// Lines waiting for one output before more are dropped.
-pub const QUEUE_LINES: usize = 8192;
+/// Chunks of output (each at most a terminal's output event, 32 KiB) waiting for one output
+/// before more are dropped.
+pub const QUEUE_CHUNKS: usize = 256;
 /// First and longest pause between attempts to reach a TCP target.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
@@ -69,21 +72,34 @@ pub enum Kind {
     Event,
 }
 
-/// One line for the outputs.
-#[derive(Debug, Clone, Serialize)]
-pub struct Line {
-    #[serde(rename = "type")]
+/// Output for the logs: complete lines (`\n`-separated, the last one ended), or one event
+/// (`connected`, `disconnected`), with where and when they come from. A chunk goes to every
+/// output whole; each output cuts it into lines itself, so a flood of short lines costs the
+/// terminal one hand-over per chunk, not one per line.
+#[derive(Debug, Clone)]
+pub struct Chunk {
     pub kind: Kind,
-    pub message: String,
-    pub node: String,
-    pub terminal: String,
+    pub text: Bytes,
+    pub node: Arc<str>,
+    pub terminal: Arc<str>,
     pub date: String,
+}
+
+/// One line as the TCP and UDP outputs send it.
+#[derive(Debug, Serialize)]
+struct JsonLine<'a> {
+    #[serde(rename = "type")]
+    kind: Kind,
+    message: &'a str,
+    node: &'a str,
+    terminal: &'a str,
+    date: &'a str,
 }
 
 /// An output's queue and what it dropped.
 struct Output {
     name: String,
-    tx: mpsc::Sender<Arc<Line>>,
+    tx: mpsc::Sender<Arc<Chunk>>,
     dropped: AtomicU64,
 }
 
@@ -91,6 +107,7 @@ struct Output {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputStats {
     pub output: String,
+    /// Lines dropped because the output's queue was full.
     pub dropped: u64,
 }
 
@@ -107,7 +124,7 @@ impl Logs {
     pub fn start(root: &Path, settings: &LogSettings) -> Result<Logs, String> {
         let mut logs = Logs::default();
         if settings.file.unwrap_or(true) {
-            let (tx, rx) = mpsc::channel(QUEUE_LINES);
+            let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
             let (reopen_tx, reopen_rx) = mpsc::unbounded_channel();
             tokio::spawn(file_output(root.to_path_buf(), rx, reopen_rx));
             logs.outputs.push(Output {
@@ -141,7 +158,7 @@ impl Logs {
                     )
                 }
             };
-            let (tx, rx) = mpsc::channel(QUEUE_LINES);
+            let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
             tokio::spawn(tcp_output(target.address.clone(), tls, rx));
             logs.outputs.push(Output {
                 name: format!("tcp {}", target.address),
@@ -150,7 +167,7 @@ impl Logs {
             });
         }
         for target in &settings.udp {
-            let (tx, rx) = mpsc::channel(QUEUE_LINES);
+            let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
             tokio::spawn(udp_output(target.address.clone(), rx));
             logs.outputs.push(Output {
                 name: format!("udp {}", target.address),
@@ -161,20 +178,27 @@ impl Logs {
         Ok(logs)
     }
 
-    /// Hands a line to every output, dropping it (and counting) where the queue is full.
-    pub fn send(&self, line: Line) {
+    /// Hands a chunk to every output, dropping it (and counting its lines) where the queue
+    /// is full.
+    pub fn send(&self, chunk: Chunk) {
         if self.outputs.is_empty() {
             return;
         }
-        let line = Arc::new(line);
+        let chunk = Arc::new(chunk);
         for output in &self.outputs {
-            if output.tx.try_send(line.clone()).is_err()
-                && output.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0
-            {
-                tracing::warn!(
-                    output = output.name,
-                    "terminal log output is behind or unreachable: dropping lines"
-                );
+            if output.tx.try_send(chunk.clone()).is_err() {
+                let lines = match chunk.kind {
+                    Kind::Event => 1,
+                    Kind::Console => chunk.text.iter().filter(|b| **b == b'\n').count() as u64,
+                };
+                let before = output.dropped.fetch_add(lines, Ordering::Relaxed);
+                if before / 100_000 != (before + lines) / 100_000 || before == 0 {
+                    tracing::warn!(
+                        output = output.name,
+                        dropped = before + lines,
+                        "terminal log output is behind or unreachable: dropping lines"
+                    );
+                }
             }
         }
     }
@@ -195,6 +219,26 @@ impl Logs {
             })
             .collect()
     }
+}
+
+/// The lines of a chunk, as outputs log them: CR taken out, over [`MAX_LINE`] bytes split.
+fn lines(chunk: &Chunk) -> Vec<String> {
+    if chunk.kind == Kind::Event {
+        return vec![String::from_utf8_lossy(&chunk.text).into_owned()];
+    }
+    let mut out = Vec::new();
+    for line in chunk.text.split(|b| *b == b'\n') {
+        let line: Vec<u8> = line.iter().copied().filter(|b| *b != b'\r').collect();
+        if line.is_empty() {
+            continue;
+        }
+        for piece in line.chunks(MAX_LINE) {
+            out.push(String::from_utf8_lossy(piece).into_owned());
+        }
+    }
+    // `split` gives an empty piece after the last newline; a line that was only a CR
+    // is dropped with it, as an empty line.
+    out
 }
 
 /// Reads the settings file's `terminals.logs` (defaults when the file is missing).
@@ -222,39 +266,42 @@ pub fn read_settings(path: &Path) -> Result<LogSettings, String> {
 /// The settings file, in the home unless `--settings` names another.
 pub const SETTINGS_FILE: &str = "settings.json";
 
-/// Splits output into lines: CR taken out, lines over [`MAX_LINE`] bytes split.
+/// Cuts output at line ends, for the logs: what [`LineSplitter::feed`] gives back is
+/// complete lines (a line with no end in sight is cut at [`MAX_LINE`] bytes); the rest waits
+/// for its end.
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     partial: Vec<u8>,
 }
 
 impl LineSplitter {
-    pub fn feed(&mut self, data: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        for &b in data {
-            match b {
-                b'\r' => {}
-                b'\n' => lines.push(self.take()),
-                _ => {
-                    self.partial.push(b);
-                    if self.partial.len() >= MAX_LINE {
-                        lines.push(self.take());
-                    }
-                }
+    /// The complete lines `data` finishes, if any.
+    pub fn feed(&mut self, data: &[u8]) -> Option<Bytes> {
+        self.partial.extend_from_slice(data);
+        let mut region = match self.partial.iter().rposition(|b| *b == b'\n') {
+            Some(last) => {
+                let rest = self.partial.split_off(last + 1);
+                std::mem::replace(&mut self.partial, rest)
             }
+            None => Vec::new(),
+        };
+        while self.partial.len() >= MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            region.extend_from_slice(&self.partial);
+            region.push(b'\n');
+            self.partial = rest;
         }
-        lines
+        (!region.is_empty()).then(|| Bytes::from(region))
     }
 
-    /// The line in progress, if any (at the end of a session).
-    pub fn rest(&mut self) -> Option<String> {
-        (!self.partial.is_empty()).then(|| self.take())
-    }
-
-    fn take(&mut self) -> String {
-        let line = String::from_utf8_lossy(&self.partial).into_owned();
-        self.partial.clear();
-        line
+    /// The line in progress, if any (at the end of a session), ended.
+    pub fn rest(&mut self) -> Option<Bytes> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let mut line = std::mem::take(&mut self.partial);
+        line.push(b'\n');
+        Some(Bytes::from(line))
     }
 }
 
@@ -271,23 +318,23 @@ pub fn now_rfc3339() -> String {
 
 async fn file_output(
     root: PathBuf,
-    mut rx: mpsc::Receiver<Arc<Line>>,
+    mut rx: mpsc::Receiver<Arc<Chunk>>,
     mut reopen: mpsc::UnboundedReceiver<()>,
 ) {
     let mut files: HashMap<String, std::io::BufWriter<std::fs::File>> = HashMap::new();
     loop {
         tokio::select! {
-            line = rx.recv() => {
-                let Some(first) = line else { return };
+            chunk = rx.recv() => {
+                let Some(first) = chunk else { return };
                 let mut batch = vec![first];
-                while batch.len() < 1024 && let Ok(line) = rx.try_recv() {
-                    batch.push(line);
+                while batch.len() < 64 && let Ok(chunk) = rx.try_recv() {
+                    batch.push(chunk);
                 }
                 let root = root.clone();
                 let mut taken = std::mem::take(&mut files);
                 files = tokio::task::spawn_blocking(move || {
-                    for line in batch {
-                        write_file_line(&root, &mut taken, &line);
+                    for chunk in batch {
+                        write_file_chunk(&root, &mut taken, &chunk);
                     }
                     for file in taken.values_mut() {
                         let _ = file.flush();
@@ -302,13 +349,14 @@ async fn file_output(
     }
 }
 
-fn write_file_line(
+fn write_file_chunk(
     root: &Path,
     files: &mut HashMap<String, std::io::BufWriter<std::fs::File>>,
-    line: &Line,
+    chunk: &Chunk,
 ) {
-    if !files.contains_key(&line.terminal) {
-        let dir = root.join(&line.terminal);
+    let terminal: &str = &chunk.terminal;
+    if !files.contains_key(terminal) {
+        let dir = root.join(terminal);
         let opened = std::fs::create_dir_all(&dir).and_then(|()| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -317,36 +365,54 @@ fn write_file_line(
         });
         match opened {
             Ok(file) => {
-                files.insert(line.terminal.clone(), std::io::BufWriter::new(file));
+                files.insert(
+                    terminal.to_owned(),
+                    std::io::BufWriter::with_capacity(256 * 1024, file),
+                );
             }
             Err(e) => {
-                tracing::warn!(terminal = line.terminal, error = %e, "cannot open the terminal's console.log");
+                tracing::warn!(terminal, error = %e, "cannot open the terminal's console.log");
                 return;
             }
         }
     }
-    if let Some(file) = files.get_mut(&line.terminal) {
-        let text = match line.kind {
-            Kind::Console => line.message.clone(),
-            Kind::Event => format!("[{}]", line.message),
+    let Some(file) = files.get_mut(terminal) else {
+        return;
+    };
+    for line in lines(chunk) {
+        let _ = match chunk.kind {
+            Kind::Console => writeln!(file, "[{}] {line}", chunk.date),
+            Kind::Event => writeln!(file, "[{}] [{line}]", chunk.date),
         };
-        let _ = writeln!(file, "[{}] {text}", line.date);
     }
 }
 
-fn json_line(line: &Line) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(line).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+/// A chunk's lines as JSON objects, each ended by a newline.
+fn json_lines(chunk: &Chunk) -> Vec<Vec<u8>> {
+    lines(chunk)
+        .iter()
+        .map(|message| {
+            let mut bytes = serde_json::to_vec(&JsonLine {
+                kind: chunk.kind,
+                message,
+                node: &chunk.node,
+                terminal: &chunk.terminal,
+                date: &chunk.date,
+            })
+            .unwrap_or_default();
+            bytes.push(b'\n');
+            bytes
+        })
+        .collect()
 }
 
 async fn tcp_output(
     address: String,
     tls: Option<Arc<rustls::ClientConfig>>,
-    mut rx: mpsc::Receiver<Arc<Line>>,
+    mut rx: mpsc::Receiver<Arc<Chunk>>,
 ) {
     let mut pause = FIRST_RETRY;
-    let mut pending: Option<Arc<Line>> = None;
+    let mut pending: Option<Vec<u8>> = None;
     loop {
         let connected = tokio::time::timeout(NET_TIMEOUT, connect(&address, tls.clone())).await;
         let mut stream = match connected {
@@ -368,14 +434,13 @@ async fn tcp_output(
             }
         };
         loop {
-            let line = match pending.take() {
-                Some(line) => line,
+            let bytes = match pending.take() {
+                Some(bytes) => bytes,
                 None => match rx.recv().await {
-                    Some(line) => line,
+                    Some(chunk) => json_lines(&chunk).concat(),
                     None => return,
                 },
             };
-            let bytes = json_line(&line);
             let written = tokio::time::timeout(NET_TIMEOUT, async {
                 stream.write_all(&bytes).await?;
                 stream.flush().await
@@ -383,7 +448,7 @@ async fn tcp_output(
             .await;
             if !matches!(written, Ok(Ok(()))) {
                 // Sent again once connected again.
-                pending = Some(line);
+                pending = Some(bytes);
                 break;
             }
         }
@@ -410,7 +475,7 @@ async fn connect(
     Ok(Box::new(stream))
 }
 
-async fn udp_output(address: String, mut rx: mpsc::Receiver<Arc<Line>>) {
+async fn udp_output(address: String, mut rx: mpsc::Receiver<Arc<Chunk>>) {
     let socket = match tokio::net::UdpSocket::bind(if address.starts_with('[') {
         "[::]:0"
     } else {
@@ -424,9 +489,11 @@ async fn udp_output(address: String, mut rx: mpsc::Receiver<Arc<Line>>) {
             return;
         }
     };
-    while let Some(line) = rx.recv().await {
-        // Datagrams are not retried: an unreachable target loses them.
-        let _ = socket.send_to(&json_line(&line), &address).await;
+    while let Some(chunk) = rx.recv().await {
+        for line in json_lines(&chunk) {
+            // Datagrams are not retried: an unreachable target loses them.
+            let _ = socket.send_to(&line, &address).await;
+        }
     }
 }
 
@@ -435,15 +502,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_lose_their_cr_and_long_ones_are_split() {
+    fn output_is_cut_at_line_ends_and_lines_lose_their_cr_and_long_ones_are_split() {
         let mut splitter = LineSplitter::default();
-        assert_eq!(splitter.feed(b"one\r\ntw"), vec!["one"]);
-        assert_eq!(splitter.feed(b"o\r\n"), vec!["two"]);
+        assert_eq!(
+            splitter.feed(b"one\r\ntw").as_deref(),
+            Some(&b"one\r\n"[..])
+        );
+        assert_eq!(splitter.feed(b"o\r\n").as_deref(), Some(&b"two\r\n"[..]));
         let long = vec![b'x'; MAX_LINE + 10];
-        let lines = splitter.feed(&long);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), MAX_LINE);
-        assert_eq!(splitter.rest().map(|r| r.len()), Some(10));
+        let cut = splitter.feed(&long).unwrap();
+        assert_eq!(cut.len(), MAX_LINE + 1, "cut at the limit with an end");
+        assert_eq!(splitter.rest().map(|r| r.len()), Some(11));
+        let chunk = Chunk {
+            kind: Kind::Console,
+            text: Bytes::from(format!("a\r\n\r\n{}\n", "y".repeat(MAX_LINE + 1))),
+            node: "n".into(),
+            terminal: "t".into(),
+            date: "d".into(),
+        };
+        let got = lines(&chunk);
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (got[0].as_str(), got[1].len(), got[2].as_str()),
+            ("a", MAX_LINE, "y")
+        );
+        let json: serde_json::Value = serde_json::from_slice(&json_lines(&chunk)[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"console","message":"a","node":"n","terminal":"t","date":"d"})
+        );
     }
 
     #[test]

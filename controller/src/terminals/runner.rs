@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::logs::{Kind, Line, LineSplitter, now_rfc3339};
+use super::logs::{Chunk, Kind, LineSplitter, now_rfc3339};
 use super::recording::{Header, Recording};
 use super::{Control, Status, Terminal, settings};
 use crate::state::AppState;
@@ -147,7 +147,12 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
                         log(&state, &terminal, Kind::Console, rest);
                     }
                     if !matches!(ended, Ended::Failed(_)) {
-                        log(&state, &terminal, Kind::Event, "disconnected".into());
+                        log(
+                            &state,
+                            &terminal,
+                            Kind::Event,
+                            Bytes::from_static(b"disconnected"),
+                        );
                     }
                     match ended {
                         Ended::Gone => continue,
@@ -213,13 +218,13 @@ pub async fn run(state: AppState, terminal: Arc<Terminal>, mut control: mpsc::Re
     }
 }
 
-/// A line for the terminal logs.
-fn log(state: &AppState, terminal: &Terminal, kind: Kind, message: String) {
-    state.terminals.logs().send(Line {
+/// Lines (or an event) for the terminal logs.
+fn log(state: &AppState, terminal: &Terminal, kind: Kind, text: Bytes) {
+    state.terminals.logs().send(Chunk {
         kind,
-        message,
-        node: terminal.settings().node,
-        terminal: terminal.name.clone(),
+        text,
+        node: terminal.settings().node.into(),
+        terminal: terminal.name.as_str().into(),
         date: now_rfc3339(),
     });
 }
@@ -310,7 +315,12 @@ async fn session(
         since_ms: info.started_ms,
         pid: info.pid,
     });
-    log(state, terminal, Kind::Event, "connected".into());
+    log(
+        state,
+        terminal,
+        Kind::Event,
+        Bytes::from_static(b"connected"),
+    );
     if info.started_now {
         info!(
             terminal = terminal.name,
@@ -420,6 +430,7 @@ async fn session(
             }
             () = state.shutdown.cancelled() => return Ended::Gone,
             _ = flush.tick() => {
+                terminal.screen.catch_up();
                 if let Some(recording) = current.recording.as_mut() {
                     recording.flush().await;
                 }
@@ -468,8 +479,8 @@ async fn output(
         .map_or(current.offset, |r| r.recorded_to)
         .max(offset);
     let new = &data[((logged_to - offset) as usize).min(data.len())..];
-    for line in lines.feed(new) {
-        log(state, terminal, Kind::Console, line);
+    if let Some(complete) = lines.feed(new) {
+        log(state, terminal, Kind::Console, complete);
     }
     current.offset = end;
     if let Some(recording) = current.recording.as_mut() {

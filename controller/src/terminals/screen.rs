@@ -6,11 +6,14 @@
 //! output is parsed in place while it is small and the parser idle (every keystroke's echo),
 //! and otherwise queued for a worker on the blocking pool. The queue is bounded: past
 //! [`MAX_BEHIND`] the oldest queued output is dropped, keeping the newest [`RESYNC_TAIL`]
-//! bytes, and the worker starts from a blank screen with them. After a flood faster than
-//! the parser, the screen is then rebuilt from its last output, which covers a screenful of
-//! scrolling text many times over; modes set before that tail (an alternate screen, say) are
-//! lost until the program draws again. [`Screen::snapshot`] never waits for the worker: it
-//! gives the parsed screen and the output still queued, which together are the screen.
+//! bytes, and the screen will be rebuilt from a blank one with them. Parsing is then put off
+//! while the flood lasts (the worker would only burn a core on output dropped a moment
+//! later): [`Screen::catch_up`], called on a timer, parses what is queued once no output has
+//! come for [`QUIET`]. After a flood the screen is so rebuilt from its last output, which
+//! covers a screenful of scrolling text many times over; modes set before that tail (an
+//! alternate screen, say) are lost until the program draws again. [`Screen::snapshot`] never
+//! waits for the worker: it gives the parsed screen and the output still queued, which
+//! together are the screen.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU16;
@@ -27,6 +30,8 @@ pub const MAX_BEHIND: usize = 1024 * 1024;
 pub const RESYNC_TAIL: usize = 256 * 1024;
 /// What the worker parses per turn of the lock.
 const WORK_CHUNK: usize = 16 * 1024;
+/// How long output must pause before parsing put off during a flood resumes.
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 /// The last output kept as it came, for `^Ecr` (the last lines, scrolled off or not).
 pub const TAIL: usize = 8 * 1024;
 /// The height of the screen the tail is replayed on: tall, so lines are not scrolled off
@@ -47,6 +52,9 @@ struct Model {
     /// The next worker starts from a blank screen.
     reset: bool,
     working: bool,
+    /// Parsing is put off until output pauses (a flood overran the queue).
+    deferred: bool,
+    last_feed: std::time::Instant,
     /// Times the queue overflowed and the screen was rebuilt from its tail.
     pub resyncs: u64,
 }
@@ -67,6 +75,8 @@ impl Screen {
                 tail: VecDeque::with_capacity(TAIL),
                 reset: false,
                 working: false,
+                deferred: false,
+                last_feed: std::time::Instant::now(),
                 resyncs: 0,
             })),
         }
@@ -83,7 +93,9 @@ impl Screen {
         let over = (model.tail.len() + keep.len()).saturating_sub(TAIL);
         model.tail.drain(..over);
         model.tail.extend(keep);
-        if !model.working && model.queued.is_empty() && data.len() <= INLINE_MAX {
+        model.last_feed = std::time::Instant::now();
+        if !model.working && !model.deferred && model.queued.is_empty() && data.len() <= INLINE_MAX
+        {
             model.parser.process(&data);
             return;
         }
@@ -94,13 +106,29 @@ impl Screen {
                 let dropped = model.queued.pop_front().expect("the queue is not empty");
                 model.queued_len -= dropped.len();
             }
+            if !model.reset {
+                model.resyncs += 1;
+            }
             model.reset = true;
-            model.resyncs += 1;
+            model.deferred = true;
         }
-        if !model.working {
+        if !model.working && !model.deferred {
             model.working = true;
             let screen = self.clone();
             tokio::task::spawn_blocking(move || screen.work());
+        }
+    }
+
+    /// Parses what a flood left queued, once output has paused for [`QUIET`].
+    pub fn catch_up(&self) {
+        let mut model = self.lock();
+        if model.deferred && model.last_feed.elapsed() >= QUIET {
+            model.deferred = false;
+            if !model.working && !model.queued.is_empty() {
+                model.working = true;
+                let screen = self.clone();
+                tokio::task::spawn_blocking(move || screen.work());
+            }
         }
     }
 
@@ -108,6 +136,10 @@ impl Screen {
     fn work(&self) {
         loop {
             let mut model = self.lock();
+            if model.deferred {
+                model.working = false;
+                return;
+            }
             if model.reset {
                 let (rows, cols) = model.parser.screen().size();
                 model.parser = parser(Size {
@@ -229,8 +261,10 @@ mod tests {
             screen.resyncs() > 0,
             "3 MB of output is more than the model may fall behind"
         );
+        // Put off during the flood; parsed once it has paused.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !screen.idle() {
+            screen.catch_up();
             assert!(
                 std::time::Instant::now() < deadline,
                 "the worker never caught up"
