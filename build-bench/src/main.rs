@@ -7,7 +7,9 @@
 //! 2. [`console`]: a build printing 200 MB, into the stored console and to `console -f`,
 //!    against the same output written locally;
 //! 3. [`flood`]: 1,000 queued one-second builds over 10 agents × 4 executors, against
-//!    the ideal 25 s.
+//!    the ideal 25 s;
+//! 4. [`terminals`] (only with `--only terminals`): 1,000 terminals and their memory and idle
+//!    CPU, keystroke echo with 50 clients on one terminal, a 1 GB flood into a recording.
 //!
 //! [`rig`] starts and stops the processes; [`client`] is the in-process CLI client.
 //! How to run it and the figures of record: docs/benchmarks.md, "Builds (build-bench)".
@@ -18,6 +20,7 @@ mod dispatch;
 mod flood;
 mod rig;
 mod stats;
+mod terminals;
 
 use std::time::Duration;
 
@@ -69,6 +72,24 @@ struct Options {
     /// Run only these scenarios (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [Scenario::Dispatch, Scenario::Console, Scenario::Flood])]
     only: Vec<Scenario>,
+    /// Terminals: how many for the memory and idle-CPU figures [default: 1000; quick: 20].
+    #[arg(long)]
+    terminals: Option<usize>,
+    /// Terminals: clients on the echo terminal [default: 50; quick: 5].
+    #[arg(long)]
+    echo_clients: Option<usize>,
+    /// Terminals: keystrokes timed [default: 500; quick: 50].
+    #[arg(long)]
+    keystrokes: Option<usize>,
+    /// Terminals: MB (10^6 bytes) of the flood [default: 1000; quick: 50].
+    #[arg(long)]
+    flood_mb: Option<u64>,
+    /// Terminals: clients on the flooded terminal [default: 10; quick: 3].
+    #[arg(long)]
+    flood_clients: Option<usize>,
+    /// Terminals: seconds the idle CPU is measured over [default: 30; quick: 3].
+    #[arg(long)]
+    idle_secs: Option<u64>,
     /// Keep the temporary directory (home, work dirs, logs) for inspection.
     #[arg(long)]
     keep: bool,
@@ -82,6 +103,7 @@ enum Scenario {
     Dispatch,
     Console,
     Flood,
+    Terminals,
 }
 
 impl std::fmt::Display for Scenario {
@@ -90,6 +112,7 @@ impl std::fmt::Display for Scenario {
             Scenario::Dispatch => "dispatch",
             Scenario::Console => "console",
             Scenario::Flood => "flood",
+            Scenario::Terminals => "terminals",
         };
         f.write_str(name)
     }
@@ -113,6 +136,18 @@ impl Options {
             build_secs: self.build_secs,
             stamps: self.stamps,
             repeat: self.repeat,
+            terminals: terminals::Plan {
+                terminals: pick(self.terminals, 1000, 20),
+                echo_clients: pick(self.echo_clients, 50, 5),
+                keystrokes: pick(self.keystrokes, 500, 50),
+                flood_bytes: self.flood_mb.unwrap_or(if quick { 50 } else { 1000 }) * 1_000_000,
+                flood_clients: pick(self.flood_clients, 10, 3),
+                idle_window: Duration::from_secs(self.idle_secs.unwrap_or(if quick {
+                    3
+                } else {
+                    30
+                })),
+            },
             only: self.only,
             keep: self.keep,
         };
@@ -135,6 +170,7 @@ struct Settings {
     build_secs: u32,
     stamps: bool,
     repeat: usize,
+    terminals: terminals::Plan,
     only: Vec<Scenario>,
     keep: bool,
 }
@@ -209,6 +245,9 @@ async fn run(options: Settings) -> anyhow::Result<()> {
                 repeat: options.repeat,
             };
             flood::run(&rig, &plan, options.executors).await?;
+        }
+        if options.only.contains(&Scenario::Terminals) {
+            terminals::run(&rig, &options.terminals).await?;
         }
         Ok::<(), anyhow::Error>(())
     }

@@ -807,3 +807,21 @@ fn the_rest_api_changes_terminals_one_by_one_and_in_bulk() {
     let listed = request("GET", "/terminals", "").json();
     assert_eq!(listed["terminals"], serde_json::json!([]), "{listed}");
 }
+
+#[test]
+fn a_terminal_deleted_while_its_node_was_away_is_stopped_when_the_node_comes_back() {
+    let (c, mut agent, work) = setup(&args(&shell()));
+    steward_tests::wait_until(DEADLINE, "the terminal runs", || {
+        state(&c, "t1") == "running" && holders(work.path()).len() == 1
+    });
+    agent.kill();
+    c.wait_online(NODE, false, DEADLINE);
+    assert_eq!(c.cli(&["delete-terminal", "t1"]).code, 0);
+    assert_eq!(holders(work.path()).len(), 1, "nobody could stop it yet");
+    let _agent = c.start_agent_in(NODE, work.path());
+    steward_tests::wait_until(DEADLINE, "the holder stopped", || {
+        holders(work.path()).is_empty()
+    });
+    c.log
+        .wait_for("stopping a terminal this node should not run", DEADLINE);
+}

@@ -3,7 +3,8 @@
 //! commands can open streams to the agent.
 //!
 //! Alongside the channel, `monitors::watch` samples the node until the channel ends, and
-//! `builds::orphans::reconcile` kills and removes steps of builds that are no longer running.
+//! `builds::orphans::reconcile` kills and removes steps of builds that are no longer running;
+//! `terminals::runner::reconcile` stops terminals the node should not run.
 //!
 //! A writer task owns the socket's sending half: it forwards the channel's messages, adds
 //! the keepalive pings, and sends the close frame the session chose once the channel ends.
@@ -84,8 +85,10 @@ pub async fn run(socket: WebSocket, registration: &mut Registration, state: &App
     };
     let node = registration.node.clone();
     let orphans = crate::builds::orphans::reconcile(state, &node, &channel);
-    let (reason, (), (), (), (), ()) =
-        tokio::join!(session, writer, serving, monitoring, orphans, host_key);
+    let terminals = crate::terminals::runner::reconcile(state, &node, &channel);
+    let (reason, (), (), (), (), (), ()) = tokio::join!(
+        session, writer, serving, monitoring, orphans, host_key, terminals
+    );
     reason
 }
 

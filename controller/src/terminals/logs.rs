@@ -379,11 +379,30 @@ fn write_file_chunk(
     let Some(file) = files.get_mut(terminal) else {
         return;
     };
-    for line in lines(chunk) {
-        let _ = match chunk.kind {
-            Kind::Console => writeln!(file, "[{}] {line}", chunk.date),
-            Kind::Event => writeln!(file, "[{}] [{line}]", chunk.date),
+    let prefix = format!("[{}] ", chunk.date);
+    if chunk.kind == Kind::Event {
+        let _ = writeln!(file, "{prefix}[{}]", String::from_utf8_lossy(&chunk.text));
+        return;
+    }
+    // Written straight from the chunk, a line at a time: a flood of short lines costs no
+    // allocation per line.
+    let mut clean = Vec::new();
+    for line in chunk.text.split(|b| *b == b'\n') {
+        let line: &[u8] = if line.contains(&b'\r') {
+            clean.clear();
+            clean.extend(line.iter().filter(|b| **b != b'\r'));
+            &clean
+        } else {
+            line
         };
+        if line.is_empty() {
+            continue;
+        }
+        for piece in line.chunks(MAX_LINE) {
+            let _ = file.write_all(prefix.as_bytes());
+            let _ = file.write_all(piece);
+            let _ = file.write_all(b"\n");
+        }
     }
 }
 

@@ -236,6 +236,32 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Stops the terminals running on `node`'s agent that are not this controller's terminals
+/// on that node: deleted, or moved to another node, while the node was away. Their runners
+/// cannot do it (a deleted terminal has none). Called as the agent connects.
+pub async fn reconcile(state: &AppState, node: &str, channel: &steward_channel::Channel) {
+    let listed =
+        tokio::time::timeout(ANSWER_TIMEOUT, call::call(channel, &Request::ListTerminals)).await;
+    let Ok(Ok(Response::Terminals(names))) = listed else {
+        // An agent that does not know the request has no terminals.
+        return;
+    };
+    for name in names {
+        let ours = state
+            .terminals
+            .get(&name)
+            .is_some_and(|t| t.settings().node == node);
+        if !ours {
+            info!(
+                node,
+                terminal = name,
+                "stopping a terminal this node should not run"
+            );
+            stop_on_node(channel, &name).await;
+        }
+    }
+}
+
 /// Asks the agent to end the terminal's program (no holder left running).
 async fn stop_on_node(channel: &steward_channel::Channel, name: &str) {
     let request = Request::StopTerminal {
