@@ -433,6 +433,56 @@ async fn local_pty_echo(keystrokes: usize) -> anyhow::Result<Summary> {
     .await?
 }
 
+/// The same flood in a PTY of this process, its master read as fast as it gives: seconds.
+async fn local_pty_flood(bytes: u64) -> anyhow::Result<f64> {
+    tokio::task::spawn_blocking(move || {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two descriptors; the other arguments are null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        anyhow::ensure!(rc == 0, "openpty: {}", std::io::Error::last_os_error());
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        // SAFETY: both were just opened and are owned by nobody else.
+        let (mut master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        let start = Instant::now();
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("stty raw -echo; yes | head -c {bytes}")])
+            .stdin(slave.try_clone()?)
+            .stdout(slave.try_clone()?)
+            .stderr(slave)
+            .spawn()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        // Linux answers EIO once no process holds the terminal any more.
+        while total < bytes {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n as u64,
+            }
+        }
+        let _ = child.wait();
+        anyhow::ensure!(
+            total >= bytes,
+            "the local PTY gave {total} of {bytes} bytes"
+        );
+        Ok(start.elapsed().as_secs_f64())
+    })
+    .await?
+}
+
 async fn flood(rig: &Rig, plan: &Plan) -> anyhow::Result<()> {
     let bytes = plan.flood_bytes;
     println!(
@@ -448,6 +498,7 @@ async fn flood(rig: &Rig, plan: &Plan) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "the local run failed");
         start.elapsed().as_secs_f64()
     };
+    let pty = local_pty_flood(bytes).await?;
     let node = rig.agents[0].node.clone();
     // The program waits for one byte, floods, and ends: the run's end closes its recording.
     create(
@@ -461,11 +512,14 @@ async fn flood(rig: &Rig, plan: &Plan) -> anyhow::Result<()> {
     for _ in 0..plan.flood_clients {
         clients.push(attach(rig, "flood").await?);
     }
+    // The byte that starts it comes from a client of its own, gone once it is sent.
+    let mut typist = attach(rig, "flood").await?;
     let pid = rig.controller.pid;
     let rss_before = rss(pid);
     let cpu_before = stats::cpu_secs(pid)?;
     let start = Instant::now();
-    clients[0].send(b"g").await?;
+    typist.send(b"g").await?;
+    drop(typist);
     let mut rss_max = rss_before;
     let recorded = loop {
         rss_max = rss_max.max(rss(pid));
@@ -500,6 +554,11 @@ async fn flood(rig: &Rig, plan: &Plan) -> anyhow::Result<()> {
         "local, to /dev/null (baseline): {:.2} s, {:.0} MB/s",
         local,
         stats::mbps(bytes, local)
+    );
+    println!(
+        "local, through a PTY read here in 64 KiB reads (the kernel's PTY, baseline): {:.2} s, {:.0} MB/s",
+        pty,
+        stats::mbps(bytes, pty)
     );
     println!(
         "into the recording: {recorded} bytes in {secs:.2} s, {:.0} MB/s; controller CPU {:.1} s ({:.0}% of a core)",

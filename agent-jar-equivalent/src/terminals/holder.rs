@@ -234,7 +234,25 @@ impl Holder {
                 }
                 read = master.read(&mut buf[..room.max(1)]), if reading => match read {
                     Ok(0) | Err(_) => pty_open = false,
-                    Ok(n) => ring.push(&buf[..n]),
+                    Ok(n) => {
+                        ring.push(&buf[..n]);
+                        // A terminal gives a few KiB a read: take what else it has now, up
+                        // to a whole chunk, so a flood goes out in full chunks.
+                        let mut taken = n;
+                        while taken < room {
+                            match master.try_read(&mut buf[..room - taken]) {
+                                Ok(Some(0)) | Err(_) => {
+                                    pty_open = false;
+                                    break;
+                                }
+                                Ok(Some(n)) => {
+                                    ring.push(&buf[..n]);
+                                    taken += n;
+                                }
+                                Ok(None) => break,
+                            }
+                        }
+                    }
                 },
                 wrote = master.write(&input), if writing_input => match wrote {
                     Ok(n) => { input.drain(..n); }

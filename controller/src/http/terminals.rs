@@ -34,6 +34,10 @@ use crate::terminals::{self, NewTerminal, TerminalChanges, TerminalError};
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Output sent to a client in one message, at most (queued chunks are joined up to it).
 const MAX_OUTPUT_MESSAGE: usize = 64 * 1024;
+/// Output chunks at least this large are sent as they are, not joined.
+const JOIN_BELOW: usize = 16 * 1024;
+/// What the socket reads at a time.
+const READ_BUFFER: usize = 4 * 1024;
 /// Most items in one bulk request.
 pub const MAX_BULK: usize = 1000;
 
@@ -353,7 +357,11 @@ pub async fn attach(
     };
     let read_only = query.read_only.unwrap_or(false);
     let user = identity.name().to_owned();
+    // Small buffers: a thousand idle clients should cost little; output goes out a message
+    // at a time anyway.
     upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
@@ -447,8 +455,9 @@ async fn serve(
 }
 
 /// `first` and the output queued behind it, up to [`MAX_OUTPUT_MESSAGE`], as one message.
+/// A large chunk (a flood's) goes as it is, shared with the other clients, not copied.
 fn join_queued(first: Bytes, client: &mut terminals::Attached) -> Bytes {
-    if first.len() >= MAX_OUTPUT_MESSAGE {
+    if first.len() >= JOIN_BELOW {
         return first;
     }
     let mut joined: Option<BytesMut> = None;

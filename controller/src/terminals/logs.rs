@@ -276,7 +276,12 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// The complete lines `data` finishes, if any.
-    pub fn feed(&mut self, data: &[u8]) -> Option<Bytes> {
+    pub fn feed(&mut self, data: &Bytes) -> Option<Bytes> {
+        // The common case, nothing pending and the output ending a line: the lines are the
+        // output itself, shared rather than copied.
+        if self.partial.is_empty() && data.last() == Some(&b'\n') {
+            return Some(data.clone());
+        }
         self.partial.extend_from_slice(data);
         let mut region = match self.partial.iter().rposition(|b| *b == b'\n') {
             Some(last) => {
@@ -384,26 +389,24 @@ fn write_file_chunk(
         let _ = writeln!(file, "{prefix}[{}]", String::from_utf8_lossy(&chunk.text));
         return;
     }
-    // Written straight from the chunk, a line at a time: a flood of short lines costs no
-    // allocation per line.
-    let mut clean = Vec::new();
+    // The chunk's lines laid out in one buffer and written at once: a flood of short lines
+    // costs no allocation or write call per line.
+    let mut out = Vec::with_capacity(chunk.text.len() * 2);
     for line in chunk.text.split(|b| *b == b'\n') {
-        let line: &[u8] = if line.contains(&b'\r') {
-            clean.clear();
-            clean.extend(line.iter().filter(|b| **b != b'\r'));
-            &clean
-        } else {
-            line
-        };
-        if line.is_empty() {
-            continue;
-        }
         for piece in line.chunks(MAX_LINE) {
-            let _ = file.write_all(prefix.as_bytes());
-            let _ = file.write_all(piece);
-            let _ = file.write_all(b"\n");
+            let mark = out.len();
+            out.extend_from_slice(prefix.as_bytes());
+            let text = out.len();
+            out.extend(piece.iter().filter(|b| **b != b'\r'));
+            if out.len() == text {
+                // An empty line (or only a CR): not logged.
+                out.truncate(mark);
+                continue;
+            }
+            out.push(b'\n');
         }
     }
+    let _ = file.write_all(&out);
 }
 
 /// A chunk's lines as JSON objects, each ended by a newline.
@@ -523,13 +526,12 @@ mod tests {
     #[test]
     fn output_is_cut_at_line_ends_and_lines_lose_their_cr_and_long_ones_are_split() {
         let mut splitter = LineSplitter::default();
-        assert_eq!(
-            splitter.feed(b"one\r\ntw").as_deref(),
-            Some(&b"one\r\n"[..])
-        );
-        assert_eq!(splitter.feed(b"o\r\n").as_deref(), Some(&b"two\r\n"[..]));
+        let mut feed = |data: &[u8]| splitter.feed(&Bytes::copy_from_slice(data));
+        assert_eq!(feed(b"one\r\ntw").as_deref(), Some(&b"one\r\n"[..]));
+        assert_eq!(feed(b"o\r\n").as_deref(), Some(&b"two\r\n"[..]));
+        assert_eq!(feed(b"three\n").as_deref(), Some(&b"three\n"[..]));
         let long = vec![b'x'; MAX_LINE + 10];
-        let cut = splitter.feed(&long).unwrap();
+        let cut = feed(&long).unwrap();
         assert_eq!(cut.len(), MAX_LINE + 1, "cut at the limit with an end");
         assert_eq!(splitter.rest().map(|r| r.len()), Some(11));
         let chunk = Chunk {

@@ -18,7 +18,7 @@ use std::time::Instant;
 use steward_protocol::terminals::Size;
 
 /// Formatted events written at once.
-pub const BATCH: usize = 256 * 1024;
+pub const BATCH: usize = 1024 * 1024;
 
 /// What the header says.
 pub struct Header<'a> {
@@ -79,7 +79,7 @@ impl Recording {
             path,
             file: Arc::new(file),
             started: Instant::now(),
-            buf: Vec::with_capacity(BATCH),
+            buf: Vec::new(),
             carry: Vec::new(),
             writing: None,
             output_bytes: 0,
@@ -121,7 +121,7 @@ impl Recording {
             offset_path,
             recorded_to,
             started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-            buf: Vec::with_capacity(BATCH),
+            buf: Vec::new(),
             carry: Vec::new(),
             writing: None,
             output_bytes: recorded_to,
@@ -138,12 +138,35 @@ impl Recording {
     pub async fn output(&mut self, data: &[u8]) {
         self.output_bytes += data.len() as u64;
         self.recorded_to += data.len() as u64;
-        let mut bytes = std::mem::take(&mut self.carry);
-        bytes.extend_from_slice(data);
-        let text = utf8_prefix(&mut bytes);
-        self.carry = bytes;
-        if !text.is_empty() {
-            self.event("o", &text).await;
+        if self.failed.is_some() {
+            return;
+        }
+        // Escaped straight from `data`; only a character split by the last chunk makes a
+        // copy, to join its two parts.
+        let joined;
+        let bytes: &[u8] = if self.carry.is_empty() {
+            data
+        } else {
+            let mut carried = std::mem::take(&mut self.carry);
+            carried.extend_from_slice(data);
+            joined = carried;
+            &joined
+        };
+        let seconds = self
+            .given_time
+            .unwrap_or_else(|| self.started.elapsed().as_secs_f64());
+        let start = self.buf.len();
+        let _ = write!(self.buf, "[{seconds:.6}, \"o\", \"");
+        let body = self.buf.len();
+        let used = escape_utf8(bytes, &mut self.buf);
+        self.carry = bytes[used..].to_vec();
+        if self.buf.len() == body {
+            self.buf.truncate(start);
+            return;
+        }
+        self.buf.extend_from_slice(b"\"]\n");
+        if self.buf.len() >= BATCH {
+            self.flush().await;
         }
     }
 
@@ -181,7 +204,8 @@ impl Recording {
         if self.buf.is_empty() || self.failed.is_some() {
             return;
         }
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+        // A new buffer grows as events come: an idle terminal's recording holds little.
+        let batch = std::mem::take(&mut self.buf);
         let file = self.file.clone();
         // The offset of the output in this batch, less a character carried to the next.
         let offset = self.recorded_to - self.carry.len() as u64;
@@ -218,64 +242,73 @@ impl Recording {
     }
 }
 
-/// Takes the longest UTF-8 text from the front of `bytes` (invalid bytes as U+FFFD),
-/// leaving in it only an incomplete character at its end.
-fn utf8_prefix(bytes: &mut Vec<u8>) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    let mut rest: &[u8] = bytes;
+/// Appends `bytes` as the inside of a JSON string: UTF-8 as it is (bytes that are not UTF-8
+/// as U+FFFD), escaped. Stops before a character cut off at the end; how many bytes it took.
+pub fn escape_utf8(bytes: &[u8], out: &mut Vec<u8>) -> usize {
+    let mut rest = bytes;
+    let mut used = 0;
     loop {
         match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                text.push_str(valid);
-                rest = &[];
-                break;
+            Ok(text) => {
+                escape_json(text, out);
+                return used + rest.len();
             }
             Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
+                let valid = e.valid_up_to();
                 // SAFETY: from_utf8 vouched for this prefix.
-                text.push_str(unsafe { std::str::from_utf8_unchecked(valid) });
+                escape_json(
+                    unsafe { std::str::from_utf8_unchecked(&rest[..valid]) },
+                    out,
+                );
                 match e.error_len() {
                     Some(bad) => {
-                        text.push('\u{FFFD}');
-                        rest = &after[bad..];
+                        out.extend_from_slice("\u{FFFD}".as_bytes());
+                        used += valid + bad;
+                        rest = &rest[valid + bad..];
                     }
-                    // An incomplete character at the end: kept for the next chunk.
-                    None => {
-                        rest = after;
-                        break;
-                    }
+                    // Incomplete at the end: left for the next chunk.
+                    None => return used + valid,
                 }
             }
         }
     }
-    let kept = rest.to_vec();
-    *bytes = kept;
-    text
 }
+
+/// What each byte becomes in a JSON string: 0 for itself, else the letter after `\`
+/// (`u` for `\u00XX`).
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
 
 /// Appends `text` as the inside of a JSON string.
 pub fn escape_json(text: &str, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.extend_from_slice(escaped);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(text.len() + text.len() / 4);
+    for &b in text.as_bytes() {
+        match ESCAPES[b as usize] {
+            0 => out.push(b),
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]),
+            letter => out.extend_from_slice(&[b'\\', letter]),
         }
-        start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
@@ -294,12 +327,12 @@ mod tests {
 
     #[test]
     fn a_character_split_between_chunks_is_carried_whole() {
-        let mut bytes = "aé".as_bytes()[..2].to_vec();
-        assert_eq!(utf8_prefix(&mut bytes), "a");
-        assert_eq!(bytes, vec![0xc3]);
-        bytes.extend_from_slice(&[0xa9, 0xff, b'z']);
-        assert_eq!(utf8_prefix(&mut bytes), "é\u{FFFD}z");
-        assert!(bytes.is_empty());
+        let mut out = Vec::new();
+        assert_eq!(escape_utf8(&"aé".as_bytes()[..2], &mut out), 1);
+        assert_eq!(out, b"a");
+        out.clear();
+        assert_eq!(escape_utf8(&[0xc3, 0xa9, 0xff, b'z'], &mut out), 4);
+        assert_eq!(String::from_utf8(out).unwrap(), "é\u{FFFD}z");
     }
 
     #[tokio::test]

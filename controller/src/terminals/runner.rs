@@ -376,7 +376,9 @@ async fn session(
         }
     }
     let record_input = settings::record_input(&row);
-    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    // When the recording's buffer goes to disk and a deferred screen is looked at: set by
+    // output and input, so an idle terminal has no timer at all.
+    let mut flush_at: Option<Instant> = None;
     let mut stopping = false;
     let mut idle_deadline: Option<Instant> = (row.ondemand && *clients_rx.borrow() == 0)
         .then(|| Instant::now() + state.config.terminal_ondemand_idle);
@@ -391,6 +393,7 @@ async fn session(
                 match decode::<TerminalEvent>(&data) {
                     Ok(TerminalEvent::Output { offset, data }) => {
                         output(state, terminal, current, offset, data, lines).await;
+                        flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
                     }
                     Ok(TerminalEvent::Exited { code, signal }) => {
                         let how = match (code, signal) {
@@ -408,6 +411,7 @@ async fn session(
                 Control::Input { data, .. } => {
                     if record_input && let Some(recording) = current.recording.as_mut() {
                         recording.input(&data).await;
+                        flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
                     }
                     if send.send(Bytes::from(encode(&TerminalInput::Input(data)))).await.is_err() {
                         return Ended::Lost("the stream to the agent closed".into());
@@ -455,11 +459,12 @@ async fn session(
                 }
             }
             () = state.shutdown.cancelled() => return Ended::Gone,
-            _ = flush.tick() => {
+            () = sleep_until(flush_at) => {
                 terminal.screen.catch_up();
                 if let Some(recording) = current.recording.as_mut() {
                     recording.flush().await;
                 }
+                flush_at = terminal.screen.deferred().then(|| Instant::now() + FLUSH_INTERVAL);
             }
         }
     }
@@ -504,8 +509,8 @@ async fn output(
         .as_ref()
         .map_or(current.offset, |r| r.recorded_to)
         .max(offset);
-    let new = &data[((logged_to - offset) as usize).min(data.len())..];
-    if let Some(complete) = lines.feed(new) {
+    let new = data.slice(((logged_to - offset) as usize).min(data.len())..);
+    if let Some(complete) = lines.feed(&new) {
         log(state, terminal, Kind::Console, complete);
     }
     current.offset = end;

@@ -72,7 +72,8 @@ impl Screen {
                 parser: parser(size),
                 queued: VecDeque::new(),
                 queued_len: 0,
-                tail: VecDeque::with_capacity(TAIL),
+                // Grows with the output, to TAIL: a quiet terminal keeps little.
+                tail: VecDeque::new(),
                 reset: false,
                 working: false,
                 deferred: false,
@@ -102,9 +103,20 @@ impl Screen {
         model.queued_len += data.len();
         model.queued.push_back(data);
         if model.queued_len > MAX_BEHIND {
-            while model.queued_len - model.queued.front().map_or(0, Bytes::len) >= RESYNC_TAIL {
-                let dropped = model.queued.pop_front().expect("the queue is not empty");
-                model.queued_len -= dropped.len();
+            // Only the newest RESYNC_TAIL bytes are kept, cutting into the oldest chunk left.
+            while model.queued_len > RESYNC_TAIL {
+                let excess = model.queued_len - RESYNC_TAIL;
+                let Some(front) = model.queued.front_mut() else {
+                    break;
+                };
+                if front.len() <= excess {
+                    let dropped = front.len();
+                    model.queued.pop_front();
+                    model.queued_len -= dropped;
+                } else {
+                    *front = front.slice(excess..);
+                    model.queued_len -= excess;
+                }
             }
             if !model.reset {
                 model.resyncs += 1;
@@ -210,6 +222,11 @@ impl Screen {
         lines.split_off(skip)
     }
 
+    /// Whether parsing is put off until output pauses (then [`Screen::catch_up`] is due).
+    pub fn deferred(&self) -> bool {
+        self.lock().deferred
+    }
+
     /// How many times the model fell too far behind and was rebuilt from the tail.
     pub fn resyncs(&self) -> u64 {
         self.lock().resyncs
@@ -246,9 +263,10 @@ mod tests {
         for i in 0..200_000 {
             flood.extend_from_slice(format!("line {i}\r\n").as_bytes());
         }
-        for chunk in flood.chunks(32 * 1024) {
-            screen.feed(Bytes::copy_from_slice(chunk));
-        }
+        // Faster than any parser: handed over at once, past what the model may fall behind.
+        screen.feed(Bytes::from(flood));
+        // What it keeps is bounded: the tail it rebuilds from, not the flood.
+        assert!(screen.snapshot().len() < RESYNC_TAIL + 16 * 1024);
         // Whether or not the worker has caught up, the snapshot shows the end.
         let mut fresh = parser(SIZE);
         fresh.process(&screen.snapshot());

@@ -125,6 +125,22 @@ impl Master {
         }
     }
 
+    /// Reads what the terminal has now, without waiting: `Ok(None)` when it has nothing.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // SAFETY: reads into `buf`, whose length bounds the write; the descriptor is
+        // non-blocking.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            Some(libc::EIO) => Ok(Some(0)),
+            _ => Err(e),
+        }
+    }
+
     /// Types what the terminal takes of `data` at once (at least one byte); how much.
     pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
         loop {
