@@ -825,3 +825,94 @@ fn a_terminal_deleted_while_its_node_was_away_is_stopped_when_the_node_comes_bac
     c.log
         .wait_for("stopping a terminal this node should not run", DEADLINE);
 }
+
+#[test]
+fn only_the_oldest_read_write_client_answers_the_programs_questions() {
+    // `cat -v` shows what reaches the program: ESC as `^[`.
+    let (c, _agent, _work) = setup(&["-param", "cmd=stty raw -echo; exec cat -v"]);
+    let mut a = TerminalClient::attach(&c, "t1", &[]);
+    a.wait_for("[Enter", DEADLINE);
+    let mut b = TerminalClient::attach(&c, "t1", &[]);
+    steward_tests::wait_until(DEADLINE, "both attached", || {
+        terminal_json(&c, "t1")["clients"].as_array().unwrap().len() == 2
+    });
+    // Each terminal answers a cursor-position question; the program gets one answer.
+    b.type_text("\x1b[7;7R");
+    a.type_text("\x1b[5;10R");
+    b.type_text("b-typed");
+    a.wait_for("b-typed", DEADLINE);
+    let text = a.text();
+    assert!(text.contains("^[[5;10R"), "{text}");
+    assert!(!text.contains("^[[7;7R"), "{text}");
+    assert_eq!(a.detach(DEADLINE), 0);
+    assert_eq!(b.detach(DEADLINE), 0);
+}
+
+#[test]
+fn a_tls_log_target_gets_the_lines_over_tls() {
+    let cert = steward_tests::openssl::self_signed_localhost();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert.cert_pem).unwrap();
+    std::fs::write(&key_file, &cert.key_pem).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // openssl's own TLS server prints what it receives.
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+        ])
+        .arg(&cert_file)
+        .arg("-key")
+        .arg(&key_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let received = steward_tests::Captured::default();
+    received.follow(server.stdout.take().unwrap());
+    steward_tests::wait_until(DEADLINE, "openssl s_server listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let settings = dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        serde_json::json!({"terminals": {"logs": {"file": false, "tcp": [
+            {"address": format!("localhost:{port}"), "tls": true, "ca": cert_file}
+        ]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let (c, _agent, _work) =
+        setup_with(&["--settings", settings.to_str().unwrap()], &args(&shell()));
+    let mut a = TerminalClient::attach(&c, "t1", &[]);
+    a.wait_for("$ ", DEADLINE);
+    a.type_text("echo over-tls-$((6+6))\r");
+    received.wait_for("over-tls-12\"", DEADLINE);
+    let line = received
+        .text()
+        .lines()
+        .find(|l| l.contains("over-tls-12\""))
+        .unwrap()
+        .to_owned();
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (json["type"].as_str(), json["terminal"].as_str()),
+        (Some("console"), Some("t1"))
+    );
+    assert!(
+        !c.home().join("terminals/t1/console.log").exists(),
+        "the file output is off"
+    );
+    assert_eq!(a.detach(DEADLINE), 0);
+    let _ = server.kill();
+    let _ = server.wait();
+}
