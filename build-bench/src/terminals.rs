@@ -385,36 +385,42 @@ async fn echo_with(
     Ok((Summary::new(&at_typist), Summary::new(&at_last)))
 }
 
+/// `/bin/sh -c SCRIPT` in a new PTY of this process: the master and the child.
+fn in_pty(script: &str) -> anyhow::Result<(std::fs::File, std::process::Child)> {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; the other arguments are null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    anyhow::ensure!(rc == 0, "openpty: {}", std::io::Error::last_os_error());
+    use std::os::fd::FromRawFd;
+    // SAFETY: both were just opened and are owned by nobody else.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave)
+        .spawn()?;
+    Ok((master, child))
+}
+
 /// The same program in a PTY of this process: write a byte to the master, read its echo.
 async fn local_pty_echo(keystrokes: usize) -> anyhow::Result<Summary> {
     tokio::task::spawn_blocking(move || {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two descriptors; the other arguments are null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        anyhow::ensure!(rc == 0, "openpty: {}", std::io::Error::last_os_error());
         use std::io::{Read, Write};
-        use std::os::fd::FromRawFd;
-        // SAFETY: both were just opened and are owned by nobody else.
-        let (mut master, slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                std::fs::File::from_raw_fd(slave),
-            )
-        };
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "stty raw -echo; exec cat"])
-            .stdin(slave.try_clone()?)
-            .stdout(slave.try_clone()?)
-            .stderr(slave)
-            .spawn()?;
+        let (mut master, mut child) = in_pty("stty raw -echo; exec cat")?;
         // The shell's stty must be done before the first byte, or the line discipline echoes.
         master.write_all(b"#")?;
         let mut byte = [0u8; 1];
@@ -436,34 +442,9 @@ async fn local_pty_echo(keystrokes: usize) -> anyhow::Result<Summary> {
 /// The same flood in a PTY of this process, its master read as fast as it gives: seconds.
 async fn local_pty_flood(bytes: u64) -> anyhow::Result<f64> {
     tokio::task::spawn_blocking(move || {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two descriptors; the other arguments are null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        anyhow::ensure!(rc == 0, "openpty: {}", std::io::Error::last_os_error());
         use std::io::Read;
-        use std::os::fd::FromRawFd;
-        // SAFETY: both were just opened and are owned by nobody else.
-        let (mut master, slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                std::fs::File::from_raw_fd(slave),
-            )
-        };
         let start = Instant::now();
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", &format!("stty raw -echo; yes | head -c {bytes}")])
-            .stdin(slave.try_clone()?)
-            .stdout(slave.try_clone()?)
-            .stderr(slave)
-            .spawn()?;
+        let (mut master, mut child) = in_pty(&format!("stty raw -echo; yes | head -c {bytes}"))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         // Linux answers EIO once no process holds the terminal any more.

@@ -131,6 +131,20 @@ pub struct StateQuery {
     state: Option<String>,
 }
 
+impl StateQuery {
+    /// `?state=on` or `off`: whether to turn terminals on or off, if asked.
+    fn on(&self) -> Result<Option<bool>, ApiError> {
+        match self.state.as_deref() {
+            None => Ok(None),
+            Some("on") => Ok(Some(true)),
+            Some("off") => Ok(Some(false)),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "state ‘{other}’ is not on or off"
+            ))),
+        }
+    }
+}
+
 /// `PUT /terminals/NAME[?state=on|off]`, with changes as the body (or none).
 pub async fn update(
     State(state): State<AppState>,
@@ -140,16 +154,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, Permission::TerminalConfigure).await?;
-    let on = match query.state.as_deref() {
-        None => None,
-        Some("on") => Some(true),
-        Some("off") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "state ‘{other}’ is not on or off"
-            )));
-        }
-    };
+    let on = query.on()?;
     let changes: Option<TerminalBody> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -216,16 +221,7 @@ pub async fn bulk(
             "more than {MAX_BULK} terminals in one request"
         )));
     }
-    let on = match query.state.as_deref() {
-        None => None,
-        Some("on") => Some(true),
-        Some("off") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "state ‘{other}’ is not on or off"
-            )));
-        }
-    };
+    let on = query.on()?;
     let mut results = Vec::new();
     for item in body.terminals {
         let name = match &item {
