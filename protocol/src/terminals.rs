@@ -55,8 +55,8 @@ pub enum Driver {
 }
 
 /// An SSH client session from the node to `host:port`, in the terminal: the console of a
-/// machine only the node's network reaches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// machine only the node's network reaches. Its `Debug` leaves the secrets out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshDriver {
     pub host: String,
     pub port: u16,
@@ -67,6 +67,20 @@ pub struct SshDriver {
     /// The host key's `SHA256:` fingerprint; without it the first key seen is trusted and
     /// kept, and another one refused.
     pub host_key: Option<String>,
+}
+
+impl std::fmt::Debug for SshDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "****");
+        f.debug_struct("SshDriver")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("key", &hidden(&self.key))
+            .field("password", &hidden(&self.password))
+            .field("host_key", &self.host_key)
+            .finish()
+    }
 }
 
 /// How to start a terminal's holder when none runs.
@@ -313,6 +327,24 @@ mod tests {
         assert_eq!(reader.feed(b"\x05x"), vec![Keys::Data(b"\x05x".to_vec())]);
         assert_eq!(reader.feed(b"\x05cz"), vec![Keys::Data(b"\x05cz".to_vec())]);
         assert_eq!(reader.feed(b"\x05c?\x05cr"), vec![Keys::Help, Keys::Replay]);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let driver = SshDriver {
+            host: "h".into(),
+            port: 22,
+            user: "u".into(),
+            key: Some("-----BEGIN OPENSSH PRIVATE KEY-----".into()),
+            password: Some("hunter2".into()),
+            host_key: None,
+        };
+        let shown = format!("{:?}", Driver::Ssh(driver));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        assert!(shown.contains("password: Some(\"****\")"), "{shown}");
     }
 
     #[test]

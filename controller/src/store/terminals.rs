@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 
-/// A terminal as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A terminal as stored. Its `Debug` shows the secrets' names, not their values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TerminalRow {
     pub name: String,
     pub node: String,
@@ -23,6 +23,20 @@ pub struct TerminalRow {
     pub secrets: BTreeMap<String, String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+}
+
+impl std::fmt::Debug for TerminalRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalRow")
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .field("driver", &self.driver)
+            .field("ondemand", &self.ondemand)
+            .field("enabled", &self.enabled)
+            .field("params", &self.params)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One recording: a run of a terminal, or the part of it one controller process saw.
