@@ -35,7 +35,7 @@ pub mod parameters;
 use std::collections::HashSet;
 
 pub use breakpoint::{Breakpoint, BreakpointWhen};
-pub use builders::{Builder, SHELL, Shell};
+pub use builders::{Builder, SHELL, Shell, UNSTABLE_RETURN};
 pub use discarder::BuildDiscarder;
 pub use parameters::{
     BooleanParameter, ChoiceParameter, OtherParameter, ParameterDefinition, ParameterError,
@@ -222,9 +222,10 @@ impl JobConfig {
                 }
                 JobField::Properties => job.read_properties(child, strictness)?,
                 JobField::Builders => {
+                    let strict = strictness == Strictness::New;
                     job.builders = child
                         .child_elements()
-                        .map(builders::read_builder)
+                        .map(|b| builders::read_builder(b, strict))
                         .collect::<Result<_, _>>()?
                 }
             }

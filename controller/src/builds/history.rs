@@ -213,6 +213,7 @@ mod tests {
             aborted_by: None,
             keep_log: false,
             end_reason: None,
+            unstable: false,
         }
     }
 

@@ -391,13 +391,13 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
     build
 }
 
-/// The shell scripts of a job, in order (a job with other steps is never started).
-fn shell_scripts(config: &JobConfig) -> Vec<&str> {
+/// The shell steps of a job, in order (a job with other steps is never started).
+fn shell_steps(config: &JobConfig) -> Vec<&steward_protocol::job_xml::Shell> {
     config
         .builders
         .iter()
         .filter_map(|b| match b {
-            Builder::Shell(shell) => Some(shell.command.as_str()),
+            Builder::Shell(shell) => Some(shell),
             Builder::Other(_) => None,
         })
         .collect()

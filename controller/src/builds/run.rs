@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::console::{ConsoleWriter, WRITE_BATCH};
 use super::environment::{describe_node, workspace};
-use super::{RunningBuild, now_ms, shell_scripts};
+use super::{RunningBuild, now_ms, shell_steps};
 use crate::agents::disk_space::LowSpace;
 use crate::agents::monitors;
 use crate::state::AppState;
@@ -218,7 +218,7 @@ async fn record_end(
 /// How many steps the build may have started.
 fn build_step_count(build: &RunningBuild) -> u32 {
     JobConfig::from_stored_xml(&build.row.config_xml)
-        .map(|c| shell_scripts(&c).len() as u32)
+        .map(|c| shell_steps(&c).len() as u32)
         .unwrap_or(build.row.step_index + 1)
 }
 
@@ -393,9 +393,11 @@ impl Runner<'_> {
     /// ([`super::resume_point`]); what follows it is written again here.
     async fn steps(&mut self, config: &JobConfig, resuming: bool) -> BuildResult {
         let row = &self.build.row;
-        let scripts = shell_scripts(config);
+        let steps = shell_steps(config);
         let mut first = 0;
         let mut reattach = None;
+        // A step that ended with its `unstableReturn` (recorded, for a resumed build).
+        let mut unstable = row.unstable;
         if resuming && let Some(log_start) = row.step_log_start {
             match &row.step_end {
                 None => {
@@ -406,7 +408,8 @@ impl Runner<'_> {
                     if let Some(note) = &end.note {
                         self.line(note).await;
                     }
-                    if end.code != 0 {
+                    let step = steps.get(row.step_index as usize);
+                    if end.code != 0 && step.and_then(|s| s.unstable_return) != Some(end.code) {
                         return self.failed();
                     }
                     first = row.step_index + 1;
@@ -436,7 +439,7 @@ impl Runner<'_> {
             );
             self.line(&line).await;
         }
-        for index in first..scripts.len() as u32 {
+        for index in first..steps.len() as u32 {
             // A build resumed while it was being aborted still has its step to kill.
             let reattaching = reattach.is_some();
             if self.build.abort.is_cancelled() && !reattaching {
@@ -452,13 +455,15 @@ impl Runner<'_> {
                 self.line(&note).await;
                 return self.failed();
             };
-            let spec = self.spec(&work_dir, scripts[index as usize]).await;
+            let step = steps[index as usize];
+            let spec = self.spec(&work_dir, &step.command).await;
             let followed = match reattach.take() {
                 Some(log_start) => self.follow(&id, index, log_start, &spec).await,
                 None => {
                     let line = format!(
-                        "[{}] $ /bin/sh -xe {work_dir}/steps/{id}/script.sh\n",
-                        row.job
+                        "[{}] $ {} {work_dir}/steps/{id}/script.sh\n",
+                        row.job,
+                        step.interpreter().join(" ")
                     );
                     self.line(&line).await;
                     let log_start = self.console.size();
@@ -477,6 +482,14 @@ impl Runner<'_> {
                 }
             };
             let (code, note) = match followed {
+                Followed::Ended(StepOutcome::Exited { code })
+                    if code != 0
+                        && Some(code) == step.unstable_return
+                        && !self.build.abort.is_cancelled() =>
+                {
+                    // As Jenkins' `Shell`: the build is UNSTABLE, and the next steps run.
+                    (code, None)
+                }
                 Followed::Ended(StepOutcome::Exited { code }) => {
                     let failed = code != 0 && !self.build.abort.is_cancelled();
                     if failed {
@@ -535,11 +548,13 @@ impl Runner<'_> {
                 log_end: self.console.size(),
                 note: note.clone(),
             };
+            let step_unstable = code != 0 && Some(code) == step.unstable_return;
+            unstable |= step_unstable;
             let build_id = row.id;
             if let Err(e) = self
                 .state
                 .store
-                .call(move |c| records::end_step(c, build_id, &end))
+                .call(move |c| records::end_step(c, build_id, &end, step_unstable))
                 .await
             {
                 tracing::error!(job = ?row.job, number = row.number, error = ?e.to_string(), "cannot record a step's end");
@@ -547,14 +562,18 @@ impl Runner<'_> {
             if let Some(note) = note {
                 self.line(&note).await;
             }
-            if code != 0 {
+            if code != 0 && !step_unstable {
                 return self.failed();
             }
         }
         if self.build.abort.is_cancelled() {
             return BuildResult::Aborted;
         }
-        BuildResult::Success
+        if unstable {
+            BuildResult::Unstable
+        } else {
+            BuildResult::Success
+        }
     }
 
     /// After a failed step: a fresh sample of the agent, stored as the node's monitors, so

@@ -158,6 +158,8 @@ pub struct BuildRow {
     /// Why the controller ended the build the way it did, when its steps did not say (its
     /// console could not be written).
     pub end_reason: Option<String>,
+    /// A step ended with its `unstableReturn`: the build ends UNSTABLE at best.
+    pub unstable: bool,
 }
 
 /// A step's recorded end.
@@ -315,6 +317,7 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         aborted_by: None,
         keep_log: false,
         end_reason: None,
+        unstable: false,
     }))
 }
 
@@ -332,11 +335,19 @@ pub fn set_step(conn: &Connection, id: u64, index: u32, log_start: u64) -> Resul
     Ok(())
 }
 
-/// Records how the current step of build `id` ended.
-pub fn end_step(conn: &Connection, id: u64, end: &StepEnd) -> Result<(), StoreError> {
+/// Records how the current step of build `id` ended, and (in the same write) that the
+/// build is UNSTABLE when the step ended with its `unstableReturn`.
+pub fn end_step(
+    conn: &Connection,
+    id: u64,
+    end: &StepEnd,
+    unstable: bool,
+) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE builds SET step_code = ?1, step_log_end = ?2, step_note = ?3 WHERE id = ?4",
-        params![end.code, end.log_end as i64, end.note, id as i64],
+        "UPDATE builds SET step_code = ?1, step_log_end = ?2, step_note = ?3,
+                unstable = unstable OR ?5
+         WHERE id = ?4",
+        params![end.code, end.log_end as i64, end.note, id as i64, unstable],
     )?;
     Ok(())
 }
@@ -436,7 +447,7 @@ pub fn clear_console_tail(conn: &Connection, id: u64) -> Result<(), StoreError> 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
     step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace, keep_log,
-    end_reason";
+    end_reason, unstable";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -463,6 +474,7 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         workspace: r.get(20)?,
         keep_log: r.get(21)?,
         end_reason: r.get(22)?,
+        unstable: r.get(23)?,
     })
 }
 
@@ -490,6 +502,7 @@ struct RawBuild {
     workspace: Option<String>,
     keep_log: bool,
     end_reason: Option<String>,
+    unstable: bool,
 }
 
 impl RawBuild {
@@ -532,6 +545,7 @@ impl RawBuild {
             aborted_by: self.aborted_by,
             keep_log: self.keep_log,
             end_reason: self.end_reason,
+            unstable: self.unstable,
         })
     }
 }
@@ -817,6 +831,7 @@ mod tests {
                         log_end: 120,
                         note: Some("killed".into()),
                     },
+                    false,
                 )?;
                 finish(c, second.id, BuildResult::Failure, 30, None, None)?;
                 Ok((first, second))

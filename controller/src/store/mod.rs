@@ -174,6 +174,8 @@ const MIGRATIONS: &[&str] = &[
         height INTEGER NOT NULL
     );
     CREATE INDEX terminal_recordings_terminal ON terminal_recordings (terminal, started_ms);",
+    // A shell step ended with its `unstableReturn`: the build ends UNSTABLE (builds.rs).
+    "ALTER TABLE builds ADD COLUMN unstable INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -34,8 +34,9 @@ use super::dir::{LEADER_FILE, LOG_FILE, Leader, PGID_FILE, SCRIPT_FILE, StepDir,
 use crate::breakpoint;
 
 /// The wrapper, `$1` being the step's directory. It waits for the agent's word (a line on
-/// stdin; EOF means the agent gave up), runs the script in the foreground, and records its
-/// status. It catches TERM, INT and HUP so that `KillStep`'s SIGTERM to the group stops the
+/// stdin; EOF means the agent gave up), runs the script in the foreground (with the
+/// interpreter and arguments of its `#!` line when it has one, as Jenkins' `Shell` does,
+/// else `/bin/sh -xe`), and records its status. It catches TERM, INT and HUP so that `KillStep`'s SIGTERM to the group stops the
 /// script but not the wrapper: a trap set while a foreground command runs waits for that
 /// command to end, and the script starts with default handlers (caught signals are reset by
 /// exec, unlike ignored ones). Then the script's leftovers get SIGTERM, as Jenkins' process
@@ -44,11 +45,28 @@ use crate::breakpoint;
 pub const WRAPPER: &str = r#"read go || exit 0
 exec </dev/null
 trap : TERM INT HUP
-/bin/sh -xe "$1/script.sh"
+dir=$1
+first=
+IFS= read -r first <"$dir/script.sh" || :
+case $first in
+'#!'*)
+    first=${first#??}
+    first=${first%"$(printf '\r')"}
+    set -f
+    set -- $first
+    set +f
+    ;;
+*) set -- ;;
+esac
+if [ $# -gt 0 ]; then
+    "$@" "$dir/script.sh"
+else
+    /bin/sh -xe "$dir/script.sh"
+fi
 status=$?
 trap '' TERM
 kill -TERM 0 2>/dev/null
-printf '%s\n' "$status" >"$1/result.tmp" && command -p mv -f "$1/result.tmp" "$1/result"
+printf '%s\n' "$status" >"$dir/result.tmp" && command -p mv -f "$dir/result.tmp" "$dir/result"
 "#;
 
 /// Serves one `StartStep`: reads the [`StepSpec`] until EOF, starts the step, answers.
