@@ -42,6 +42,8 @@ pub struct Config {
     pub terminal_ondemand_idle: Duration,
     /// The settings file; `None`: `HOME/settings.json`.
     pub settings_file: Option<PathBuf>,
+    /// Refuse jobs holding elements Steward does not act on, instead of warning.
+    pub strict_jobs: bool,
     /// Most connections held at once; `None`: what the open-file limit leaves
     /// ([`crate::http::admission::default_max_connections`]).
     pub max_connections: Option<usize>,
@@ -67,6 +69,7 @@ impl Config {
             build_reconnect_grace: crate::builds::DEFAULT_RECONNECT_GRACE,
             terminal_ondemand_idle: crate::terminals::runner::ONDEMAND_IDLE,
             settings_file: None,
+            strict_jobs: false,
             max_connections: None,
             max_connections_per_address: None,
         }

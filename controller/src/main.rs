@@ -51,6 +51,10 @@ struct Options {
     /// lost; the step goes on meanwhile on the agent. Past it the build fails.
     #[arg(long, env = "STEWARD_BUILD_RECONNECT_GRACE", default_value_t = DEFAULT_RECONNECT_GRACE.as_secs())]
     build_reconnect_grace: u64,
+    /// Refuse jobs holding elements Steward does not act on (SCM, triggers, publishers,
+    /// build wrappers, steps other than shell), instead of warning about them.
+    #[arg(long, env = "STEWARD_STRICT_JOBS")]
+    strict_jobs: bool,
     /// The settings file (terminal log outputs); default HOME/settings.json.
     #[arg(long, env = "STEWARD_SETTINGS")]
     settings: Option<PathBuf>,
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     config.build_reconnect_grace = Duration::from_secs(options.build_reconnect_grace);
     config.terminal_ondemand_idle = Duration::from_secs(options.terminal_ondemand_idle);
     config.settings_file = options.settings;
+    config.strict_jobs = options.strict_jobs;
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
     config.validate().map_err(anyhow::Error::msg)?;

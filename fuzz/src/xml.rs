@@ -143,7 +143,7 @@ pub fn job_xml(data: &[u8]) {
 
     // What the scheduler asks of it: a build without `-p` gets the defaults, and each
     // default given back as a value is taken as it is.
-    let _ = job.unsupported_builders();
+    let _ = job.ignored();
     let defaults = job.parameter_defaults();
     assert_eq!(job.resolve_parameters(&[]).as_ref(), Ok(&defaults));
     assert_eq!(job.resolve_parameters(&defaults).as_ref(), Ok(&defaults));

@@ -24,7 +24,8 @@
 //!   the other properties, and only when there are parameters; its own unknown children are
 //!   not kept (Jenkins has none).
 //! - **Steps.** [`Builder::Shell`] runs; any other step is kept, and
-//!   [`JobConfig::unsupported_builders`] names them for the scheduler's refusal.
+//!   [`JobConfig::ignored`] names it, with the SCM, triggers, publishers and build wrappers
+//!   Steward keeps without acting on them: builds run without them.
 
 pub mod breakpoint;
 mod builders;
@@ -37,6 +38,7 @@ use std::collections::HashSet;
 pub use breakpoint::{Breakpoint, BreakpointWhen};
 pub use builders::{Builder, SHELL, Shell, UNSTABLE_RETURN};
 pub use discarder::BuildDiscarder;
+
 pub use parameters::{
     BooleanParameter, ChoiceParameter, OtherParameter, ParameterDefinition, ParameterError,
     StringParameter,
@@ -376,18 +378,35 @@ impl JobConfig {
         &self.layout.attributes
     }
 
-    /// Classes of the steps Steward cannot run, each once, in the order of the steps. A job
-    /// with any is not built.
-    pub fn unsupported_builders(&self) -> Vec<&str> {
-        let mut classes = Vec::new();
-        for builder in &self.builders {
-            if let Builder::Other(step) = builder
-                && !classes.contains(&step.name.as_str())
-            {
-                classes.push(step.name.as_str());
+    /// The elements under `<scm>`, `<triggers>`, `<builders>`, `<publishers>` and
+    /// `<buildWrappers>` that Steward keeps but does not act on: those of `<scm>`,
+    /// `<triggers>`, `<publishers>` and `<buildWrappers>` in document order, then the steps
+    /// it does not run. Builds run without them, and users are told
+    /// ([`Ignored::warning`]). A `hudson.scm.NullSCM` (no source control) is not one.
+    pub fn ignored(&self) -> Vec<Ignored> {
+        let mut ignored = Vec::new();
+        for element in self.layout.kept() {
+            match element.name.as_str() {
+                "scm" => {
+                    let class = element.attribute("class").unwrap_or("scm");
+                    if class != NULL_SCM {
+                        ignored.push(Ignored::of("scm", class, element));
+                    }
+                }
+                section @ ("triggers" | "publishers" | "buildWrappers") => {
+                    for child in element.child_elements() {
+                        ignored.push(Ignored::of(section_name(section), &child.name, child));
+                    }
+                }
+                _ => {}
             }
         }
-        classes
+        for builder in &self.builders {
+            if let Builder::Other(step) = builder {
+                ignored.push(Ignored::of("builders", &step.name, step));
+            }
+        }
+        ignored
     }
 
     /// Every parameter's name and the value a build gets when none is given, in order.
@@ -413,6 +432,54 @@ impl JobConfig {
     /// Enables or disables the job; says whether that changed anything.
     pub fn set_disabled(&mut self, disabled: bool) -> bool {
         std::mem::replace(&mut self.disabled, disabled) != disabled
+    }
+}
+
+/// The `<scm>` class that means no source control.
+pub const NULL_SCM: &str = "hudson.scm.NullSCM";
+
+fn section_name(section: &str) -> &'static str {
+    match section {
+        "triggers" => "triggers",
+        "publishers" => "publishers",
+        _ => "buildWrappers",
+    }
+}
+
+/// An element a job holds that Steward keeps and does not act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// `scm`, `triggers`, `builders`, `publishers` or `buildWrappers`.
+    pub section: &'static str,
+    /// The element's name (for `<scm>`, its `class`).
+    pub element: String,
+    /// The plugin its `plugin="NAME@VERSION"` attribute names; `None` for Jenkins core's.
+    pub plugin: Option<String>,
+}
+
+impl Ignored {
+    fn of(section: &'static str, element: &str, source: &Element) -> Ignored {
+        let plugin = source
+            .attribute("plugin")
+            .map(|p| p.split('@').next().unwrap_or(p).trim().to_owned())
+            .filter(|p| !p.is_empty());
+        Ignored {
+            section,
+            element: element.to_owned(),
+            plugin,
+        }
+    }
+
+    /// `WARNING: Steward ignores <ELEMENT> (plugin P); builds run without it`.
+    pub fn warning(&self) -> String {
+        let from = match &self.plugin {
+            Some(plugin) => format!("plugin {}", crate::shown::Shown(plugin)),
+            None => "Jenkins core".to_owned(),
+        };
+        format!(
+            "WARNING: Steward ignores <{}> ({from}); builds run without it",
+            crate::shown::Shown(&self.element)
+        )
     }
 }
 

@@ -122,3 +122,82 @@ fn an_unstable_build_stays_unstable_across_a_controller_restart() {
     gate.open("go");
     assert_eq!(c.wait_result("held", 1), "UNSTABLE");
 }
+
+const PLUGIN_JOB: &str = r#"<project>
+  <scm class="hudson.plugins.git.GitSCM" plugin="git@5.2.1"><configVersion>2</configVersion></scm>
+  <triggers><hudson.triggers.TimerTrigger><spec>* * * * *</spec></hudson.triggers.TimerTrigger></triggers>
+  <builders>
+    <hudson.tasks.Shell><command>echo the-shell-step-ran</command></hudson.tasks.Shell>
+    <hudson.tasks.Maven><targets>install</targets></hudson.tasks.Maven>
+  </builders>
+  <publishers><hudson.tasks.ArtifactArchiver><artifacts>*.jar</artifacts></hudson.tasks.ArtifactArchiver></publishers>
+</project>"#;
+
+const WARNINGS: [&str; 4] = [
+    "WARNING: Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds run without it",
+    "WARNING: Steward ignores <hudson.triggers.TimerTrigger> (Jenkins core); builds run without it",
+    "WARNING: Steward ignores <hudson.tasks.ArtifactArchiver> (Jenkins core); builds run without it",
+    "WARNING: Steward ignores <hudson.tasks.Maven> (Jenkins core); builds run without it",
+];
+
+#[test]
+fn what_a_job_holds_that_steward_ignores_is_named_on_create_in_each_build_and_over_rest() {
+    let (c, _agent, _work) = setup();
+    let out = c.cli_with_stdin(&["create-job", "plugins"], PLUGIN_JOB);
+    assert_eq!(out.code, 0, "{out:?}");
+    let said: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(said, WARNINGS, "{out:?}");
+    let out = c.cli_with_stdin(&["update-job", "plugins"], PLUGIN_JOB);
+    assert_eq!((out.code, out.stderr.lines().count()), (0, 4), "{out:?}");
+    // The build runs what it can, and says what it runs without, before anything runs.
+    assert_eq!(c.cli(&["build", "plugins", "-s"]).code, 0);
+    let console = c.console("plugins", 1);
+    let lines: Vec<&str> = console.lines().collect();
+    assert!(
+        lines[0].starts_with("Started from command line by admin"),
+        "{console}"
+    );
+    assert_eq!(&lines[1..5], WARNINGS, "{console}");
+    assert!(console.contains("the-shell-step-ran"), "{console}");
+    let auth = c.admin_basic_auth_header();
+    let job = steward_tests::http_request(
+        &c.addr,
+        "GET",
+        "/job/plugins/api/json",
+        &[auth.as_str()],
+        b"",
+    )
+    .json();
+    assert_eq!(
+        job["ignoredElements"][0],
+        serde_json::json!({"section": "scm", "element": "hudson.plugins.git.GitSCM", "plugin": "git"}),
+        "{job}"
+    );
+    assert_eq!(job["ignoredElements"].as_array().unwrap().len(), 4);
+    // Kept as given.
+    assert!(
+        c.cli(&["get-job", "plugins"])
+            .stdout
+            .contains("<spec>* * * * *</spec>")
+    );
+}
+
+#[test]
+fn with_strict_jobs_the_controller_refuses_what_it_would_ignore() {
+    let c = Controller::start_with(&["--strict-jobs"]);
+    let out = c.cli_with_stdin(&["create-job", "plugins"], PLUGIN_JOB);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds would run without it"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("This controller refuses such jobs (--strict-jobs)."),
+        "{out:?}"
+    );
+    assert_eq!(c.cli(&["get-job", "plugins"]).code, 3, "nothing stored");
+    c.create_job("plain", &Freestyle::shell("true"));
+}

@@ -76,8 +76,6 @@ pub enum BuildError {
     Job(#[from] JobError),
     #[error("Cannot build {0} because it is disabled.")]
     Disabled(String),
-    #[error("{job} cannot be built: Steward does not run its build steps {steps}")]
-    UnsupportedSteps { job: String, steps: String },
     #[error("{job} is not parameterized but the -p option was specified.")]
     NotParameterized { job: String },
     #[error("{0}")]
@@ -391,7 +389,8 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
     build
 }
 
-/// The shell steps of a job, in order (a job with other steps is never started).
+/// The shell steps of a job, in order: the steps a build runs (the others are named in its
+/// console as ignored).
 fn shell_steps(config: &JobConfig) -> Vec<&steward_protocol::job_xml::Shell> {
     config
         .builders

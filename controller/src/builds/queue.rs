@@ -138,13 +138,6 @@ pub fn check_buildable(
     if config.disabled {
         return Err(BuildError::Disabled(job.to_owned()));
     }
-    let unsupported = config.unsupported_builders();
-    if !unsupported.is_empty() {
-        return Err(BuildError::UnsupportedSteps {
-            job: job.to_owned(),
-            steps: unsupported.join(", "),
-        });
-    }
     if config.parameters.is_empty() && !given.is_empty() {
         return Err(BuildError::NotParameterized {
             job: job.to_owned(),

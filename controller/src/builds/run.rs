@@ -421,6 +421,10 @@ impl Runner<'_> {
             if self.console.size() == 0 {
                 self.line(&header_line(row)).await;
             }
+            // What the job holds that this build runs without, said before anything runs.
+            for ignored in config.ignored() {
+                self.line(&format!("{}\n", ignored.warning())).await;
+            }
             // Jenkins names the node and workspace first, steps or none.
             let Some(work_dir) = self.work_dir().await else {
                 let note = format!(

@@ -39,6 +39,9 @@ pub enum JobError {
     BadName(#[from] JobNameError),
     #[error("Job configuration is {0} bytes once written, over the limit of {MAX_XML_BYTES}")]
     TooLarge(usize),
+    /// `--strict-jobs`: the job holds elements Steward does not act on (each line names one).
+    #[error("{0}\nThis controller refuses such jobs (--strict-jobs).")]
+    Ignored(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -153,7 +156,26 @@ async fn insert(state: &AppState, record: Arc<JobRecord>) -> Result<(), JobError
 
 pub async fn create(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
     let name = names::check(NameKind::Job, name)?;
+    strict(state, &config)?;
     insert(state, storable(name, config).await?).await
+}
+
+/// With `--strict-jobs`, a job holding elements Steward does not act on is refused, each
+/// named as the warning names it (with `ERROR` for `WARNING`, and "would").
+fn strict(state: &AppState, config: &JobConfig) -> Result<(), JobError> {
+    let ignored = config.ignored();
+    if !state.config.strict_jobs || ignored.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = ignored
+        .iter()
+        .map(|i| {
+            i.warning()
+                .replacen("WARNING: ", "", 1)
+                .replace("builds run without it", "builds would run without it")
+        })
+        .collect();
+    Err(JobError::Ignored(lines.join("\n")))
 }
 
 /// The job `name` names (as stored, or in NFC); its `name` is the stored one, which build
@@ -187,6 +209,7 @@ fn stored_name(state: &AppState, name: &str) -> Result<String, JobError> {
 }
 
 pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
+    strict(state, &config)?;
     let record = storable(stored_name(state, name)?, config).await?;
     let (cache, stored) = (state.jobs.clone(), record.clone());
     let written = state

@@ -121,7 +121,7 @@ fn reads_the_compat_example() {
     assert!(!config.disabled && !config.concurrent_build);
     assert_eq!(config.parameter_defaults(), pairs(&[("BRANCH", "main")]));
     assert_eq!(config.builders, [Builder::Shell(Shell::new("make test"))]);
-    assert!(config.unsupported_builders().is_empty());
+    assert!(config.ignored().is_empty());
     assert_round_trips(&config);
 }
 
@@ -192,7 +192,13 @@ fn a_job_written_by_jenkins_comes_back_as_it_was() {
         panic!("{:?}", config.builders[0]);
     };
     assert_eq!(shell.command, "make\nmake test");
-    assert_eq!(config.unsupported_builders(), ["hudson.tasks.Maven"]);
+    let ignored = config.ignored();
+    let steps: Vec<&str> = ignored
+        .iter()
+        .filter(|i| i.section == "builders")
+        .map(|i| i.element.as_str())
+        .collect();
+    assert_eq!(steps, ["hudson.tasks.Maven"]);
 }
 
 #[test]
@@ -930,4 +936,40 @@ fn bad_breakpoints_are_refused_with_the_element_named() {
         JobConfig::from_stored_xml(&breakpoint_property("<when>sometimes</when>")).unwrap();
     assert_eq!(stored.breakpoint(), None);
     assert!(stored.to_xml().contains("<when>sometimes</when>"));
+}
+
+#[test]
+fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
+    let xml = r#"<project>
+  <scm class="hudson.plugins.git.GitSCM" plugin="git@5.2.1"><configVersion>2</configVersion></scm>
+  <triggers><hudson.triggers.TimerTrigger><spec>H * * * *</spec></hudson.triggers.TimerTrigger></triggers>
+  <builders>
+    <hudson.tasks.Shell><command>make</command></hudson.tasks.Shell>
+    <hudson.tasks.Maven><targets>install</targets></hudson.tasks.Maven>
+  </builders>
+  <publishers><hudson.tasks.junit.JUnitResultArchiver plugin="junit@1265.v65b_14fa_f12f0"/></publishers>
+  <buildWrappers><hudson.plugins.timestamper.TimestamperBuildWrapper plugin="timestamper@1.26"/></buildWrappers>
+</project>"#;
+    let config = JobConfig::from_xml(xml).unwrap();
+    let warnings: Vec<String> = config.ignored().iter().map(Ignored::warning).collect();
+    assert_eq!(
+        warnings,
+        [
+            "WARNING: Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds run without it",
+            "WARNING: Steward ignores <hudson.triggers.TimerTrigger> (Jenkins core); builds run without it",
+            "WARNING: Steward ignores <hudson.tasks.junit.JUnitResultArchiver> (plugin junit); builds run without it",
+            "WARNING: Steward ignores <hudson.plugins.timestamper.TimestamperBuildWrapper> (plugin timestamper); builds run without it",
+            "WARNING: Steward ignores <hudson.tasks.Maven> (Jenkins core); builds run without it",
+        ]
+    );
+    let sections: Vec<&str> = config.ignored().iter().map(|i| i.section).collect();
+    assert_eq!(
+        sections,
+        ["scm", "triggers", "publishers", "buildWrappers", "builders"]
+    );
+    let none = JobConfig::from_xml(
+        r#"<project><scm class="hudson.scm.NullSCM"/><triggers/><builders/></project>"#,
+    )
+    .unwrap();
+    assert!(none.ignored().is_empty());
 }

@@ -124,7 +124,6 @@ impl From<BuildError> for CommandError {
             BuildError::Job(job) => job.into(),
             BuildError::BadParameter(_) => CommandError::IllegalArgument(e.to_string()),
             BuildError::Disabled(_)
-            | BuildError::UnsupportedSteps { .. }
             | BuildError::NotParameterized { .. }
             | BuildError::QueueFull => CommandError::IllegalState(e.to_string()),
             BuildError::Store(s) => CommandError::unexpected("build", s),

@@ -97,9 +97,10 @@ const DISABLE_JOB: Command = Command {
 impl From<JobError> for CommandError {
     fn from(e: JobError) -> Self {
         match e {
-            JobError::NotFound(_) | JobError::BadName(_) | JobError::TooLarge(_) => {
-                CommandError::IllegalArgument(e.to_string())
-            }
+            JobError::NotFound(_)
+            | JobError::BadName(_)
+            | JobError::TooLarge(_)
+            | JobError::Ignored(_) => CommandError::IllegalArgument(e.to_string()),
             JobError::Exists(_) | JobError::LooksLike { .. } => {
                 CommandError::IllegalState(e.to_string())
             }
@@ -120,8 +121,20 @@ async fn create_job(ctx: &mut Context) -> CommandResult {
     // does; the name to use is in NFC.
     let name = jobs::check_new_name(&ctx.state, args.one("NAME")?).await?;
     let config = read_job_xml(ctx).await?;
+    let warnings = warnings(&config);
     jobs::create(&ctx.state, &name, config).await?;
+    ctx.out.stderr(warnings).await;
     Ok(0)
+}
+
+/// One `WARNING: Steward ignores …` line for each element the job holds that builds run
+/// without.
+fn warnings(config: &JobConfig) -> String {
+    config
+        .ignored()
+        .iter()
+        .map(|i| format!("{}\n", i.warning()))
+        .collect()
 }
 
 async fn get_job(ctx: &mut Context) -> CommandResult {
@@ -139,7 +152,9 @@ async fn update_job(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let name = jobs::get(&ctx.state, args.one("JOB")?).await?.name.clone();
     let config = read_job_xml(ctx).await?;
+    let warnings = warnings(&config);
     jobs::update(&ctx.state, &name, config).await?;
+    ctx.out.stderr(warnings).await;
     Ok(0)
 }
 

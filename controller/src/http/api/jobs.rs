@@ -160,7 +160,12 @@ fn job_json(
         "fullName": name,
         "name": name,
         "url": job_url(root, name),
-        "buildable": !config.disabled && config.unsupported_builders().is_empty(),
+        "buildable": !config.disabled,
+        "ignoredElements": config.ignored().iter().map(|i| json!({
+            "section": i.section,
+            "element": i.element,
+            "plugin": i.plugin,
+        })).collect::<Vec<_>>(),
         "builds": listed(&summary.newest),
         "color": color,
         "firstBuild": summary.first.as_ref().map(reference),

@@ -85,7 +85,8 @@ impl From<JobError> for ApiError {
             JobError::Exists(_)
             | JobError::LooksLike { .. }
             | JobError::BadName(_)
-            | JobError::TooLarge(_) => ApiError::bad_request(e.to_string()),
+            | JobError::TooLarge(_)
+            | JobError::Ignored(_) => ApiError::bad_request(e.to_string()),
             JobError::Store(s) => s.into(),
         }
     }
@@ -96,9 +97,7 @@ impl From<BuildError> for ApiError {
         match e {
             BuildError::Job(job) => job.into(),
             // Jenkins: 409 "NAME is not buildable".
-            BuildError::Disabled(_) | BuildError::UnsupportedSteps { .. } => {
-                ApiError(StatusCode::CONFLICT, e.to_string())
-            }
+            BuildError::Disabled(_) => ApiError(StatusCode::CONFLICT, e.to_string()),
             BuildError::NotParameterized { .. } | BuildError::BadParameter(_) => {
                 ApiError::bad_request(e.to_string())
             }
