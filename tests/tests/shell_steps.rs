@@ -199,5 +199,17 @@ fn with_strict_jobs_the_controller_refuses_what_it_would_ignore() {
         "{out:?}"
     );
     assert_eq!(c.cli(&["get-job", "plugins"]).code, 3, "nothing stored");
+    let auth = c.admin_basic_auth_header();
+    let rest = steward_tests::http_request(
+        &c.addr,
+        "POST",
+        "/createItem?name=plugins",
+        &[auth.as_str(), "Content-Type: application/xml"],
+        PLUGIN_JOB.as_bytes(),
+    );
+    assert_eq!(rest.status, 400, "{}", rest.text());
+    assert!(rest.text().contains("--strict-jobs"), "{}", rest.text());
+    assert_eq!(c.cli(&["get-job", "plugins"]).code, 3, "nothing stored");
+    // A job Steward runs whole is taken as ever.
     c.create_job("plain", &Freestyle::shell("true"));
 }
