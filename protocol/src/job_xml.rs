@@ -395,6 +395,9 @@ impl JobConfig {
                 }
                 section @ ("triggers" | "publishers" | "buildWrappers") => {
                     for child in element.child_elements() {
+                        if section == "buildWrappers" && plain_cleanup(child) {
+                            continue;
+                        }
                         ignored.push(Ignored::of(section_name(section), &child.name, child));
                     }
                 }
@@ -407,6 +410,16 @@ impl JobConfig {
             }
         }
         ignored
+    }
+
+    /// Whether the workspace is deleted before each build (`PreBuildCleanup` of the
+    /// Workspace Cleanup plugin, without patterns: the whole workspace).
+    pub fn pre_build_cleanup(&self) -> bool {
+        self.layout
+            .kept()
+            .filter(|e| e.name == "buildWrappers")
+            .flat_map(|e| e.child_elements())
+            .any(plain_cleanup)
     }
 
     /// Every parameter's name and the value a build gets when none is given, in order.
@@ -433,6 +446,23 @@ impl JobConfig {
     pub fn set_disabled(&mut self, disabled: bool) -> bool {
         std::mem::replace(&mut self.disabled, disabled) != disabled
     }
+}
+
+/// The Workspace Cleanup plugin's build wrapper: delete the workspace before the build.
+pub const PRE_BUILD_CLEANUP: &str = "hudson.plugins.ws__cleanup.PreBuildCleanup";
+
+/// A `PreBuildCleanup` Steward does itself: the whole workspace, with no include or exclude
+/// patterns, no external command and no parameter deciding it (those stay ignored).
+fn plain_cleanup(wrapper: &Element) -> bool {
+    let empty = |name: &str| {
+        wrapper
+            .child(name)
+            .is_none_or(|e| e.text().trim().is_empty() && e.child_elements().next().is_none())
+    };
+    wrapper.name == PRE_BUILD_CLEANUP
+        && empty("patterns")
+        && empty("externalDelete")
+        && empty("cleanupParameter")
 }
 
 /// The `<scm>` class that means no source control.

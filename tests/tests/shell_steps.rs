@@ -213,3 +213,41 @@ fn with_strict_jobs_the_controller_refuses_what_it_would_ignore() {
     // A job Steward runs whole is taken as ever.
     c.create_job("plain", &Freestyle::shell("true"));
 }
+
+#[test]
+fn a_pre_build_cleanup_deletes_the_workspace_before_each_build() {
+    let (c, _agent, work) = setup();
+    let job = |script: &str| {
+        format!(
+            "<project><builders><hudson.tasks.Shell><command>{script}</command></hudson.tasks.Shell></builders>\
+             <buildWrappers><hudson.plugins.ws__cleanup.PreBuildCleanup plugin=\"ws-cleanup@0.45\">\
+             <deleteDirs>false</deleteDirs><cleanupParameter></cleanupParameter><externalDelete></externalDelete>\
+             </hudson.plugins.ws__cleanup.PreBuildCleanup></buildWrappers></project>"
+        )
+    };
+    let out = c.cli_with_stdin(
+        &["create-job", "clean"],
+        &job("test ! -e left-over; touch left-over"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr, "",
+        "a cleanup Steward does is not warned about: {out:?}"
+    );
+    for number in 1..=2 {
+        let out = c.cli(&["build", "clean", "-s"]);
+        assert_eq!(
+            out.code,
+            0,
+            "build {number}: {}",
+            c.console("clean", number)
+        );
+        let console = c.console("clean", number);
+        assert!(
+            console.contains("[WS-CLEANUP] Deleting project workspace...\n[WS-CLEANUP] Done\n"),
+            "{console}"
+        );
+    }
+    // The second build's file is there after it: only the next build's start deletes it.
+    assert!(work.path().join("workspace/clean/left-over").exists());
+}

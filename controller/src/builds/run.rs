@@ -442,6 +442,9 @@ impl Runner<'_> {
                 workspace(&work_dir, &row.workspace)
             );
             self.line(&line).await;
+            if config.pre_build_cleanup() && !self.clean_workspace(&work_dir).await {
+                return self.failed();
+            }
         }
         for index in first..steps.len() as u32 {
             // A build resumed while it was being aborted still has its step to kill.
@@ -577,6 +580,40 @@ impl Runner<'_> {
             BuildResult::Unstable
         } else {
             BuildResult::Success
+        }
+    }
+
+    /// `PreBuildCleanup`: deletes the build's workspace on its node, with the plugin's
+    /// lines; whether it went (a failure is said, and fails the build). The first step
+    /// makes the workspace again.
+    async fn clean_workspace(&mut self, work_dir: &str) -> bool {
+        self.line("[WS-CLEANUP] Deleting project workspace...\n")
+            .await;
+        let path = workspace(work_dir, &self.build.row.workspace);
+        let removed = match self.state.agents.channel(&self.build.row.node) {
+            Some(channel) => {
+                let request = Request::Remove { path: path.clone() };
+                match steward_channel::call::call(&channel, &request).await {
+                    Ok(steward_protocol::services::Response::Done) => Ok(()),
+                    Ok(steward_protocol::services::Response::Error { message }) => Err(message),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            None => Err(format!("{} is not connected", self.build.row.node)),
+        };
+        match removed {
+            Ok(()) => {
+                self.line("[WS-CLEANUP] Done\n").await;
+                true
+            }
+            Err(why) => {
+                self.line(&format!(
+                    "ERROR: [WS-CLEANUP] Cannot delete workspace {path}: {why}\n"
+                ))
+                .await;
+                false
+            }
         }
     }
 

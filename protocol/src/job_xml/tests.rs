@@ -973,3 +973,18 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     .unwrap();
     assert!(none.ignored().is_empty());
 }
+
+#[test]
+fn a_plain_pre_build_cleanup_is_done_and_one_with_patterns_is_ignored() {
+    let plain = r#"<project><buildWrappers><hudson.plugins.ws__cleanup.PreBuildCleanup plugin="ws-cleanup@0.45"><deleteDirs>false</deleteDirs><cleanupParameter></cleanupParameter><externalDelete></externalDelete><disableDeferredWipeout>false</disableDeferredWipeout></hudson.plugins.ws__cleanup.PreBuildCleanup></buildWrappers></project>"#;
+    let config = JobConfig::from_xml(plain).unwrap();
+    assert!(config.pre_build_cleanup());
+    assert!(config.ignored().is_empty());
+    let patterned = plain.replace(
+        "<deleteDirs>",
+        "<patterns><hudson.plugins.ws__cleanup.Pattern><pattern>*.log</pattern><type>INCLUDE</type></hudson.plugins.ws__cleanup.Pattern></patterns><deleteDirs>",
+    );
+    let config = JobConfig::from_xml(&patterned).unwrap();
+    assert!(!config.pre_build_cleanup());
+    assert_eq!(config.ignored().len(), 1);
+}
