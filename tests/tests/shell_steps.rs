@@ -251,3 +251,35 @@ fn a_pre_build_cleanup_deletes_the_workspace_before_each_build() {
     // The second build's file is there after it: only the next build's start deletes it.
     assert!(work.path().join("workspace/clean/left-over").exists());
 }
+
+#[test]
+fn wipe_out_workspace_deletes_the_latest_builds_workspace() {
+    let (c, _agent, work) = setup();
+    let auth = c.admin_basic_auth_header();
+    let wipe = || {
+        steward_tests::http_request(
+            &c.addr,
+            "POST",
+            "/job/kept/doWipeOutWorkspace",
+            &[auth.as_str()],
+            b"",
+        )
+    };
+    c.create_job("kept", &Freestyle::shell("touch made-by-the-build"));
+    let never = wipe();
+    assert_eq!(never.status, 404, "{}", never.text());
+    assert!(
+        never.text().contains("kept has no workspace: it never ran"),
+        "{}",
+        never.text()
+    );
+    assert_eq!(c.cli(&["build", "kept", "-s"]).code, 0);
+    let file = work.path().join("workspace/kept/made-by-the-build");
+    assert!(file.exists());
+    let wiped = wipe();
+    assert_eq!(wiped.status, 302, "{}", wiped.text());
+    assert!(!work.path().join("workspace/kept").exists());
+    // The next build makes it again.
+    assert_eq!(c.cli(&["build", "kept", "-s"]).code, 0);
+    assert!(file.exists());
+}

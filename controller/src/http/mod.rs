@@ -133,6 +133,10 @@ fn job_routes() -> Router<AppState> {
         .route("/job/{name}/doDelete", post(jobs::delete))
         .route("/job/{name}/enable", post(jobs::enable))
         .route("/job/{name}/disable", post(jobs::disable))
+        .route(
+            "/job/{name}/doWipeOutWorkspace",
+            post(jobs::wipe_out_workspace),
+        )
         .route("/job/{name}/{build}", get(builds::page))
         .route("/job/{name}/{build}/", get(builds::page))
         .route("/job/{name}/{build}/api/json", get(builds::show))

@@ -320,6 +320,78 @@ pub async fn disable(
     set_disabled(state, name, headers, true).await
 }
 
+/// `POST /job/NAME/doWipeOutWorkspace`: deletes the workspace of the job's latest build, on
+/// that build's node (as Jenkins' "Wipe Out Current Workspace", with Job/Build): 302 to the
+/// job. 404 when it never ran, 409 while a build of it runs, 503 when the node is offline.
+pub async fn wipe_out_workspace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobBuild).await?;
+    let name = job.name.clone();
+    if let Some(running) = state.builds.running().iter().find(|b| b.row.job == name) {
+        return Err(ApiError::conflict(format!(
+            "Cannot wipe out the workspace of {name}: build #{} is running",
+            running.row.number
+        )));
+    }
+    let key = name.clone();
+    let latest = state
+        .store
+        .call(move |c| crate::store::builds::of_job(c, &key, 1))
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(build) = latest.into_iter().next() else {
+        return Err(ApiError::not_found(format!(
+            "{name} has no workspace: it never ran"
+        )));
+    };
+    let Some(channel) = state.agents.channel(&build.node) else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Node {} is offline: the workspace of {name} cannot be wiped out now",
+                build.node
+            ),
+        ));
+    };
+    let unavailable = |why: String| ApiError(StatusCode::SERVICE_UNAVAILABLE, why);
+    let info = steward_channel::call::call(&channel, &steward_protocol::services::Request::Info)
+        .await
+        .map_err(|e| unavailable(format!("Node {} did not answer: {e}", build.node)))?;
+    let steward_protocol::services::Response::Info(info) = info else {
+        return Err(unavailable(format!(
+            "Node {} answered {info:?}",
+            build.node
+        )));
+    };
+    let path = crate::builds::environment::workspace(&info.work_dir, &build.workspace);
+    let request = steward_protocol::services::Request::Remove { path: path.clone() };
+    match steward_channel::call::call(&channel, &request).await {
+        Ok(steward_protocol::services::Response::Done) => {}
+        Ok(steward_protocol::services::Response::Error { message }) => {
+            return Err(ApiError::internal(format!(
+                "cannot delete {path}: {message}"
+            )));
+        }
+        Ok(other) => {
+            return Err(ApiError::internal(format!(
+                "Node {} answered {other:?}",
+                build.node
+            )));
+        }
+        Err(e) => {
+            return Err(unavailable(format!(
+                "Node {} did not answer: {e}",
+                build.node
+            )));
+        }
+    }
+    tracing::info!(job = name, node = build.node, path, "workspace wiped out");
+    Ok(redirect(&job_url(&state.config.root_url, &name)))
+}
+
 async fn set_disabled(
     state: AppState,
     name: String,
