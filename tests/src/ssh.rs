@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::Controller;
+use crate::{Agent, Controller};
 
 /// What carries the SSH bytes to the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,22 @@ fn target_of(path: &str) -> String {
         ["job", job, number, "ssh"] => format!("{job}#{number}"),
         _ => panic!("not an SSH route: {path}"),
     }
+}
+
+/// A controller with node `node` (`executors` of them) and its agent in a work dir of its
+/// own, and a user whose key is registered and who trusts the node's host key.
+pub fn node_and_user(
+    node: &str,
+    executors: u32,
+) -> (Controller, Agent, tempfile::TempDir, SshUser) {
+    let c = Controller::start();
+    let work = tempfile::tempdir().unwrap();
+    c.create_node_with(node, "", executors, "NORMAL");
+    let agent = c.start_agent_in(node, work.path());
+    let user = SshUser::new();
+    user.register(&c);
+    user.trust(&c, node);
+    (c, agent, work, user)
 }
 
 /// The text of an output's stdout and stderr, for messages.

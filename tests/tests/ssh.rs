@@ -14,14 +14,7 @@ const NODE: &str = "n1";
 const NODE_PATH: &str = "/computer/n1/ssh";
 
 fn setup() -> (Controller, Agent, tempfile::TempDir, SshUser) {
-    let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 2, "NORMAL");
-    let agent = c.start_agent_in(NODE, work.path());
-    let user = SshUser::new();
-    user.register(&c);
-    user.trust(&c, NODE);
-    (c, agent, work, user)
+    steward_tests::ssh::node_and_user(NODE, 2)
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use steward_tests::ssh::{Proxy, SshUser, shown};
-use steward_tests::{Controller, DEADLINE, rss_bytes, wait_until};
+use steward_tests::ssh::{Proxy, shown};
+use steward_tests::{DEADLINE, rss_bytes, wait_until};
 
 const NODE: &str = "n1";
 /// How long each phase is watched: long enough for a leak of a window per second to show.
@@ -29,13 +29,7 @@ fn peak_rss(pid: u32) -> u64 {
 
 #[test]
 fn controller_memory_stays_flat_with_an_idle_session_and_a_client_that_stops_reading() {
-    let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    let _agent = c.start_agent_in(NODE, work.path());
-    let user = SshUser::new();
-    user.register(&c);
-    user.trust(&c, NODE);
+    let (c, _agent, _work, user) = steward_tests::ssh::node_and_user(NODE, 1);
     let pid = c.pid();
 
     // An idle session.

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use steward_tests::ssh::{Proxy, SshUser, shown};
+use steward_tests::ssh::{Proxy, shown};
 use steward_tests::terminals::asciinema;
-use steward_tests::{Controller, DEADLINE, Freestyle, wait_until};
+use steward_tests::{DEADLINE, Freestyle, wait_until};
 
 const NODE: &str = "n1";
 const NODE_PATH: &str = "/computer/n1/ssh";
@@ -55,13 +55,7 @@ fn events(text: &str, code: &str) -> String {
 
 #[test]
 fn shells_commands_and_sftp_into_a_node_are_recorded() {
-    let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    let _agent = c.start_agent_in(NODE, work.path());
-    let user = SshUser::new();
-    user.register(&c);
-    user.trust(&c, NODE);
+    let (c, _agent, _work, user) = steward_tests::ssh::node_and_user(NODE, 1);
     let dir = c.home().join("ssh/n1/recordings");
 
     // A command.
@@ -161,13 +155,7 @@ fn shells_commands_and_sftp_into_a_node_are_recorded() {
 
 #[test]
 fn a_build_session_is_recorded_with_the_build_and_a_node_may_refuse_recording() {
-    let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    let _agent = c.start_agent_in(NODE, work.path());
-    let user = SshUser::new();
-    user.register(&c);
-    user.trust(&c, NODE);
+    let (c, _agent, _work, user) = steward_tests::ssh::node_and_user(NODE, 1);
     let gate = steward_tests::Gate::new();
     c.create_job(
         "web",
