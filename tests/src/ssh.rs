@@ -154,6 +154,23 @@ impl SshUser {
         }
     }
 
+    /// Runs `sftp -b BATCH … USER@steward` and returns its output.
+    pub fn sftp_batch(
+        &self,
+        c: &Controller,
+        proxy: Proxy,
+        path: &str,
+        node: &str,
+        batch: &Path,
+    ) -> Output {
+        self.command("sftp", c, proxy, path, node)
+            .arg("-b")
+            .arg(batch)
+            .arg("tester@steward")
+            .output()
+            .expect("sftp")
+    }
+
     /// Runs `ssh … USER@steward CMD` and returns its output.
     pub fn exec(
         &self,

@@ -261,16 +261,7 @@ pub fn holders(work_dir: &std::path::Path) -> Vec<u32> {
 
 /// asciinema, as installed by `scripts/test` (`pip install asciinema==2.4.0`).
 pub fn asciinema() -> std::process::Command {
-    let ok = std::process::Command::new("asciinema")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "asciinema is not on PATH: run the tests with scripts/test, which installs asciinema==2.4.0"
-    );
-    std::process::Command::new("asciinema")
+    crate::pip_tool("asciinema", "asciinema==2.4.0")
 }
 
 /// Debian's sshd, started on a free loopback port with its own host key, letting in the

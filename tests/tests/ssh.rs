@@ -187,13 +187,7 @@ fn sftp_and_scp_move_a_200_mb_file_both_ways_intact() {
         ),
     )
     .unwrap();
-    let out = user
-        .command("sftp", &c, Proxy::Cli, NODE_PATH, NODE)
-        .arg("-b")
-        .arg(&batch)
-        .arg("tester@steward")
-        .output()
-        .unwrap();
+    let out = user.sftp_batch(&c, Proxy::Cli, NODE_PATH, NODE, &batch);
     assert!(out.status.success(), "{}", shown(&out));
     let want = sha256(&source);
     assert_eq!(sha256(&remote), want, "sftp put");

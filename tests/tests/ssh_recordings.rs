@@ -128,13 +128,7 @@ fn shells_commands_and_sftp_into_a_node_are_recorded() {
         format!("put {} up.txt\n", local.path().join("up.txt").display()),
     )
     .unwrap();
-    let out = user
-        .command("sftp", &c, Proxy::Cli, NODE_PATH, NODE)
-        .arg("-b")
-        .arg(&batch)
-        .arg("tester@steward")
-        .output()
-        .unwrap();
+    let out = user.sftp_batch(&c, Proxy::Cli, NODE_PATH, NODE, &batch);
     assert!(out.status.success(), "{}", shown(&out));
     let recorded = casts(&dir, 3);
     let sftp = recorded

@@ -163,8 +163,11 @@ pub async fn create(state: &AppState, name: &str, config: JobConfig) -> Result<(
 /// With `--strict-jobs`, a job holding elements Steward does not act on is refused, each
 /// named as the warning names it (with `ERROR` for `WARNING`, and "would").
 fn strict(state: &AppState, config: &JobConfig) -> Result<(), JobError> {
+    if !state.config.strict_jobs {
+        return Ok(());
+    }
     let ignored = config.ignored();
-    if !state.config.strict_jobs || ignored.is_empty() {
+    if ignored.is_empty() {
         return Ok(());
     }
     let lines: Vec<String> = ignored
