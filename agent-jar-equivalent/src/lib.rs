@@ -13,7 +13,8 @@
 //! - [`connect`]: one attempt: `GET login`, then the `/wsagents/` upgrade;
 //! - [`session`]: one connection after the upgrade, over any `Sink` + `Stream`;
 //! - [`breakpoint`]: the `breakpoint` command (this binary under that name) and the local
-//!   socket through which the agent relays it to the controller.
+//!   socket through which the agent relays it to the controller;
+//! - [`git`]: `steward-git`, a build's Git checkout (this binary under that name).
 //!
 //! Network set-up (TLS, proxies, dialing) comes from `steward_transport`; wire formats from
 //! `steward_protocol`. The binary's `main` only parses options, sets up logging and calls
@@ -25,6 +26,7 @@ pub mod breakpoint;
 pub mod connect;
 /// Durations live with the wire formats: the controller reads the same ones.
 pub use steward_protocol::duration;
+pub mod git;
 pub mod jnlp;
 pub mod logging;
 pub mod options;

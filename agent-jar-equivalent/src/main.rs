@@ -3,7 +3,8 @@
 //!
 //! Started under the name `breakpoint`, it is that command instead
 //! ([`steward_agent::breakpoint::command`], with exit codes of its own); under the name
-//! `steward-terminal-holder`, a terminal's holder ([`steward_agent::terminals::holder`]).
+//! `steward-terminal-holder`, a terminal's holder ([`steward_agent::terminals::holder`]);
+//! under the name `steward-git`, a build's checkout ([`steward_agent::git`]).
 //!
 //! Exit codes: 0 when the agent stops on purpose (signal, `-noReconnect`,
 //! `-noReconnectAfter`), 1 when it cannot run (bad work directory, unusable JNLP document),
@@ -25,6 +26,14 @@ fn main() -> ExitCode {
     {
         let args: Vec<_> = args.collect();
         return ExitCode::from(steward_agent::breakpoint::command::main(&args));
+    }
+    // Started as `steward-git` by a build's checkout step.
+    let mut args = std::env::args_os();
+    if let Some(argv0) = args.next()
+        && steward_agent::git::invoked_as(&argv0)
+    {
+        let args: Vec<_> = args.collect();
+        return ExitCode::from(steward_agent::git::main(&args));
     }
     // Started as a terminal's holder by the agent itself.
     let mut args = std::env::args_os();

@@ -23,6 +23,8 @@
 //!   are kept with their name and default visible. The parameters property is written after
 //!   the other properties, and only when there are parameters; its own unknown children are
 //!   not kept (Jenkins has none).
+//! - **Source.** A `<scm class="hudson.plugins.git.GitSCM">` is read ([`git`]) and stays
+//!   kept as written; builds check it out before the steps.
 //! - **Steps.** [`Builder::Shell`] runs; any other step is kept, and
 //!   [`JobConfig::ignored`] names it, with the SCM, triggers, publishers and build wrappers
 //!   Steward keeps without acting on them: builds run without them.
@@ -30,6 +32,7 @@
 pub mod breakpoint;
 mod builders;
 pub mod discarder;
+pub mod git;
 mod layout;
 pub mod parameters;
 
@@ -38,6 +41,7 @@ use std::collections::HashSet;
 pub use breakpoint::{Breakpoint, BreakpointWhen};
 pub use builders::{Builder, SHELL, Shell, UNSTABLE_RETURN};
 pub use discarder::BuildDiscarder;
+pub use git::GitScm;
 
 pub use parameters::{
     BooleanParameter, ChoiceParameter, OtherParameter, ParameterDefinition, ParameterError,
@@ -85,6 +89,8 @@ pub struct JobConfig {
     breakpoint: Option<Breakpoint>,
     /// Whether `<properties>` holds the breakpoint property (read or not).
     has_breakpoint_property: bool,
+    /// What a kept `<scm class="hudson.plugins.git.GitSCM">` says: [`git`].
+    git: Option<GitScm>,
 }
 
 /// How a property Steward reads (the discarder, the breakpoint) that cannot be read is taken.
@@ -187,6 +193,7 @@ impl JobConfig {
             has_discarder_property: false,
             breakpoint: None,
             has_breakpoint_property: false,
+            git: None,
         }
     }
 
@@ -242,6 +249,21 @@ impl JobConfig {
         {
             job.discarder = strictness.apply(discarder::read_log_rotator(legacy))?;
         }
+        let git = {
+            let mut scms = job.layout.kept().filter(|e| e.name == "scm");
+            let scm = scms.next();
+            if scms.next().is_some() {
+                return Err(XmlError::Duplicate {
+                    element: "scm".into(),
+                    parent: FREESTYLE_ROOT.into(),
+                });
+            }
+            match scm.filter(|e| e.attribute("class") == Some(git::GIT_SCM)) {
+                Some(scm) => strictness.apply(GitScm::read(scm).map(Some))?,
+                None => None,
+            }
+        };
+        job.git = git;
         Ok(job)
     }
 
@@ -368,6 +390,11 @@ impl JobConfig {
         self.discarder.filter(BuildDiscarder::limits_anything)
     }
 
+    /// The job's Git checkout (`<scm class="hudson.plugins.git.GitSCM">`), if it has one.
+    pub fn git(&self) -> Option<&GitScm> {
+        self.git.as_ref()
+    }
+
     /// The job's breakpoint settings (`steward.BreakpointProperty`), if it has them.
     pub fn breakpoint(&self) -> Option<&Breakpoint> {
         self.breakpoint.as_ref()
@@ -389,7 +416,11 @@ impl JobConfig {
             match element.name.as_str() {
                 "scm" => {
                     let class = element.attribute("class").unwrap_or("scm");
-                    if class != NULL_SCM {
+                    if let Some(git) = self.git.as_ref().filter(|_| class == git::GIT_SCM) {
+                        for extension in git.ignored() {
+                            ignored.push(Ignored::of("scm", extension, element));
+                        }
+                    } else if class != NULL_SCM {
                         ignored.push(Ignored::of("scm", class, element));
                     }
                 }

@@ -1,5 +1,6 @@
-//! `WORKDIR/remoting/bin`: the directory whose `breakpoint` is a symlink to this binary,
-//! and the environment (PATH, the socket) under which steps and SSH sessions find it.
+//! `WORKDIR/remoting/bin`: the directory whose `breakpoint` and `steward-git` are symlinks
+//! to this binary, and the environment (PATH, the socket) under which steps and SSH
+//! sessions find them.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -17,26 +18,29 @@ pub fn bin_path(work_dir: &Path) -> PathBuf {
     work_dir.join(INTERNAL_DIR).join(BIN_DIR)
 }
 
-/// Makes sure `WORKDIR/remoting/bin/breakpoint` is a symlink to the running binary and
-/// returns the directory. Idempotent; a link to anything else (an older binary) is replaced
+/// Makes sure `WORKDIR/remoting/bin/breakpoint` and `…/steward-git` (a build's checkout,
+/// [`crate::git`]) are symlinks to the running binary and returns the directory. Idempotent; a link to anything else (an older binary) is replaced
 /// atomically, so a step running `breakpoint` meanwhile finds either link, never none.
 pub fn bin_dir(work_dir: &Path) -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     link_in(&bin_path(work_dir), &exe)?;
+    link_named(&bin_path(work_dir), crate::git::COMMAND_NAME, &exe)?;
     Ok(bin_path(work_dir))
 }
 
 /// Creates `dir` and points `dir/breakpoint` at `target`.
 fn link_in(dir: &Path, target: &Path) -> std::io::Result<()> {
+    link_named(dir, COMMAND_NAME, target)
+}
+
+/// Creates `dir` and points `dir/NAME` at `target`.
+fn link_named(dir: &Path, name: &str, target: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let link = dir.join(COMMAND_NAME);
+    let link = dir.join(name);
     if std::fs::read_link(&link).is_ok_and(|current| current == target) {
         return Ok(());
     }
-    let temp = dir.join(format!(
-        ".{COMMAND_NAME}.new-{:016x}",
-        rand::random::<u64>()
-    ));
+    let temp = dir.join(format!(".{name}.new-{:016x}", rand::random::<u64>()));
     std::os::unix::fs::symlink(target, &temp)?;
     std::fs::rename(&temp, &link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);

@@ -941,7 +941,7 @@ fn bad_breakpoints_are_refused_with_the_element_named() {
 #[test]
 fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     let xml = r#"<project>
-  <scm class="hudson.plugins.git.GitSCM" plugin="git@5.2.1"><configVersion>2</configVersion></scm>
+  <scm class="hudson.scm.SubversionSCM" plugin="subversion@2.17.3"><locations/></scm>
   <triggers><hudson.triggers.TimerTrigger><spec>H * * * *</spec></hudson.triggers.TimerTrigger></triggers>
   <builders>
     <hudson.tasks.Shell><command>make</command></hudson.tasks.Shell>
@@ -955,7 +955,7 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     assert_eq!(
         warnings,
         [
-            "WARNING: Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds run without it",
+            "WARNING: Steward ignores <hudson.scm.SubversionSCM> (plugin subversion); builds run without it",
             "WARNING: Steward ignores <hudson.triggers.TimerTrigger> (Jenkins core); builds run without it",
             "WARNING: Steward ignores <hudson.tasks.junit.JUnitResultArchiver> (plugin junit); builds run without it",
             "WARNING: Steward ignores <hudson.plugins.timestamper.TimestamperBuildWrapper> (plugin timestamper); builds run without it",
@@ -972,6 +972,26 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     )
     .unwrap();
     assert!(none.ignored().is_empty());
+    // Git is checked out; of its extensions, those Steward does not carry out are named.
+    let git = JobConfig::from_xml(
+        r#"<project><scm class="hudson.plugins.git.GitSCM" plugin="git@5.2.1">
+      <userRemoteConfigs><hudson.plugins.git.UserRemoteConfig><url>file:///srv/r.git</url></hudson.plugins.git.UserRemoteConfig></userRemoteConfigs>
+      <extensions><hudson.plugins.git.extensions.impl.SubmoduleOption/><hudson.plugins.git.extensions.impl.CleanBeforeCheckout/></extensions>
+    </scm></project>"#,
+    )
+    .unwrap();
+    assert_eq!(git.git().unwrap().remotes[0].url, "file:///srv/r.git");
+    let warnings: Vec<String> = git.ignored().iter().map(Ignored::warning).collect();
+    assert_eq!(
+        warnings,
+        [
+            "WARNING: Steward ignores <hudson.plugins.git.extensions.impl.SubmoduleOption> (plugin git); builds run without it"
+        ]
+    );
+    // A Git SCM without a repository is refused when new, read as none when stored.
+    let empty = r#"<project><scm class="hudson.plugins.git.GitSCM"><configVersion>2</configVersion></scm></project>"#;
+    assert!(error(empty).contains("at least one repository URL"));
+    assert!(JobConfig::from_stored_xml(empty).unwrap().git().is_none());
 }
 
 #[test]
