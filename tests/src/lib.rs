@@ -10,6 +10,7 @@ mod builds;
 mod cli;
 pub mod duplex;
 pub mod frames;
+pub mod git;
 pub mod net;
 pub mod nginx;
 pub mod openssl;

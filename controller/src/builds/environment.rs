@@ -10,8 +10,8 @@ pub fn workspace(work_dir: &str, name: &str) -> String {
     format!("{work_dir}/workspace/{name}")
 }
 
-/// The variables a build's steps, and sessions into the build, get: Jenkins' set, then the
-/// build's parameters.
+/// The variables a build's steps, and sessions into the build, get: Jenkins' set, the Git
+/// plugin's once the build has checked out, then the build's parameters.
 pub async fn variables(state: &AppState, row: &BuildRow, work_dir: &str) -> Vec<(String, String)> {
     let root = state.config.root_url.as_str();
     let job_url = super::job_url(&state.config.root_url, &row.job);
@@ -39,6 +39,7 @@ pub async fn variables(state: &AppState, row: &BuildRow, work_dir: &str) -> Vec<
             state.secret_key.build_key(row.id),
         ),
     ];
+    super::checkout::variables(state, row, &mut env).await;
     env.extend(row.params.iter().cloned());
     env
 }

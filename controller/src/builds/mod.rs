@@ -23,12 +23,14 @@
 //! record has no result. A step its build could not kill or remove (the agent was away
 //! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
+mod checkout;
 pub mod console;
 pub mod delete;
 pub mod environment;
 pub mod history;
 pub mod left;
 pub mod orphans;
+mod plan;
 mod queue;
 pub mod quiet;
 mod run;
@@ -46,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use steward_protocol::job_xml::{Builder, JobConfig, ParameterError};
+use steward_protocol::job_xml::ParameterError;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -387,19 +389,6 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
         .running
         .insert(build.row.id, build.clone());
     build
-}
-
-/// The shell steps of a job, in order: the steps a build runs (the others are named in its
-/// console as ignored).
-fn shell_steps(config: &JobConfig) -> Vec<&steward_protocol::job_xml::Shell> {
-    config
-        .builders
-        .iter()
-        .filter_map(|b| match b {
-            Builder::Shell(shell) => Some(shell),
-            Builder::Other(_) => None,
-        })
-        .collect()
 }
 
 /// `ROOT/job/NAME/`, the name as one URL path segment (Jenkins' `JOB_URL`).

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 
 use super::console::{ConsoleWriter, WRITE_BATCH};
 use super::environment::{describe_node, workspace};
-use super::{RunningBuild, now_ms, shell_steps};
+use super::plan::{Planned, plan};
+use super::{RunningBuild, now_ms};
 use crate::agents::disk_space::LowSpace;
 use crate::agents::monitors;
 use crate::state::AppState;
@@ -218,7 +219,7 @@ async fn record_end(
 /// How many steps the build may have started.
 fn build_step_count(build: &RunningBuild) -> u32 {
     JobConfig::from_stored_xml(&build.row.config_xml)
-        .map(|c| shell_steps(&c).len() as u32)
+        .map(|c| plan(&c).len() as u32)
         .unwrap_or(build.row.step_index + 1)
 }
 
@@ -393,7 +394,7 @@ impl Runner<'_> {
     /// ([`super::resume_point`]); what follows it is written again here.
     async fn steps(&mut self, config: &JobConfig, resuming: bool) -> BuildResult {
         let row = &self.build.row;
-        let steps = shell_steps(config);
+        let steps = plan(config);
         let mut first = 0;
         let mut reattach = None;
         // A step that ended with its `unstableReturn` (recorded, for a resumed build).
@@ -409,8 +410,22 @@ impl Runner<'_> {
                         self.line(note).await;
                     }
                     let step = steps.get(row.step_index as usize);
-                    if end.code != 0 && step.and_then(|s| s.unstable_return) != Some(end.code) {
+                    if end.code != 0 && step.and_then(|s| s.unstable_return()) != Some(end.code) {
                         return self.failed();
+                    }
+                    // A checkout that ended before its revision was recorded.
+                    if let Some(Planned::Checkout(_)) = step
+                        && !self.checkout_recorded().await
+                    {
+                        let id = step_id(row.id, row.step_index);
+                        let recorded = match self.work_dir().await {
+                            Some(work_dir) => self.record_checkout(&work_dir, &id).await,
+                            None => Err(format!("{} is not connected", row.node)),
+                        };
+                        if let Err(why) = recorded {
+                            self.line(&format!("ERROR: {why}\n")).await;
+                            return self.failed();
+                        }
                     }
                     first = row.step_index + 1;
                 }
@@ -463,16 +478,24 @@ impl Runner<'_> {
                 return self.failed();
             };
             let step = steps[index as usize];
-            let spec = self.spec(&work_dir, &step.command).await;
+            let spec = match self.spec(&work_dir, step).await {
+                Ok(spec) => spec,
+                Err(why) => {
+                    self.line(&format!("ERROR: {why}\n")).await;
+                    return self.failed();
+                }
+            };
             let followed = match reattach.take() {
                 Some(log_start) => self.follow(&id, index, log_start, &spec).await,
                 None => {
-                    let line = format!(
-                        "[{}] $ {} {work_dir}/steps/{id}/script.sh\n",
-                        row.job,
-                        step.interpreter().join(" ")
-                    );
-                    self.line(&line).await;
+                    if let Planned::Shell(shell) = step {
+                        let line = format!(
+                            "[{}] $ {} {work_dir}/steps/{id}/script.sh\n",
+                            row.job,
+                            shell.interpreter().join(" ")
+                        );
+                        self.line(&line).await;
+                    }
                     let log_start = self.console.size();
                     let build_id = row.id;
                     if let Err(e) = self
@@ -491,7 +514,7 @@ impl Runner<'_> {
             let (code, note) = match followed {
                 Followed::Ended(StepOutcome::Exited { code })
                     if code != 0
-                        && Some(code) == step.unstable_return
+                        && Some(code) == step.unstable_return()
                         && !self.build.abort.is_cancelled() =>
                 {
                     // As Jenkins' `Shell`: the build is UNSTABLE, and the next steps run.
@@ -504,8 +527,7 @@ impl Runner<'_> {
                         // builds now if so, not at the next sample.
                         self.refresh_monitors().await;
                     }
-                    let note = failed
-                        .then(|| "Build step 'Execute shell' marked build as failure\n".to_owned());
+                    let note = step.failure_note().filter(|_| failed).map(str::to_owned);
                     (code, note)
                 }
                 Followed::Ended(StepOutcome::Lost) => {
@@ -555,7 +577,7 @@ impl Runner<'_> {
                 log_end: self.console.size(),
                 note: note.clone(),
             };
-            let step_unstable = code != 0 && Some(code) == step.unstable_return;
+            let step_unstable = code != 0 && Some(code) == step.unstable_return();
             unstable |= step_unstable;
             let build_id = row.id;
             if let Err(e) = self
@@ -570,6 +592,12 @@ impl Runner<'_> {
                 self.line(&note).await;
             }
             if code != 0 && !step_unstable {
+                return self.failed();
+            }
+            if let Planned::Checkout(_) = step
+                && let Err(why) = self.record_checkout(&work_dir, &id).await
+            {
+                self.line(&format!("ERROR: {why}\n")).await;
                 return self.failed();
             }
         }
@@ -790,11 +818,47 @@ impl Runner<'_> {
     }
 
     /// The environment and script of a step (compat §7.4).
-    async fn spec(&self, work_dir: &str, script: &str) -> StepSpec {
-        StepSpec {
-            script: script.as_bytes().to_vec(),
-            env: super::environment::variables(self.state, &self.build.row, work_dir).await,
-        }
+    async fn spec(&self, work_dir: &str, step: Planned<'_>) -> Result<StepSpec, String> {
+        let row = &self.build.row;
+        let mut env = super::environment::variables(self.state, row, work_dir).await;
+        let script = match step {
+            Planned::Shell(shell) => shell.command.as_bytes().to_vec(),
+            Planned::Checkout(git) => {
+                let (script, secrets) = super::checkout::script(self.state, row, git).await?;
+                env.extend(secrets);
+                script
+            }
+        };
+        Ok(StepSpec { script, env })
+    }
+
+    /// Whether the store has this build's checkout.
+    async fn checkout_recorded(&self) -> bool {
+        let id = self.build.row.id;
+        matches!(
+            self.state
+                .store
+                .call(move |c| crate::store::scm::of_build(c, id))
+                .await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Reads back and records what the checkout step `id` checked out. A controller
+    /// restarted after the step ended reads it again: the step's directory stays on the
+    /// agent until the build ends.
+    async fn record_checkout(&mut self, work_dir: &str, id: &str) -> Result<(), String> {
+        let deadline = Instant::now() + self.grace();
+        let Some(channel) = self.wait_channel(deadline).await else {
+            return Err(format!(
+                "{} is not connected: the checked-out revision cannot be read",
+                self.build.row.node
+            ));
+        };
+        let step_dir = format!("{work_dir}/steps/{id}");
+        super::checkout::record(self.state, &channel, self.build.row.id, &step_dir)
+            .await
+            .map(|_| ())
     }
 
     /// Starts a step and follows it.

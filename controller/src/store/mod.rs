@@ -13,6 +13,7 @@ pub mod host_keys;
 pub mod jobs;
 pub mod name_keys;
 pub mod nodes;
+pub mod scm;
 pub mod ssh_keys;
 pub mod terminals;
 pub mod users;
@@ -176,6 +177,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX terminal_recordings_terminal ON terminal_recordings (terminal, started_ms);",
     // A shell step ended with its `unstableReturn`: the build ends UNSTABLE (builds.rs).
     "ALTER TABLE builds ADD COLUMN unstable INTEGER NOT NULL DEFAULT 0;",
+    // What a build's Git checkout checked out, and its change log (scm.rs).
+    "ALTER TABLE builds ADD COLUMN scm_commit TEXT;
+    ALTER TABLE builds ADD COLUMN scm_json TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

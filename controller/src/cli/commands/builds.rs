@@ -433,7 +433,7 @@ pub const MAX_RANGES: usize = 1000;
 
 /// A `delete-builds` RANGE: `N`, `N-M` or a comma-separated list of them, as Jenkins'
 /// `RangeSet` reads it; inclusive pairs.
-fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
+pub(super) fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> {
     let bad = |why: &str| {
         CommandError::IllegalArgument(format!(
             "Unable to parse '{}', {why}",

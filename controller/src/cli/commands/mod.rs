@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod builds;
+pub mod changes;
 pub mod debug;
 pub mod files;
 pub mod info;
@@ -155,6 +156,7 @@ pub fn all() -> Vec<&'static Command> {
         info::COMMANDS,
         jobs::COMMANDS,
         builds::COMMANDS,
+        changes::COMMANDS,
         debug::COMMANDS,
         nodes::COMMANDS,
         node_state::COMMANDS,

@@ -11,6 +11,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use steward_protocol::job_xml::JobConfig;
+use steward_protocol::job_xml::git::CheckoutResult;
 use tokio_util::io::ReaderStream;
 
 use super::actions::actions;
@@ -39,14 +40,19 @@ fn build_json(
     row: &BuildRow,
     config: Option<&JobConfig>,
     estimated_ms: i64,
+    checkout: Option<&CheckoutResult>,
 ) -> Value {
+    let change_set = change_set_json(root, checkout);
     json!({
         "_class": FREESTYLE_BUILD,
         "actions": actions(config, &row.params, row.cause, &row.cause_user),
         "artifacts": [],
         "building": row.result.is_none(),
         "builtOn": row.node,
-        "changeSet": {"_class": "hudson.scm.EmptyChangeLogSet", "items": [], "kind": null},
+        "changeSet": change_set.clone(),
+        // A freestyle build's `changeSet`, also as the list that builds of other kinds of
+        // job (and clients written for them) read.
+        "changeSets": if checkout.is_some() { vec![change_set] } else { Vec::new() },
         "culprits": [],
         "description": null,
         "displayName": format!("#{}", row.number),
@@ -65,6 +71,44 @@ fn build_json(
     })
 }
 
+/// A build's change log as the Git plugin's `GitChangeSetList` shows it; Jenkins' empty
+/// change log for a build that did not check out.
+fn change_set_json(root: &url::Url, checkout: Option<&CheckoutResult>) -> Value {
+    let Some(checkout) = checkout else {
+        return json!({"_class": "hudson.scm.EmptyChangeLogSet", "items": [], "kind": null});
+    };
+    let items: Vec<Value> = checkout
+        .changes
+        .iter()
+        .rev() // oldest first, as the plugin lists them
+        .map(|change| {
+            let date = steward_protocol::duration::utc(change.timestamp.saturating_mul(1000))
+                .replace('T', " ")
+                .replace('Z', " +0000");
+            let user = url::form_urlencoded::byte_serialize(change.author.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20");
+            json!({
+                "_class": "hudson.plugins.git.GitChangeSet",
+                "affectedPaths": change.paths.iter().map(|(_, p)| p).collect::<Vec<_>>(),
+                "commitId": change.commit,
+                "timestamp": change.timestamp.saturating_mul(1000),
+                "author": {
+                    "absoluteUrl": format!("{root}user/{user}"),
+                    "fullName": change.author,
+                },
+                "authorEmail": change.author_email,
+                "comment": format!("{}\n", change.message),
+                "date": date,
+                "id": change.commit,
+                "msg": change.title(),
+                "paths": change.paths.iter().map(|(kind, file)| json!({"editType": kind, "file": file})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"_class": "hudson.plugins.git.GitChangeSetList", "items": items, "kind": "git"})
+}
+
 /// `GET /job/NAME/N/api/json`; unknown job or build → 404.
 pub async fn show(
     State(state): State<AppState>,
@@ -77,7 +121,18 @@ pub async fn show(
     let row = builds::find(&state, &name, &which).await?;
     let estimated = estimate(&state, &name).await?;
     let config = started_with(&job, &row).await;
-    let shown = build_json(&state.config.root_url, &row, config.as_deref(), estimated);
+    let id = row.id;
+    let checkout = state
+        .store
+        .call(move |c| crate::store::scm::of_build(c, id))
+        .await?;
+    let shown = build_json(
+        &state.config.root_url,
+        &row,
+        config.as_deref(),
+        estimated,
+        checkout.as_ref(),
+    );
     Ok(query.answer(shown))
 }
 
