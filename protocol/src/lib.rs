@@ -21,6 +21,7 @@
 //! - [`agent_calls`]: the calls an agent makes of the controller (who logged in over SSH, the
 //!   `breakpoint` command).
 //! - [`breakpoint`]: what `breakpoint` asks and is answered, and its local socket's framing.
+//! - [`mask`]: streaming masking of secrets in build consoles, as credentials-binding does.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 //! - [`shown`]: user-supplied text made safe to print in messages and logs (escapes for
 //!   control and bidirectional characters).
@@ -37,6 +38,7 @@ pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
 pub mod label;
+pub mod mask;
 pub mod names;
 pub mod node_xml;
 pub mod plaincli;
