@@ -1,6 +1,7 @@
 //! Credentials as the Jenkins credentials plugin's CLI speaks them: the XML that
 //! `create-credentials-by-xml` and `update-credentials-by-xml` read and
-//! `get-credentials-as-xml` prints ([`Credential`]), and the names and table of
+//! `get-credentials-as-xml` prints ([`Credential`]), the store and domain arguments the
+//! commands take and their failure messages ([`store`]), and the names and table of
 //! `list-credentials` ([`list`]).
 //!
 //! - **Kinds.** Four, each named by its root element, the class name as XStream writes it:
@@ -29,6 +30,7 @@
 pub mod list;
 mod read;
 mod secret;
+pub mod store;
 #[cfg(test)]
 mod tests;
 
