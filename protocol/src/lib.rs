@@ -21,6 +21,9 @@
 //! - [`agent_calls`]: the calls an agent makes of the controller (who logged in over SSH, the
 //!   `breakpoint` command).
 //! - [`breakpoint`]: what `breakpoint` asks and is answered, and its local socket's framing.
+//! - [`credentials`]: Jenkins credentials as the credentials plugin's CLI speaks them (XML,
+//!   redacted and stored; `list-credentials`; the store and domain arguments).
+//! - [`mask`]: streaming masking of secrets in build consoles, as credentials-binding does.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
 //! - [`shown`]: user-supplied text made safe to print in messages and logs (escapes for
 //!   control and bidirectional characters).
@@ -31,12 +34,14 @@ pub mod agent_calls;
 pub mod breakpoint;
 mod byte_buf;
 pub mod channel;
+pub mod credentials;
 pub mod disk_space;
 pub mod duration;
 pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
 pub mod label;
+pub mod mask;
 pub mod names;
 pub mod node_xml;
 pub mod plaincli;
