@@ -41,6 +41,7 @@
 mod civil;
 mod hash;
 mod parse;
+mod sanity;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -76,6 +77,8 @@ struct CronTab {
     /// Indexed by [`Field::index`]; bit `n` set when value `n` matches. Day of week keeps
     /// Sunday as bit 0 only (a written 7 is moved there).
     bits: [u64; 5],
+    /// The line as written, trimmed, for [`CronTabList::check_sanity`].
+    spec: String,
 }
 
 /// One of the five fields of a line.
@@ -272,6 +275,13 @@ impl CronTabList {
     pub fn prev_before(&self, t: &CivilMinute) -> Option<CivilMinute> {
         let from = t.prev_minute()?;
         self.tabs.iter().filter_map(|tab| tab.floor(from)).max()
+    }
+
+    /// Jenkins' advice on a spec that parses but is likely not what was meant (every
+    /// minute, short day-of-month cycles, fixed minutes that `H` would spread out), in
+    /// Jenkins' words; `None` when the spec looks fine. The first line with advice gives it.
+    pub fn check_sanity(&self) -> Option<String> {
+        self.tabs.iter().find_map(CronTab::check_sanity)
     }
 }
 

@@ -41,7 +41,10 @@ pub(super) fn parse_line(line: &str, hash: &mut JenkinsHash) -> Result<CronTab, 
     if *dow & (1 << 7) != 0 {
         *dow = (*dow | 1) & !(1 << 7);
     }
-    Ok(CronTab { bits })
+    Ok(CronTab {
+        bits,
+        spec: line.to_owned(),
+    })
 }
 
 /// The fields an alias (`daily` for `@daily`) stands for.

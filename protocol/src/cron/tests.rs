@@ -112,6 +112,7 @@ fn an_empty_spec_never_fires() {
         assert!(!list.matches(&at(2025, 1, 1, 0, 0)));
         assert_eq!(list.next_after(&at(2025, 1, 1, 0, 0)), None);
         assert_eq!(list.prev_before(&at(2025, 1, 1, 0, 0)), None);
+        assert_eq!(list.check_sanity(), None);
     }
     assert!(!parse("H * * * *").is_empty());
     assert_eq!(parse("H * * * *").time_zone(), None);
@@ -303,6 +304,61 @@ fn the_spec_is_bounded() {
     assert_eq!(parse(&many).tabs.len(), MAX_SPEC_LINES);
 }
 
+#[test]
+fn sanity_advice_as_jenkins_gives_it() {
+    // Jenkins' CronTabTest.checkSanity, with the English messages.
+    let every = |spec: &str, better: &str| {
+        format!(
+            "Do you really mean \"every minute\" when you say \"{spec}\"? Perhaps you meant \
+             \"{better}\" to poll once per hour"
+        )
+    };
+    let spread = |better: &str, spec: &str| {
+        format!("Spread load evenly by using ‘{better}’ rather than ‘{spec}’")
+    };
+    let short = "Short cycles in the day-of-month field will behave oddly near the end of a month";
+    let sanity = |spec: &str| parse_seeded(spec, "stuff").check_sanity();
+    assert_eq!(sanity("@hourly"), None);
+    assert_eq!(sanity("* * * * *"), Some(every("* * * * *", "H * * * *")));
+    assert_eq!(
+        sanity("*/1 * * * *"),
+        Some(every("*/1 * * * *", "H * * * *"))
+    );
+    assert_eq!(sanity("H H(0-2) * * *"), None);
+    assert_eq!(sanity("* 0 * * *"), Some(every("* 0 * * *", "H 0 * * *")));
+    assert_eq!(
+        sanity("* 6,18 * * *"),
+        Some(every("* 6,18 * * *", "H 6,18 * * *"))
+    );
+    assert_eq!(sanity("* * 3 * *"), Some(every("* * 3 * *", "H * 3 * *")));
+    assert_eq!(
+        sanity("*/15 * * * *"),
+        Some(spread("H/15 * * * *", "*/15 * * * *"))
+    );
+    assert_eq!(
+        sanity("0,15,30,45 * * * *"),
+        Some(spread("H/15 * * * *", "0,15,30,45 * * * *"))
+    );
+    assert_eq!(sanity("0 * * * *"), Some(spread("H * * * *", "0 * * * *")));
+    assert_eq!(sanity("5 * * * *"), Some(spread("H * * * *", "5 * * * *")));
+    assert_eq!(sanity("0 3 * * *"), Some(spread("H 3 * * *", "0 3 * * *")));
+    assert_eq!(
+        sanity("00 22 * * 6"),
+        Some(spread("H 22 * * 6", "00 22 * * 6"))
+    );
+    assert_eq!(sanity("H/15 * 1 1 *"), None);
+    assert_eq!(sanity("0 3 H/15 * *"), None);
+    assert_eq!(sanity("0 3 H/3 * *"), Some(short.to_owned()));
+    assert_eq!(sanity("0 3 */5 * *"), Some(short.to_owned()));
+    // Ours: the first line with advice speaks; a comma list that is not 0, n, 2n… is left.
+    assert_eq!(
+        sanity("H H * * *\n0 3 * * *"),
+        Some(spread("H 3 * * *", "0 3 * * *"))
+    );
+    assert_eq!(sanity("0,20,30 * * * *"), None);
+    assert_eq!(sanity("1-5 * * * *"), None);
+}
+
 /// Cron-like text: the pieces of specs, well-formed or not, run together.
 fn arb_spec_text() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
@@ -353,6 +409,7 @@ proptest! {
             let _ = list.matches(&t);
             let _ = list.next_after(&t);
             let _ = list.prev_before(&t);
+            let _ = list.check_sanity();
         }
     }
 }
