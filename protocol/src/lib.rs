@@ -12,6 +12,8 @@
 //!   look-alike names.
 //! - [`duration`]: durations as users write them (`30s`, `5m`, `1h`).
 //! - [`disk_space`]: the disk-space threshold a node's XML may set, in Jenkins' size notation.
+//! - [`cron`]: Jenkins' cron specs (`H/15 * * * *`, `@daily`, `TZ=`), which minutes a build
+//!   timer or SCM poll fires at.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
 //! - [`services`]: the requests the controller makes of agents over the channel.
@@ -35,6 +37,7 @@ pub mod breakpoint;
 mod byte_buf;
 pub mod channel;
 pub mod credentials;
+pub mod cron;
 pub mod disk_space;
 pub mod duration;
 pub mod handshake;
