@@ -14,6 +14,8 @@
 //! - [`disk_space`]: the disk-space threshold a node's XML may set, in Jenkins' size notation.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
+//! - [`junit`]: JUnit XML test reports, read as Jenkins' JUnit publisher reads them, and the
+//!   `testReport` JSON they make.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`ssh`]: the SSH connections the controller forwards to the agent's SSH server, and
@@ -36,6 +38,7 @@ pub mod duration;
 pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
+pub mod junit;
 pub mod label;
 pub mod names;
 pub mod node_xml;
