@@ -16,6 +16,10 @@
 //!   timer or SCM poll fires at.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
+//! - [`junit`]: JUnit XML test reports, read as Jenkins' JUnit publisher reads them, and the
+//!   `testReport` JSON they make.
+//! - [`ant_glob`]: Ant file patterns (`**/target/*.jar`), as the artifact and test report
+//!   publishers take them.
 //! - [`services`]: the requests the controller makes of agents over the channel.
 //! - [`steps`]: the durable build steps those requests start, follow and kill.
 //! - [`ssh`]: the SSH connections the controller forwards to the agent's SSH server, and
@@ -33,6 +37,7 @@
 //!   sequence of numbers.
 
 pub mod agent_calls;
+pub mod ant_glob;
 pub mod breakpoint;
 mod byte_buf;
 pub mod channel;
@@ -43,6 +48,7 @@ pub mod duration;
 pub mod handshake;
 pub mod jnlp;
 pub mod job_xml;
+pub mod junit;
 pub mod label;
 pub mod mask;
 pub mod names;
