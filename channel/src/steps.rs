@@ -9,7 +9,8 @@ use steward_protocol::services::{self, MAX_RESPONSE_LEN, Request, Response};
 use steward_protocol::steps::{StepEvent, StepSpec, StepStatus};
 
 use crate::call::{self, CallError};
-use crate::{Channel, MuxStream};
+use crate::{Channel, MuxStream, StreamError};
+use steward_protocol::channel::ResetCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepCallError {
@@ -32,6 +33,19 @@ impl StepCallError {
     /// new connection.
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, StepCallError::Call(_))
+    }
+
+    /// Whether the agent refused the request outright (a `Refused` reset: a request it does
+    /// not know, from a newer controller). On a channel still open, asking again gets the
+    /// same answer; a closing channel refuses new streams the same way.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            StepCallError::Call(CallError::Stream(StreamError::Reset {
+                code: ResetCode::Refused,
+                ..
+            }))
+        )
     }
 }
 
@@ -93,9 +107,28 @@ pub struct Tail {
 impl Tail {
     /// Follows step `id` from byte `offset` of its log.
     pub async fn open(channel: &Channel, id: &str, offset: u64) -> Result<Tail, StepCallError> {
-        let request = Request::TailStep {
-            id: id.into(),
-            offset,
+        Tail::open_masked(channel, id, offset, &[]).await
+    }
+
+    /// Follows step `id` with `secrets` masked in its log, from byte `offset` of the
+    /// masked log (the plain log when there are no secrets).
+    pub async fn open_masked(
+        channel: &Channel,
+        id: &str,
+        offset: u64,
+        secrets: &[steward_protocol::credentials::SecretBytes],
+    ) -> Result<Tail, StepCallError> {
+        let request = if secrets.is_empty() {
+            Request::TailStep {
+                id: id.into(),
+                offset,
+            }
+        } else {
+            Request::TailStepMasked {
+                id: id.into(),
+                offset,
+                secrets: secrets.to_vec(),
+            }
         };
         let mut stream = call::open(channel, &request).await?;
         stream.finish().await.map_err(CallError::from)?;

@@ -23,7 +23,7 @@ use crate::terminals::{TerminalAnswer, TerminalOpen};
 pub const SERVICES_VERSION: u16 = 1;
 /// How many [`Request`] variants this side knows: a higher variant index is a request from
 /// a newer controller, named as such rather than as garbage.
-pub const KNOWN_REQUESTS: u32 = 23;
+pub const KNOWN_REQUESTS: u32 = 24;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -124,6 +124,14 @@ pub enum Request {
     },
     /// The terminals whose holders run on this agent: [`Response::Terminals`].
     ListTerminals,
+    /// `TailStep` with the log masked: every occurrence of each secret reads `****`
+    /// ([`crate::mask`]), also when split across writes; `offset` counts masked bytes, so a
+    /// tail resumed after a lost connection continues where the masked stream stopped.
+    TailStepMasked {
+        id: String,
+        offset: u64,
+        secrets: Vec<crate::credentials::SecretBytes>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn a_masked_tail_carries_its_secrets_and_never_prints_them() {
+        let request = Request::TailStepMasked {
+            id: "build-1-0".into(),
+            offset: 7,
+            secrets: vec![crate::credentials::SecretBytes::new(b"hunter2".to_vec())],
+        };
+        assert_eq!(decode_request(&encode_request(&request)), Ok(request.clone()));
+        assert!(!format!("{request:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn unknown_versions_and_requests_are_named() {
         let other_version = postcard::to_allocvec(&(2u16, Request::Info)).unwrap();
         assert_eq!(
@@ -377,7 +396,7 @@ mod tests {
         assert_eq!(refused, RequestError::Unknown { index: 200 });
         assert_eq!(
             refused.to_string(),
-            "unknown request #200: this agent knows requests #0 to #22; it may be older than the controller"
+            "unknown request #200: this agent knows requests #0 to #23; it may be older than the controller"
         );
         let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
@@ -389,7 +408,11 @@ mod tests {
     #[test]
     fn known_requests_counts_every_variant() {
         // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
-        let last = encode_request(&Request::ListTerminals);
+        let last = encode_request(&Request::TailStepMasked {
+            id: "s".into(),
+            offset: 0,
+            secrets: vec![],
+        });
         let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
         let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
         assert_eq!(index, KNOWN_REQUESTS - 1);

@@ -154,7 +154,14 @@ async fn handle(accepted: IncomingStream, context: Context) {
         Request::StartStep { id, workspace } => {
             steps::start::start(stream, &context, &id, &workspace).await
         }
-        Request::TailStep { id, offset } => steps::tail::tail(stream, &context, &id, offset).await,
+        Request::TailStep { id, offset } => {
+            steps::tail::tail(stream, &context, &id, offset, &[]).await
+        }
+        Request::TailStepMasked {
+            id,
+            offset,
+            secrets,
+        } => steps::tail::tail(stream, &context, &id, offset, &secrets).await,
         Request::KillStep { id, grace_ms } => {
             let response = steps::kill::kill(&context, &id, grace_ms).await;
             answer(stream, &response).await;

@@ -8,6 +8,11 @@
 //! this agent process started the step, its wrapper's exit also wakes the tail, so the end
 //! is seen at once rather than up to [`TAIL_POLL_MAX`] later.
 //!
+//! With secrets to mask (`TailStepMasked`), the log is read from its start through a
+//! [`Masker`] and the first `offset` masked bytes are dropped: the masked stream is a pure
+//! function of the log, so a tail resumed at a masked offset continues it exactly, at the
+//! cost of reading the log again from the start.
+//!
 //! The tail owns nothing of the step: a RESET, a lost connection or this handler being
 //! dropped ends the tail and leaves the step running. The log is append-only, so a later
 //! tail from the last offset received continues with no gap and no repeat. Memory is one
@@ -22,6 +27,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use steward_channel::{MuxStream, SendHalf, StreamError};
 use steward_protocol::channel::{MAX_DATA_PAYLOAD, ResetCode};
+use steward_protocol::credentials::SecretBytes;
+use steward_protocol::mask::Masker;
 use steward_protocol::services::{self, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepState};
 use tokio_util::sync::CancellationToken;
@@ -44,11 +51,34 @@ pub const TAIL_POLL_MIN: Duration = Duration::from_millis(20);
 /// delay of the first line after a silence, and the cost of a silent step.
 pub const TAIL_POLL_MAX: Duration = Duration::from_millis(250);
 
-/// Serves one `TailStep`.
-pub async fn tail(stream: MuxStream, context: &Context, id: &str, offset: u64) {
+/// Serves one `TailStep` (`secrets` empty) or `TailStepMasked`.
+pub async fn tail(
+    stream: MuxStream,
+    context: &Context,
+    id: &str,
+    offset: u64,
+    secrets: &[SecretBytes],
+) {
+    let masking = if secrets.is_empty() {
+        None
+    } else {
+        match Masker::new(secrets.iter().map(|s| s.expose().to_vec())) {
+            Ok(masker) => Some(Masking {
+                masker,
+                skip: offset,
+            }),
+            Err(e) => {
+                // Better no output than a secret shown.
+                let message = format!("cannot mask the secrets of step {id}: {e}");
+                return answer(stream, &Response::Error { message }).await;
+            }
+        }
+    };
+    // A masked tail reads the log from its start.
+    let raw_offset = if masking.is_some() { 0 } else { offset };
     let opened = {
         let (context, id) = (context.clone(), id.to_owned());
-        tokio::task::spawn_blocking(move || open(&context, &id, offset)).await
+        tokio::task::spawn_blocking(move || open(&context, &id, raw_offset)).await
     };
     let log = match opened {
         Ok(Ok(log)) => log,
@@ -68,7 +98,7 @@ pub async fn tail(stream: MuxStream, context: &Context, id: &str, offset: u64) {
         return;
     }
     let exit = context.steps().wrapper_exit(id);
-    match follow(&mut send, log, offset, exit).await {
+    match follow(&mut send, log, raw_offset, exit, masking).await {
         Ok(()) => {
             if send.finish().await.is_ok() {
                 linger(&mut recv).await;
@@ -130,6 +160,29 @@ enum Next {
     Ended(StepOutcome),
 }
 
+/// A masked tail's state: the masker, and how many masked bytes are still to be dropped
+/// (the controller has them).
+struct Masking {
+    masker: Masker,
+    skip: u64,
+}
+
+impl Masking {
+    /// What `data` (or, with `None`, the end of the log) adds to the masked stream, less
+    /// what is to be dropped.
+    fn next(&mut self, data: Option<&[u8]>) -> Vec<u8> {
+        let mut out = Vec::new();
+        match data {
+            Some(data) => self.masker.feed(data, &mut out),
+            None => self.masker.finish(&mut out),
+        }
+        let dropped = (self.skip.min(out.len() as u64)) as usize;
+        self.skip -= dropped as u64;
+        out.drain(..dropped);
+        out
+    }
+}
+
 /// Sends the log from `offset` until the step has ended and all of it is sent. `exit`, when
 /// given, is cancelled when the step's wrapper exits.
 async fn follow(
@@ -137,6 +190,7 @@ async fn follow(
     log: Log,
     mut offset: u64,
     mut exit: Option<CancellationToken>,
+    mut masking: Option<Masking>,
 ) -> Result<(), Stop> {
     let cancelled = send.closed_token();
     let log = Arc::new(log);
@@ -153,11 +207,17 @@ async fn follow(
             Next::Data(chunks) => {
                 for data in chunks {
                     offset += data.len() as u64;
-                    emit(send, &StepEvent::Log(data)).await?;
+                    match &mut masking {
+                        None => emit(send, &StepEvent::Log(data)).await?,
+                        Some(masking) => emit_log(send, masking.next(Some(&data))).await?,
+                    }
                 }
                 poll = TAIL_POLL_MIN;
             }
             Next::Ended(outcome) => {
+                if let Some(masking) = &mut masking {
+                    emit_log(send, masking.next(None)).await?;
+                }
                 emit(send, &StepEvent::Ended(outcome)).await?;
                 return Ok(());
             }
@@ -230,6 +290,14 @@ fn read_at(log: &Log, offset: u64) -> Result<Vec<u8>, String> {
             Err(e) => return Err(failed("read", &log.step.file(LOG_FILE), e)),
         }
     }
+}
+
+/// Sends masked output, which masking may have made longer than a chunk, in chunks.
+async fn emit_log(send: &mut SendHalf, data: Vec<u8>) -> Result<(), StreamError> {
+    for chunk in data.chunks(TAIL_CHUNK) {
+        emit(send, &StepEvent::Log(chunk.to_vec())).await?;
+    }
+    Ok(())
 }
 
 async fn emit(send: &mut SendHalf, event: &StepEvent) -> Result<(), StreamError> {
