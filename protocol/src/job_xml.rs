@@ -29,12 +29,14 @@
 //!   [`JobConfig::ignored`] names it, with the SCM, triggers, publishers and build wrappers
 //!   Steward keeps without acting on them: builds run without them.
 
+pub mod bindings;
 pub mod breakpoint;
 mod builders;
 pub mod discarder;
 pub mod git;
 mod layout;
 pub mod parameters;
+pub mod triggers;
 
 use std::collections::HashSet;
 
@@ -264,6 +266,13 @@ impl JobConfig {
             }
         };
         job.git = git;
+        if strictness == Strictness::New {
+            // Checked now, so a job never holds a schedule or threshold its triggers cannot
+            // read; the seed does not change what parses.
+            job.triggers("")?;
+            job.build_trigger()?;
+            job.bindings()?;
+        }
         Ok(job)
     }
 
@@ -426,7 +435,22 @@ impl JobConfig {
                 }
                 section @ ("triggers" | "publishers" | "buildWrappers") => {
                     for child in element.child_elements() {
-                        if section == "buildWrappers" && plain_cleanup(child) {
+                        if child.name == bindings::SECRET_BUILD_WRAPPER {
+                            // Carried out; bindings of other classes are named.
+                            let others = bindings::read_wrapper(child)
+                                .map(|(_, others)| others)
+                                .unwrap_or_default();
+                            for other in others {
+                                ignored.push(Ignored::of("buildWrappers", &other, child));
+                            }
+                            continue;
+                        }
+                        let acted_on = match section {
+                            "buildWrappers" => plain_cleanup(child),
+                            "triggers" => triggers::Triggers::understands(&child.name),
+                            _ => child.name == triggers::BUILD_TRIGGER,
+                        };
+                        if acted_on {
                             continue;
                         }
                         ignored.push(Ignored::of(section_name(section), &child.name, child));
@@ -441,6 +465,40 @@ impl JobConfig {
             }
         }
         ignored
+    }
+
+    /// The job's triggers (`<triggers>`), `H` in their specs hashed from `name`.
+    pub fn triggers(&self, name: &str) -> Result<triggers::Triggers, XmlError> {
+        match self.layout.kept().find(|e| e.name == "triggers") {
+            Some(element) => triggers::Triggers::read(element, name),
+            None => Ok(triggers::Triggers::default()),
+        }
+    }
+
+    /// The jobs its `hudson.tasks.BuildTrigger` publisher starts after a build, if any.
+    pub fn build_trigger(&self) -> Result<Option<triggers::Linked>, XmlError> {
+        self.layout
+            .kept()
+            .filter(|e| e.name == "publishers")
+            .flat_map(|e| e.child_elements())
+            .find(|e| e.name == triggers::BUILD_TRIGGER)
+            .map(triggers::read_build_trigger)
+            .transpose()
+    }
+
+    /// The credentials its `SecretBuildWrapper` binds into builds, in order.
+    pub fn bindings(&self) -> Result<Vec<bindings::Binding>, XmlError> {
+        let mut all = Vec::new();
+        for wrapper in self
+            .layout
+            .kept()
+            .filter(|e| e.name == "buildWrappers")
+            .flat_map(|e| e.child_elements())
+            .filter(|e| e.name == bindings::SECRET_BUILD_WRAPPER)
+        {
+            all.extend(bindings::read_wrapper(wrapper)?.0);
+        }
+        Ok(all)
     }
 
     /// Whether the workspace is deleted before each build (`PreBuildCleanup` of the

@@ -942,7 +942,7 @@ fn bad_breakpoints_are_refused_with_the_element_named() {
 fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     let xml = r#"<project>
   <scm class="hudson.scm.SubversionSCM" plugin="subversion@2.17.3"><locations/></scm>
-  <triggers><hudson.triggers.TimerTrigger><spec>H * * * *</spec></hudson.triggers.TimerTrigger></triggers>
+  <triggers><hudson.triggers.TimerTrigger><spec>H * * * *</spec></hudson.triggers.TimerTrigger><org.jenkinsci.plugins.gwt.GenericTrigger plugin="generic-webhook-trigger@2.2.2"/></triggers>
   <builders>
     <hudson.tasks.Shell><command>make</command></hudson.tasks.Shell>
     <hudson.tasks.Maven><targets>install</targets></hudson.tasks.Maven>
@@ -956,7 +956,7 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
         warnings,
         [
             "WARNING: Steward ignores <hudson.scm.SubversionSCM> (plugin subversion); builds run without it",
-            "WARNING: Steward ignores <hudson.triggers.TimerTrigger> (Jenkins core); builds run without it",
+            "WARNING: Steward ignores <org.jenkinsci.plugins.gwt.GenericTrigger> (plugin generic-webhook-trigger); builds run without it",
             "WARNING: Steward ignores <hudson.tasks.junit.JUnitResultArchiver> (plugin junit); builds run without it",
             "WARNING: Steward ignores <hudson.plugins.timestamper.TimestamperBuildWrapper> (plugin timestamper); builds run without it",
             "WARNING: Steward ignores <hudson.tasks.Maven> (Jenkins core); builds run without it",
