@@ -44,6 +44,11 @@ pub enum Permission {
     /// Create, change, start, stop and delete terminals, and read their recordings (our
     /// own; admins only).
     TerminalConfigure,
+    /// List credentials and read them without their secrets.
+    CredentialsView,
+    CredentialsCreate,
+    CredentialsUpdate,
+    CredentialsDelete,
 }
 
 impl Permission {
@@ -70,6 +75,10 @@ impl Permission {
             Permission::RunUpdate => "Run/Update",
             Permission::TerminalAttach => "Terminal/Attach",
             Permission::TerminalConfigure => "Terminal/Configure",
+            Permission::CredentialsView => "Credentials/View",
+            Permission::CredentialsCreate => "Credentials/Create",
+            Permission::CredentialsUpdate => "Credentials/Update",
+            Permission::CredentialsDelete => "Credentials/Delete",
         }
     }
 }

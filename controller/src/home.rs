@@ -7,6 +7,7 @@
 //!   secrets/                   0700
 //!     node-secret-hmac.key     32 random bytes, 0600
 //!     initialAdminToken        the admin API token created on first start, 0600
+//!     credentials.key          32 random bytes sealing the stored credentials, 0600
 //! ```
 
 use std::fs;
