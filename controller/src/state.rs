@@ -34,6 +34,10 @@ pub struct AppState {
     pub breakpoints: Arc<crate::breakpoints::Breakpoints>,
     /// The terminals on nodes (`terminals`).
     pub terminals: Arc<crate::terminals::Terminals>,
+    /// The key credentials are sealed with (`credentials::vault`).
+    pub vault: Arc<crate::credentials::vault::Vault>,
+    /// Polling and cron triggers (`triggers`).
+    pub triggers: Arc<crate::triggers::Triggers>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
@@ -54,6 +58,10 @@ impl AppState {
             node_list: Arc::default(),
             jobs: Arc::default(),
             secret_key: Arc::new(SecretKey::from_slice(&[7; 32]).expect("a 32-byte key")),
+            vault: Arc::new(
+                crate::credentials::vault::Vault::from_bytes(&[9; 32]).expect("a 32-byte key"),
+            ),
+            triggers: Arc::default(),
             agents: Arc::default(),
             builds: Arc::new(crate::builds::Builds::new(
                 dir.join("jobs"),

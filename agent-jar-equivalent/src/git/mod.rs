@@ -376,6 +376,18 @@ mod tests {
     }
 
     #[test]
+    fn secret_files_are_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut secrets = Secrets::new(dir.path());
+        let key = secrets.write("git-ssh-key", b"KEY\n", 0o600).unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        secrets.remove();
+        assert!(!key.exists());
+    }
+
+    #[test]
     fn quoting_survives_quotes() {
         assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
     }

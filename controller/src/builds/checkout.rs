@@ -34,7 +34,7 @@ pub async fn script(
     let mut checkout = git.checkout(previous);
     let mut env = Vec::new();
     if let Some(id) = git.remotes.iter().find_map(|r| r.credentials_id.clone()) {
-        let (kind, secrets) = credential_for_git(state, &id).await?;
+        let (kind, secrets) = crate::credentials::for_git(state, &id).await?;
         checkout.credential = Some((id, kind));
         env = secrets;
     }
@@ -129,18 +129,4 @@ pub async fn variables(state: &AppState, row: &BuildRow, env: &mut Vec<(String, 
     if let Some(commit) = previous_success {
         set("GIT_PREVIOUS_SUCCESSFUL_COMMIT", commit);
     }
-}
-
-/// The kind of credential `id` and the variables carrying its secret to the checkout.
-async fn credential_for_git(
-    _state: &AppState,
-    id: &str,
-) -> Result<
-    (
-        steward_protocol::job_xml::git::GitCredentialKind,
-        Vec<(String, String)>,
-    ),
-    String,
-> {
-    Err(format!("credential {id} cannot be found"))
 }

@@ -23,6 +23,7 @@
 //! record has no result. A step its build could not kill or remove (the agent was away
 //! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
+pub mod bindings;
 mod checkout;
 pub mod console;
 pub mod delete;

@@ -105,6 +105,8 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 abort_ended_breakpoint: false,
                 unwritten: String::new(),
                 console_failure: None,
+                bound: None,
+                step_masks: Vec::new(),
             };
             let result = runner.steps(&config, resuming).await;
             runner.breakpoint(&config, result).await;
@@ -196,6 +198,7 @@ async fn record_end(
     super::delete::discard_old(state, &build.row.job).await;
     build.progress.send_modify(|p| p.result = Some(result));
     state.builds.finished(id);
+    crate::triggers::downstream::build_ended(state, &build.row.job, build.row.number, result).await;
     // A build's sessions end with it: its workspace is free for the next build.
     state.ssh.close_build(id);
     if let Some((text, at)) = end.tail {
@@ -213,6 +216,10 @@ async fn record_end(
         for index in 0..last {
             let _ = steps::remove(&channel, &step_id(id, index)).await;
         }
+        // Bound secret files go with the build (relative: under the agent's work dir).
+        let files =
+            super::bindings::secret_files_dir(&format!("workspace/{}", build.row.workspace));
+        let _ = steward_channel::call::call(&channel, &Request::Remove { path: files }).await;
     }
 }
 
@@ -263,6 +270,10 @@ struct Runner<'a> {
     unwritten: String,
     /// Why the console could not be written, once it could not.
     console_failure: Option<String>,
+    /// The job's credential bindings, resolved before its first shell step.
+    bound: Option<super::bindings::Bound>,
+    /// The secrets masked in the output of the step being followed.
+    step_masks: Vec<steward_protocol::credentials::SecretBytes>,
 }
 
 impl Runner<'_> {
@@ -478,7 +489,7 @@ impl Runner<'_> {
                 return self.failed();
             };
             let step = steps[index as usize];
-            let spec = match self.spec(&work_dir, step).await {
+            let spec = match self.spec(&work_dir, step, config).await {
                 Ok(spec) => spec,
                 Err(why) => {
                     self.line(&format!("ERROR: {why}\n")).await;
@@ -817,12 +828,37 @@ impl Runner<'_> {
         }
     }
 
-    /// The environment and script of a step (compat §7.4).
-    async fn spec(&self, work_dir: &str, step: Planned<'_>) -> Result<StepSpec, String> {
+    /// The environment and script of a step (compat §7.4), and the secrets masked in its
+    /// output: a shell step gets the job's bindings (resolved once per run of the build),
+    /// as the credentials-binding wrapper gives the build steps.
+    async fn spec(
+        &mut self,
+        work_dir: &str,
+        step: Planned<'_>,
+        config: &JobConfig,
+    ) -> Result<StepSpec, String> {
         let row = &self.build.row;
         let mut env = super::environment::variables(self.state, row, work_dir).await;
+        self.step_masks.clear();
         let script = match step {
-            Planned::Shell(shell) => shell.command.as_bytes().to_vec(),
+            Planned::Shell(shell) => {
+                if self.bound.is_none() {
+                    let channel = live_channel(self.state, &row.node);
+                    let bound = super::bindings::bind(
+                        self.state,
+                        config,
+                        channel.as_ref(),
+                        &workspace(work_dir, &row.workspace),
+                    )
+                    .await?;
+                    self.bound = Some(bound);
+                }
+                if let Some(bound) = &self.bound {
+                    env.extend(bound.env.iter().cloned());
+                    self.step_masks = bound.masks.clone();
+                }
+                shell.command.as_bytes().to_vec()
+            }
             Planned::Checkout(git) => {
                 let (script, secrets) = super::checkout::script(self.state, row, git).await?;
                 env.extend(secrets);
@@ -946,8 +982,14 @@ impl Runner<'_> {
                 }
             }
             let offset = self.console.size().saturating_sub(log_start);
-            let mut tail = match Tail::open(&channel, id, offset).await {
+            let mut tail = match Tail::open_masked(&channel, id, offset, &self.step_masks).await {
                 Ok(tail) => tail,
+                Err(e) if e.is_refused() && !channel.is_closed() => {
+                    return Followed::Failed(format!(
+                        "step {id} cannot be followed on {}: {e}",
+                        self.build.row.node
+                    ));
+                }
                 Err(e) if e.is_connection_lost() => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                     continue;
