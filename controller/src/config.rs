@@ -44,6 +44,8 @@ pub struct Config {
     pub settings_file: Option<PathBuf>,
     /// Refuse jobs holding elements Steward does not act on, instead of warning.
     pub strict_jobs: bool,
+    /// The secret GitHub webhook deliveries are signed with; `None`: all are refused.
+    pub github_webhook_secret: Option<WebhookSecret>,
     /// Most connections held at once; `None`: what the open-file limit leaves
     /// ([`crate::http::admission::default_max_connections`]).
     pub max_connections: Option<usize>,
@@ -70,6 +72,7 @@ impl Config {
             terminal_ondemand_idle: crate::terminals::runner::ONDEMAND_IDLE,
             settings_file: None,
             strict_jobs: false,
+            github_webhook_secret: None,
             max_connections: None,
             max_connections_per_address: None,
         }
@@ -268,4 +271,26 @@ mod tests {
             "http://127.0.0.1:8080"
         );
     }
+}
+
+/// A webhook's shared secret; its `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(***)")
+    }
+}
+
+/// The secret a webhook secret file holds: its content without the final line end; empty
+/// is refused.
+pub fn webhook_secret(mut content: Vec<u8>) -> Result<WebhookSecret, String> {
+    while content.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        content.pop();
+    }
+    if content.is_empty() {
+        return Err("the file is empty".into());
+    }
+    Ok(WebhookSecret(content))
 }

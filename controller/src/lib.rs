@@ -26,6 +26,7 @@ pub mod breakpoints;
 pub mod builds;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod disk;
 pub mod fd_limit;
 pub mod home;
@@ -38,6 +39,7 @@ pub mod ssh;
 pub mod state;
 pub mod store;
 pub mod terminals;
+pub mod triggers;
 pub mod units;
 pub mod ws_close;
 
@@ -89,6 +91,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
     let caps = http::admission::Caps::for_config(&config, fd_limit::raise_to_hard());
     let home = Home::prepare(&config.home)?;
     let secret_key = home.load_or_create_hmac_key()?;
+    let vault = credentials::vault::Vault::open(&home.secret_file(credentials::vault::KEY_FILE))?;
     let store = Store::open(&home.database())
         .with_context(|| format!("opening {}", home.database().display()))?;
     let disk = Arc::new(disk::Disk::open(&home.root));
@@ -124,6 +127,8 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         node_list: Arc::default(),
         jobs: Arc::default(),
         secret_key: Arc::new(secret_key),
+        vault: Arc::new(vault),
+        triggers: Arc::default(),
         agents: Arc::default(),
         builds: Arc::new(builds::Builds::new(home.jobs_dir(), reconnect_grace)),
         duplex: Arc::default(),
@@ -138,6 +143,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         shutdown: shutdown.clone(),
     };
     state.tasks.spawn(disk::watch(disk, shutdown.clone()));
+    state.tasks.spawn(triggers::timer::run(state.clone()));
     jobs::load(&state).await.context("reading the jobs")?;
     builds::start(&state)
         .await

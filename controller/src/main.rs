@@ -55,6 +55,10 @@ struct Options {
     /// build wrappers, steps other than shell), instead of warning about them.
     #[arg(long, env = "STEWARD_STRICT_JOBS")]
     strict_jobs: bool,
+    /// A file holding the secret GitHub signs webhook deliveries with
+    /// (`X-Hub-Signature-256`); without one, `POST /github-webhook/` refuses every delivery.
+    #[arg(long, env = "STEWARD_GITHUB_WEBHOOK_SECRET_FILE")]
+    github_webhook_secret_file: Option<PathBuf>,
     /// The settings file (terminal log outputs); default HOME/settings.json.
     #[arg(long, env = "STEWARD_SETTINGS")]
     settings: Option<PathBuf>,
@@ -109,6 +113,14 @@ async fn main() -> anyhow::Result<()> {
     config.terminal_ondemand_idle = Duration::from_secs(options.terminal_ondemand_idle);
     config.settings_file = options.settings;
     config.strict_jobs = options.strict_jobs;
+    if let Some(path) = &options.github_webhook_secret_file {
+        let secret = std::fs::read(path)
+            .with_context(|| format!("reading the GitHub webhook secret {}", path.display()))?;
+        config.github_webhook_secret =
+            Some(config::webhook_secret(secret).map_err(|e| {
+                anyhow::anyhow!("the GitHub webhook secret {}: {e}", path.display())
+            })?);
+    }
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
     config.validate().map_err(anyhow::Error::msg)?;

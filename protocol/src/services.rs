@@ -380,7 +380,10 @@ mod tests {
             offset: 7,
             secrets: vec![crate::credentials::SecretBytes::new(b"hunter2".to_vec())],
         };
-        assert_eq!(decode_request(&encode_request(&request)), Ok(request.clone()));
+        assert_eq!(
+            decode_request(&encode_request(&request)),
+            Ok(request.clone())
+        );
         assert!(!format!("{request:?}").contains("hunter2"));
     }
 

@@ -21,6 +21,7 @@ pub mod agent_binary;
 pub mod api;
 pub mod echo;
 pub mod guard;
+pub mod hooks;
 pub mod jnlp;
 pub mod log_throttle;
 pub mod origin;
@@ -64,6 +65,13 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), guard::BodyBudget::default()),
             guard::bodies,
         ))
+        // Hooks read their own bodies: callers are not users (the GitHub one is signed).
+        .route(
+            "/git/notifyCommit",
+            get(hooks::notify_commit).post(hooks::notify_commit),
+        )
+        .route("/github-webhook/", post(hooks::github_webhook))
+        .route("/github-webhook", post(hooks::github_webhook))
         .with_state(state.clone());
     // Behind a proxy the routes live under the root URL's path (`/jenkins/…`); the prefix
     // itself, with or without its slash, is the root page.
@@ -126,6 +134,7 @@ fn job_routes() -> Router<AppState> {
             get(jobs::get_config).post(jobs::post_config),
         )
         .route("/job/{name}/build", post(jobs::build))
+        .route("/job/{name}/scmPollLog/pollingLog", get(jobs::polling_log))
         .route(
             "/job/{name}/buildWithParameters",
             post(jobs::build_with_parameters),

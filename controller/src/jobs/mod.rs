@@ -42,6 +42,9 @@ pub enum JobError {
     /// `--strict-jobs`: the job holds elements Steward does not act on (each line names one).
     #[error("{0}\nThis controller refuses such jobs (--strict-jobs).")]
     Ignored(String),
+    /// A trigger's schedule names a time zone this controller does not know.
+    #[error("{0}")]
+    BadTrigger(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -157,6 +160,7 @@ async fn insert(state: &AppState, record: Arc<JobRecord>) -> Result<(), JobError
 pub async fn create(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
     let name = names::check(NameKind::Job, name)?;
     strict(state, &config)?;
+    crate::triggers::timer::check_zones(&config).map_err(JobError::BadTrigger)?;
     insert(state, storable(name, config).await?).await
 }
 
@@ -213,6 +217,7 @@ fn stored_name(state: &AppState, name: &str) -> Result<String, JobError> {
 
 pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
     strict(state, &config)?;
+    crate::triggers::timer::check_zones(&config).map_err(JobError::BadTrigger)?;
     let record = storable(stored_name(state, name)?, config).await?;
     let (cache, stored) = (state.jobs.clone(), record.clone());
     let written = state

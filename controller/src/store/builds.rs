@@ -73,21 +73,52 @@ pub enum CauseKind {
     Cli,
     /// A user through the REST API (`/job/NAME/build`).
     User,
+    /// A `TimerTrigger`'s schedule.
+    Timer,
+    /// Polling found a change (`SCMTrigger`'s schedule, `notifyCommit`, a webhook).
+    ScmChange,
+    /// A GitHub push event to a job with `GitHubPushTrigger`; the user is the pusher.
+    GitHubPush,
+    /// Another build ended (`BuildTrigger`, `ReverseBuildTrigger`); the user is
+    /// [`upstream_user`]: `JOB#N`.
+    Upstream,
+}
+
+/// How an upstream build is written in a build's `cause_user`.
+pub fn upstream_user(job: &str, number: u64) -> String {
+    format!("{job}#{number}")
+}
+
+/// The job and number an [`upstream_user`] names.
+pub fn parse_upstream(user: &str) -> Option<(&str, u64)> {
+    let (job, number) = user.rsplit_once('#')?;
+    Some((job, number.parse().ok()?))
 }
 
 impl CauseKind {
+    const ALL: [CauseKind; 6] = [
+        CauseKind::Cli,
+        CauseKind::User,
+        CauseKind::Timer,
+        CauseKind::ScmChange,
+        CauseKind::GitHubPush,
+        CauseKind::Upstream,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             CauseKind::Cli => "cli",
             CauseKind::User => "user",
+            CauseKind::Timer => "timer",
+            CauseKind::ScmChange => "scm",
+            CauseKind::GitHubPush => "github",
+            CauseKind::Upstream => "upstream",
         }
     }
 
     pub fn parse(text: &str) -> Option<CauseKind> {
-        [CauseKind::Cli, CauseKind::User]
-            .into_iter()
-            .find(|c| c.as_str() == text)
+        CauseKind::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
     /// The Java class of Jenkins' cause.
@@ -95,6 +126,10 @@ impl CauseKind {
         match self {
             CauseKind::Cli => "hudson.cli.BuildCommand$CLICause",
             CauseKind::User => "hudson.model.Cause$UserIdCause",
+            CauseKind::Timer => "hudson.triggers.TimerTrigger$TimerTriggerCause",
+            CauseKind::ScmChange => "hudson.triggers.SCMTrigger$SCMTriggerCause",
+            CauseKind::GitHubPush => "com.cloudbees.jenkins.GitHubPushCause",
+            CauseKind::Upstream => "hudson.model.Cause$UpstreamCause",
         }
     }
 
@@ -103,6 +138,15 @@ impl CauseKind {
         match self {
             CauseKind::Cli => format!("Started from command line by {user}"),
             CauseKind::User => format!("Started by user {user}"),
+            CauseKind::Timer => "Started by timer".to_owned(),
+            CauseKind::ScmChange => "Started by an SCM change".to_owned(),
+            CauseKind::GitHubPush => format!("Started by GitHub push by {user}"),
+            CauseKind::Upstream => match parse_upstream(user) {
+                Some((job, number)) => {
+                    format!("Started by upstream project \"{job}\" build number {number}")
+                }
+                None => format!("Started by upstream project {user}"),
+            },
         }
     }
 }
@@ -784,6 +828,7 @@ pub fn delete_job(conn: &mut Connection, job: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM queue WHERE job = ?1", [job])?;
     tx.execute("DELETE FROM builds WHERE job = ?1", [job])?;
+    super::polls::forget_job(&tx, job)?;
     tx.commit()?;
     Ok(())
 }

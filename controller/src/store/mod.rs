@@ -9,10 +9,12 @@
 
 pub mod breakpoints;
 pub mod builds;
+pub mod credentials;
 pub mod host_keys;
 pub mod jobs;
 pub mod name_keys;
 pub mod nodes;
+pub mod polls;
 pub mod scm;
 pub mod ssh_keys;
 pub mod terminals;
@@ -180,6 +182,22 @@ const MIGRATIONS: &[&str] = &[
     // What a build's Git checkout checked out, and its change log (scm.rs).
     "ALTER TABLE builds ADD COLUMN scm_commit TEXT;
     ALTER TABLE builds ADD COLUMN scm_json TEXT;",
+    // What polling and cron triggers remember (polls.rs).
+    "CREATE TABLE scm_polls (job TEXT PRIMARY KEY, seen TEXT NOT NULL);
+    CREATE TABLE trigger_fires (
+        job TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        PRIMARY KEY (job, kind)
+    );",
+    // Credentials, sealed (credentials.rs).
+    "CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        class TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -100,7 +100,8 @@ impl From<JobError> for CommandError {
             JobError::NotFound(_)
             | JobError::BadName(_)
             | JobError::TooLarge(_)
-            | JobError::Ignored(_) => CommandError::IllegalArgument(e.to_string()),
+            | JobError::Ignored(_)
+            | JobError::BadTrigger(_) => CommandError::IllegalArgument(e.to_string()),
             JobError::Exists(_) | JobError::LooksLike { .. } => {
                 CommandError::IllegalState(e.to_string())
             }

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod builds;
 pub mod changes;
+pub mod credentials;
 pub mod debug;
 pub mod files;
 pub mod info;
@@ -86,6 +87,10 @@ pub enum CommandError {
     /// Exit 1.
     #[error("Unexpected exception occurred while performing {command} command: {reason}")]
     Unexpected { command: String, reason: String },
+    /// A plugin command's own failure: its message and exit code (the credentials
+    /// commands' `No change`, exit 1).
+    #[error("{1}")]
+    Exit(i32, String),
 }
 
 impl CommandError {
@@ -97,6 +102,7 @@ impl CommandError {
             CommandError::Partial | CommandError::Aborted(_) => 5,
             CommandError::AccessDenied(_) => 6,
             CommandError::Unexpected { .. } => 1,
+            CommandError::Exit(code, _) => *code,
         }
     }
 
@@ -157,6 +163,7 @@ pub fn all() -> Vec<&'static Command> {
         jobs::COMMANDS,
         builds::COMMANDS,
         changes::COMMANDS,
+        credentials::COMMANDS,
         debug::COMMANDS,
         nodes::COMMANDS,
         node_state::COMMANDS,

@@ -63,6 +63,14 @@ pub fn cause_action(cause: CauseKind, user: &str) -> Value {
             shown["userId"] = json!(user);
             shown["userName"] = json!(user);
         }
+        CauseKind::Upstream => {
+            if let Some((job, number)) = crate::store::builds::parse_upstream(user) {
+                shown["upstreamBuild"] = json!(number);
+                shown["upstreamProject"] = json!(job);
+                shown["upstreamUrl"] = json!(format!("job/{job}/"));
+            }
+        }
+        CauseKind::Timer | CauseKind::ScmChange | CauseKind::GitHubPush => {}
     }
     json!({"_class": "hudson.model.CauseAction", "causes": [shown]})
 }

@@ -210,6 +210,26 @@ pub async fn show(
 }
 
 /// `GET /job/NAME/`: where posts about a job redirect; its name and colour for people.
+/// `GET /job/NAME/scmPollLog/pollingLog`: the log of the job's last SCM poll since the
+/// controller started (404 when it has not been polled).
+pub async fn polling_log(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
+    match state.triggers.poll_log(&job.name) {
+        Some(log) => Ok(log.into_response()),
+        None => Err(ApiError(
+            http::StatusCode::NOT_FOUND,
+            format!(
+                "{} has not been polled since the controller started",
+                job.name
+            ),
+        )),
+    }
+}
+
 pub async fn page(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -86,7 +86,8 @@ impl From<JobError> for ApiError {
             | JobError::LooksLike { .. }
             | JobError::BadName(_)
             | JobError::TooLarge(_)
-            | JobError::Ignored(_) => ApiError::bad_request(e.to_string()),
+            | JobError::Ignored(_)
+            | JobError::BadTrigger(_) => ApiError::bad_request(e.to_string()),
             JobError::Store(s) => s.into(),
         }
     }
