@@ -36,6 +36,7 @@ pub mod discarder;
 pub mod git;
 mod layout;
 pub mod parameters;
+pub mod publishers;
 pub mod triggers;
 
 use std::collections::HashSet;
@@ -272,6 +273,8 @@ impl JobConfig {
             job.triggers("")?;
             job.build_trigger()?;
             job.bindings()?;
+            job.publishers()?;
+            job.build_timeout()?;
         }
         Ok(job)
     }
@@ -446,9 +449,21 @@ impl JobConfig {
                             continue;
                         }
                         let acted_on = match section {
-                            "buildWrappers" => plain_cleanup(child),
+                            "buildWrappers" => {
+                                plain_cleanup(child)
+                                    || child.name == publishers::TIMESTAMPER_WRAPPER
+                                    || (child.name == publishers::BUILD_TIMEOUT_WRAPPER
+                                        && matches!(
+                                            publishers::read_build_timeout(child),
+                                            Ok(Some(_))
+                                        ))
+                            }
                             "triggers" => triggers::Triggers::understands(&child.name),
-                            _ => child.name == triggers::BUILD_TRIGGER,
+                            _ => {
+                                child.name == triggers::BUILD_TRIGGER
+                                    || child.name == publishers::ARTIFACT_ARCHIVER
+                                    || child.name == publishers::JUNIT_ARCHIVER
+                            }
                         };
                         if acted_on {
                             continue;
@@ -484,6 +499,43 @@ impl JobConfig {
             .find(|e| e.name == triggers::BUILD_TRIGGER)
             .map(triggers::read_build_trigger)
             .transpose()
+    }
+
+    /// The publishers Steward carries out after the steps, in the job's order.
+    pub fn publishers(&self) -> Result<Vec<publishers::Publisher>, XmlError> {
+        let mut all = Vec::new();
+        for element in self.wrapped("publishers") {
+            if let Some(publisher) = publishers::read_publisher(element)? {
+                all.push(publisher);
+            }
+        }
+        Ok(all)
+    }
+
+    /// The build timeout (`BuildTimeoutWrapper`) Steward enforces, if any.
+    pub fn build_timeout(&self) -> Result<Option<publishers::BuildTimeout>, XmlError> {
+        for element in self.wrapped("buildWrappers") {
+            if element.name == publishers::BUILD_TIMEOUT_WRAPPER
+                && let Some(timeout) = publishers::read_build_timeout(element)?
+            {
+                return Ok(Some(timeout));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether each console line gets a timestamp (`TimestamperBuildWrapper`).
+    pub fn timestamps(&self) -> bool {
+        self.wrapped("buildWrappers")
+            .any(|e| e.name == publishers::TIMESTAMPER_WRAPPER)
+    }
+
+    /// The children of the kept top-level `section` elements.
+    fn wrapped<'a>(&'a self, section: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.layout
+            .kept()
+            .filter(move |e| e.name == section)
+            .flat_map(|e| e.child_elements())
     }
 
     /// The credentials its `SecretBuildWrapper` binds into builds, in order.

@@ -31,6 +31,8 @@
 //!   redacted and stored; `list-credentials`; the store and domain arguments).
 //! - [`mask`]: streaming masking of secrets in build consoles, as credentials-binding does.
 //! - [`xml`]: the hardened XML reading shared by JNLP and node XML.
+//! - [`zip`]: the records of a streamed, stored ZIP archive (a build's artifacts as one
+//!   download).
 //! - [`shown`]: user-supplied text made safe to print in messages and logs (escapes for
 //!   control and bidirectional characters).
 //! - `byte_buf`: how byte payloads (logs, output, scripts) are encoded: as bytes, not as a
@@ -61,6 +63,7 @@ pub mod ssh;
 pub mod steps;
 pub mod terminals;
 pub mod xml;
+pub mod zip;
 
 /// The product version, reported by `version`, `X-Jenkins` and the hello frames.
 pub const STEWARD_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -23,7 +23,7 @@ use crate::terminals::{TerminalAnswer, TerminalOpen};
 pub const SERVICES_VERSION: u16 = 1;
 /// How many [`Request`] variants this side knows: a higher variant index is a request from
 /// a newer controller, named as such rather than as garbage.
-pub const KNOWN_REQUESTS: u32 = 24;
+pub const KNOWN_REQUESTS: u32 = 25;
 /// Largest encoded simple response (a directory listing is the biggest).
 pub const MAX_RESPONSE_LEN: usize = 4 * 1024 * 1024;
 /// Most entries a listing returns.
@@ -132,6 +132,29 @@ pub enum Request {
         offset: u64,
         secrets: Vec<crate::credentials::SecretBytes>,
     },
+    /// The files under `dir` that Ant patterns select ([`crate::ant_glob`]), as the
+    /// artifact archiver and the JUnit publisher look for them: [`Response::Files`], sorted
+    /// by path; more than `max` is an error naming the limit. Symlinks to files count as
+    /// files; directories are not entered through symlinks.
+    FindFiles(FindFiles),
+}
+
+/// A `FindFiles` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindFiles {
+    pub dir: String,
+    pub includes: String,
+    pub excludes: String,
+    pub case_sensitive: bool,
+    pub default_excludes: bool,
+    pub max: u32,
+}
+
+/// A file `FindFiles` found: its path relative to the directory, with `/`, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundFile {
+    pub path: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +279,8 @@ pub enum Response {
     Terminal(TerminalAnswer),
     /// The answer to `ListTerminals`: names, sorted.
     Terminals(Vec<String>),
+    /// The answer to `FindFiles`.
+    Files(Vec<FoundFile>),
 }
 
 /// Encodes a request as an OPEN header.
@@ -399,7 +424,7 @@ mod tests {
         assert_eq!(refused, RequestError::Unknown { index: 200 });
         assert_eq!(
             refused.to_string(),
-            "unknown request #200: this agent knows requests #0 to #23; it may be older than the controller"
+            "unknown request #200: this agent knows requests #0 to #24; it may be older than the controller"
         );
         let truncated = postcard::to_allocvec(&(SERVICES_VERSION, 3u8)).unwrap();
         assert!(matches!(
@@ -411,11 +436,14 @@ mod tests {
     #[test]
     fn known_requests_counts_every_variant() {
         // The last variant's index is KNOWN_REQUESTS - 1: a new variant must raise it.
-        let last = encode_request(&Request::TailStepMasked {
-            id: "s".into(),
-            offset: 0,
-            secrets: vec![],
-        });
+        let last = encode_request(&Request::FindFiles(FindFiles {
+            dir: "d".into(),
+            includes: "*".into(),
+            excludes: String::new(),
+            case_sensitive: true,
+            default_excludes: true,
+            max: 1,
+        }));
         let (_, rest): (u16, &[u8]) = postcard::take_from_bytes(&last).unwrap();
         let (index, _): (u32, _) = postcard::take_from_bytes(rest).unwrap();
         assert_eq!(index, KNOWN_REQUESTS - 1);

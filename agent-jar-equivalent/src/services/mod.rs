@@ -4,6 +4,7 @@
 //! - [`info`]: OS, arch, CPUs, memory, free disk (and the disk's size), version, clock.
 //! - [`exec`]: run a process in its own process group, streaming its output as events.
 //! - [`files`]: stat, list, mkdir -p, recursive remove and sha256, one answer each.
+//! - [`find`]: the files Ant patterns select under a directory (artifacts, test reports).
 //! - [`transfer`]: streamed file reads, and atomic streamed writes.
 //! - [`steps`]: durable build steps that outlive the connection and the agent process.
 //! - [`terminals`]: terminal holders started and attached to, and relayed to the controller.
@@ -16,6 +17,7 @@
 
 pub mod exec;
 pub mod files;
+pub mod find;
 pub mod info;
 pub mod ssh;
 pub mod steps;
@@ -187,6 +189,7 @@ async fn handle(accepted: IncomingStream, context: Context) {
             answer(stream, &terminals::stop(&context, &name).await).await
         }
         Request::ListTerminals => answer(stream, &terminals::list(&context).await).await,
+        Request::FindFiles(request) => answer(stream, &find::find(&context, request).await).await,
         simple @ (Request::Stat { .. }
         | Request::List { .. }
         | Request::MakeDirs { .. }

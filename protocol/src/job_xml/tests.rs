@@ -947,8 +947,8 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
     <hudson.tasks.Shell><command>make</command></hudson.tasks.Shell>
     <hudson.tasks.Maven><targets>install</targets></hudson.tasks.Maven>
   </builders>
-  <publishers><hudson.tasks.junit.JUnitResultArchiver plugin="junit@1265.v65b_14fa_f12f0"/></publishers>
-  <buildWrappers><hudson.plugins.timestamper.TimestamperBuildWrapper plugin="timestamper@1.26"/></buildWrappers>
+  <publishers><hudson.tasks.Mailer plugin="mailer@472.vf7c289a_4b_420"><recipients>dev@example.com</recipients></hudson.tasks.Mailer></publishers>
+  <buildWrappers><hudson.plugins.ansicolor.AnsiColorBuildWrapper plugin="ansicolor@1.0.4"/></buildWrappers>
 </project>"#;
     let config = JobConfig::from_xml(xml).unwrap();
     let warnings: Vec<String> = config.ignored().iter().map(Ignored::warning).collect();
@@ -957,8 +957,8 @@ fn elements_steward_does_not_act_on_are_named_with_their_plugin() {
         [
             "WARNING: Steward ignores <hudson.scm.SubversionSCM> (plugin subversion); builds run without it",
             "WARNING: Steward ignores <org.jenkinsci.plugins.gwt.GenericTrigger> (plugin generic-webhook-trigger); builds run without it",
-            "WARNING: Steward ignores <hudson.tasks.junit.JUnitResultArchiver> (plugin junit); builds run without it",
-            "WARNING: Steward ignores <hudson.plugins.timestamper.TimestamperBuildWrapper> (plugin timestamper); builds run without it",
+            "WARNING: Steward ignores <hudson.tasks.Mailer> (plugin mailer); builds run without it",
+            "WARNING: Steward ignores <hudson.plugins.ansicolor.AnsiColorBuildWrapper> (plugin ansicolor); builds run without it",
             "WARNING: Steward ignores <hudson.tasks.Maven> (Jenkins core); builds run without it",
         ]
     );
