@@ -221,6 +221,8 @@ pub struct BuildLine {
     pub node: String,
     pub cause: String,
     pub params: String,
+    /// `T tests, F failed, S skipped`, or `-` without a test report.
+    pub tests: String,
 }
 
 impl Controller {
@@ -314,7 +316,7 @@ impl Controller {
             .lines()
             .map(|line| {
                 let fields: Vec<&str> = line.split('\t').collect();
-                assert_eq!(fields.len(), 7, "list-builds line {line:?}");
+                assert_eq!(fields.len(), 8, "list-builds line {line:?}");
                 BuildLine {
                     number: fields[0]
                         .strip_prefix('#')
@@ -324,6 +326,7 @@ impl Controller {
                     node: fields[4].to_owned(),
                     cause: fields[5].to_owned(),
                     params: fields[6].to_owned(),
+                    tests: fields[7].to_owned(),
                 }
             })
             .collect()

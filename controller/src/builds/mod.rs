@@ -32,6 +32,7 @@ pub mod history;
 pub mod left;
 pub mod orphans;
 mod plan;
+pub mod publish;
 mod queue;
 pub mod quiet;
 mod run;

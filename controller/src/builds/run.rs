@@ -109,6 +109,7 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 step_masks: Vec::new(),
             };
             let result = runner.steps(&config, resuming).await;
+            let result = runner.publish(&config, result).await;
             runner.breakpoint(&config, result).await;
             runner.finish(result).await;
             (result, runner.end())
@@ -620,6 +621,77 @@ impl Runner<'_> {
         } else {
             BuildResult::Success
         }
+    }
+
+    /// Runs the job's publishers (artifacts, test reports) after its steps, in the job's
+    /// order, as Jenkins runs them whatever the steps' result, but not for an aborted
+    /// build; the build's result after them.
+    async fn publish(&mut self, config: &JobConfig, result: BuildResult) -> BuildResult {
+        use steward_protocol::job_xml::publishers::Publisher;
+        let publishers = match config.publishers() {
+            Ok(publishers) => publishers,
+            Err(e) => {
+                self.line(&format!(
+                    "ERROR: the job's publishers cannot be read: {e}\n"
+                ))
+                .await;
+                return BuildResult::Failure;
+            }
+        };
+        if publishers.is_empty()
+            || result == BuildResult::Aborted
+            || self.build.abort.is_cancelled()
+        {
+            return result;
+        }
+        let (Some(work_dir), Some(channel)) = (
+            self.work_dir().await,
+            live_channel(self.state, &self.build.row.node),
+        ) else {
+            self.line(&format!(
+                "ERROR: {} is not connected: the publishers cannot run\n",
+                self.build.row.node
+            ))
+            .await;
+            return BuildResult::Failure;
+        };
+        let workspace = workspace(&work_dir, &self.build.row.workspace);
+        let mut result = result;
+        for publisher in &publishers {
+            let published = match publisher {
+                Publisher::Artifacts(archiver) => {
+                    super::publish::archive(
+                        self.state,
+                        &channel,
+                        &self.build.row,
+                        &workspace,
+                        archiver,
+                        result,
+                    )
+                    .await
+                }
+                Publisher::JUnit(archiver) => {
+                    super::publish::record_tests(
+                        self.state,
+                        &channel,
+                        &self.build.row,
+                        &workspace,
+                        archiver,
+                        result,
+                    )
+                    .await
+                }
+            };
+            for line in &published.lines {
+                self.line(line).await;
+            }
+            if let Some(worse) = published.result
+                && worse.ordinal() > result.ordinal()
+            {
+                result = worse;
+            }
+        }
+        result
     }
 
     /// `PreBuildCleanup`: deletes the build's workspace on its node, with the plugin's

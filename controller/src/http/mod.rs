@@ -151,6 +151,14 @@ fn job_routes() -> Router<AppState> {
         .route("/job/{name}/{build}/api/json", get(builds::show))
         .route("/job/{name}/{build}/consoleText", get(builds::console_text))
         .route(
+            "/job/{name}/{build}/artifact/{*path}",
+            get(api::artifacts::artifact),
+        )
+        .route(
+            "/job/{name}/{build}/testReport/api/json",
+            get(api::artifacts::test_report),
+        )
+        .route(
             "/job/{name}/{build}/logText/progressiveText",
             get(builds::progressive_text),
         )

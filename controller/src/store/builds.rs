@@ -824,6 +824,68 @@ fn delete_numbers(conn: &Connection, job: &str, numbers: &[u64]) -> Result<(), S
 }
 
 /// Deletes a job's queue items and build records (its number counter stays).
+/// Records build `id`'s test counts.
+pub fn set_test_counts(
+    conn: &Connection,
+    id: u64,
+    total: u64,
+    failed: u64,
+    skipped: u64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE builds SET test_total = ?2, test_failed = ?3, test_skipped = ?4 WHERE id = ?1",
+        params![id as i64, total as i64, failed as i64, skipped as i64],
+    )?;
+    Ok(())
+}
+
+/// Build `id`'s test counts `(total, failed, skipped)`, when it recorded tests.
+pub fn test_counts(conn: &Connection, id: u64) -> Result<Option<(u64, u64, u64)>, StoreError> {
+    let counts: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT test_total, test_failed, test_skipped FROM builds WHERE id = ?1",
+            [id as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match counts {
+        Some((Some(t), Some(f), Some(s))) => Some((t as u64, f as u64, s as u64)),
+        _ => None,
+    })
+}
+
+/// The newest build of `job` that recorded tests: its number, total and failed.
+pub fn last_test_counts(
+    conn: &Connection,
+    job: &str,
+) -> Result<Option<(u64, u64, u64)>, StoreError> {
+    let found: Option<(i64, i64, i64)> = conn
+        .query_row(
+            "SELECT number, test_total, test_failed FROM builds \
+             WHERE job = ?1 AND test_total IS NOT NULL ORDER BY number DESC LIMIT 1",
+            [job],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(found.map(|(n, t, f)| (n as u64, t as u64, f as u64)))
+}
+
+/// The number of the build of `job` before `number`, if one is on record.
+pub fn previous_number(
+    conn: &Connection,
+    job: &str,
+    number: u64,
+) -> Result<Option<u64>, StoreError> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT number FROM builds WHERE job = ?1 AND number < ?2 ORDER BY number DESC LIMIT 1",
+            params![job, number as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.map(|n| n as u64))
+}
+
 pub fn delete_job(conn: &mut Connection, job: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM queue WHERE job = ?1", [job])?;

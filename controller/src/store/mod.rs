@@ -198,6 +198,10 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL
     );",
+    // A build's test counts, from its JUnit reports (builds.rs).
+    "ALTER TABLE builds ADD COLUMN test_total INTEGER;
+    ALTER TABLE builds ADD COLUMN test_failed INTEGER;
+    ALTER TABLE builds ADD COLUMN test_skipped INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]

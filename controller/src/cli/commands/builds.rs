@@ -111,7 +111,7 @@ const CANCEL_QUEUE: Command = Command {
 const LIST_BUILDS: Command = Command {
     name: "list-builds",
     summary: "Lists a job's builds, newest first: number, result, start, duration, node, \
-              cause and parameters.\n-n N: at most N builds (default 20)",
+              cause, parameters and test counts.\n-n N: at most N builds (default 20)",
     usage: "JOB [-n N]",
     needs_overall_read: true,
     reads_stdin: false,
@@ -589,15 +589,32 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
     let rows = builds::history(&ctx.state, &job, limit)
         .await
         .map_err(store_error)?;
+    let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+    let tests = ctx
+        .state
+        .store
+        .call(move |c| {
+            ids.iter()
+                .map(|id| crate::store::builds::test_counts(c, *id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(store_error)?;
     let now = builds::now_ms();
     let mut text = String::new();
-    for row in rows {
+    for (row, tests) in rows.into_iter().zip(tests) {
+        let tests = match tests {
+            Some((total, failed, skipped)) => {
+                format!("{total} tests, {failed} failed, {skipped} skipped")
+            }
+            None => "-".to_owned(),
+        };
         let result = row.result.map_or("RUNNING", BuildResult::as_str);
         let end = row.finished_at_ms.unwrap_or(now);
         let seconds = (end - row.started_at_ms).max(0) as f64 / 1000.0;
         let params: Vec<String> = row.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!(
-            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\n",
+            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\t{tests}\n",
             row.number,
             utc(row.started_at_ms),
             row.node,

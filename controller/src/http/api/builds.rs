@@ -40,13 +40,32 @@ fn build_json(
     row: &BuildRow,
     config: Option<&JobConfig>,
     estimated_ms: i64,
-    checkout: Option<&CheckoutResult>,
+    extras: &BuildExtras,
 ) -> Value {
-    let change_set = change_set_json(root, checkout);
+    let change_set = change_set_json(root, extras.checkout.as_ref());
+    let checkout = extras.checkout.as_ref();
+    let mut actions = actions(config, &row.params, row.cause, &row.cause_user);
+    if let Some((total, failed, skipped)) = extras.tests {
+        actions.push(json!({
+            "_class": "hudson.tasks.junit.TestResultAction",
+            "failCount": failed,
+            "skipCount": skipped,
+            "totalCount": total,
+            "urlName": "testReport",
+        }));
+    }
+    let artifacts: Vec<Value> = extras
+        .artifacts
+        .iter()
+        .map(|path| {
+            let file_name = path.rsplit('/').next().unwrap_or(path);
+            json!({"displayPath": file_name, "fileName": file_name, "relativePath": path})
+        })
+        .collect();
     json!({
         "_class": FREESTYLE_BUILD,
-        "actions": actions(config, &row.params, row.cause, &row.cause_user),
-        "artifacts": [],
+        "actions": actions,
+        "artifacts": artifacts,
         "building": row.result.is_none(),
         "builtOn": row.node,
         "changeSet": change_set.clone(),
@@ -69,6 +88,17 @@ fn build_json(
         "timestamp": row.started_at_ms,
         "url": build_url(root, &row.job, row.number),
     })
+}
+
+/// Most artifacts a build's REST lists (all stay downloadable, and in the ZIP).
+const MAX_LISTED_ARTIFACTS: usize = 10_000;
+
+/// What a build's REST shows besides its record.
+struct BuildExtras {
+    checkout: Option<CheckoutResult>,
+    /// `(total, failed, skipped)`.
+    tests: Option<(u64, u64, u64)>,
+    artifacts: Vec<String>,
 }
 
 /// A build's change log as the Git plugin's `GitChangeSetList` shows it; Jenkins' empty
@@ -122,16 +152,32 @@ pub async fn show(
     let estimated = estimate(&state, &name).await?;
     let config = started_with(&job, &row).await;
     let id = row.id;
-    let checkout = state
+    let (checkout, tests) = state
         .store
-        .call(move |c| crate::store::scm::of_build(c, id))
+        .call(move |c| {
+            Ok((
+                crate::store::scm::of_build(c, id)?,
+                crate::store::builds::test_counts(c, id)?,
+            ))
+        })
         .await?;
+    let build_dir = state.builds.build_dir(&name, row.number);
+    let artifacts = tokio::task::spawn_blocking(move || {
+        crate::builds::publish::artifacts(&build_dir, MAX_LISTED_ARTIFACTS)
+    })
+    .await
+    .unwrap_or_default();
+    let extras = BuildExtras {
+        checkout,
+        tests,
+        artifacts,
+    };
     let shown = build_json(
         &state.config.root_url,
         &row,
         config.as_deref(),
         estimated,
-        checkout.as_ref(),
+        &extras,
     );
     Ok(query.answer(shown))
 }

@@ -206,7 +206,41 @@ pub async fn show(
         true => Some(builds::history::numbers(&state, &name, MAX_HISTORY).await?),
         false => None,
     };
-    Ok(query.answer(job_json(&state, &record, &summary, all.as_deref())))
+    let job = name.clone();
+    let tests = state
+        .store
+        .call(move |c| crate::store::builds::last_test_counts(c, &job))
+        .await?;
+    let mut shown = job_json(&state, &record, &summary, all.as_deref());
+    if let Some((number, total, failed)) = tests {
+        shown["healthReport"] = json!([test_health(total, failed)]);
+        shown["lastTestResult"] =
+            json!({"build": number, "totalCount": total, "failCount": failed});
+    }
+    Ok(query.answer(shown))
+}
+
+/// The JUnit publisher's health report for a job whose last tested build ran `total`
+/// tests with `failed` failing: Jenkins' score, 100 × (1 − failed / total).
+fn test_health(total: u64, failed: u64) -> Value {
+    let score = if total == 0 {
+        100
+    } else {
+        (100.0 * (1.0 - failed as f64 / total as f64)).clamp(0.0, 100.0) as u64
+    };
+    let icon = match score {
+        81.. => "icon-health-80plus",
+        61..=80 => "icon-health-60to79",
+        41..=60 => "icon-health-40to59",
+        21..=40 => "icon-health-20to39",
+        _ => "icon-health-00to19",
+    };
+    json!({
+        "description": format!("Test Result: {failed} tests failing out of a total of {total} tests."),
+        "iconClassName": icon,
+        "iconUrl": format!("{}.png", icon.trim_start_matches("icon-")),
+        "score": score,
+    })
 }
 
 /// `GET /job/NAME/`: where posts about a job redirect; its name and colour for people.

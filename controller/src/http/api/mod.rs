@@ -6,6 +6,7 @@
 //! take Jenkins' `?tree=` filter ([`tree`]).
 
 pub mod actions;
+pub mod artifacts;
 pub mod builds;
 pub mod computers;
 pub mod debug;
