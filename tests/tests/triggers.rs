@@ -1,7 +1,7 @@
 //! Triggers as Jenkins' are: `notifyCommit` and a signed GitHub webhook poll with `git
-//! ls-remote` and start one build per new commit, jobs chain through `BuildTrigger` and
-//! `ReverseBuildTrigger` by result, and a `* * * * *` timer fires once a minute and not for
-//! the minutes a stopped controller missed.
+//! ls-remote` and start one build per new commit, and jobs chain through `BuildTrigger`
+//! and `ReverseBuildTrigger` by result. (The cron timer's test waits on the clock:
+//! clock.rs.)
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -275,50 +275,4 @@ fn builds_chain_by_result_threshold() {
     let cause = &build["actions"][0]["causes"][0];
     assert_eq!(cause["upstreamProject"], "lib-bad", "{build}");
     assert_eq!(cause["upstreamBuild"], 1);
-}
-
-/// Minutes since the epoch, now.
-fn minute_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60
-}
-
-#[test]
-fn a_timer_fires_once_a_minute_and_not_for_minutes_missed_while_stopped() {
-    let mut c = Controller::start();
-    let (_agent, _work) = node(&c);
-    let job = with_triggers(
-        &Freestyle::shell("echo tick").xml(),
-        "<hudson.triggers.TimerTrigger><spec>* * * * *</spec></hudson.triggers.TimerTrigger>",
-    );
-    let out = c.cli_with_stdin(&["create-job", "ticker"], &job);
-    assert_eq!(out.code, 0, "{out:?}");
-    let minute = std::time::Duration::from_secs(75);
-    wait_until(minute, "the timer's first build", || {
-        !builds(&c, "ticker").is_empty()
-    });
-    let fired_in = minute_now();
-    assert_eq!(builds(&c, "ticker")[0].cause, "Started by timer");
-    // Stopped for the whole of the next minute: that minute's build is missed, not made up.
-    c.kill();
-    wait_until(
-        std::time::Duration::from_secs(130),
-        "a minute missed",
-        || minute_now() >= fired_in + 2,
-    );
-    c.kill_and_restart();
-    wait_until(minute, "the timer's next build", || {
-        builds(&c, "ticker").len() >= 2
-    });
-    wait_builds(&c, "ticker", 2);
-    let all = builds(&c, "ticker");
-    assert_eq!(
-        all.len(),
-        2,
-        "one build for the minute after the restart, none for the missed one"
-    );
-    assert!(all.iter().all(|b| b.cause == "Started by timer"));
 }

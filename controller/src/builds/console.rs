@@ -38,6 +38,8 @@ pub struct ConsoleWriter {
     /// Whether the console ends with a newline (or is empty).
     at_line_start: bool,
     progress: watch::Sender<Progress>,
+    /// Each line's start time, when the job keeps them ([`super::timestamps`]).
+    stamps: Option<super::timestamps::Recorder>,
 }
 
 impl ConsoleWriter {
@@ -78,7 +80,21 @@ impl ConsoleWriter {
             len,
             at_line_start,
             progress,
+            stamps: None,
         })
+    }
+
+    /// Keeps the start time of every line written from now on, beside the console.
+    pub async fn keep_timestamps(&mut self) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let (len, at_line_start) = (self.len, self.at_line_start);
+        let recorder = tokio::task::spawn_blocking(move || {
+            super::timestamps::Recorder::open(&dir, len, at_line_start)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.stamps = Some(recorder);
+        Ok(())
     }
 
     /// Whether what was written last ends a line: a line from the controller written now
@@ -106,17 +122,25 @@ impl ConsoleWriter {
         let file = self.file.clone();
         let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let last_byte = chunks.iter().rev().find_map(|c| c.last().copied());
-        let (result, len_after_error) = tokio::task::spawn_blocking(move || {
+        let (at, mut stamps) = (self.len, self.stamps.take());
+        let (result, len_after_error, stamps) = tokio::task::spawn_blocking(move || {
+            // The lines' times first: a follower told of the bytes finds their records.
+            if let Some(recorder) = &mut stamps
+                && let Err(e) = recorder.record(at, &chunks, crate::builds::now_ms())
+            {
+                tracing::warn!(error = ?e.to_string(), "cannot record console timestamps");
+            }
             let result = chunks.iter().try_for_each(|c| (&*file).write_all(c));
             // A write can fail halfway: the file says how much it holds.
             let len = result
                 .is_err()
                 .then(|| file.metadata().ok().map(|m| m.len()))
                 .flatten();
-            (result, len)
+            (result, len, stamps)
         })
         .await
         .map_err(std::io::Error::other)?;
+        self.stamps = stamps;
         self.len = match (&result, len_after_error) {
             (Ok(()), _) => self.len + total,
             (Err(_), Some(len)) => len,
@@ -141,12 +165,18 @@ impl ConsoleWriter {
 
 /// Writes bytes `from..to` of the file at `path` to the client, a chunk at a time. A file
 /// shorter than `to` ends the copy early.
-pub async fn copy_range(path: &Path, from: u64, to: u64, out: &Output) -> std::io::Result<u64> {
+pub async fn copy_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    out: &Output,
+    stamps: Option<&mut super::timestamps::Annotator>,
+) -> std::io::Result<u64> {
     if from >= to {
         return Ok(from);
     }
     let mut file = open_at(path, from).await?;
-    copy_on(&mut file, from, to, out).await
+    copy_on(&mut file, from, to, out, stamps).await
 }
 
 async fn open_at(path: &Path, at: u64) -> std::io::Result<tokio::fs::File> {
@@ -161,6 +191,7 @@ async fn copy_on(
     mut at: u64,
     to: u64,
     out: &Output,
+    mut stamps: Option<&mut super::timestamps::Annotator>,
 ) -> std::io::Result<u64> {
     while at < to {
         let want = (to - at).min(COPY_CHUNK as u64) as usize;
@@ -171,7 +202,10 @@ async fn copy_on(
             break;
         }
         at += n as u64;
-        out.stdout(buffer.freeze()).await;
+        match stamps.as_deref_mut() {
+            Some(annotator) => out.stdout(annotator.annotate(&buffer)).await,
+            None => out.stdout(buffer.freeze()).await,
+        }
     }
     Ok(at)
 }
@@ -199,6 +233,7 @@ pub async fn follow(
     mut progress: watch::Receiver<Progress>,
     from: u64,
     out: &Output,
+    mut stamps: Option<&mut super::timestamps::Annotator>,
 ) -> std::io::Result<Option<super::BuildResult>> {
     let mut at = from;
     let mut file = None;
@@ -209,7 +244,7 @@ pub async fn follow(
                 Some(file) => file,
                 None => file.insert(open_at(path, at).await?),
             };
-            at = copy_on(file, at, now.log_len, out).await?;
+            at = copy_on(file, at, now.log_len, out, stamps.as_deref_mut()).await?;
         }
         if now.result.is_some() && at >= now.log_len {
             return Ok(now.result);

@@ -38,6 +38,7 @@ pub mod quiet;
 mod run;
 mod scheduler;
 mod tails;
+pub mod timestamps;
 
 pub use history::{FindError, estimated_duration, find, get, history};
 pub use queue::{

@@ -33,6 +33,12 @@ use crate::state::AppState;
 use crate::store::builds::{self as records, BuildResult, BuildRow, NO_EXIT_STATUS, StepEnd};
 use crate::units::format_bytes;
 
+/// Who a build timeout (`BuildTimeoutWrapper`) aborts a build as: recorded like a user's
+/// abort, so a restarted controller still knows why the build stopped and how it ends.
+pub const TIMEOUT_ABORTED: &str = "build-timeout:abort";
+/// The same, for a timeout that fails the build (`FailOperation`).
+pub const TIMEOUT_FAILED: &str = "build-timeout:fail";
+
 /// Pause before asking again when a call failed on a connection that still looks open.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Longest wait for the agent's sample after a step failed: the build's end waits for it,
@@ -95,7 +101,12 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
         }
     };
     let (result, end) = match (console, JobConfig::from_stored_xml(&row.config_xml)) {
-        (Ok(console), Ok(config)) => {
+        (Ok(mut console), Ok(config)) => {
+            if config.timestamps()
+                && let Err(e) = console.keep_timestamps().await
+            {
+                tracing::warn!(job = ?row.job, number = row.number, error = ?e.to_string(), "cannot keep console timestamps");
+            }
             let mut runner = Runner {
                 state,
                 build,
@@ -107,8 +118,16 @@ async fn run(state: &AppState, build: &Arc<RunningBuild>, resuming: bool) {
                 console_failure: None,
                 bound: None,
                 step_masks: Vec::new(),
+                timeout: config.build_timeout().ok().flatten(),
+                last_activity: Instant::now(),
+                step_is_shell: false,
             };
             let result = runner.steps(&config, resuming).await;
+            // A timeout that fails the build rather than aborting it.
+            let result = match build.aborted_by().as_deref() {
+                Some(TIMEOUT_FAILED) if result == BuildResult::Aborted => BuildResult::Failure,
+                _ => result,
+            };
             let result = runner.publish(&config, result).await;
             runner.breakpoint(&config, result).await;
             runner.finish(result).await;
@@ -240,6 +259,10 @@ fn live_channel(state: &AppState, node: &str) -> Option<Channel> {
     state.agents.channel(node).filter(|c| !c.is_closed())
 }
 
+async fn sleep_until_deadline(deadline: Instant) {
+    tokio::time::sleep_until(deadline).await
+}
+
 /// How following a step ended.
 enum Followed {
     Ended(StepOutcome),
@@ -275,6 +298,13 @@ struct Runner<'a> {
     bound: Option<super::bindings::Bound>,
     /// The secrets masked in the output of the step being followed.
     step_masks: Vec<steward_protocol::credentials::SecretBytes>,
+    /// The job's build timeout (`BuildTimeoutWrapper`), enforced while shell steps run.
+    timeout: Option<steward_protocol::job_xml::publishers::BuildTimeout>,
+    /// When the build last printed something: the no-activity timeout counts from it.
+    last_activity: Instant,
+    /// Whether the step being followed is a shell step (a timeout wraps those, not the
+    /// checkout).
+    step_is_shell: bool,
 }
 
 impl Runner<'_> {
@@ -869,7 +899,12 @@ impl Runner<'_> {
             .aborted_by()
             .filter(|_| !self.abort_ended_breakpoint)
         {
-            self.line(&format!("Aborted by {by}\n")).await;
+            if by == TIMEOUT_ABORTED || by == TIMEOUT_FAILED {
+                // The timeout said why; Jenkins' line for an abort no user asked for.
+                self.line("Build was aborted\n").await;
+            } else {
+                self.line(&format!("Aborted by {by}\n")).await;
+            }
         }
         self.line(&format!("Finished: {result}\n")).await;
         if let Err(e) = self.console.sync().await {
@@ -912,6 +947,7 @@ impl Runner<'_> {
         let row = &self.build.row;
         let mut env = super::environment::variables(self.state, row, work_dir).await;
         self.step_masks.clear();
+        self.step_is_shell = matches!(step, Planned::Shell(_));
         let script = match step {
             Planned::Shell(shell) => {
                 if self.bound.is_none() {
@@ -926,6 +962,12 @@ impl Runner<'_> {
                     self.bound = Some(bound);
                 }
                 if let Some(bound) = &self.bound {
+                    // Checked here, before the step starts: an agent that cannot mask
+                    // refuses to show the output at all.
+                    steward_protocol::mask::Masker::new(
+                        bound.masks.iter().map(|m| m.expose().to_vec()),
+                    )
+                    .map_err(|e| format!("the bound secrets cannot be masked: {e}"))?;
                     env.extend(bound.env.iter().cloned());
                     self.step_masks = bound.masks.clone();
                 }
@@ -938,6 +980,41 @@ impl Runner<'_> {
             }
         };
         Ok(StepSpec { script, env })
+    }
+
+    /// When the build timeout expires now: the build's start plus the limit (absolute), or
+    /// the last output plus the limit (no activity).
+    fn timeout_deadline(&self) -> Instant {
+        use steward_protocol::job_xml::publishers::TimeoutStrategy;
+        let Some(timeout) = self.timeout else {
+            return Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        };
+        match timeout.strategy {
+            TimeoutStrategy::Absolute { minutes } => {
+                let limit_ms = (minutes as i64).saturating_mul(60_000);
+                let left = self.build.row.started_at_ms + limit_ms - now_ms();
+                Instant::now() + Duration::from_millis(left.max(0) as u64)
+            }
+            TimeoutStrategy::NoActivity { seconds } => {
+                self.last_activity + Duration::from_secs(seconds)
+            }
+        }
+    }
+
+    /// The build timeout expired: says so as the plugin does, and aborts the build (the
+    /// step is then killed as on any abort).
+    fn time_out(&self) {
+        let Some(timeout) = self.timeout else { return };
+        let how = if timeout.fail { "failed" } else { "aborted" };
+        self.build.note(format!(
+            "Build timed out (after {} minutes). Marking the build as {how}.\n",
+            timeout.strategy.minutes()
+        ));
+        self.build.abort(if timeout.fail {
+            TIMEOUT_FAILED
+        } else {
+            TIMEOUT_ABORTED
+        });
     }
 
     /// Whether the store has this build's checkout.
@@ -1019,6 +1096,8 @@ impl Runner<'_> {
         mut log_start: u64,
         spec: &StepSpec,
     ) -> Followed {
+        let timed = self.timeout.is_some() && self.step_is_shell;
+        self.last_activity = Instant::now();
         let mut deadline = Instant::now() + self.grace();
         let mut kill_sent = false;
         let mut started_here = false;
@@ -1091,6 +1170,7 @@ impl Runner<'_> {
                 tokio::select! {
                     event = tail.next() => match event {
                         Some(Ok(StepEvent::Log(data))) => {
+                            self.last_activity = Instant::now();
                             // With what else has arrived meanwhile, in one write.
                             let mut size = data.len();
                             let mut batch = vec![data];
@@ -1112,6 +1192,9 @@ impl Runner<'_> {
                     },
                     () = self.build.noted.notified() => {
                         self.notes_during_step(index, &mut log_start).await;
+                    }
+                    () = sleep_until_deadline(self.timeout_deadline()), if timed && !kill_sent => {
+                        self.time_out();
                     }
                     _ = self.build.abort.cancelled(), if !kill_sent => {
                         self.record_abort().await;

@@ -51,8 +51,9 @@ const CONSOLE: Command = Command {
     summary: "Retrieves console output of a build (default: the last one).\n\
               BUILD: a number or a permalink such as lastSuccessfulBuild\n\
               -f: follow the output until the build completes\n\
-              -n N: print only the last N lines",
-    usage: "JOB [BUILD] [-f] [-n N]",
+              -n N: print only the last N lines\n\
+              -timestamps: each line with the time it began (jobs with the Timestamper wrapper)",
+    usage: "JOB [BUILD] [-f] [-n N] [-timestamps]",
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| console_command(ctx).boxed(),
@@ -207,9 +208,11 @@ async fn build(ctx: &mut Context) -> CommandResult {
     }
     let path = ctx.state.builds.console_path(&job, number);
     let result = match &running {
-        Some(build) if args.flag("-v") => console::follow(&path, build.progress(), 0, &ctx.out)
-            .await
-            .map_err(|e| CommandError::unexpected("build", e))?,
+        Some(build) if args.flag("-v") => {
+            console::follow(&path, build.progress(), 0, &ctx.out, None)
+                .await
+                .map_err(|e| CommandError::unexpected("build", e))?
+        }
         Some(build) => {
             let mut progress = build.progress();
             progress
@@ -222,7 +225,7 @@ async fn build(ctx: &mut Context) -> CommandResult {
         None => {
             if args.flag("-v") {
                 let len = file_len(&path).await;
-                console::copy_range(&path, 0, len, &ctx.out)
+                console::copy_range(&path, 0, len, &ctx.out, None)
                     .await
                     .map_err(|e| CommandError::unexpected("build", e))?;
             }
@@ -343,7 +346,7 @@ async fn find_build(
 }
 
 async fn console_command(ctx: &mut Context) -> CommandResult {
-    let args = Args::parse(&ctx.args, &["-f"], &["-n"])?;
+    let args = Args::parse(&ctx.args, &["-f", "-timestamps"], &["-n"])?;
     let (job, which) = match args.positional.as_slice() {
         [job] => (job.clone(), None),
         [job, which] => (job.clone(), Some(which.clone())),
@@ -374,14 +377,31 @@ async fn console_command(ctx: &mut Context) -> CommandResult {
             .map_err(|e| CommandError::unexpected("console", e))?,
         None => 0,
     };
+    let mut stamps = None;
+    if args.flag("-timestamps") {
+        let dir = ctx.state.builds.build_dir(&job, row.number);
+        let (format, started) = (builds::timestamps::Format::Time, row.started_at_ms);
+        stamps = tokio::task::spawn_blocking(move || {
+            builds::timestamps::Annotator::open(&dir, from, format, started)
+        })
+        .await
+        .ok()
+        .flatten();
+        if stamps.is_none() {
+            return Err(CommandError::IllegalArgument(format!(
+                "{job} #{} kept no timestamps: its job has no TimestamperBuildWrapper",
+                row.number
+            )));
+        }
+    }
     match running {
         Some(build) if args.flag("-f") => {
-            console::follow(&path, build.progress(), from, &ctx.out)
+            console::follow(&path, build.progress(), from, &ctx.out, stamps.as_mut())
                 .await
                 .map_err(|e| CommandError::unexpected("console", e))?;
         }
         _ => {
-            console::copy_range(&path, from, len, &ctx.out)
+            console::copy_range(&path, from, len, &ctx.out, stamps.as_mut())
                 .await
                 .map_err(|e| CommandError::unexpected("console", e))?;
         }

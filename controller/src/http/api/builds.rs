@@ -211,19 +211,92 @@ pub async fn page(
     Ok(format!("{name} #{}\t{result}\n", row.number).into_response())
 }
 
+/// `?timestamps=FORMAT` of `consoleText`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConsoleQuery {
+    timestamps: Option<String>,
+}
+
 /// `GET /job/NAME/N/consoleText`: the console as it is now (a running build's grows
-/// later), streamed a chunk at a time from the file.
+/// later), streamed a chunk at a time from the file. `?timestamps=time|elapsed|iso` puts
+/// each line's start time in front of it, for a build whose job keeps them.
 pub async fn console_text(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
+    Query(query): Query<ConsoleQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, job) = job_caller(&state, &headers, &name, Permission::JobRead).await?;
     let name = job.name.clone();
     let row = builds::find(&state, &name, &which).await?;
     let len = state.builds.console_len(&name, row.number).await;
-    let body = console_body(&state, &row, 0, len).await?;
+    let body = match query.timestamps {
+        None => console_body(&state, &row, 0, len).await?,
+        Some(format) => {
+            let format = builds::timestamps::Format::parse(&format).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "timestamps={} is not a format: use time, elapsed or iso",
+                    steward_protocol::shown::shown(&format)
+                ))
+            })?;
+            timestamped_body(&state, &row, len, format).await?
+        }
+    };
     Ok(([(CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response())
+}
+
+/// The console up to `len` with each line's time before it.
+async fn timestamped_body(
+    state: &AppState,
+    row: &BuildRow,
+    len: u64,
+    format: builds::timestamps::Format,
+) -> Result<Body, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let dir = state.builds.build_dir(&row.job, row.number);
+    let started = row.started_at_ms;
+    let annotator = tokio::task::spawn_blocking(move || {
+        builds::timestamps::Annotator::open(&dir, 0, format, started)
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{} #{} kept no timestamps: its job has no TimestamperBuildWrapper",
+            row.job, row.number
+        ))
+    })?;
+    let path = state.builds.console_path(&row.job, row.number);
+    let Some(mut reader) = console::read_range(&path, 0, len)
+        .await
+        .map_err(|e| console_error(row, e))?
+    else {
+        return Ok(Body::empty());
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut annotator = annotator;
+        loop {
+            let mut buffer = vec![0u8; console::READ_CHUNK];
+            match reader.read(&mut buffer).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    let shown = annotator.annotate(&buffer[..n]);
+                    if tx.send(Ok(bytes::Bytes::from(shown))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Body::from_stream(futures_util::stream::poll_fn(
+        move |cx| rx.poll_recv(cx),
+    )))
 }
 
 /// Bytes `from..to` of the build's console as a streamed body.
