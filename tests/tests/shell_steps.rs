@@ -124,19 +124,19 @@ fn an_unstable_build_stays_unstable_across_a_controller_restart() {
 }
 
 const PLUGIN_JOB: &str = r#"<project>
-  <scm class="hudson.plugins.git.GitSCM" plugin="git@5.2.1"><configVersion>2</configVersion></scm>
-  <triggers><hudson.triggers.TimerTrigger><spec>* * * * *</spec></hudson.triggers.TimerTrigger></triggers>
+  <scm class="hudson.scm.SubversionSCM" plugin="subversion@2.17.3"><locations/></scm>
+  <triggers><org.jenkinsci.plugins.gwt.GenericTrigger plugin="generic-webhook-trigger@2.2.2"><spec>* * * * *</spec></org.jenkinsci.plugins.gwt.GenericTrigger></triggers>
   <builders>
     <hudson.tasks.Shell><command>echo the-shell-step-ran</command></hudson.tasks.Shell>
     <hudson.tasks.Maven><targets>install</targets></hudson.tasks.Maven>
   </builders>
-  <publishers><hudson.tasks.ArtifactArchiver><artifacts>*.jar</artifacts></hudson.tasks.ArtifactArchiver></publishers>
+  <publishers><hudson.tasks.Mailer plugin="mailer@472.vf7c289a_4b_420"><recipients>dev@example.com</recipients></hudson.tasks.Mailer></publishers>
 </project>"#;
 
 const WARNINGS: [&str; 4] = [
-    "WARNING: Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds run without it",
-    "WARNING: Steward ignores <hudson.triggers.TimerTrigger> (Jenkins core); builds run without it",
-    "WARNING: Steward ignores <hudson.tasks.ArtifactArchiver> (Jenkins core); builds run without it",
+    "WARNING: Steward ignores <hudson.scm.SubversionSCM> (plugin subversion); builds run without it",
+    "WARNING: Steward ignores <org.jenkinsci.plugins.gwt.GenericTrigger> (plugin generic-webhook-trigger); builds run without it",
+    "WARNING: Steward ignores <hudson.tasks.Mailer> (plugin mailer); builds run without it",
     "WARNING: Steward ignores <hudson.tasks.Maven> (Jenkins core); builds run without it",
 ];
 
@@ -170,7 +170,7 @@ fn what_a_job_holds_that_steward_ignores_is_named_on_create_in_each_build_and_ov
     .json();
     assert_eq!(
         job["ignoredElements"][0],
-        serde_json::json!({"section": "scm", "element": "hudson.plugins.git.GitSCM", "plugin": "git"}),
+        serde_json::json!({"section": "scm", "element": "hudson.scm.SubversionSCM", "plugin": "subversion"}),
         "{job}"
     );
     assert_eq!(job["ignoredElements"].as_array().unwrap().len(), 4);
@@ -189,7 +189,7 @@ fn with_strict_jobs_the_controller_refuses_what_it_would_ignore() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(
         out.stderr.contains(
-            "Steward ignores <hudson.plugins.git.GitSCM> (plugin git); builds would run without it"
+            "Steward ignores <hudson.scm.SubversionSCM> (plugin subversion); builds would run without it"
         ),
         "{out:?}"
     );

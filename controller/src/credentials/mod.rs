@@ -155,6 +155,10 @@ pub async fn for_git(
         CredentialsError::Command(_) => format!("credential {id} cannot be found"),
         other => other.to_string(),
     })?;
+    if credential.scope == steward_protocol::credentials::Scope::System {
+        // SYSTEM credentials are the controller's own; jobs do not see them.
+        return Err(format!("credential {id} cannot be found"));
+    }
     let var = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     match &credential.kind {
         CredentialKind::UsernamePassword {

@@ -122,12 +122,7 @@ pub async fn notify_commit(
 }
 
 fn spawn_poll(state: &AppState, job: &str, cause: CauseKind, user: &str) {
-    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
-    state.tasks.spawn(async move {
-        if let Err(e) = crate::triggers::poll::poll(&for_task, &job, cause, &user).await {
-            tracing::warn!(job = ?job, error = ?e, "polling after a hook failed");
-        }
-    });
+    crate::triggers::poll::spawn(state, job, cause, user);
 }
 
 /// `POST /github-webhook/`.

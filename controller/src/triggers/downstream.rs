@@ -16,7 +16,12 @@ pub async fn build_ended(state: &AppState, job: &str, number: u64, result: Build
         && let Ok(Some(linked)) = record.config.build_trigger()
         && linked.threshold.met_by(result)
     {
-        targets.extend(linked.jobs);
+        targets.extend(
+            linked
+                .jobs
+                .iter()
+                .map(|j| j.trim_start_matches('/').to_owned()),
+        );
     }
     for other in &jobs {
         let triggers = super::of_job(&other.config, &other.name);

@@ -30,6 +30,9 @@ use steward_protocol::job_xml::triggers::Triggers as JobTriggers;
 pub struct Triggers {
     polling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     logs: Mutex<HashMap<String, String>>,
+    /// Jobs with a poll asked for that has not begun yet: more requests for them are
+    /// covered by it (hooks are open to anyone, so they may not pile up polls).
+    waiting: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Triggers {
@@ -38,6 +41,19 @@ impl Triggers {
     fn poll_lock(&self, job: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut polling = self.polling.lock().unwrap_or_else(|e| e.into_inner());
         polling.entry(job.to_owned()).or_default().clone()
+    }
+
+    /// Marks a poll of `job` as asked for; false when one is already waiting to begin,
+    /// which will see whatever this request was about.
+    pub fn ask_poll(&self, job: &str) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.insert(job.to_owned())
+    }
+
+    /// A poll of `job` begins: later requests need a poll of their own.
+    fn poll_begins(&self, job: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.remove(job);
     }
 
     /// The log of `job`'s last poll (`/job/NAME/scmPollLog/pollingLog`), if it was polled

@@ -29,6 +29,23 @@ pub enum Polled {
     NotPolled,
 }
 
+/// Asks for a poll of `job` in the background, unless one is already waiting to begin
+/// (which covers this request): at most one running and one waiting poll per job, however
+/// many hooks arrive. False when covered.
+pub fn spawn(state: &AppState, job: &str, cause: CauseKind, user: &str) -> bool {
+    if !state.triggers.ask_poll(job) {
+        return false;
+    }
+    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
+    state.tasks.spawn(async move {
+        if let Err(e) = poll(&for_task, &job, cause, &user).await {
+            for_task.triggers.poll_begins(&job);
+            tracing::warn!(job = ?job, error = ?e, "SCM polling failed");
+        }
+    });
+    true
+}
+
 /// Polls `job`'s repositories and queues a build with `cause` (and `user`) when one of
 /// the heads it builds is new. The poll's log, as Jenkins' "Git Polling Log" reads, is
 /// kept for `/job/NAME/scmPollLog/pollingLog`.
@@ -46,6 +63,7 @@ pub async fn poll(
     }
     let lock = state.triggers.poll_lock(&record.name);
     let _polling = lock.lock().await;
+    state.triggers.poll_begins(&record.name);
     let started = std::time::Instant::now();
     let mut log = format!(
         "Started on {}\n",

@@ -76,14 +76,7 @@ pub async fn tick(state: &AppState, now: Timestamp) {
                     }
                 }
             } else {
-                let (state, name) = (state.clone(), job.name.clone());
-                state.clone().tasks.spawn(async move {
-                    if let Err(e) =
-                        super::poll::poll(&state, &name, CauseKind::ScmChange, SYSTEM_USER).await
-                    {
-                        tracing::warn!(job = ?name, error = ?e, "SCM polling failed");
-                    }
-                });
+                super::poll::spawn(state, &job.name, CauseKind::ScmChange, SYSTEM_USER);
             }
         }
     }

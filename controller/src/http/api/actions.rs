@@ -67,7 +67,10 @@ pub fn cause_action(cause: CauseKind, user: &str) -> Value {
             if let Some((job, number)) = crate::store::builds::parse_upstream(user) {
                 shown["upstreamBuild"] = json!(number);
                 shown["upstreamProject"] = json!(job);
-                shown["upstreamUrl"] = json!(format!("job/{job}/"));
+                let segment = url::form_urlencoded::byte_serialize(job.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20");
+                shown["upstreamUrl"] = json!(format!("job/{segment}/"));
             }
         }
         CauseKind::Timer | CauseKind::ScmChange | CauseKind::GitHubPush => {}

@@ -179,7 +179,7 @@ fn job_json(
         "disabled": config.disabled,
         "downstreamProjects": [],
         "labelExpression": config.assigned_node,
-        "scm": {"_class": "hudson.scm.NullSCM"},
+        "scm": {"_class": if config.git().is_some() { "hudson.plugins.git.GitSCM" } else { "hudson.scm.NullSCM" }},
         "upstreamProjects": [],
     });
     for (link, build) in &summary.permalinks {
@@ -243,7 +243,6 @@ fn test_health(total: u64, failed: u64) -> Value {
     })
 }
 
-/// `GET /job/NAME/`: where posts about a job redirect; its name and colour for people.
 /// `GET /job/NAME/scmPollLog/pollingLog`: the log of the job's last SCM poll since the
 /// controller started (404 when it has not been polled).
 pub async fn polling_log(
@@ -264,6 +263,7 @@ pub async fn polling_log(
     }
 }
 
+/// `GET /job/NAME/`: where posts about a job redirect; its name and colour for people.
 pub async fn page(
     State(state): State<AppState>,
     Path(name): Path<String>,
