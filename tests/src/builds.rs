@@ -92,6 +92,15 @@ impl Freestyle {
         self
     }
 
+    /// The job's XML with `content` added as its top-level `<section>` (`triggers`,
+    /// `publishers`, `buildWrappers`…), for plugin elements this builder does not model.
+    pub fn xml_with(&self, section: &str, content: &str) -> String {
+        self.xml().replace(
+            "</project>",
+            &format!("<{section}>{content}</{section}></project>"),
+        )
+    }
+
     pub fn xml(&self) -> String {
         let mut properties = String::new();
         if let Some((num, days)) = self.discarder {
@@ -235,6 +244,28 @@ impl Controller {
         );
         let out = self.cli_with_stdin(&["create-node"], &xml);
         assert_eq!(out.code, 0, "create-node {name} failed: {out:?}");
+    }
+
+    /// Creates node `name` (one executor) and starts its agent in a temporary work dir,
+    /// online when this returns: the setting most build tests start from. Keep the
+    /// directory as long as the agent.
+    pub fn node_with_agent(&self, name: &str) -> (Agent, tempfile::TempDir) {
+        let work = tempfile::tempdir().expect("a work dir");
+        self.create_node_with(name, "", 1, "NORMAL");
+        let agent = self.start_agent_in(name, work.path());
+        (agent, work)
+    }
+
+    /// Waits until job `job` has exactly `count` builds, all ended.
+    pub fn wait_finished_builds(&self, job: &str, count: usize) {
+        crate::wait_until(
+            DEADLINE,
+            &format!("{count} finished builds of {job}"),
+            || {
+                let all = self.list_builds(job);
+                all.len() == count && all.iter().all(|b| b.result != "RUNNING")
+            },
+        );
     }
 
     /// Starts the agent of an existing node with `work_dir` as its `-workDir`, and waits

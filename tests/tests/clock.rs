@@ -3,37 +3,9 @@
 //! controller missed, and an absolute build timeout (at least 3 minutes, as the
 //! build-timeout plugin applies it) aborts a build with the plugin's message.
 
-use steward_tests::{Controller, DEADLINE, Freestyle, wait_until};
+use steward_tests::{Controller, Freestyle, wait_until};
 
 const NODE: &str = "n1";
-
-fn node(c: &Controller) -> (steward_tests::Agent, tempfile::TempDir) {
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    (c.start_agent_in(NODE, work.path()), work)
-}
-
-fn with_triggers(job: &str, triggers: &str) -> String {
-    job.replace(
-        "<builders>",
-        &format!("<triggers>{triggers}</triggers><builders>"),
-    )
-}
-
-fn builds(c: &Controller, job: &str) -> Vec<steward_tests::BuildLine> {
-    c.list_builds(job)
-}
-
-fn wait_builds(c: &Controller, job: &str, count: usize) {
-    wait_until(
-        DEADLINE,
-        &format!("{count} finished builds of {job}"),
-        || {
-            let all = builds(c, job);
-            all.len() == count && all.iter().all(|b| b.result != "RUNNING")
-        },
-    );
-}
 
 /// Minutes since the epoch, now.
 fn minute_now() -> u64 {
@@ -47,19 +19,19 @@ fn minute_now() -> u64 {
 #[test]
 fn a_timer_fires_once_a_minute_and_not_for_minutes_missed_while_stopped() {
     let mut c = Controller::start();
-    let (_agent, _work) = node(&c);
-    let job = with_triggers(
-        &Freestyle::shell("echo tick").xml(),
+    let (_agent, _work) = c.node_with_agent(NODE);
+    let job = Freestyle::shell("echo tick").xml_with(
+        "triggers",
         "<hudson.triggers.TimerTrigger><spec>* * * * *</spec></hudson.triggers.TimerTrigger>",
     );
     let out = c.cli_with_stdin(&["create-job", "ticker"], &job);
     assert_eq!(out.code, 0, "{out:?}");
     let minute = std::time::Duration::from_secs(75);
     wait_until(minute, "the timer's first build", || {
-        !builds(&c, "ticker").is_empty()
+        !c.list_builds("ticker").is_empty()
     });
     let fired_in = minute_now();
-    assert_eq!(builds(&c, "ticker")[0].cause, "Started by timer");
+    assert_eq!(c.list_builds("ticker")[0].cause, "Started by timer");
     // Stopped for the whole of the next minute: that minute's build is missed, not made up.
     c.kill();
     wait_until(
@@ -69,10 +41,10 @@ fn a_timer_fires_once_a_minute_and_not_for_minutes_missed_while_stopped() {
     );
     c.kill_and_restart();
     wait_until(minute, "the timer's next build", || {
-        builds(&c, "ticker").len() >= 2
+        c.list_builds("ticker").len() >= 2
     });
-    wait_builds(&c, "ticker", 2);
-    let all = builds(&c, "ticker");
+    c.wait_finished_builds("ticker", 2);
+    let all = c.list_builds("ticker");
     assert_eq!(
         all.len(),
         2,
@@ -84,13 +56,13 @@ fn a_timer_fires_once_a_minute_and_not_for_minutes_missed_while_stopped() {
 #[test]
 fn an_absolute_timeout_aborts_the_build_after_the_plugins_minimum_of_three_minutes() {
     let c = Controller::start();
-    let (_agent, _work) = node(&c);
-    let job = Freestyle::shell("echo started; sleep 600").xml().replace(
-        "</project>",
-        "<buildWrappers><hudson.plugins.build__timeout.BuildTimeoutWrapper plugin=\"build-timeout@1.33\">\
+    let (_agent, _work) = c.node_with_agent(NODE);
+    let job = Freestyle::shell("echo started; sleep 600").xml_with(
+        "buildWrappers",
+        "<hudson.plugins.build__timeout.BuildTimeoutWrapper plugin=\"build-timeout@1.33\">\
            <strategy class=\"hudson.plugins.build_timeout.impl.AbsoluteTimeOutStrategy\"><timeoutMinutes>1</timeoutMinutes></strategy>\
            <operationList/>\
-         </hudson.plugins.build__timeout.BuildTimeoutWrapper></buildWrappers></project>",
+         </hudson.plugins.build__timeout.BuildTimeoutWrapper>",
     );
     let out = c.cli_with_stdin(&["create-job", "slow"], &job);
     assert_eq!(out.code, 0, "{out:?}");

@@ -10,9 +10,7 @@ const STORE: &str = "system::system::jenkins";
 
 fn setup() -> (Controller, steward_tests::Agent, tempfile::TempDir) {
     let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    let agent = c.start_agent_in(NODE, work.path());
+    let (agent, work) = c.node_with_agent(NODE);
     (c, agent, work)
 }
 

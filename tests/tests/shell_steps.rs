@@ -7,9 +7,7 @@ const NODE: &str = "n1";
 
 fn setup() -> (Controller, steward_tests::Agent, tempfile::TempDir) {
     let c = Controller::start();
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    let agent = c.start_agent_in(NODE, work.path());
+    let (agent, work) = c.node_with_agent(NODE);
     (c, agent, work)
 }
 

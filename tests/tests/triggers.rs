@@ -10,12 +10,6 @@ use steward_tests::{Controller, DEADLINE, Freestyle, http_request, wait_until};
 
 const NODE: &str = "n1";
 
-fn node(c: &Controller) -> (steward_tests::Agent, tempfile::TempDir) {
-    let work = tempfile::tempdir().unwrap();
-    c.create_node_with(NODE, "", 1, "NORMAL");
-    (c.start_agent_in(NODE, work.path()), work)
-}
-
 fn with_triggers(job: &str, triggers: &str) -> String {
     job.replace(
         "<builders>",
@@ -24,10 +18,6 @@ fn with_triggers(job: &str, triggers: &str) -> String {
 }
 
 const SCM_TRIGGER: &str = "<hudson.triggers.SCMTrigger><spec></spec><ignorePostCommitHooks>false</ignorePostCommitHooks></hudson.triggers.SCMTrigger>";
-
-fn builds(c: &Controller, job: &str) -> Vec<steward_tests::BuildLine> {
-    c.list_builds(job)
-}
 
 fn polling_log(c: &Controller, job: &str) -> String {
     let auth = c.admin_basic_auth_header();
@@ -51,17 +41,6 @@ fn wait_poll(c: &Controller, job: &str, outcome: &str) {
     );
 }
 
-fn wait_builds(c: &Controller, job: &str, count: usize) {
-    wait_until(
-        DEADLINE,
-        &format!("{count} finished builds of {job}"),
-        || {
-            let all = builds(c, job);
-            all.len() == count && all.iter().all(|b| b.result != "RUNNING")
-        },
-    );
-}
-
 fn notify(c: &Controller, query: &str) -> steward_tests::HttpResponse {
     http_request(
         &c.addr,
@@ -75,7 +54,7 @@ fn notify(c: &Controller, query: &str) -> steward_tests::HttpResponse {
 #[test]
 fn notify_commit_polls_and_builds_once_per_new_commit() {
     let c = Controller::start();
-    let (_agent, _work) = node(&c);
+    let (_agent, _work) = c.node_with_agent(NODE);
     let repo = Repo::new();
     let first = repo.commit("README", "1\n", "One", "Ann Lee");
     let job = with_triggers(
@@ -96,8 +75,8 @@ fn notify_commit_polls_and_builds_once_per_new_commit() {
             .header("Triggered")
             .is_some_and(|t| t.ends_with("/job/hooked/"))
     );
-    wait_builds(&c, "hooked", 1);
-    let build = &builds(&c, "hooked")[0];
+    c.wait_finished_builds("hooked", 1);
+    let build = &c.list_builds("hooked")[0];
     assert_eq!(build.cause, "Started by an SCM change");
     assert!(c.console("hooked", 1).contains(&format!("at {first}")));
     assert!(polling_log(&c, "hooked").ends_with("Changes found\n"));
@@ -108,11 +87,11 @@ fn notify_commit_polls_and_builds_once_per_new_commit() {
     let second = repo.commit("README", "2\n", "Two", "Ann Lee");
     assert_eq!(notify(&c, &format!("url={url}")).status, 200);
     assert_eq!(notify(&c, &format!("url={url}")).status, 200);
-    wait_builds(&c, "hooked", 2);
+    c.wait_finished_builds("hooked", 2);
     wait_poll(&c, "hooked", "No changes");
-    assert_eq!(builds(&c, "hooked").len(), 2);
+    assert_eq!(c.list_builds("hooked").len(), 2);
     assert!(c.console("hooked", 2).contains(&format!("at {second}")));
-    assert!(builds(&c, "quiet").is_empty());
+    assert!(c.list_builds("quiet").is_empty());
 
     // Other branches and other repositories are named as the plugin names them.
     let other = notify(&c, &format!("url={url}&branches=feature"));
@@ -141,7 +120,7 @@ fn a_signed_github_push_builds_and_a_bad_signature_is_refused() {
         "--github-webhook-secret-file",
         secret_file.to_str().unwrap(),
     ]);
-    let (_agent, _work) = node(&c);
+    let (_agent, _work) = c.node_with_agent(NODE);
     let repo = Repo::new();
     repo.commit("README", "1\n", "One", "Ann Lee");
     let trigger = "<com.cloudbees.jenkins.GitHubPushTrigger plugin=\"github@1.40.0\"><spec></spec></com.cloudbees.jenkins.GitHubPushTrigger>";
@@ -192,15 +171,15 @@ fn a_signed_github_push_builds_and_a_bad_signature_is_refused() {
     let accepted = post(&[&good]);
     assert_eq!(accepted.status, 200, "{}", accepted.text());
     assert_eq!(accepted.text(), "Scheduled polling of gh\n");
-    wait_builds(&c, "gh", 1);
+    c.wait_finished_builds("gh", 1);
     assert_eq!(
-        builds(&c, "gh")[0].cause,
+        c.list_builds("gh")[0].cause,
         "Started by GitHub push by octocat"
     );
     // The same delivery again: polled, nothing new.
     assert_eq!(post(&[&good]).status, 200);
     wait_poll(&c, "gh", "No changes");
-    assert_eq!(builds(&c, "gh").len(), 1);
+    assert_eq!(c.list_builds("gh").len(), 1);
 }
 
 #[test]
@@ -224,7 +203,7 @@ fn a_controller_without_a_webhook_secret_refuses_deliveries() {
 #[test]
 fn builds_chain_by_result_threshold() {
     let c = Controller::start();
-    let (_agent, _work) = node(&c);
+    let (_agent, _work) = c.node_with_agent(NODE);
     let upstream = |name: &str, exit: u8| {
         let job = Freestyle::shell(&format!("exit {exit}")).xml().replace(
             "</project>",
@@ -249,20 +228,20 @@ fn builds_chain_by_result_threshold() {
     upstream("lib-bad", 1);
 
     assert_eq!(c.cli(&["build", "lib-ok", "-s"]).code, 0);
-    wait_builds(&c, "after-success", 1);
-    wait_builds(&c, "watcher", 1);
+    c.wait_finished_builds("after-success", 1);
+    c.wait_finished_builds("watcher", 1);
     assert_eq!(
-        builds(&c, "after-success")[0].cause,
+        c.list_builds("after-success")[0].cause,
         "Started by upstream project \"lib-ok\" build number 1"
     );
     assert_eq!(c.cli(&["build", "lib-bad", "-s"]).code, 2);
     // FAILURE meets the watcher's threshold, not the BuildTrigger's.
-    wait_builds(&c, "watcher", 2);
+    c.wait_finished_builds("watcher", 2);
     assert_eq!(
-        builds(&c, "watcher")[0].cause,
+        c.list_builds("watcher")[0].cause,
         "Started by upstream project \"lib-bad\" build number 1"
     );
-    assert_eq!(builds(&c, "after-success").len(), 1);
+    assert_eq!(c.list_builds("after-success").len(), 1);
     let auth = c.admin_basic_auth_header();
     let build = http_request(
         &c.addr,
