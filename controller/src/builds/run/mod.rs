@@ -23,21 +23,21 @@ use steward_protocol::services::{Request, Response};
 use steward_protocol::steps::{StepEvent, StepOutcome, StepSpec};
 use tokio::time::Instant;
 
-use super::console::{ConsoleWriter, WRITE_BATCH};
-use super::environment::{describe_node, workspace};
-use super::plan::{Planned, plan};
-use super::{RunningBuild, now_ms};
+use crate::builds::console::{ConsoleWriter, WRITE_BATCH};
+use crate::builds::environment::{describe_node, workspace};
+mod publishing;
+mod timeout;
+
+use timeout::sleep_until_deadline;
+pub use timeout::{TIMEOUT_ABORTED, TIMEOUT_FAILED};
+
 use crate::agents::disk_space::LowSpace;
 use crate::agents::monitors;
+use crate::builds::plan::{Planned, plan};
+use crate::builds::{RunningBuild, now_ms};
 use crate::state::AppState;
 use crate::store::builds::{self as records, BuildResult, BuildRow, NO_EXIT_STATUS, StepEnd};
 use crate::units::format_bytes;
-
-/// Who a build timeout (`BuildTimeoutWrapper`) aborts a build as: recorded like a user's
-/// abort, so a restarted controller still knows why the build stopped and how it ends.
-pub const TIMEOUT_ABORTED: &str = "build-timeout:abort";
-/// The same, for a timeout that fails the build (`FailOperation`).
-pub const TIMEOUT_FAILED: &str = "build-timeout:fail";
 
 /// Pause before asking again when a call failed on a connection that still looks open.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -183,7 +183,7 @@ const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 /// store has it: a store that fails (a full disk) is asked again, with a growing pause,
 /// until it takes it or the controller stops (the build is then resumed, as any running
 /// build). A console tail the disk had no room for is written afterwards, as soon as it can
-/// be ([`super::tails`]).
+/// be ([`crate::builds::tails`]).
 async fn record_end(
     state: &AppState,
     build: &Arc<RunningBuild>,
@@ -215,7 +215,7 @@ async fn record_end(
     }
     // Before the result is told: whoever waits on it (`build -s`) then finds the job's
     // builds as the discarder left them, and still holds this build if it went.
-    super::delete::discard_old(state, &build.row.job).await;
+    crate::builds::delete::discard_old(state, &build.row.job).await;
     build.progress.send_modify(|p| p.result = Some(result));
     state.builds.finished(id);
     crate::triggers::downstream::build_ended(state, &build.row.job, build.row.number, result).await;
@@ -229,7 +229,9 @@ async fn record_end(
             at,
             text,
         };
-        state.tasks.spawn(super::tails::write(state.clone(), tail));
+        state
+            .tasks
+            .spawn(crate::builds::tails::write(state.clone(), tail));
     }
     if let Some(channel) = live_channel(state, &build.row.node) {
         let last = build_step_count(build);
@@ -237,8 +239,10 @@ async fn record_end(
             let _ = steps::remove(&channel, &step_id(id, index)).await;
         }
         // Bound secret files go with the build (relative: under the agent's work dir).
-        let files =
-            super::bindings::secret_files_dir(&format!("workspace/{}", build.row.workspace));
+        let files = crate::builds::bindings::secret_files_dir(&format!(
+            "workspace/{}",
+            build.row.workspace
+        ));
         let _ = steward_channel::call::call(&channel, &Request::Remove { path: files }).await;
     }
 }
@@ -257,10 +261,6 @@ pub fn step_id(build_id: u64, index: u32) -> String {
 
 fn live_channel(state: &AppState, node: &str) -> Option<Channel> {
     state.agents.channel(node).filter(|c| !c.is_closed())
-}
-
-async fn sleep_until_deadline(deadline: Instant) {
-    tokio::time::sleep_until(deadline).await
 }
 
 /// How following a step ended.
@@ -295,7 +295,7 @@ struct Runner<'a> {
     /// Why the console could not be written, once it could not.
     console_failure: Option<String>,
     /// The job's credential bindings, resolved before its first shell step.
-    bound: Option<super::bindings::Bound>,
+    bound: Option<crate::builds::bindings::Bound>,
     /// The secrets masked in the output of the step being followed.
     step_masks: Vec<steward_protocol::credentials::SecretBytes>,
     /// The job's build timeout (`BuildTimeoutWrapper`), enforced while shell steps run.
@@ -373,7 +373,7 @@ impl Runner<'_> {
     /// reconnects after the build has ended.
     async fn stop_step(&self, id: &str) {
         if let Some(channel) = live_channel(self.state, &self.build.row.node)
-            && let Err(e) = steps::kill(&channel, id, super::ABORT_KILL_GRACE).await
+            && let Err(e) = steps::kill(&channel, id, crate::builds::ABORT_KILL_GRACE).await
         {
             tracing::warn!(step = id, error = ?e.to_string(), "cannot stop a step whose output cannot be written");
         }
@@ -433,7 +433,7 @@ impl Runner<'_> {
     /// Runs the job's steps from where the record says; the result.
     ///
     /// On resumption the console has been cut back to the last point the store vouches for
-    /// ([`super::resume_point`]); what follows it is written again here.
+    /// ([`crate::builds::resume_point`]); what follows it is written again here.
     async fn steps(&mut self, config: &JobConfig, resuming: bool) -> BuildResult {
         let row = &self.build.row;
         let steps = plan(config);
@@ -651,77 +651,6 @@ impl Runner<'_> {
         } else {
             BuildResult::Success
         }
-    }
-
-    /// Runs the job's publishers (artifacts, test reports) after its steps, in the job's
-    /// order, as Jenkins runs them whatever the steps' result, but not for an aborted
-    /// build; the build's result after them.
-    async fn publish(&mut self, config: &JobConfig, result: BuildResult) -> BuildResult {
-        use steward_protocol::job_xml::publishers::Publisher;
-        let publishers = match config.publishers() {
-            Ok(publishers) => publishers,
-            Err(e) => {
-                self.line(&format!(
-                    "ERROR: the job's publishers cannot be read: {e}\n"
-                ))
-                .await;
-                return BuildResult::Failure;
-            }
-        };
-        if publishers.is_empty()
-            || result == BuildResult::Aborted
-            || self.build.abort.is_cancelled()
-        {
-            return result;
-        }
-        let (Some(work_dir), Some(channel)) = (
-            self.work_dir().await,
-            live_channel(self.state, &self.build.row.node),
-        ) else {
-            self.line(&format!(
-                "ERROR: {} is not connected: the publishers cannot run\n",
-                self.build.row.node
-            ))
-            .await;
-            return BuildResult::Failure;
-        };
-        let workspace = workspace(&work_dir, &self.build.row.workspace);
-        let mut result = result;
-        for publisher in &publishers {
-            let published = match publisher {
-                Publisher::Artifacts(archiver) => {
-                    super::publish::archive(
-                        self.state,
-                        &channel,
-                        &self.build.row,
-                        &workspace,
-                        archiver,
-                        result,
-                    )
-                    .await
-                }
-                Publisher::JUnit(archiver) => {
-                    super::publish::record_tests(
-                        self.state,
-                        &channel,
-                        &self.build.row,
-                        &workspace,
-                        archiver,
-                        result,
-                    )
-                    .await
-                }
-            };
-            for line in &published.lines {
-                self.line(line).await;
-            }
-            if let Some(worse) = published.result
-                && worse.ordinal() > result.ordinal()
-            {
-                result = worse;
-            }
-        }
-        result
     }
 
     /// `PreBuildCleanup`: deletes the build's workspace on its node, with the plugin's
@@ -945,14 +874,14 @@ impl Runner<'_> {
         config: &JobConfig,
     ) -> Result<StepSpec, String> {
         let row = &self.build.row;
-        let mut env = super::environment::variables(self.state, row, work_dir).await;
+        let mut env = crate::builds::environment::variables(self.state, row, work_dir).await;
         self.step_masks.clear();
         self.step_is_shell = matches!(step, Planned::Shell(_));
         let script = match step {
             Planned::Shell(shell) => {
                 if self.bound.is_none() {
                     let channel = live_channel(self.state, &row.node);
-                    let bound = super::bindings::bind(
+                    let bound = crate::builds::bindings::bind(
                         self.state,
                         config,
                         channel.as_ref(),
@@ -974,47 +903,13 @@ impl Runner<'_> {
                 shell.command.as_bytes().to_vec()
             }
             Planned::Checkout(git) => {
-                let (script, secrets) = super::checkout::script(self.state, row, git).await?;
+                let (script, secrets) =
+                    crate::builds::checkout::script(self.state, row, git).await?;
                 env.extend(secrets);
                 script
             }
         };
         Ok(StepSpec { script, env })
-    }
-
-    /// When the build timeout expires now: the build's start plus the limit (absolute), or
-    /// the last output plus the limit (no activity).
-    fn timeout_deadline(&self) -> Instant {
-        use steward_protocol::job_xml::publishers::TimeoutStrategy;
-        let Some(timeout) = self.timeout else {
-            return Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        };
-        match timeout.strategy {
-            TimeoutStrategy::Absolute { minutes } => {
-                let limit_ms = (minutes as i64).saturating_mul(60_000);
-                let left = self.build.row.started_at_ms + limit_ms - now_ms();
-                Instant::now() + Duration::from_millis(left.max(0) as u64)
-            }
-            TimeoutStrategy::NoActivity { seconds } => {
-                self.last_activity + Duration::from_secs(seconds)
-            }
-        }
-    }
-
-    /// The build timeout expired: says so as the plugin does, and aborts the build (the
-    /// step is then killed as on any abort).
-    fn time_out(&self) {
-        let Some(timeout) = self.timeout else { return };
-        let how = if timeout.fail { "failed" } else { "aborted" };
-        self.build.note(format!(
-            "Build timed out (after {} minutes). Marking the build as {how}.\n",
-            timeout.strategy.minutes()
-        ));
-        self.build.abort(if timeout.fail {
-            TIMEOUT_FAILED
-        } else {
-            TIMEOUT_ABORTED
-        });
     }
 
     /// Whether the store has this build's checkout.
@@ -1041,7 +936,7 @@ impl Runner<'_> {
             ));
         };
         let step_dir = format!("{work_dir}/steps/{id}");
-        super::checkout::record(self.state, &channel, self.build.row.id, &step_dir)
+        crate::builds::checkout::record(self.state, &channel, self.build.row.id, &step_dir)
             .await
             .map(|_| ())
     }
@@ -1121,7 +1016,7 @@ impl Runner<'_> {
                 };
             };
             if aborting && !kill_sent {
-                match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
+                match steps::kill(&channel, id, crate::builds::ABORT_KILL_GRACE).await {
                     Ok(()) => kill_sent = true,
                     Err(e) if e.is_connection_lost() => {
                         tokio::time::sleep(RETRY_PAUSE).await;
@@ -1198,7 +1093,7 @@ impl Runner<'_> {
                     }
                     _ = self.build.abort.cancelled(), if !kill_sent => {
                         self.record_abort().await;
-                        match steps::kill(&channel, id, super::ABORT_KILL_GRACE).await {
+                        match steps::kill(&channel, id, crate::builds::ABORT_KILL_GRACE).await {
                             Ok(()) => kill_sent = true,
                             Err(e) if e.is_connection_lost() => break,
                             Err(e) => return Followed::Failed(e.to_string()),
