@@ -364,6 +364,14 @@ impl Controller {
     }
 
     /// `cli -s URL ARGS…` without credentials.
+    /// `cli -s URL -auth USER:SECRET ARGS…` with `stdin`: another user's command.
+    pub fn cli_as(&self, user: &str, secret: &str, args: &[&str], stdin: &str) -> CliOutput {
+        let auth = format!("{user}:{secret}");
+        let mut full = vec!["-s", self.url.as_str(), "-auth", &auth];
+        full.extend_from_slice(args);
+        run_cli(&full, stdin)
+    }
+
     pub fn cli_anonymous(&self, args: &[&str]) -> CliOutput {
         let mut full = vec!["-s", self.url.as_str()];
         full.extend_from_slice(args);

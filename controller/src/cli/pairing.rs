@@ -67,7 +67,7 @@ pub enum Principal {
 impl Principal {
     pub fn of(identity: &Identity) -> Principal {
         match identity {
-            Identity::Anonymous => Principal::Anonymous,
+            Identity::Anonymous(_) => Principal::Anonymous,
             Identity::User(user) => Principal::User(user.name.clone()),
         }
     }

@@ -96,6 +96,15 @@ fn rest_routes() -> Router<AppState> {
     Router::new()
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
+        .route("/user/{name}/api/json", get(api::users::show))
+        .route(
+            "/user/{name}/descriptorByName/jenkins.security.ApiTokenProperty/generateNewToken",
+            post(api::users::generate_token),
+        )
+        .route(
+            "/user/{name}/descriptorByName/jenkins.security.ApiTokenProperty/revoke",
+            post(api::users::revoke_token),
+        )
         .route("/me/ssh-keys/api/json", get(api::debug::list_keys))
         .route("/me/ssh-keys/add", post(api::debug::add_keys))
         .route("/me/ssh-keys/remove", post(api::debug::remove_key))

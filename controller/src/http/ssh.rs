@@ -90,7 +90,7 @@ async fn forward(
         return refused.into_response();
     }
     let identity = match authenticate(&state.store, &headers).await {
-        Ok(Identity::Anonymous) => {
+        Ok(Identity::Anonymous(_)) => {
             return ApiError(
                 StatusCode::UNAUTHORIZED,
                 "Authentication required: send user:token as Basic credentials, as for the REST API".into(),

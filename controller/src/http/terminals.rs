@@ -336,7 +336,7 @@ pub async fn attach(
         return refused.into_response();
     }
     let identity = match caller(&state, &headers, Permission::TerminalAttach).await {
-        Ok(Identity::Anonymous) => {
+        Ok(Identity::Anonymous(_)) => {
             return ApiError(StatusCode::UNAUTHORIZED, "Authentication required".into())
                 .into_response();
         }

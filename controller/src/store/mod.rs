@@ -202,6 +202,25 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE builds ADD COLUMN test_total INTEGER;
     ALTER TABLE builds ADD COLUMN test_failed INTEGER;
     ALTER TABLE builds ADD COLUMN test_skipped INTEGER;",
+    // Users with passwords, several named tokens each, and the permissions granted to users
+    // and to `authenticated` and `anonymous` (users.rs). What `is_admin` and the fixed rule
+    // for other users gave becomes grants.
+    "ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    ALTER TABLE api_tokens ADD COLUMN uuid TEXT;
+    ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+    UPDATE api_tokens SET uuid = lower(substr(hex(randomblob(4)), 1) || '-' || hex(randomblob(2))
+        || '-4' || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2)
+        || '-' || hex(randomblob(6)));
+    CREATE UNIQUE INDEX api_tokens_uuid ON api_tokens (uuid);
+    CREATE TABLE grants (
+        principal TEXT NOT NULL,
+        permission TEXT NOT NULL,
+        PRIMARY KEY (principal, permission)
+    );
+    INSERT INTO grants SELECT name, 'hudson.model.Hudson.Administer' FROM users WHERE is_admin = 1;
+    INSERT INTO grants VALUES ('authenticated', 'hudson.model.Hudson.Read'),
+        ('authenticated', 'hudson.model.Item.Read');",
 ];
 
 #[derive(Debug, thiserror::Error)]

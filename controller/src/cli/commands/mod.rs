@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod quiet;
 pub mod remote;
 pub mod terminals;
+pub mod users;
 
 use futures_util::future::BoxFuture;
 use steward_protocol::shown::Shown;
@@ -173,6 +174,7 @@ pub fn all() -> Vec<&'static Command> {
         measure::COMMANDS,
         quiet::COMMANDS,
         terminals::COMMANDS,
+        users::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);

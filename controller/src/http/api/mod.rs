@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod queue;
 pub mod root;
 pub mod tree;
+pub mod users;
 
 use std::sync::Arc;
 

@@ -1,0 +1,120 @@
+//! `/user/NAME/…`: a user as Jenkins' REST shows them, and the API token endpoints of
+//! Jenkins' `ApiTokenProperty` (`generateNewToken`, `revoke`) with the same answers.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+use super::{ApiError, caller};
+use crate::auth::{Identity, Permission};
+use crate::state::AppState;
+use crate::store::users;
+
+/// `GET /user/NAME/api/json`.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers, Permission::OverallRead).await?;
+    let n = name.clone();
+    let user = state.store.read(move |c| users::get(c, &n)).await?;
+    let Some(user) = user else {
+        return Err(ApiError::not_found(format!("No such user {name}")));
+    };
+    Ok(super::json(json!({
+        "_class": "hudson.model.User",
+        "absoluteUrl": format!("{}user/{}", state.config.root_url, user.name),
+        "description": null,
+        "fullName": user.full_name,
+        "id": user.name,
+        "property": [],
+    })))
+}
+
+/// Who may manage `name`'s tokens: that user, or an administrator.
+async fn token_owner(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Identity, ApiError> {
+    let identity = caller(state, headers, Permission::OverallRead).await?;
+    if identity.name() != name {
+        identity
+            .require(Permission::OverallAdminister)
+            .map_err(|e| ApiError(StatusCode::FORBIDDEN, e.to_string()))?;
+    }
+    Ok(identity)
+}
+
+/// `POST /user/NAME/descriptorByName/jenkins.security.ApiTokenProperty/generateNewToken`
+/// (`newTokenName`, in the query or the form): `{"status": "ok", "data": {"tokenName",
+/// "tokenUuid", "tokenValue"}}`, the value shown this once.
+pub async fn generate_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let identity = token_owner(&state, &headers, &name).await?;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let token_name = query
+        .get("newTokenName")
+        .or_else(|| form.get("newTokenName"))
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Token created on REST".to_owned());
+    let (u, n) = (name.clone(), token_name.clone());
+    let created = state
+        .store
+        .call(move |c| users::create_token(c, &u, &n))
+        .await?;
+    let Some((uuid, value)) = created else {
+        return Err(ApiError::not_found(format!("No such user {name}")));
+    };
+    tracing::info!(user = ?name, token = ?uuid, by = ?identity.name(), "API token created");
+    Ok(super::json(json!({
+        "status": "ok",
+        "data": {"tokenName": token_name, "tokenUuid": uuid, "tokenValue": value},
+    })))
+}
+
+/// `POST /user/NAME/descriptorByName/jenkins.security.ApiTokenProperty/revoke`
+/// (`tokenUuid`): 200; an unknown uuid → 404.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let identity = token_owner(&state, &headers, &name).await?;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let Some(uuid) = query
+        .get("tokenUuid")
+        .or_else(|| form.get("tokenUuid"))
+        .cloned()
+    else {
+        return Err(ApiError::bad_request("tokenUuid is required"));
+    };
+    let (u, id) = (name.clone(), uuid.clone());
+    let revoked = state
+        .store
+        .call(move |c| users::revoke_token(c, &u, &id))
+        .await?;
+    if !revoked {
+        return Err(ApiError::not_found(format!(
+            "{name} has no API token {uuid}"
+        )));
+    }
+    tracing::info!(user = ?name, token = ?uuid, by = ?identity.name(), "API token revoked");
+    Ok(StatusCode::OK.into_response())
+}
