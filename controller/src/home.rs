@@ -36,6 +36,9 @@ impl Home {
     pub fn prepare(root: &Path) -> anyhow::Result<Home> {
         fs::create_dir_all(root)
             .with_context(|| format!("creating home directory {}", root.display()))?;
+        // The home holds the database, consoles and secrets: the controller's user only.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting mode 0700 on {}", root.display()))?;
         let secrets = root.join(SECRETS_DIR);
         fs::create_dir_all(&secrets).with_context(|| format!("creating {}", secrets.display()))?;
         fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))

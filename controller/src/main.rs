@@ -83,6 +83,10 @@ fn seconds(n: u64) -> Option<Duration> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     steward_channel::allocator::keep_freed_memory();
+    // Everything the controller writes (the database, consoles, artifacts, secrets) is its
+    // own: private whatever the umask it was started with.
+    // SAFETY: umask(2) only sets this process's file mode mask.
+    unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")

@@ -260,3 +260,27 @@ fn tokens_are_made_and_revoked_over_jenkins_rest() {
         401
     );
 }
+
+#[test]
+fn wrong_credentials_are_refused_everywhere_and_the_home_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Controller::start();
+    for path in ["/", "/login", "/no/such/page", "/api/json"] {
+        let wrong = http_request(
+            &c.addr,
+            "GET",
+            path,
+            &[&basic("admin", "not-the-password")],
+            b"",
+        );
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+    assert_eq!(http_request(&c.addr, "GET", "/", &[], b"").status, 200);
+    c.create_job("private", &Freestyle::shell("true"));
+    let (_agent, _work) = c.node_with_agent("n1");
+    assert_eq!(c.cli(&["build", "private", "-s"]).code, 0);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(c.home()), 0o700);
+    assert_eq!(mode(&c.home().join("steward.db")), 0o600);
+    assert_eq!(mode(&c.home().join("jobs/private/builds/1/log")), 0o600);
+}

@@ -81,14 +81,18 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new()
             .route(&format!("{prefix}/"), get(root::index))
+            .with_state(state.clone())
             .nest(prefix, routes)
     };
-    app.fallback(root::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            guard::same_origin,
-        ))
-        .layer(axum::middleware::map_response(add_version_headers))
+    let for_fallback = state.clone();
+    app.fallback(move |headers: http::HeaderMap| {
+        root::not_found(axum::extract::State(for_fallback.clone()), headers)
+    })
+    .layer(axum::middleware::from_fn_with_state(
+        state,
+        guard::same_origin,
+    ))
+    .layer(axum::middleware::map_response(add_version_headers))
 }
 
 /// The REST API (compat §10).

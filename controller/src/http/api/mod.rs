@@ -142,17 +142,23 @@ pub async fn caller(
     headers: &HeaderMap,
     permission: Permission,
 ) -> Result<Identity, ApiError> {
-    let identity = match authenticate(&state.store, headers).await {
-        Ok(identity) => identity,
-        Err(AuthError::Store(e)) => return Err(ApiError::internal(e)),
-        Err(e) => return Err(ApiError(StatusCode::UNAUTHORIZED, e.to_string())),
-    };
+    let identity = authenticate(&state.store, headers)
+        .await
+        .map_err(auth_error)?;
     for needed in [Permission::OverallRead, permission] {
         identity
             .require(needed)
             .map_err(|denied| ApiError(StatusCode::FORBIDDEN, denied.0))?;
     }
     Ok(identity)
+}
+
+/// A failed authentication as an answer: 401 for credentials that do not check out.
+pub fn auth_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::Store(e) => ApiError::internal(e),
+        e => ApiError(StatusCode::UNAUTHORIZED, e.to_string()),
+    }
 }
 
 /// Authenticates the request, finds job `name` (404 when there is none, as Jenkins answers
