@@ -129,14 +129,18 @@ pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Identity
             .await?
     };
     if let Some((record, token_id)) = by_token {
-        // When it was last used, for `list-api-tokens`: written at most once a minute.
+        // When it was last used, for `list-api-tokens`: written at most once a minute, in a
+        // task of its own, so authenticating never waits for the store's writer.
         let now = crate::store::now_unix();
-        if let Err(e) = store
-            .call(move |c| users::touch_token(c, token_id, now))
-            .await
-        {
-            tracing::debug!(error = ?e.to_string(), "cannot record a token's use");
-        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .call(move |c| users::touch_token(c, token_id, now))
+                .await
+            {
+                tracing::debug!(error = ?e.to_string(), "cannot record a token's use");
+            }
+        });
         return Ok(Identity::User(record));
     }
     let Some(user) = user else {

@@ -239,9 +239,11 @@ mod tests {
     fn lines_get_the_time_they_began_across_chunks_and_a_cut() {
         let dir = tempfile::tempdir().unwrap();
         let mut recorder = Recorder::open(dir.path(), 0, true).unwrap();
-        recorder.record(0, &[b"one\ntw".to_vec()], 1_000).unwrap();
+        recorder.record(0, &[b"one\n".to_vec()], 1_000).unwrap();
+        // A line's time is its first byte's, whatever chunk ends it.
+        recorder.record(4, &[b"tw".to_vec()], 2_500).unwrap();
         recorder
-            .record(6, &[b"o\nthree\n".to_vec()], 2_500)
+            .record(6, &[b"o\nthree\n".to_vec()], 3_000)
             .unwrap();
         // Resumed with the console cut back to "one\ntwo\n" (8 bytes): three's record goes.
         let mut recorder = Recorder::open(dir.path(), 8, true).unwrap();

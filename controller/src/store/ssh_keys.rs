@@ -135,8 +135,8 @@ mod tests {
         store
             .call(|c| {
                 c.execute_batch(
-                    "INSERT INTO users VALUES ('alice', 'Alice', 0, 0);
-                     INSERT INTO users VALUES ('bob', 'Bob', 0, 0);",
+                    "INSERT INTO users (name, full_name, is_admin, created_at) VALUES ('alice', 'Alice', 0, 0);
+                     INSERT INTO users (name, full_name, is_admin, created_at) VALUES ('bob', 'Bob', 0, 0);",
                 )?;
                 assert_eq!(add(c, &[key("alice", "F1")])?, vec![Added::Added]);
                 assert_eq!(add(c, &[key("alice", "F1")])?, vec![Added::AlreadyYours]);
