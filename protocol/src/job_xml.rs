@@ -56,6 +56,11 @@ use crate::xml::{self, Element, Node, XmlError};
 use layout::{Field, Layout};
 use parameters::parse_bool;
 
+/// The declaration Jenkins writes at the top of a job's `config.xml` (and so prints in
+/// `get-job` and serves at `/job/NAME/config.xml`): single quotes, as its `XmlFile` writes
+/// it, where a node's XML (`node_xml::XML_DECLARATION`) has double ones.
+pub const JOB_XML_DECLARATION: &str = "<?xml version='1.1' encoding='UTF-8'?>";
+
 /// The root element of a freestyle job, as Jenkins writes it.
 pub const FREESTYLE_ROOT: &str = "project";
 /// The same, under the class name XStream also reads.
@@ -347,7 +352,7 @@ impl JobConfig {
         Ok(())
     }
 
-    /// Writes the job XML without the declaration (`node_xml::XML_DECLARATION`).
+    /// Writes the job XML without the declaration ([`JOB_XML_DECLARATION`]).
     pub fn to_xml(&self) -> String {
         let text = |name: &str, value: &str| Element::with_text(name, value);
         let root = self.layout.write(FREESTYLE_ROOT, |field, out| match field {

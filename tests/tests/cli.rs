@@ -130,10 +130,20 @@ fn help_and_version() {
     ] {
         assert!(names.contains(&cmd), "{cmd} missing from help");
     }
+    // `version` agrees with X-Jenkins, as in Jenkins; `-v` adds Steward's own.
     let version = c.cli(&["version"]);
+    let x_jenkins = steward_tests::http_get(&c.addr, "/")
+        .header("X-Jenkins")
+        .unwrap()
+        .to_owned();
+    assert_eq!(version.stdout, format!("{x_jenkins}\n"));
+    let verbose = c.cli(&["version", "-v"]);
     assert_eq!(
-        version.stdout,
-        format!("{}\n", steward_protocol::STEWARD_VERSION)
+        verbose.stdout,
+        format!(
+            "{x_jenkins}\nSteward {}\n",
+            steward_protocol::STEWARD_VERSION
+        )
     );
 }
 

@@ -32,7 +32,7 @@ fn create_get_update_copy_delete_job_round_trip() {
         assert_eq!(got.code, 0, "{got:?}");
         assert!(
             got.stdout
-                .starts_with("<?xml version=\"1.1\" encoding=\"UTF-8\"?>\n<project>"),
+                .starts_with("<?xml version='1.1' encoding='UTF-8'?>\n<project>"),
             "{}",
             got.stdout
         );

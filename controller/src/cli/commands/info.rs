@@ -28,8 +28,9 @@ const HELP: Command = Command {
 
 const VERSION: Command = Command {
     name: "version",
-    summary: "Outputs the current version.",
-    usage: "",
+    summary: "Outputs the current version: the Jenkins version Steward answers as (X-Jenkins).\n\
+              -v: also Steward's own version (X-Steward-Version)",
+    usage: "[-v]",
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| version(ctx).boxed(),
@@ -70,10 +71,19 @@ async fn help(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
+/// The Jenkins version, as `X-Jenkins` says (clients compare it); `-v` adds Steward's own.
 async fn version(ctx: &mut Context) -> CommandResult {
-    Args::none(&ctx.args)?;
-    ctx.out
-        .stdout(format!("{}\n", steward_protocol::STEWARD_VERSION))
-        .await;
+    let args = Args::parse(&ctx.args, &["-v"], &[])?;
+    if let Some(extra) = args.positional.first() {
+        return Err(CommandError::BadArgs(format!(
+            "Too many arguments: {}",
+            steward_protocol::shown::Shown(extra)
+        )));
+    }
+    let mut text = format!("{}\n", crate::http::JENKINS_COMPAT_VERSION);
+    if args.flag("-v") {
+        text.push_str(&format!("Steward {}\n", steward_protocol::STEWARD_VERSION));
+    }
+    ctx.out.stdout(text).await;
     Ok(0)
 }

@@ -2,8 +2,8 @@
 //! `update-job`, `delete-job`, `copy-job`, `list-jobs`, `enable-job`, `disable-job`.
 
 use futures_util::FutureExt;
+use steward_protocol::job_xml::JOB_XML_DECLARATION;
 use steward_protocol::job_xml::JobConfig;
-use steward_protocol::node_xml::XML_DECLARATION;
 
 use super::args::Args;
 use super::nodes::{for_each_name, read_xml_stdin};
@@ -143,7 +143,7 @@ async fn get_job(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let record = jobs::get(&ctx.state, args.one("JOB")?).await?;
     ctx.out
-        .stdout(format!("{XML_DECLARATION}\n{}", record.xml))
+        .stdout(format!("{JOB_XML_DECLARATION}\n{}", record.xml))
         .await;
     Ok(0)
 }

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+use steward_protocol::job_xml::JOB_XML_DECLARATION;
 use steward_protocol::job_xml::JobConfig;
-use steward_protocol::node_xml::XML_DECLARATION;
 use steward_protocol::shown::Shown;
 
 use super::actions::job_properties;
@@ -327,7 +327,7 @@ pub async fn get_config(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, record) = job_caller(&state, &headers, &name, Permission::JobExtendedRead).await?;
-    let body = format!("{XML_DECLARATION}\n{}", record.xml);
+    let body = format!("{JOB_XML_DECLARATION}\n{}", record.xml);
     Ok(([(CONTENT_TYPE, "application/xml")], body).into_response())
 }
 
