@@ -568,6 +568,26 @@ impl JobConfig {
             .any(plain_cleanup)
     }
 
+    /// `NAME=VALUE` for each of a build's parameters, joined by spaces, a secret one's
+    /// value shown as `****` ([`ParameterDefinition::is_secret`]).
+    pub fn shown_parameters(&self, params: &[(String, String)]) -> String {
+        params
+            .iter()
+            .map(|(name, value)| {
+                let secret = self
+                    .parameters
+                    .iter()
+                    .any(|p| p.name() == name && p.is_secret());
+                if secret {
+                    format!("{name}=****")
+                } else {
+                    format!("{name}={value}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Every parameter's name and the value a build gets when none is given, in order.
     pub fn parameter_defaults(&self) -> Vec<(String, String)> {
         self.parameters

@@ -284,3 +284,49 @@ fn wrong_credentials_are_refused_everywhere_and_the_home_is_private() {
     assert_eq!(mode(&c.home().join("steward.db")), 0o600);
     assert_eq!(mode(&c.home().join("jobs/private/builds/1/log")), 0o600);
 }
+
+#[test]
+fn password_parameters_never_show_in_plain_text() {
+    let c = Controller::start();
+    let (_agent, _work) = c.node_with_agent("n1");
+    let job = |label: &str| {
+        format!(
+            "<project><properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>\
+               <hudson.model.StringParameterDefinition><name>BRANCH</name><defaultValue>main</defaultValue></hudson.model.StringParameterDefinition>\
+               <hudson.model.PasswordParameterDefinition><name>PW</name><defaultValue></defaultValue></hudson.model.PasswordParameterDefinition>\
+             </parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>\
+             <assignedNode>{label}</assignedNode><builders><hudson.tasks.Shell><command>test \"$PW\" = hunter2</command></hudson.tasks.Shell></builders></project>"
+        )
+    };
+    assert_eq!(
+        c.cli_with_stdin(&["create-job", "deploy"], &job("n1")).code,
+        0
+    );
+    assert_eq!(
+        c.cli(&["build", "deploy", "-s", "-p", "PW=hunter2"]).code,
+        0,
+        "the step got it"
+    );
+    let listed = c.cli(&["list-builds", "deploy"]);
+    assert!(listed.stdout.contains("BRANCH=main PW=****"), "{listed:?}");
+    let auth = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", c.token))
+    );
+    let build = http_request(&c.addr, "GET", "/job/deploy/1/api/json", &[&auth], b"").text();
+    assert!(!build.contains("hunter2"), "{build}");
+    // Waiting in the queue: no node has the label.
+    assert_eq!(
+        c.cli_with_stdin(&["create-job", "waiting"], &job("nowhere"))
+            .code,
+        0
+    );
+    assert_eq!(c.cli(&["build", "waiting", "-p", "PW=hunter2"]).code, 0);
+    let queue = c.cli(&["queue"]);
+    assert!(
+        queue.stdout.contains("PW=****") && !queue.stdout.contains("hunter2"),
+        "{queue:?}"
+    );
+    let rest = http_request(&c.addr, "GET", "/queue/api/json", &[&auth], b"").text();
+    assert!(!rest.contains("hunter2"), "{rest}");
+}

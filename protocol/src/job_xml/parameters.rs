@@ -130,6 +130,12 @@ impl OtherParameter {
 }
 
 impl ParameterDefinition {
+    /// Whether its values are secrets (a `PasswordParameterDefinition`, or another class
+    /// of password): shown as `****` wherever a build's parameters are listed.
+    pub fn is_secret(&self) -> bool {
+        self.class().contains("Password")
+    }
+
     pub fn name(&self) -> &str {
         match self {
             ParameterDefinition::String(p) => &p.name,

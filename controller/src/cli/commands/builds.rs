@@ -539,19 +539,21 @@ async fn queue(ctx: &mut Context) -> CommandResult {
     let now = builds::now_ms();
     let mut text = String::new();
     for item in ctx.state.builds.queue() {
-        let params: Vec<String> = item
-            .row
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let params = match jobs::get(&ctx.state, &item.row.job).await {
+            Ok(record) => record.config.shown_parameters(&item.row.params),
+            // A job gone meanwhile: no definitions to tell secrets by, so none shown.
+            Err(_) => item
+                .row
+                .params
+                .iter()
+                .map(|(k, _)| format!("{k}=****"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
         let waited = (now - item.row.queued_at_ms).max(0) as f64 / 1000.0;
         text.push_str(&format!(
             "{}\t{}\t{}\t{waited:.1} s\t{}\n",
-            item.row.id,
-            item.row.job,
-            params.join(" "),
-            item.why
+            item.row.id, item.row.job, params, item.why
         ));
         if text.len() > 64 * 1024 {
             ctx.out.stdout(std::mem::take(&mut text)).await;
@@ -632,14 +634,23 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
         let result = row.result.map_or("RUNNING", BuildResult::as_str);
         let end = row.finished_at_ms.unwrap_or(now);
         let seconds = (end - row.started_at_ms).max(0) as f64 / 1000.0;
-        let params: Vec<String> = row.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // As the build started: its own definitions tell which values are secrets.
+        let params = match steward_protocol::job_xml::JobConfig::from_stored_xml(&row.config_xml) {
+            Ok(config) => config.shown_parameters(&row.params),
+            Err(_) => row
+                .params
+                .iter()
+                .map(|(k, _)| format!("{k}=****"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
         text.push_str(&format!(
             "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\t{tests}\n",
             row.number,
             utc(row.started_at_ms),
             row.node,
             row.cause.describe(&row.cause_user),
-            params.join(" ")
+            params
         ));
     }
     ctx.out.stdout(text).await;

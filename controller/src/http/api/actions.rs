@@ -9,7 +9,7 @@ use crate::store::builds::CauseKind;
 
 /// A parameter's class names a password: its value is never shown.
 fn is_secret(definition: Option<&ParameterDefinition>) -> bool {
-    definition.is_some_and(|d| d.class().contains("Password"))
+    definition.is_some_and(ParameterDefinition::is_secret)
 }
 
 fn definition<'a>(config: Option<&'a JobConfig>, name: &str) -> Option<&'a ParameterDefinition> {
