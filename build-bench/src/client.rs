@@ -89,6 +89,32 @@ impl Client {
         Ok(out.stdout)
     }
 
+    /// Runs a command writing its stdout to `out` (a file, for `copy-from-node`); the exit
+    /// code and stderr, and `out` back.
+    pub async fn run_into<W: AsyncWrite + Unpin>(
+        &self,
+        args: &[&str],
+        out: W,
+    ) -> anyhow::Result<(Output, W)> {
+        let mut stdio = Stdio {
+            stdin: &b""[..],
+            stdout: out,
+            stderr: Vec::new(),
+        };
+        let code = steward_cli::run(
+            &self.config(args),
+            &mut stdio,
+            &steward_cli::Interrupts::none(),
+        )
+        .await?;
+        let output = Output {
+            code,
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&stdio.stderr).into_owned(),
+        };
+        Ok((output, stdio.stdout))
+    }
+
     /// Runs a command writing its stdout to `lines`; the exit code and stderr.
     pub async fn run_lines(&self, args: &[&str], lines: &LineClock) -> anyhow::Result<Output> {
         let mut stdio = Stdio {

@@ -201,7 +201,7 @@ async fn build_with_binary(rig: &Rig) -> anyhow::Result<f64> {
 }
 
 /// N from `Started JOB #N`.
-fn build_number(line: &str) -> anyhow::Result<u64> {
+pub fn build_number(line: &str) -> anyhow::Result<u64> {
     line.rsplit_once('#')
         .and_then(|(_, n)| n.trim().parse().ok())
         .with_context(|| format!("no build number in {line:?}"))

@@ -11,17 +11,31 @@
 //! 4. [`terminals`] (only with `--only terminals`): 1,000 terminals and their memory and idle
 //!    CPU, keystroke echo with 50 clients on one terminal, a 1 GB flood into a recording.
 //!
+//! And, only when named with `--only`:
+//!
+//! 5. [`archive`]: a build archiving 1 GiB of artifacts, against `copy-from-node` of the
+//!    same files;
+//! 6. [`trigger`]: a signed GitHub push delivery until the build's first step, against
+//!    `git ls-remote` (what the controller's poll runs);
+//! 7. [`junit`]: reading a 50 MB JUnit report (time and peak RSS, in a child process)
+//!    against reading the file alone, and once end to end through a build.
+//!
 //! [`rig`] starts and stops the processes; [`client`] is the in-process CLI client.
-//! How to run it and the figures of record: docs/benchmarks.md, "Builds (build-bench)".
+//! How to run it and the figures of record: docs/benchmarks.md, "Builds (build-bench)",
+//! "Terminals" and "Jobs: artifacts, triggers, test reports".
 
+mod archive;
 mod client;
 mod console;
 mod dispatch;
 mod flood;
+mod junit;
 mod rig;
 mod stats;
 mod terminals;
+mod trigger;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,7 +45,7 @@ use clap::{Parser, ValueEnum};
 #[command(
     name = "build-bench",
     version,
-    about = "Dispatch latency, console throughput and a queue of short builds on the real binaries"
+    about = "Dispatch latency, console throughput, a queue of short builds, terminals, artifacts, triggers and test reports on the real binaries"
 )]
 struct Options {
     /// Agents (nodes labelled `pool`), each its own `agent` process [default: 10; quick: 2].
@@ -63,7 +77,7 @@ struct Options {
     /// each build's time is split into dispatch, sleep and noticing the end.
     #[arg(long)]
     stamps: bool,
-    /// Runs of scenarios 2 and 3 (scenario 1 has --dispatch-builds).
+    /// Runs of scenarios 2, 3 and 5 (scenario 1 has --dispatch-builds).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Small numbers for a smoke run of a few seconds (options given explicitly still count).
@@ -90,6 +104,28 @@ struct Options {
     /// Terminals: seconds the idle CPU is measured over [default: 30; quick: 3].
     #[arg(long)]
     idle_secs: Option<u64>,
+    /// Archive: MiB the build's step leaves in its workspace [default: 1024; quick: 64].
+    #[arg(long)]
+    archive_mib: Option<u64>,
+    /// Archive: files the MiB are split into.
+    #[arg(long, default_value_t = 4)]
+    archive_files: u64,
+    /// Trigger: measured rounds (push, delivery, build) [default: 20; quick: 3].
+    #[arg(long)]
+    trigger_rounds: Option<usize>,
+    /// JUnit: test cases in the generated report, about 1 KB each [default: 50000; quick: 2000].
+    #[arg(long)]
+    junit_cases: Option<usize>,
+    /// JUnit: runs of each reading [default: 3; quick: 1].
+    #[arg(long)]
+    junit_runs: Option<usize>,
+    /// Internal: read the report at --junit-file in this process (`read`, `events` or
+    /// `parse`) and print the figures; the JUnit scenario runs this binary so.
+    #[arg(long, hide = true)]
+    junit_child: Option<String>,
+    /// Internal: the report `--junit-child` reads.
+    #[arg(long, hide = true)]
+    junit_file: Option<PathBuf>,
     /// Keep the temporary directory (home, work dirs, logs) for inspection.
     #[arg(long)]
     keep: bool,
@@ -104,6 +140,9 @@ enum Scenario {
     Console,
     Flood,
     Terminals,
+    Archive,
+    Trigger,
+    Junit,
 }
 
 impl std::fmt::Display for Scenario {
@@ -113,6 +152,9 @@ impl std::fmt::Display for Scenario {
             Scenario::Console => "console",
             Scenario::Flood => "flood",
             Scenario::Terminals => "terminals",
+            Scenario::Archive => "archive",
+            Scenario::Trigger => "trigger",
+            Scenario::Junit => "junit",
         };
         f.write_str(name)
     }
@@ -148,12 +190,27 @@ impl Options {
                     30
                 })),
             },
+            archive: archive::Plan {
+                bytes: self.archive_mib.unwrap_or(if quick { 64 } else { 1024 }) << 20,
+                files: self.archive_files,
+                repeat: self.repeat,
+            },
+            trigger_rounds: pick(self.trigger_rounds, 20, 3),
+            junit: junit::Plan {
+                cases: pick(self.junit_cases, 50_000, 2_000),
+                runs: pick(self.junit_runs, 3, 1),
+            },
             only: self.only,
             keep: self.keep,
         };
         anyhow::ensure!(settings.agents >= 1, "--agents must be at least 1");
         anyhow::ensure!(settings.executors >= 1, "--executors must be at least 1");
         anyhow::ensure!(settings.repeat >= 1, "--repeat must be at least 1");
+        anyhow::ensure!(settings.junit.runs >= 1, "--junit-runs must be at least 1");
+        anyhow::ensure!(
+            settings.junit.cases >= 1,
+            "--junit-cases must be at least 1"
+        );
         Ok(settings)
     }
 }
@@ -171,14 +228,32 @@ struct Settings {
     stamps: bool,
     repeat: usize,
     terminals: terminals::Plan,
+    archive: archive::Plan,
+    trigger_rounds: usize,
+    junit: junit::Plan,
     only: Vec<Scenario>,
     keep: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    steward_transport::install_crypto_provider();
+fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    if let Some(mode) = &options.junit_child {
+        // A child of the JUnit scenario: no runtime, so its peak RSS is the reading's.
+        let path = options
+            .junit_file
+            .as_deref()
+            .context("--junit-child needs --junit-file")?;
+        return junit::child(mode, path);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(start(options))
+}
+
+async fn start(options: Options) -> anyhow::Result<()> {
+    steward_transport::install_crypto_provider();
     let limit = Duration::from_secs(options.timeout_secs);
     let settings = options.settings()?;
     // Run from a worker thread, as the controller's own tasks do.
@@ -206,10 +281,22 @@ async fn run(options: Settings) -> anyhow::Result<()> {
         stats::machine(),
         stats::loadavg()
     );
+    // The trigger scenario's webhook secret, in a file the controller reads at its start.
+    let webhook = if options.only.contains(&Scenario::Trigger) {
+        Some(trigger::secret_file()?)
+    } else {
+        None
+    };
+    let mut controller_args = Vec::new();
+    if let Some((file, _)) = &webhook {
+        controller_args.push("--github-webhook-secret-file".into());
+        controller_args.push(file.path().into());
+    }
     let layout = rig::Layout {
         agents: options.agents,
         executors: options.executors,
         keep: options.keep,
+        controller_args,
     };
     let rig = rig::Rig::start(&layout).await?;
     let agent_pids: Vec<String> = rig.agents.iter().map(|a| a.proc.pid.to_string()).collect();
@@ -248,6 +335,19 @@ async fn run(options: Settings) -> anyhow::Result<()> {
         }
         if options.only.contains(&Scenario::Terminals) {
             terminals::run(&rig, &options.terminals).await?;
+        }
+        if options.only.contains(&Scenario::Archive) {
+            archive::run(&rig, &options.archive).await?;
+        }
+        if let Some((_, secret)) = &webhook {
+            let plan = trigger::Plan {
+                rounds: options.trigger_rounds,
+                secret: secret.clone(),
+            };
+            trigger::run(&rig, &plan).await?;
+        }
+        if options.only.contains(&Scenario::Junit) {
+            junit::run(&rig, &options.junit).await?;
         }
         Ok::<(), anyhow::Error>(())
     }

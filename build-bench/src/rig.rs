@@ -6,6 +6,7 @@
 //! timeout or Ctrl-C leaves nothing behind but steps already started on the agents (which
 //! run in their own sessions by design and end by themselves: every step here is bounded).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub struct Layout {
     pub executors: u32,
     /// Keep the temporary directory (printed) instead of removing it.
     pub keep: bool,
+    /// More arguments for the controller (e.g. `--github-webhook-secret-file FILE`).
+    pub controller_args: Vec<OsString>,
 }
 
 /// A child process in its own group, killed on drop.
@@ -98,7 +101,8 @@ impl Rig {
         let agent_bin = sibling("agent")?;
         let cli_bin = sibling("cli")?;
 
-        let (controller, url) = start_controller(&controller_bin, &home, temp.path()).await?;
+        let (controller, url) =
+            start_controller(&controller_bin, &home, temp.path(), &layout.controller_args).await?;
         let token = std::fs::read_to_string(home.join("secrets/initialAdminToken"))
             .context("reading the admin token")?
             .trim()
@@ -208,7 +212,12 @@ pub fn node_name(i: usize) -> String {
     format!("build-{i:02}")
 }
 
-async fn start_controller(bin: &Path, home: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
+async fn start_controller(
+    bin: &Path,
+    home: &Path,
+    dir: &Path,
+    extra_args: &[OsString],
+) -> anyhow::Result<(Proc, String)> {
     let log_path = dir.join("controller.log");
     let log = std::fs::File::create(&log_path).context("creating the controller log")?;
     let mut command = Command::new(bin);
@@ -216,6 +225,7 @@ async fn start_controller(bin: &Path, home: &Path, dir: &Path) -> anyhow::Result
         .arg("--home")
         .arg(home)
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra_args)
         .env(
             "STEWARD_LOG",
             std::env::var("STEWARD_LOG").unwrap_or_else(|_| "warn".into()),

@@ -106,6 +106,48 @@ pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok((user + system) / per_sec)
 }
 
+/// A file time as nanoseconds since the Unix epoch, comparable with [`now_ns`].
+pub fn epoch_ns(t: std::time::SystemTime) -> i128 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// A file's creation (`statx` birth) and last modification times, ns since the epoch.
+pub fn born_and_modified(path: &std::path::Path) -> anyhow::Result<(i128, i128)> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    let born = meta
+        .created()
+        .context("the file system keeps no creation times")?;
+    Ok((epoch_ns(born), epoch_ns(meta.modified()?)))
+}
+
+/// The middle value; the mean of the two middle ones for an even count.
+pub fn median(values: &[f64]) -> f64 {
+    let sorted = Summary::new(values).sorted;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// A `kB` line of `/proc/PID/status` (`VmHWM`, `VmRSS`), in KiB; `pid` may be `self`.
+pub fn status_kib(pid: &str, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// Sets a process's peak RSS (`VmHWM`) back to its current RSS (`clear_refs` 5, Linux 4.0+).
+pub fn reset_peak_rss(pid: u32) -> anyhow::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .with_context(|| format!("resetting the peak RSS of {pid}"))
+}
+
 /// `YYYY-MM-DD HH:MM:SS UTC` now.
 pub fn utc_now() -> String {
     let ms = (now_ns() / 1_000_000) as i64;
