@@ -298,7 +298,7 @@ fn interrupting_build_s_aborts_the_build_and_kills_its_processes() {
         );
         let text = console(c, "interrupted", number);
         assert!(
-            text.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+            text.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
             "{transport}:\n{text}"
         );
         wait_until(DEADLINE, "the step's processes are gone", || {
@@ -497,7 +497,7 @@ fn finished_builds_and_build_numbers_survive_a_controller_restart() {
     for (text, end) in consoles.iter().zip([
         "outcome pass\nFinished: SUCCESS\n",
         "+ exit 3\nBuild step 'Execute shell' marked build as failure\nFinished: FAILURE\n",
-        "Aborted by admin\nFinished: ABORTED\n",
+        "Build was aborted\nAborted by admin\nFinished: ABORTED\n",
     ]) {
         assert!(text.ends_with(end), "{text}");
     }
@@ -651,7 +651,7 @@ fn a_build_aborted_while_its_agent_is_away_ends_at_once_and_its_step_is_killed_w
     assert_eq!(wait_result(c, "away", 1), "ABORTED");
     let text = console(c, "away", 1);
     assert!(
-        text.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        text.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
         "{text}"
     );
     assert!(running(pid));
@@ -678,7 +678,7 @@ fn a_build_aborted_while_its_agent_stays_away_ends_at_once_and_its_step_is_stopp
         text.ends_with(&format!(
             "\nAgent {NODE} is not connected, so step 1 could not be stopped; its process may \
              still run there, and is stopped when the agent reconnects.\n\
-             Aborted by admin\nFinished: ABORTED\n"
+             Build was aborted\nAborted by admin\nFinished: ABORTED\n"
         )),
         "{text}"
     );
@@ -761,7 +761,7 @@ fn a_build_aborted_before_a_controller_restart_stays_aborted() {
     assert_eq!(wait_result(c, "wrapup", 1), "ABORTED");
     let text = console(c, "wrapup", 1);
     assert!(
-        text.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        text.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
         "{text}"
     );
 }

@@ -743,7 +743,7 @@ fn stop_builds_aborts_a_running_build_and_kills_its_step() {
     wait_until(DEADLINE, "the step's shell ended", || process_ended(pid));
     let console = c.console("long", 1);
     assert!(
-        console.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        console.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
         "{console}"
     );
     assert_eq!(c.list_builds("long")[0].result, "ABORTED");
@@ -825,7 +825,7 @@ fn interrupting_build_s_aborts_its_build_and_build_f_leaves_it_running() {
         });
         assert!(
             c.console("held", number)
-                .ends_with("Aborted by admin\nFinished: ABORTED\n"),
+                .ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
             "{mode}"
         );
 
@@ -1171,7 +1171,7 @@ fn a_build_aborted_while_its_agent_is_away_has_its_step_killed_when_the_agent_re
     assert_completed(&cli.wait(DEADLINE), "away", 1, "ABORTED", 4);
     assert!(
         c.console("away", 1)
-            .ends_with("Aborted by admin\nFinished: ABORTED\n")
+            .ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n")
     );
     assert!(!process_ended(pid), "the step outlives its agent");
 

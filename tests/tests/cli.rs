@@ -109,6 +109,16 @@ fn anonymous_may_only_ask_who_it_is() {
 #[test]
 fn help_and_version() {
     let c = Controller::start();
+    // An unknown command asked of `help`: the list, then Jenkins' error, exit 5.
+    let nosuch = c.cli(&["help", "nosuch"]);
+    assert_eq!(nosuch.code, 5, "{nosuch:?}");
+    assert!(nosuch.stderr.contains("  who-am-i\n"), "{nosuch:?}");
+    assert!(
+        nosuch
+            .stderr
+            .ends_with("\nERROR: No such command nosuch. Available commands are above.\n"),
+        "{nosuch:?}"
+    );
     let help = c.cli(&["help"]);
     assert_eq!(help.code, 0);
     assert!(help.stdout.is_empty(), "help goes to stderr");

@@ -109,7 +109,7 @@ fn interrupting_our_cli_aborts_its_build_and_it_exits_as_the_signal_would() {
         assert_eq!(wait_result(&c, number), "ABORTED", "{transport}");
         let console = c.console(JOB, number);
         assert!(
-            console.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+            console.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
             "{transport}:\n{console}"
         );
         assert!(!console.contains(WENT_AWAY), "{console}");
@@ -160,7 +160,7 @@ fn a_client_that_cannot_report_interrupts_aborts_by_disconnecting_as_in_jenkins(
     assert_eq!(wait_result(&c, 1), "ABORTED");
     let console = c.console(JOB, 1);
     assert!(
-        console.ends_with("Aborted by admin\nFinished: ABORTED\n"),
+        console.ends_with("Build was aborted\nAborted by admin\nFinished: ABORTED\n"),
         "{console}"
     );
 }

@@ -828,10 +828,9 @@ impl Runner<'_> {
             .aborted_by()
             .filter(|_| !self.abort_ended_breakpoint)
         {
-            if by == TIMEOUT_ABORTED || by == TIMEOUT_FAILED {
-                // The timeout said why; Jenkins' line for an abort no user asked for.
-                self.line("Build was aborted\n").await;
-            } else {
+            // Jenkins' lines: the abort, then who asked for it (a timeout said why itself).
+            self.line("Build was aborted\n").await;
+            if by != TIMEOUT_ABORTED && by != TIMEOUT_FAILED {
                 self.line(&format!("Aborted by {by}\n")).await;
             }
         }

@@ -53,19 +53,28 @@ async fn help(ctx: &mut Context) -> CommandResult {
         )));
     }
     let args = Args::parse(&ctx.args, &[], &[])?;
-    let text = match args.optional_one()? {
-        Some(name) => {
-            let command = super::find(name)
-                .ok_or_else(|| CommandError::IllegalArgument(format!("No such command {name}")))?;
-            format!(
-                "cli {} {}\n{}\n",
-                command.name, command.usage, command.summary
-            )
-        }
-        None => super::all()
+    let every_command = || -> String {
+        super::all()
             .iter()
             .map(|c| format!("  {}\n    {}\n", c.name, c.short_description()))
-            .collect(),
+            .collect()
+    };
+    let text = match args.optional_one()? {
+        Some(name) => match super::find(name) {
+            Some(command) => format!(
+                "cli {} {}\n{}\n",
+                command.name, command.usage, command.summary
+            ),
+            None => {
+                // As Jenkins' `help`: the list, then the error under it, exit 5.
+                ctx.out.stderr(every_command()).await;
+                return Err(CommandError::Aborted(format!(
+                    "No such command {}. Available commands are above.",
+                    steward_protocol::shown::Shown(name)
+                )));
+            }
+        },
+        None => every_command(),
     };
     ctx.out.stderr(text).await;
     Ok(0)
