@@ -1671,3 +1671,29 @@ fn a_build_s_console_names_its_cause_as_soon_as_its_number_is_known() {
         );
     }
 }
+
+#[test]
+fn clear_queue_cancels_every_waiting_build_for_administrators_only() {
+    let c = Controller::start();
+    c.create_job("a", &Freestyle::shell("true").label("nowhere"));
+    c.create_job("b", &Freestyle::shell("true").label("nowhere"));
+    assert_eq!(c.cli(&["build", "a"]).code, 0);
+    assert_eq!(c.cli(&["build", "b"]).code, 0);
+    assert_eq!(c.cli(&["queue"]).stdout.lines().count(), 2);
+    assert_eq!(c.cli(&["create-user", "carol"]).code, 0);
+    assert_eq!(
+        c.cli_with_stdin(&["set-password", "carol"], "carol-pass-1\n")
+            .code,
+        0
+    );
+    let refused = c.cli_as("carol", "carol-pass-1", &["clear-queue"], "");
+    assert_eq!(refused.code, 6, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("carol is missing the Overall/Administer permission")
+    );
+    let out = c.cli(&["clear-queue"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert_eq!(c.cli(&["queue"]).stdout, "");
+}

@@ -86,6 +86,29 @@ const PASSWORD_CHECKS_AT_ONCE: usize = 2;
 static PASSWORD_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> =
     std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE));
 
+/// How often a token's last use is written, in seconds.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+/// Most tokens whose last write this process remembers; past it the memory starts over
+/// (a few extra writes, never a missed one).
+const MAX_TOUCHES_REMEMBERED: usize = 10_000;
+static TOUCHED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<i64, i64>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Whether token `id`'s use at `now` is to be written (not written in the last minute).
+fn touch_due(id: i64, now: i64) -> bool {
+    let mut touched = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
+    if touched.len() >= MAX_TOUCHES_REMEMBERED {
+        touched.clear();
+    }
+    match touched.get(&id) {
+        Some(last) if now - last < TOUCH_EVERY_SECONDS => false,
+        _ => {
+            touched.insert(id, now);
+            true
+        }
+    }
+}
+
 /// Authenticates a request from its `Authorization` header: `Basic user:token`,
 /// `Basic user:password` (a password works wherever a token does, as in Jenkins), or
 /// `Bearer token`. No header is anonymous, with `anonymous`'s grants.
@@ -129,9 +152,13 @@ pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Identity
             .await?
     };
     if let Some((record, token_id)) = by_token {
-        // When it was last used, for `list-api-tokens`: written at most once a minute, in a
-        // task of its own, so authenticating never waits for the store's writer.
+        // When it was last used, for `list-api-tokens`: written at most once a minute per
+        // token, in a task of its own, so authenticating never waits for the store's writer
+        // and a busy script does not queue a write per request.
         let now = crate::store::now_unix();
+        if !touch_due(token_id, now) {
+            return Ok(Identity::User(record));
+        }
         let store = store.clone();
         tokio::spawn(async move {
             if let Err(e) = store
@@ -177,6 +204,14 @@ mod tests {
             full_name: "admin".into(),
             permissions: PermissionSet::all(),
         })
+    }
+
+    #[test]
+    fn a_tokens_use_is_written_once_a_minute() {
+        let id = -42; // no real token has a negative id
+        assert!(touch_due(id, 1_000));
+        assert!(!touch_due(id, 1_030));
+        assert!(touch_due(id, 1_060));
     }
 
     #[test]

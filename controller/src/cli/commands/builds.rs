@@ -27,6 +27,7 @@ pub const COMMANDS: &[&Command] = &[
     &KEEP_BUILD,
     &QUEUE,
     &CANCEL_QUEUE,
+    &CLEAR_QUEUE,
     &LIST_BUILDS,
 ];
 
@@ -107,6 +108,15 @@ const CANCEL_QUEUE: Command = Command {
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| cancel_queue(ctx).boxed(),
+};
+
+const CLEAR_QUEUE: Command = Command {
+    name: "clear-queue",
+    summary: "Clears the build queue.",
+    usage: "",
+    needs_overall_read: true,
+    reads_stdin: false,
+    run: |ctx| clear_queue(ctx).boxed(),
 };
 
 const LIST_BUILDS: Command = Command {
@@ -587,6 +597,25 @@ async fn cancel_queue(ctx: &mut Context) -> CommandResult {
         .boxed()
     })
     .await
+}
+
+/// Jenkins' `clear-queue`: every waiting build is cancelled (Overall/Administer, as
+/// Jenkins asks); one that starts meanwhile runs.
+async fn clear_queue(ctx: &mut Context) -> CommandResult {
+    Args::none(&ctx.args)?;
+    ctx.require(Permission::OverallAdminister)?;
+    let waiting: Vec<u64> = ctx.state.builds.queue().iter().map(|q| q.row.id).collect();
+    let mut cancelled = 0;
+    for id in waiting {
+        if builds::cancel_queued(&ctx.state, id)
+            .await
+            .map_err(store_error)?
+        {
+            cancelled += 1;
+        }
+    }
+    tracing::info!(cancelled, by = ?ctx.identity.name(), "queue cleared");
+    Ok(0)
 }
 
 async fn list_builds(ctx: &mut Context) -> CommandResult {
