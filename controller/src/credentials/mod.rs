@@ -70,7 +70,7 @@ pub async fn create(
     mut credential: Credential,
 ) -> Result<String, CredentialsError> {
     if credential.id.is_empty() {
-        credential.id = uuid();
+        credential.id = crate::store::users::new_uuid();
     }
     let sealed = seal(state, &credential);
     let (id, class) = (credential.id.clone(), credential.class_name());
@@ -127,22 +127,6 @@ pub async fn delete(state: &AppState, id: &str) -> Result<(), CredentialsError> 
     } else {
         Err(steward_protocol::credentials::store::CommandFailure::NoSuchCredential.into())
     }
-}
-
-/// A random version-4 UUID, as Jenkins names a credential created without an id.
-fn uuid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }
 
 /// The kind of credential `id` and the variables that carry its secret to git

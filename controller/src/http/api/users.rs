@@ -35,6 +35,15 @@ pub async fn show(
     })))
 }
 
+/// Field `key` of the query, else of the form body, as Jenkins' form fields are read.
+fn field(query: &HashMap<String, String>, body: &str, key: &str) -> Option<String> {
+    query.get(key).cloned().or_else(|| {
+        url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
 /// Who may manage `name`'s tokens: that user, or an administrator.
 async fn token_owner(
     state: &AppState,
@@ -61,12 +70,7 @@ pub async fn generate_token(
     body: String,
 ) -> Result<Response, ApiError> {
     let identity = token_owner(&state, &headers, &name).await?;
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let token_name = query
-        .get("newTokenName")
-        .or_else(|| form.get("newTokenName"))
+    let token_name = field(&query, &body, "newTokenName")
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Token created on REST".to_owned());
