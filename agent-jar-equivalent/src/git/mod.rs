@@ -23,8 +23,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use steward_protocol::job_xml::git::{
-    BranchSpec, CHECKOUT_RESULT_FILE, CheckoutResult, DEFAULT_TIMEOUT_MINUTES, GIT_ENV_PASSPHRASE,
-    GIT_ENV_PASSWORD, GIT_ENV_SSH_KEY, GIT_ENV_USERNAME, GitCheckout, GitCredentialKind,
+    ASKPASS_SCRIPT, BranchSpec, CHECKOUT_RESULT_FILE, CheckoutResult, DEFAULT_TIMEOUT_MINUTES,
+    GIT_ENV_PASSPHRASE, GIT_ENV_PASSWORD, GIT_ENV_SSH_KEY, GIT_ENV_USERNAME, GitCheckout,
+    GitCredentialKind,
 };
 
 use command::{Git, GitError};
@@ -277,7 +278,7 @@ impl Secrets {
     fn give(&mut self, git: &mut Git, kind: GitCredentialKind) -> Result<(), GitError> {
         let askpass = self.write(
             "git-askpass.sh",
-            ASKPASS.as_bytes(),
+            ASKPASS_SCRIPT.as_bytes(),
             0o700, // read by the step's user only; it holds no secret itself
         )?;
         git.env("GIT_TERMINAL_PROMPT", "0".into());
@@ -341,15 +342,6 @@ impl Secrets {
     }
 }
 
-/// `GIT_ASKPASS` and `SSH_ASKPASS`: answers git's and ssh's prompts from the environment.
-const ASKPASS: &str = r#"#!/bin/sh
-case $1 in
-Username*|username*) printf '%s\n' "$STEWARD_GIT_USERNAME" ;;
-*assphrase*) printf '%s\n' "$STEWARD_GIT_PASSPHRASE" ;;
-*) printf '%s\n' "$STEWARD_GIT_PASSWORD" ;;
-esac
-"#;
-
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
@@ -367,13 +359,6 @@ impl IntoVec for OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_askpass_script_names_no_secret_but_the_variables() {
-        for name in [GIT_ENV_USERNAME, GIT_ENV_PASSWORD, GIT_ENV_PASSPHRASE] {
-            assert!(ASKPASS.contains(name), "{name}");
-        }
-    }
 
     #[test]
     fn secret_files_are_private_and_removed() {

@@ -188,16 +188,6 @@ impl Drop for GitAuth {
     }
 }
 
-/// `GIT_ASKPASS` (and `SSH_ASKPASS`): answers git's and ssh's prompts from the
-/// environment, so the script itself holds no secret.
-pub const ASKPASS: &str = r#"#!/bin/sh
-case $1 in
-Username*|username*) printf '%s\n' "$STEWARD_GIT_USERNAME" ;;
-*assphrase*) printf '%s\n' "$STEWARD_GIT_PASSPHRASE" ;;
-*) printf '%s\n' "$STEWARD_GIT_PASSWORD" ;;
-esac
-"#;
-
 /// Sets `command` (a git run by the controller) up to authenticate with credential `id`.
 pub async fn git_command_env(
     state: &AppState,
@@ -231,7 +221,11 @@ pub async fn git_command_env(
             .map(|()| path)
             .map_err(|e| format!("cannot write a credential file in {}: {e}", dir.display()))
     };
-    let askpass = write("askpass.sh", ASKPASS.as_bytes(), 0o700)?;
+    let askpass = write(
+        "askpass.sh",
+        steward_protocol::job_xml::git::ASKPASS_SCRIPT.as_bytes(),
+        0o700,
+    )?;
     command.env("GIT_TERMINAL_PROMPT", "0");
     match kind {
         GitCredentialKind::UsernamePassword => {

@@ -337,6 +337,18 @@ pub const GIT_ENV_PASSWORD: &str = "STEWARD_GIT_PASSWORD";
 pub const GIT_ENV_SSH_KEY: &str = "STEWARD_GIT_SSH_KEY";
 pub const GIT_ENV_PASSPHRASE: &str = "STEWARD_GIT_PASSPHRASE";
 
+/// `GIT_ASKPASS` (and `SSH_ASKPASS`): answers git's and ssh's prompts from the
+/// environment ([`GIT_ENV_USERNAME`], [`GIT_ENV_PASSWORD`], [`GIT_ENV_PASSPHRASE`]), so the
+/// script itself holds no secret. The agent's checkout and the controller's polls both
+/// write it.
+pub const ASKPASS_SCRIPT: &str = r#"#!/bin/sh
+case $1 in
+Username*|username*) printf '%s\n' "$STEWARD_GIT_USERNAME" ;;
+*assphrase*) printf '%s\n' "$STEWARD_GIT_PASSPHRASE" ;;
+*) printf '%s\n' "$STEWARD_GIT_PASSWORD" ;;
+esac
+"#;
+
 /// A checkout, as the controller asks it of an agent: written as JSON after the
 /// `#!/usr/bin/env steward-git` line of the checkout step's script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -607,6 +619,13 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(BranchSpec::new(sha).unwrap().commit(), Some(sha));
         assert!(BranchSpec::new("a b").is_err());
+    }
+
+    #[test]
+    fn the_askpass_script_names_no_secret_but_the_variables() {
+        for name in [GIT_ENV_USERNAME, GIT_ENV_PASSWORD, GIT_ENV_PASSPHRASE] {
+            assert!(ASKPASS_SCRIPT.contains(name), "{name}");
+        }
     }
 
     #[test]
