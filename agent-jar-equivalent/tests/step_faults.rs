@@ -21,11 +21,30 @@ async fn start_tree(agent: &Agent, id: &str, prelude: &str) -> (MuxStream, Vec<i
     started(agent, id, &script).await;
     let (mut stream, _) = open_tail(agent, id, 0).await;
     let mut log = Vec::new();
-    while printed_pids(&log).len() < 3 {
-        match next_event(&mut stream).await {
-            Some(StepEvent::Log(data)) => log.extend(data),
-            other => panic!("unexpected {other:?}"),
+    let read = tokio::time::timeout(common::DEADLINE, async {
+        while printed_pids(&log).len() < 3 {
+            match stream.recv().await {
+                Some(Ok(frame)) => match services::decode(&frame) {
+                    Ok(StepEvent::Log(data)) => log.extend(data),
+                    other => panic!("unexpected {other:?}"),
+                },
+                other => panic!("the tail of {id} ended: {other:?}"),
+            }
         }
+    })
+    .await;
+    if read.is_err() {
+        // What the step wrote and what its directory holds tell a slow start from a stuck tail.
+        let dir = step_path(agent, id);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        panic!(
+            "3 pids not tailed within the deadline; tailed {:?}; log file {:?}; {} holds {files:?}",
+            String::from_utf8_lossy(&log),
+            String::from_utf8_lossy(&log_file(agent, id)),
+            dir.display(),
+        );
     }
     let pids = printed_pids(&log);
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
