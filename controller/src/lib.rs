@@ -125,6 +125,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         config: Arc::new(config),
         store,
         node_list: Arc::default(),
+        built_in: Arc::default(),
         jobs: Arc::default(),
         secret_key: Arc::new(secret_key),
         vault: Arc::new(vault),

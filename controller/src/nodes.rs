@@ -3,6 +3,8 @@
 //! never inside. Names are checked and kept in NFC ([`steward_protocol::names`]); a lookup
 //! finds a node under the name as given, else under its NFC form.
 
+pub mod built_in;
+
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use steward_protocol::disk_space::node_threshold;
 use steward_protocol::names::{self, NameKind};

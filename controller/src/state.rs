@@ -19,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     /// The parsed node list, kept between writes (`nodes::list`).
     pub node_list: Arc<crate::nodes::NodeListCache>,
+    /// The built-in node's offline mark (`offline-node ""`).
+    pub built_in: Arc<crate::nodes::built_in::BuiltIn>,
     /// Every job, parsed (`jobs::cache`).
     pub jobs: Arc<crate::jobs::cache::JobCache>,
     /// The HMAC key node secrets derive from.
@@ -56,6 +58,7 @@ impl AppState {
             config: Arc::new(Config::new(dir.to_path_buf(), listen)),
             store: Store::open(&dir.join("steward.db")).expect("a store"),
             node_list: Arc::default(),
+            built_in: Arc::default(),
             jobs: Arc::default(),
             secret_key: Arc::new(SecretKey::from_slice(&[7; 32]).expect("a 32-byte key")),
             vault: Arc::new(

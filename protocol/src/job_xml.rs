@@ -25,10 +25,13 @@
 //!   not kept (Jenkins has none).
 //! - **Source.** A `<scm class="hudson.plugins.git.GitSCM">` is read ([`git`]) and stays
 //!   kept as written; builds check it out before the steps.
+//! - **Permissions.** A `hudson.security.AuthorizationMatrixProperty` is read
+//!   ([`authorization`]) and stays kept as written; the controller grants by it.
 //! - **Steps.** [`Builder::Shell`] runs; any other step is kept, and
 //!   [`JobConfig::ignored`] names it, with the SCM, triggers, publishers and build wrappers
 //!   Steward keeps without acting on them: builds run without them.
 
+pub mod authorization;
 pub mod bindings;
 pub mod breakpoint;
 mod builders;
@@ -53,6 +56,7 @@ pub use parameters::{
 
 use crate::names::{self, MAX_NAME_LEN, NameError, NameKind};
 use crate::xml::{self, Element, Node, XmlError};
+use authorization::JobMatrix;
 use layout::{Field, Layout};
 use parameters::parse_bool;
 
@@ -99,6 +103,10 @@ pub struct JobConfig {
     has_breakpoint_property: bool,
     /// What a kept `<scm class="hudson.plugins.git.GitSCM">` says: [`git`].
     git: Option<GitScm>,
+    /// What the kept matrix property says: [`authorization`].
+    authorization: Option<JobMatrix>,
+    /// Whether `<properties>` holds the matrix property (read or not).
+    has_matrix_property: bool,
 }
 
 /// How a property Steward reads (the discarder, the breakpoint) that cannot be read is taken.
@@ -202,6 +210,8 @@ impl JobConfig {
             breakpoint: None,
             has_breakpoint_property: false,
             git: None,
+            authorization: None,
+            has_matrix_property: false,
         }
     }
 
@@ -313,6 +323,17 @@ impl JobConfig {
                 };
                 self.breakpoint = strictness.apply(read)?;
             }
+            if property.name == authorization::MATRIX_PROPERTY {
+                let read = if std::mem::replace(&mut self.has_matrix_property, true) {
+                    Err(XmlError::Duplicate {
+                        element: authorization::MATRIX_PROPERTY.into(),
+                        parent: "properties".into(),
+                    })
+                } else {
+                    authorization::read_property(property).map(Some)
+                };
+                self.authorization = strictness.apply(read)?;
+            }
             if property.name != PARAMETERS_PROPERTY {
                 self.other_properties.push(property.clone());
                 continue;
@@ -410,6 +431,11 @@ impl JobConfig {
     /// The job's Git checkout (`<scm class="hudson.plugins.git.GitSCM">`), if it has one.
     pub fn git(&self) -> Option<&GitScm> {
         self.git.as_ref()
+    }
+
+    /// The job's own grants (`hudson.security.AuthorizationMatrixProperty`), if it has them.
+    pub fn authorization(&self) -> Option<&JobMatrix> {
+        self.authorization.as_ref()
     }
 
     /// The job's breakpoint settings (`steward.BreakpointProperty`), if it has them.

@@ -192,6 +192,39 @@ impl fmt::Display for CodePoint {
     }
 }
 
+/// The candidate nearest to `key` by edit distance (insertions, deletions and
+/// substitutions of characters), the first of equals winning; `None` without candidates.
+/// Jenkins' `EditDistance.findNearest`, behind its "Did you mean" and "perhaps you meant".
+pub fn nearest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Names are at most MAX_NAME_LEN long: a longer key is as far from each, and cutting it
+    // bounds the work whatever a caller sends.
+    let key: Vec<char> = key.chars().take(MAX_NAME_LEN + 1).collect();
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let distance = edit_distance(&key, candidate);
+        if best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance between `a` and `b`, in one row of `b`'s length.
+fn edit_distance(a: &[char], b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j + 1] + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +306,27 @@ mod tests {
         for ok in ["caf\u{e9}", "\u{FB01}le", "日本語", "a.b", "build 1"] {
             assert_eq!(check(NameKind::Job, ok).as_deref(), Ok(ok), "{ok}");
         }
+    }
+
+    #[test]
+    fn nearest_is_by_edit_distance_first_of_equals() {
+        assert_eq!(edit_distance(&['k', 'i', 't', 't', 'e', 'n'], "sitting"), 3);
+        assert_eq!(edit_distance(&[], "abc"), 3);
+        assert_eq!(
+            nearest("nojob", ["long", "build-all", "nojobs"]),
+            Some("nojobs")
+        );
+        assert_eq!(nearest("nojob", ["long", "build-all"]), Some("long"));
+        assert_eq!(
+            nearest("ab", ["xb", "ay"]),
+            Some("xb"),
+            "the first of equals"
+        );
+        assert_eq!(
+            nearest("ü", ["u", "üü"]),
+            Some("u"),
+            "characters, not bytes"
+        );
+        assert_eq!(nearest("x", std::iter::empty()), None);
     }
 }

@@ -309,28 +309,29 @@ fn parameters_reach_the_environment_and_bad_values_queue_nothing() {
     c.create_job("plain", &Freestyle::shell("true"));
     c.create_job("off", &Freestyle::shell("true"));
     assert_eq!(c.cli(&["disable-job", "off"]).code, 0);
-    let refused: [(&[&str], i32, &str); 7] = [
+    let refused: [(&[&str], i32, &str); 6] = [
         (
             &["params", "-p", "TARGET=qa"],
             3,
             "‘qa’ is not a choice of parameter ‘TARGET’; the choices are ‘staging’, ‘production’",
         ),
-        (
-            &["params", "-p", "DEPLOY=yes"],
-            3,
-            "‘yes’ is not a boolean value of parameter ‘DEPLOY’; use true or false",
-        ),
+        // Jenkins' words and exit 2, with the usage after them; the nearest name suggested
+        // (DEPLOY and TARGET are both 5 edits from NOPE: the first wins).
         (
             &["params", "-p", "NOPE=1"],
-            3,
-            "‘NOPE’ is not a valid parameter; this job's parameters are ‘BRANCH’, ‘DEPLOY’, ‘TARGET’",
+            2,
+            "'NOPE' is not a valid parameter. Did you mean DEPLOY?",
         ),
         (
             &["params", "-p", "BRANCH"],
-            3,
-            "Parameter 'BRANCH' has no value: write -p NAME=VALUE",
+            2,
+            "An argument for setting a Map must contain a \"=\" (\"BRANCH\" has none)",
         ),
-        (&["ghost"], 3, "No such job 'ghost'"),
+        (
+            &["ghost"],
+            3,
+            "No such job 'ghost'; perhaps you meant 'off'?",
+        ),
         (
             &["plain", "-p", "A=1"],
             4,
@@ -343,14 +344,40 @@ fn parameters_reach_the_environment_and_bad_values_queue_nothing() {
         full.extend_from_slice(args);
         full.push("-s");
         let out = c.cli(&full);
+        let error = format!("\nERROR: {message}\n");
         assert_eq!(
-            (out.code, out.stdout.as_str(), out.stderr.as_str()),
-            (code, "", format!("\nERROR: {message}\n").as_str()),
+            (out.code, out.stdout.as_str()),
+            (code, ""),
             "build {args:?}"
         );
+        if code == 2 {
+            assert!(out.stderr.starts_with(&error), "build {args:?}: {out:?}");
+            assert!(out.stderr.contains("\ncli build JOB "), "usage: {out:?}");
+        } else {
+            assert_eq!(out.stderr, error, "build {args:?}");
+        }
     }
     assert_eq!(c.queue(), []);
     assert_eq!(c.list_builds("params").len(), 2);
+    // A boolean takes any value, as Java's Boolean.parseBoolean reads it: `yes` is false.
+    let yes = c.cli(&[
+        "build",
+        "params",
+        "-p",
+        "DEPLOY=yes",
+        "-p",
+        "TARGET=production",
+        "-s",
+    ]);
+    assert_completed(&yes, "params", 3, "SUCCESS", 0);
+    assert!(
+        has_line(
+            &c.console("params", 3),
+            "BRANCH=[main] DEPLOY=[false] TARGET=[production]"
+        ),
+        "{}",
+        c.console("params", 3)
+    );
     assert_eq!(c.list_builds("plain"), []);
     assert_eq!(c.list_builds("off"), []);
 }
@@ -594,10 +621,11 @@ fn build_w_returns_once_started_and_console_follows_tails_and_finds_builds() {
             "\nERROR: Permalink lastUnstableBuild produced no build\n"
         )
     );
+    // The only job, `w`, is suggested, as Jenkins suggests the nearest.
     let ghost = c.cli(&["console", "ghost"]);
     assert_eq!(
         (ghost.code, ghost.stderr.as_str()),
-        (3, "\nERROR: No such job 'ghost'\n")
+        (3, "\nERROR: No such job 'ghost'; perhaps you meant 'w'?\n")
     );
 }
 
@@ -1311,7 +1339,11 @@ fn delete_builds_removes_ended_builds_and_their_consoles_but_never_a_running_one
 
     // Bad input changes nothing.
     for (args, code, message) in [
-        (&["delete-builds", "j", "5-3"][..], 3, "runs backwards"),
+        (
+            &["delete-builds", "j", "5-3"][..],
+            3,
+            "ERROR: Unable to parse '5-3', expected string with a range M-N where M<N\n",
+        ),
         (
             &["delete-builds", "j", "one"][..],
             3,

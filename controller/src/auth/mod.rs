@@ -12,6 +12,8 @@ use base64::Engine;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
+use steward_protocol::job_xml::authorization::JobMatrix;
+
 use crate::store::users::{self, UserRecord};
 use crate::store::{Store, StoreError};
 
@@ -59,11 +61,56 @@ impl Identity {
         if self.has(permission) {
             Ok(())
         } else {
-            Err(AccessDenied(format!(
-                "{} is missing the {} permission",
-                self.name(),
-                permission.display_name()
-            )))
+            Err(self.denied(permission))
+        }
+    }
+
+    fn denied(&self, permission: Permission) -> AccessDenied {
+        AccessDenied(format!(
+            "{} is missing the {} permission",
+            self.name(),
+            permission.display_name()
+        ))
+    }
+
+    /// What the caller may do on a job with `matrix` (its `AuthorizationMatrixProperty`):
+    /// the job's grants to the caller (and to `authenticated`, or to `anonymous`), with the
+    /// global ones unless the job does not inherit them. Overall/Administer always counts,
+    /// as in matrix-auth.
+    pub fn on_job(&self, matrix: Option<&JobMatrix>) -> PermissionSet {
+        let global = match self {
+            Identity::Anonymous(set) => *set,
+            Identity::User(u) => u.permissions,
+        };
+        let Some(matrix) = matrix else {
+            return global;
+        };
+        let granted = matrix
+            .grants
+            .iter()
+            .filter(|g| match self {
+                Identity::Anonymous(_) => g.names_anonymous(),
+                Identity::User(u) => g.names_user(&u.name) || g.names_authenticated(),
+            })
+            .filter_map(|g| Permission::parse_id(&g.permission))
+            .collect::<PermissionSet>();
+        if matrix.inherits || global.contains(Permission::OverallAdminister) {
+            granted.union(global)
+        } else {
+            granted
+        }
+    }
+
+    /// [`Identity::require`] on a job with `matrix`.
+    pub fn require_on(
+        &self,
+        matrix: Option<&JobMatrix>,
+        permission: Permission,
+    ) -> Result<(), AccessDenied> {
+        if self.on_job(matrix).contains(permission) {
+            Ok(())
+        } else {
+            Err(self.denied(permission))
         }
     }
 }
@@ -74,6 +121,11 @@ pub enum AuthError {
     Malformed(&'static str),
     #[error("Bad credentials")]
     BadCredentials,
+    /// Credentials that worked when a CLI session opened and no longer do.
+    #[error(
+        "Bad credentials: the API token or password this session opened with is no longer valid (revoked or changed)"
+    )]
+    Revoked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -164,6 +164,11 @@ impl Permission {
         })
     }
 
+    /// Reads a permission by its id only, as a job's matrix writes it.
+    pub fn parse_id(id: &str) -> Option<Permission> {
+        ALL.iter().copied().find(|p| p.id() == id)
+    }
+
     fn bit(self) -> u64 {
         1 << (self as u32)
     }

@@ -103,7 +103,7 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
         let record = match crate::jobs::get(state, &name).await {
             Ok(record) => record,
             // Deleted meanwhile: its items go with it.
-            Err(JobError::NotFound(_)) => continue,
+            Err(JobError::NotFound { .. }) => continue,
             Err(e) => {
                 tracing::error!(job = ?name, error = ?e.to_string(), retry_in = ?retry_in, "the scheduler cannot read a job");
                 return Pass::Failed;

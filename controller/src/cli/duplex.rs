@@ -117,6 +117,7 @@ async fn download(
         Err(refusal) => return plain(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string()),
     };
     let explicit_interrupts = super::explicit_interrupts(headers);
+    let credentials = super::session::credentials_of(headers);
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_QUEUE);
     let _ = body_tx.try_send(Ok(Bytes::from_static(&[0])));
     let task_state = state.clone();
@@ -149,6 +150,7 @@ async fn download(
             outgoing: out_tx,
             gone: gone.clone(),
             explicit_interrupts,
+            credentials,
         };
         let keepalive = download_keepalive(&task_state.config);
         let writer = async {

@@ -49,6 +49,19 @@ pub struct Transport {
     /// The client sends `INTERRUPT` when its user interrupts it (it announced the
     /// `interrupt` extension), so losing it is not an interrupt.
     pub explicit_interrupts: bool,
+    /// The `Authorization` the session opened with (empty for anonymous): checked again
+    /// when the command starts, so a token revoked or a password changed since the
+    /// handshake stops the next command of a session already open.
+    pub credentials: http::HeaderMap,
+}
+
+/// The `Authorization` header of `headers` alone, for [`Transport::credentials`].
+pub fn credentials_of(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut kept = http::HeaderMap::new();
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        kept.insert(http::header::AUTHORIZATION, value.clone());
+    }
+    kept
 }
 
 /// Runs the session to its `EXIT`. The transport ends when `outgoing` is dropped.
@@ -58,6 +71,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         outgoing,
         gone,
         explicit_interrupts,
+        credentials,
     } = transport;
     let out = Output::new(outgoing);
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
@@ -85,6 +99,16 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         out.exit(2).await;
         return;
     }
+
+    // The credentials again, now that the command starts: what a user may do is what holds
+    // now, not at the handshake.
+    let auth = match auth {
+        Ok(_) => match crate::auth::authenticate(&state.store, &credentials).await {
+            Err(AuthError::BadCredentials) => Err(AuthError::Revoked),
+            other => other,
+        },
+        refused => refused,
+    };
 
     let events = ClientEvents {
         gone: gone.child_token(),

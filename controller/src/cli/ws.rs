@@ -75,10 +75,11 @@ pub async fn cli_ws(
         other => other,
     };
     let explicit_interrupts = super::explicit_interrupts(&headers);
+    let credentials = session::credentials_of(&headers);
     let mut response = upgrade
         .max_message_size(MAX_FRAME_PAYLOAD + 1)
         .max_frame_size(MAX_FRAME_PAYLOAD + 1)
-        .on_upgrade(move |socket| serve(socket, auth, explicit_interrupts, state));
+        .on_upgrade(move |socket| serve(socket, auth, credentials, explicit_interrupts, state));
     response.headers_mut().insert(
         HEADER_STEWARD_CLI,
         HeaderValue::from_static(super::FEATURES),
@@ -93,6 +94,7 @@ type CloseSlot = Arc<Mutex<Option<ws_close::Close>>>;
 async fn serve(
     socket: WebSocket,
     auth: Result<crate::auth::Identity, AuthError>,
+    credentials: http::HeaderMap,
     explicit_interrupts: bool,
     state: AppState,
 ) {
@@ -112,6 +114,7 @@ async fn serve(
         outgoing: out_tx,
         gone: gone.clone(),
         explicit_interrupts,
+        credentials,
     };
     tokio::join!(session::run(transport, auth, state.clone()), writer);
 }

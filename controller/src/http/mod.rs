@@ -101,6 +101,10 @@ fn rest_routes() -> Router<AppState> {
         .route("/api/json", get(api::root::api_json))
         .route("/me/api/json", get(api::root::me))
         .route("/user/{name}/api/json", get(api::users::show))
+        .route("/user/{name}", get(api::users::page))
+        .route("/user/{name}/", get(api::users::page))
+        .route("/me", get(api::users::me))
+        .route("/me/", get(api::users::me))
         .route(
             "/user/{name}/descriptorByName/jenkins.security.ApiTokenProperty/generateNewToken",
             post(api::users::generate_token),
@@ -153,6 +157,11 @@ fn job_routes() -> Router<AppState> {
             post(jobs::build_with_parameters),
         )
         .route("/job/{name}/doDelete", post(jobs::delete))
+        .route("/job/{name}/doRename", post(jobs::rename))
+        .route(
+            "/job/{name}/nextbuildnumber/submit",
+            post(jobs::set_next_build_number),
+        )
         .route("/job/{name}/enable", post(jobs::enable))
         .route("/job/{name}/disable", post(jobs::disable))
         .route(

@@ -63,6 +63,14 @@ impl JobCache {
         self.lock().values().cloned().collect()
     }
 
+    /// Every job with its name, by name.
+    pub fn entries(&self) -> Vec<(String, Entry)> {
+        self.lock()
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.clone()))
+            .collect()
+    }
+
     /// Every job name, by name.
     pub fn names(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()

@@ -17,6 +17,7 @@ use steward_protocol::names::{self, NameKind};
 use steward_protocol::shown::Shown;
 use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
 
+use crate::auth::{AccessDenied, Identity, Permission};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::jobs::{self, JobRecord, WriteOutcome};
@@ -25,8 +26,21 @@ use cache::Entry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("No such job '{}'", Shown(.0))]
-    NotFound(String),
+    /// No job of that name that the caller may read; `nearest` is the one of those they may
+    /// read whose name is closest, as Jenkins' CLI suggests it.
+    #[error("No such job '{}'{}", Shown(.name), perhaps(.nearest))]
+    NotFound {
+        name: String,
+        nearest: Option<String>,
+    },
+    #[error(transparent)]
+    Denied(#[from] AccessDenied),
+    /// A rename of a job that builds or waits in the queue (Jenkins' words).
+    #[error("Unable to rename a job while it is building.")]
+    Building,
+    /// A next build number below what the job has given out.
+    #[error("The next build number of '{}' must be at least {lowest}: Steward never gives a build number out twice", Shown(.job))]
+    NumberTooLow { job: String, lowest: u64 },
     #[error("Job '{}' already exists", Shown(.0))]
     Exists(String),
     #[error(
@@ -47,6 +61,23 @@ pub enum JobError {
     BadTrigger(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl JobError {
+    pub fn not_found(name: &str) -> JobError {
+        JobError::NotFound {
+            name: name.to_owned(),
+            nearest: None,
+        }
+    }
+}
+
+/// `; perhaps you meant 'NAME'?` when there is a nearest name.
+fn perhaps(nearest: &Option<String>) -> String {
+    match nearest {
+        Some(name) => format!("; perhaps you meant '{}'?", Shown(name)),
+        None => String::new(),
+    }
 }
 
 /// Parses job XML from a user on the blocking pool: reading a document of up to
@@ -90,7 +121,7 @@ async fn storable(name: String, config: JobConfig) -> Result<Arc<JobRecord>, Job
 fn outcome(outcome: WriteOutcome, name: &str) -> Result<(), JobError> {
     match outcome {
         WriteOutcome::Done => Ok(()),
-        WriteOutcome::NotFound => Err(JobError::NotFound(name.to_owned())),
+        WriteOutcome::NotFound => Err(JobError::not_found(name)),
         WriteOutcome::NameTaken => Err(JobError::Exists(name.to_owned())),
         WriteOutcome::LooksLike(existing) => Err(JobError::LooksLike {
             name: name.to_owned(),
@@ -190,8 +221,72 @@ fn strict(state: &AppState, config: &JobConfig) -> Result<(), JobError> {
 pub async fn get(state: &AppState, name: &str) -> Result<Arc<JobRecord>, JobError> {
     match state.jobs.find(name) {
         Some((_, entry)) => Ok(entry.record()?),
-        None => Err(JobError::NotFound(name.to_owned())),
+        None => Err(JobError::not_found(name)),
     }
+}
+
+/// The job `name` names as `identity` may see it: as Jenkins does, a job they may not read
+/// is not found (with the nearest name they may read suggested), and one they may read
+/// but not act on is refused with the permission they miss. The job's own grants
+/// (`AuthorizationMatrixProperty`) count with the global ones.
+pub async fn get_as(
+    state: &AppState,
+    identity: &Identity,
+    name: &str,
+    permission: Permission,
+) -> Result<Arc<JobRecord>, JobError> {
+    let found = match state.jobs.find(name) {
+        Some((_, entry)) => Some(entry.record()?),
+        None => None,
+    };
+    match found {
+        Some(record) if readable(identity, &record) => {
+            identity.require_on(record.config.authorization(), permission)?;
+            Ok(record)
+        }
+        _ => {
+            let readable = readable_names(state, identity);
+            let nearest = names::nearest(name, readable.iter().map(String::as_str));
+            Err(JobError::NotFound {
+                name: name.to_owned(),
+                nearest: nearest.map(str::to_owned),
+            })
+        }
+    }
+}
+
+/// Whether `identity` may see `record` at all (Job/Read on it).
+pub fn readable(identity: &Identity, record: &JobRecord) -> bool {
+    identity
+        .on_job(record.config.authorization())
+        .contains(Permission::JobRead)
+}
+
+/// Every readable job (see [`list`]) that `identity` may read, by name.
+pub fn readable_by(state: &AppState, identity: &Identity) -> Vec<Arc<JobRecord>> {
+    state
+        .jobs
+        .all()
+        .iter()
+        .filter_map(|e| e.record().ok())
+        .filter(|r| readable(identity, r))
+        .collect()
+}
+
+/// The names of the jobs `identity` may read, by name: those of [`readable_by`], and
+/// those whose stored XML cannot be read if Job/Read is granted globally (so that they can
+/// be found, deleted or replaced).
+pub fn readable_names(state: &AppState, identity: &Identity) -> Vec<String> {
+    state
+        .jobs
+        .entries()
+        .into_iter()
+        .filter(|(_, entry)| match entry {
+            Entry::Ready(record) => readable(identity, record),
+            Entry::Corrupt(_) => identity.has(Permission::JobRead),
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Every job that can be read, by name. One whose stored XML cannot be read (logged when
@@ -212,7 +307,7 @@ fn stored_name(state: &AppState, name: &str) -> Result<String, JobError> {
         .jobs
         .find(name)
         .map(|(stored, _)| stored)
-        .ok_or_else(|| JobError::NotFound(name.to_owned()))
+        .ok_or_else(|| JobError::not_found(name))
 }
 
 pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
@@ -283,6 +378,77 @@ pub async fn copy(state: &AppState, from: &str, to: &str) -> Result<(), JobError
     insert(state, Arc::new(record)).await
 }
 
+/// Renames a job, as Jenkins' `doRename`: refused while one of its builds runs or waits in
+/// the queue. Its build records, consoles and artifacts, build counter, polled commits and
+/// timer fires follow it; other jobs' triggers that name it are not rewritten. The new
+/// stored name.
+pub async fn rename(state: &AppState, from: &str, to: &str) -> Result<String, JobError> {
+    let to = names::check(NameKind::Job, to)?;
+    let from = stored_name(state, from)?;
+    if from == to {
+        return Ok(to);
+    }
+    let waiting = state.builds.queue().iter().any(|q| q.row.job == from);
+    if waiting || !state.builds.running_of(&from).is_empty() {
+        return Err(JobError::Building);
+    }
+    let (old_dir, new_dir) = (state.builds.job_dir(&from), state.builds.job_dir(&to));
+    let moved = match tokio::fs::rename(&old_dir, &new_dir).await {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(StoreError::Persist(format!(
+                "cannot move {} to {}: {e}",
+                old_dir.display(),
+                new_dir.display()
+            ))
+            .into());
+        }
+    };
+    let (cache, old, new) = (state.jobs.clone(), from.clone(), to.clone());
+    let written = state
+        .store
+        .call(move |c| {
+            let outcome = jobs::rename(c, &old, &new)?;
+            if outcome == WriteOutcome::Done
+                && let Some((_, Entry::Ready(record))) = cache.find(&old)
+            {
+                cache.remove(&old);
+                cache.put(Arc::new(JobRecord {
+                    name: new.clone(),
+                    config: record.config.clone(),
+                    xml: record.xml.clone(),
+                }));
+            }
+            Ok(outcome)
+        })
+        .await;
+    let done = matches!(written, Ok(WriteOutcome::Done));
+    if moved
+        && !done
+        && let Err(e) = tokio::fs::rename(&new_dir, &old_dir).await
+    {
+        tracing::error!(job = ?from, error = %e, "cannot move a job's directory back after a failed rename");
+    }
+    outcome(written?, &to)?;
+    tracing::info!(from = ?from, to = ?to, "job renamed");
+    Ok(to)
+}
+
+/// Sets the number `job`'s next build gets; see [`jobs::set_next_build_number`].
+pub async fn set_next_build_number(state: &AppState, job: &str, next: u64) -> Result<(), JobError> {
+    let job = stored_name(state, job)?;
+    let key = job.clone();
+    match state
+        .store
+        .call(move |c| jobs::set_next_build_number(c, &key, next))
+        .await?
+    {
+        Ok(()) => Ok(()),
+        Err(lowest) => Err(JobError::NumberTooLow { job, lowest }),
+    }
+}
+
 /// How long deleting a job waits for its aborted builds to end before removing their logs.
 pub const DELETE_ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -301,7 +467,7 @@ pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), JobErr
         })
         .await?;
     if !deleted {
-        return Err(JobError::NotFound(name.to_owned()));
+        return Err(JobError::not_found(name));
     }
     crate::builds::forget_job(state, &stored, by, DELETE_ABORT_WAIT).await?;
     Ok(())

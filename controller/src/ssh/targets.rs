@@ -12,6 +12,7 @@ use steward_protocol::ssh::{BuildSession, SshRequest, SshTarget, TargetName};
 use crate::agents::registry::AgentKind;
 use crate::auth::{AccessDenied, Identity, Permission};
 use crate::builds::RunningBuild;
+use crate::jobs::JobError;
 use crate::nodes::NodeError;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -31,6 +32,16 @@ pub enum TargetError {
     /// 500.
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+impl From<JobError> for TargetError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Denied(denied) => TargetError::Denied(denied),
+            JobError::Store(e) => TargetError::Store(e),
+            other => TargetError::NotFound(other.to_string()),
+        }
+    }
 }
 
 impl From<NodeError> for TargetError {
@@ -81,11 +92,15 @@ pub async fn resolve(
     identity: &Identity,
     target: &TargetName,
 ) -> Result<Resolved, TargetError> {
-    identity.require(permission(target))?;
     let (node, build) = match target {
-        TargetName::Node(name) => (crate::nodes::get(state, name).await?.config.name, None),
+        TargetName::Node(name) => {
+            identity.require(permission(target))?;
+            (crate::nodes::get(state, name).await?.config.name, None)
+        }
         TargetName::Build { job, number } => {
-            let build = running_build(state, job, *number).await?;
+            // Job/Debug on the job, its own grants counted.
+            let record = crate::jobs::get_as(state, identity, job, permission(target)).await?;
+            let build = running_build(state, &record.name, *number).await?;
             (build.row.node.clone(), Some(build))
         }
     };

@@ -123,6 +123,72 @@ pub fn delete(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM jobs WHERE name = ?1", [name])? == 1)
 }
 
+/// Renames job `from` to `to`, with what is kept under its name (its builds, queued items,
+/// build counter, polled commits and timer fires), in one transaction. The counter under
+/// `to` is the larger of the two, so a number a deleted job of that name gave out is not
+/// given out again.
+pub fn rename(conn: &mut Connection, from: &str, to: &str) -> Result<WriteOutcome, StoreError> {
+    let tx = conn.transaction()?;
+    if exists(&tx, to)? {
+        return Ok(WriteOutcome::NameTaken);
+    }
+    if let Some(existing) = name_keys::lookalike(&tx, Named::Jobs, to, Some(from))? {
+        return Ok(WriteOutcome::LooksLike(existing));
+    }
+    let renamed = tx.execute(
+        "UPDATE jobs SET name = ?2, name_key = ?3, updated_at = ?4 WHERE name = ?1",
+        params![
+            from,
+            to,
+            steward_protocol::names::lookalike_key(to),
+            now_unix()
+        ],
+    )?;
+    if renamed == 0 {
+        return Ok(WriteOutcome::NotFound);
+    }
+    for table in ["builds", "queue", "scm_polls", "trigger_fires"] {
+        tx.execute(
+            &format!("UPDATE {table} SET job = ?2 WHERE job = ?1"),
+            params![from, to],
+        )?;
+    }
+    let next = next_build_number(&tx, from)?.max(next_build_number(&tx, to)?);
+    tx.execute(
+        "DELETE FROM build_numbers WHERE job = ?1 OR job = ?2",
+        params![from, to],
+    )?;
+    tx.execute(
+        "INSERT INTO build_numbers (job, next_number) VALUES (?1, ?2)",
+        params![to, i64::try_from(next).unwrap_or(i64::MAX)],
+    )?;
+    tx.commit()?;
+    Ok(WriteOutcome::Done)
+}
+
+/// Sets the number the next build of `job` gets (Jenkins' `nextbuildnumber/submit`). Jenkins
+/// takes any number above the last build's; Steward never gives a number out twice, so it
+/// may not go below the number the next build would have got (which is above every
+/// number given out, deleted builds' too). That number, as an error, when `next` is lower.
+pub fn set_next_build_number(
+    conn: &mut Connection,
+    job: &str,
+    next: u64,
+) -> Result<Result<(), u64>, StoreError> {
+    let tx = conn.transaction()?;
+    let lowest = next_build_number(&tx, job)?;
+    if next < lowest {
+        return Ok(Err(lowest));
+    }
+    tx.execute(
+        "INSERT INTO build_numbers (job, next_number) VALUES (?1, ?2)
+         ON CONFLICT(job) DO UPDATE SET next_number = ?2",
+        params![job, i64::try_from(next).unwrap_or(i64::MAX)],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
+}
+
 /// Takes the next build number of `job` (1 for a name never built).
 pub fn take_build_number(conn: &Connection, job: &str) -> Result<u64, StoreError> {
     let number: i64 = conn.query_row(

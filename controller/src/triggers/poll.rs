@@ -85,6 +85,31 @@ pub async fn poll(
     polled
 }
 
+/// `build -c`: whether `job` has a head none of its builds checked out and no poll built
+/// (its repositories polled as [`poll`] does, nothing queued); the poll's log. A job that
+/// does not check out of Git has none, and its log says `No SCM`, as Jenkins' does.
+pub async fn has_changes(
+    state: &AppState,
+    record: &crate::store::jobs::JobRecord,
+) -> Result<(bool, String), String> {
+    if record.config.git().is_none() {
+        return Ok((false, "No SCM\n".into()));
+    }
+    let lock = state.triggers.poll_lock(&record.name);
+    let _polling = lock.lock().await;
+    let mut log = String::new();
+    let new = new_heads(state, record, &mut log).await?;
+    for commit in &new {
+        log.push_str(&format!("[poll] New head revision {commit}\n"));
+    }
+    log.push_str(if new.is_empty() {
+        "No changes\n"
+    } else {
+        "Changes found\n"
+    });
+    Ok((!new.is_empty(), log))
+}
+
 async fn poll_locked(
     state: &AppState,
     record: &crate::store::jobs::JobRecord,
@@ -92,8 +117,40 @@ async fn poll_locked(
     user: &str,
     log: &mut String,
 ) -> Result<Polled, String> {
+    let new = new_heads(state, record, log).await?;
+    if new.is_empty() {
+        tracing::debug!(job = ?record.name, "polling: no changes");
+        return Ok(Polled::NoChanges);
+    }
+    for commit in &new {
+        log.push_str(&format!("[poll] New head revision {commit}\n"));
+    }
+    let queued = builds::enqueue(state, &record.name, &[], cause, user)
+        .await
+        .map_err(|e| e.to_string())?;
+    // After the build is queued: a controller stopping in between builds again rather
+    // than never.
+    let (name, commits) = (record.name.clone(), new.clone());
+    if let Err(e) = state
+        .store
+        .call(move |c| polls::mark_seen(c, &name, &commits))
+        .await
+    {
+        tracing::warn!(job = ?record.name, error = ?e.to_string(), "cannot record polled commits");
+    }
+    tracing::info!(job = ?record.name, new = ?new, cause = cause.as_str(), "polling found changes; build queued");
+    Ok(Polled::Queued(queued.id))
+}
+
+/// The heads `record`'s branch specifiers select that are new (see the module
+/// documentation); `git ls-remote` of each remote, logged in `log`.
+async fn new_heads(
+    state: &AppState,
+    record: &crate::store::jobs::JobRecord,
+    log: &mut String,
+) -> Result<Vec<String>, String> {
     let Some(git) = record.config.git() else {
-        return Ok(Polled::NotPolled);
+        return Ok(Vec::new());
     };
     let remotes: Vec<String> = git.remotes.iter().map(|r| r.name.clone()).collect();
     let timeout = git.clone.timeout_minutes.unwrap_or(DEFAULT_TIMEOUT_MINUTES);
@@ -124,29 +181,7 @@ async fn poll_locked(
         .call(move |c| polls::known_commits(c, &name))
         .await
         .map_err(|e| e.to_string())?;
-    let new: Vec<String> = heads.into_iter().filter(|h| !known.contains(h)).collect();
-    if new.is_empty() {
-        tracing::debug!(job = ?record.name, "polling: no changes");
-        return Ok(Polled::NoChanges);
-    }
-    for commit in &new {
-        log.push_str(&format!("[poll] New head revision {commit}\n"));
-    }
-    let queued = builds::enqueue(state, &record.name, &[], cause, user)
-        .await
-        .map_err(|e| e.to_string())?;
-    // After the build is queued: a controller stopping in between builds again rather
-    // than never.
-    let (name, commits) = (record.name.clone(), new.clone());
-    if let Err(e) = state
-        .store
-        .call(move |c| polls::mark_seen(c, &name, &commits))
-        .await
-    {
-        tracing::warn!(job = ?record.name, error = ?e.to_string(), "cannot record polled commits");
-    }
-    tracing::info!(job = ?record.name, new = ?new, cause = cause.as_str(), "polling found changes; build queued");
-    Ok(Polled::Queued(queued.id))
+    Ok(heads.into_iter().filter(|h| !known.contains(h)).collect())
 }
 
 /// The remote's refs, as `refs/remotes/REMOTE/BRANCH` for branches (as a fetch with the

@@ -178,23 +178,15 @@ impl ParameterDefinition {
     }
 
     /// The value a build gets when `given` is given, as Jenkins' `build -p` takes it: a
-    /// string trimmed if `trim`, a boolean as `true` or `false` (in any case), a choice only
+    /// string trimmed if `trim`, a boolean `true` for `true` in any case and `false` for
+    /// anything else, a choice only
     /// if it is one of the choices, another class's text as it is.
     pub fn resolve(&self, given: &str) -> Result<String, ParameterError> {
         match self {
             ParameterDefinition::String(p) if p.trim => Ok(given.trim().to_owned()),
-            ParameterDefinition::Boolean(p) => {
-                if given.eq_ignore_ascii_case("true") {
-                    Ok("true".into())
-                } else if given.eq_ignore_ascii_case("false") {
-                    Ok("false".into())
-                } else {
-                    Err(ParameterError::NotABoolean {
-                        parameter: p.name.clone(),
-                        value: quoted(given),
-                    })
-                }
-            }
+            // Java's `Boolean.parseBoolean`, as Jenkins takes it: `true` in any case is true,
+            // anything else (`yes`, `1`) false.
+            ParameterDefinition::Boolean(_) => Ok(given.eq_ignore_ascii_case("true").to_string()),
             ParameterDefinition::Choice(p) if !p.choices.iter().any(|c| c == given) => {
                 Err(ParameterError::NotAChoice {
                     parameter: p.name.clone(),
@@ -236,7 +228,7 @@ pub(crate) fn resolve(
 /// Why the values given for a build do not fit its job's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParameterError {
-    #[error("‘{name}’ is not a valid parameter; {}", parameters_are(.known))]
+    #[error("'{name}' is not a valid parameter.{}", did_you_mean(.name, .known))]
     Unknown {
         name: String,
         /// The job's parameter names.
@@ -248,15 +240,13 @@ pub enum ParameterError {
         value: String,
         choices: Vec<String>,
     },
-    #[error("‘{value}’ is not a boolean value of parameter ‘{parameter}’; use true or false")]
-    NotABoolean { parameter: String, value: String },
 }
 
-fn parameters_are(known: &[String]) -> String {
-    if known.is_empty() {
-        "this job has no parameters".into()
-    } else {
-        format!("this job's parameters are {}", list(known))
+/// ` Did you mean NAME?` with the known name nearest to `name`, as Jenkins' `build` says it.
+fn did_you_mean(name: &str, known: &[String]) -> String {
+    match crate::names::nearest(name, known.iter().map(String::as_str)) {
+        Some(nearest) => format!(" Did you mean {}?", quoted(nearest)),
+        None => String::new(),
     }
 }
 

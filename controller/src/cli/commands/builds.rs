@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use steward_protocol::duration::utc;
 use steward_protocol::job_xml::breakpoint::BreakpointWhen;
+use steward_protocol::job_xml::parameters::ParameterError;
 use steward_protocol::shown::Shown;
 use tokio::sync::watch;
 
@@ -15,7 +16,7 @@ use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
 use crate::builds::{self, BuildError, FindError, ItemState, RunningBuild, console};
 use crate::cli::stop::{Stop, StopCause};
-use crate::jobs::{self, JobError};
+use crate::jobs;
 use crate::state::AppState;
 use crate::store::builds::{BuildResult, BuildRow, CauseKind};
 
@@ -39,9 +40,11 @@ const BUILD: Command = Command {
               -w: wait until the build starts\n\
               -v: print the console output (with -s or -f)\n\
               -p NAME=VALUE: a build parameter (repeat for more)\n\
+              -c: poll the job's repositories first; build only if there are changes\n\
+              -r N: retries of reading the console (accepted as Jenkins has it; never needed here)\n\
               -breakpoint WHEN: onFailure, always or never: overrides the job's breakpoint\n\
               The exit code is the result's: SUCCESS 0, UNSTABLE 1, FAILURE 2, NOT_BUILT 3, ABORTED 4.",
-    usage: "JOB [-s] [-f] [-w] [-v] [-p NAME=VALUE]... [-breakpoint WHEN]",
+    usage: "JOB [-c] [-s] [-f] [-w] [-v] [-r N] [-p NAME=VALUE]... [-breakpoint WHEN]",
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| build(ctx).boxed(),
@@ -133,6 +136,10 @@ impl From<BuildError> for CommandError {
     fn from(e: BuildError) -> Self {
         match e {
             BuildError::Job(job) => job.into(),
+            // Jenkins' `build` refuses an unknown name as a bad argument, with its usage.
+            BuildError::BadParameter(ParameterError::Unknown { .. }) => {
+                CommandError::BadArgs(e.to_string())
+            }
             BuildError::BadParameter(_) => CommandError::IllegalArgument(e.to_string()),
             BuildError::Disabled(_)
             | BuildError::NotParameterized { .. }
@@ -152,17 +159,31 @@ fn parameters(values: &[&str]) -> Result<Vec<(String, String)>, CommandError> {
         .iter()
         .map(|p| match p.split_once('=') {
             Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
-            None => Err(CommandError::IllegalArgument(format!(
-                "Parameter '{p}' has no value: write -p NAME=VALUE"
+            // args4j's words for a map option without `=`, as Jenkins prints them.
+            None => Err(CommandError::BadArgs(format!(
+                "An argument for setting a Map must contain a \"=\" (\"{}\" has none)",
+                Shown(p)
             ))),
         })
         .collect()
 }
 
 async fn build(ctx: &mut Context) -> CommandResult {
-    let args = Args::parse(&ctx.args, &["-s", "-f", "-w", "-v"], &["-p", "-breakpoint"])?;
+    let args = Args::parse(
+        &ctx.args,
+        &["-s", "-f", "-w", "-v", "-c"],
+        &["-p", "-breakpoint", "-r"],
+    )?;
     let job = args.one("JOB")?.to_owned();
     let given = parameters(&args.values("-p"))?;
+    if let Some(retries) = args.value("-r")
+        && retries.parse::<u32>().is_err()
+    {
+        return Err(CommandError::BadArgs(format!(
+            "\"{}\" is not a valid value for \"-r\"",
+            Shown(retries)
+        )));
+    }
     let breakpoint = match args.value("-breakpoint") {
         None => None,
         Some(text) => Some(BreakpointWhen::parse(text).ok_or_else(|| {
@@ -173,8 +194,18 @@ async fn build(ctx: &mut Context) -> CommandResult {
         })?),
     };
     // The stored name: `job` may be another spelling of it.
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::JobBuild)?;
+    let record = ctx.job(&job, Permission::JobBuild).await?;
+    let job = record.name.clone();
+    // -c: Jenkins polls first, prints the polling log, and builds only on changes.
+    if args.flag("-c") {
+        let (changed, log) = crate::triggers::poll::has_changes(&ctx.state, &record)
+            .await
+            .map_err(|e| CommandError::unexpected("build", e))?;
+        ctx.out.stdout(log).await;
+        if !changed {
+            return Ok(0);
+        }
+    }
     let follow = args.flag("-f");
     let sync = args.flag("-s") || follow;
     let wait = args.flag("-w") || sync;
@@ -375,8 +406,7 @@ async fn console_command(ctx: &mut Context) -> CommandResult {
         })?),
     };
     // The stored name: `job` may be another spelling of it.
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::JobRead)?;
+    let job = ctx.job(&job, Permission::JobRead).await?.name.clone();
     let row = find_build(&ctx.state, &job, which.as_deref()).await?;
     let path = ctx.state.builds.console_path(&job, row.number);
     let running = ctx.state.builds.running_build(&job, row.number);
@@ -424,21 +454,20 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
     // The stored names, each once.
     let mut names: Vec<String> = Vec::new();
     for name in args.at_least_one("JOB_NAME")? {
-        let stored = match jobs::get(&ctx.state, name).await {
+        let stored = match ctx.job(name, Permission::JobCancel).await {
             Ok(record) => record.name.clone(),
-            Err(JobError::NotFound(_)) => {
+            Err(CommandError::IllegalArgument(_)) => {
                 return Err(CommandError::IllegalArgument(format!(
                     "Job not found: '{}'",
                     Shown(name)
                 )));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         if !names.contains(&stored) {
             names.push(stored);
         }
     }
-    ctx.require(Permission::JobCancel)?;
     let mut stopped = false;
     for name in &names {
         for build in ctx.state.builds.running_of(name) {
@@ -470,19 +499,21 @@ pub(super) fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> 
             Shown(&text.chars().take(80).collect::<String>())
         ))
     };
-    let number = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| bad("expected build numbers: N, N-M, or a list of them such as 1-5,8"))
-    };
+    // Jenkins' RangeSet words for each way a range can be wrong.
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad("expected number"));
+    let notation = "expected correct notation M,N or M-N";
     let parts: Vec<&str> = text.split(',').take(MAX_RANGES + 1).collect();
     if parts.len() > MAX_RANGES {
         return Err(bad(&format!("more than {MAX_RANGES} ranges")));
+    }
+    if parts.len() > 1 && parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(bad(notation));
     }
     parts
         .into_iter()
         .map(|part| {
             let (from, to) = match part.split_once('-') {
+                Some((_, to)) if to.contains('-') => return Err(bad(notation)),
                 Some((from, to)) => (number(from)?, number(to)?),
                 None => {
                     let n = number(part)?;
@@ -490,9 +521,7 @@ pub(super) fn parse_ranges(text: &str) -> Result<Vec<(u64, u64)>, CommandError> 
                 }
             };
             if from > to {
-                return Err(bad(&format!(
-                    "the range {from}-{to} runs backwards (write M-N with M <= N)"
-                )));
+                return Err(bad("expected string with a range M-N where M<N"));
             }
             Ok((from, to))
         })
@@ -504,8 +533,7 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
     let (job, range) = args.two("JOB", "RANGE")?;
     let (job, range) = (job.to_owned(), range.to_owned());
     // The stored name: `job` may be another spelling of it.
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::RunDelete)?;
+    let job = ctx.job(&job, Permission::RunDelete).await?.name.clone();
     let ranges = parse_ranges(&range)?;
     let deleted = builds::delete::delete_ranges(&ctx.state, &job, ranges)
         .await
@@ -527,8 +555,7 @@ async fn keep_build(ctx: &mut Context) -> CommandResult {
     let (job, which) = args.two("JOB", "BUILD")?;
     let (job, which) = (job.to_owned(), which.to_owned());
     // The stored name: `job` may be another spelling of it.
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::RunUpdate)?;
+    let job = ctx.job(&job, Permission::RunUpdate).await?.name.clone();
     let build = find_build(&ctx.state, &job, Some(&which)).await?;
     if !builds::delete::keep_forever(&ctx.state, &job, build.number, true)
         .await
@@ -545,12 +572,14 @@ async fn keep_build(ctx: &mut Context) -> CommandResult {
 
 async fn queue(ctx: &mut Context) -> CommandResult {
     Args::none(&ctx.args)?;
-    ctx.require(Permission::JobRead)?;
     let now = builds::now_ms();
     let mut text = String::new();
     for item in ctx.state.builds.queue() {
         let params = match jobs::get(&ctx.state, &item.row.job).await {
+            // Only the items of jobs the caller may read are listed.
+            Ok(record) if !jobs::readable(&ctx.identity, &record) => continue,
             Ok(record) => record.config.shown_parameters(&item.row.params),
+            Err(_) if !ctx.identity.has(Permission::JobRead) => continue,
             // A job gone meanwhile: no definitions to tell secrets by, so none shown.
             Err(_) => item
                 .row
@@ -561,9 +590,13 @@ async fn queue(ctx: &mut Context) -> CommandResult {
                 .join(" "),
         };
         let waited = (now - item.row.queued_at_ms).max(0) as f64 / 1000.0;
+        // Users' text, on one line: a tab or line feed in a value is written `\t`, `\n`.
         text.push_str(&format!(
             "{}\t{}\t{}\t{waited:.1} s\t{}\n",
-            item.row.id, item.row.job, params, item.why
+            item.row.id,
+            Shown(&item.row.job),
+            Shown(&params),
+            Shown(&item.why)
         ));
         if text.len() > 64 * 1024 {
             ctx.out.stdout(std::mem::take(&mut text)).await;
@@ -576,12 +609,20 @@ async fn queue(ctx: &mut Context) -> CommandResult {
 async fn cancel_queue(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let ids = args.at_least_one("ID")?.to_vec();
-    ctx.require(Permission::JobCancel)?;
     for_each_name(ctx, &ids, |ctx, text| {
         async move {
-            let id: u64 = text.parse().map_err(|_| {
-                CommandError::IllegalArgument(format!("No queue item '{}'", Shown(&text)))
-            })?;
+            let no_item =
+                || CommandError::IllegalArgument(format!("No queue item '{}'", Shown(&text)));
+            let id: u64 = text.parse().map_err(|_| no_item())?;
+            // Job/Cancel on the item's job; an item of a job the caller cannot read is
+            // not theirs to see.
+            let queue = ctx.state.builds.queue();
+            if let Some(item) = queue.iter().find(|q| q.row.id == id) {
+                match ctx.job(&item.row.job, Permission::JobCancel).await {
+                    Err(CommandError::IllegalArgument(_)) => return Err(no_item()),
+                    other => other?,
+                };
+            }
             if builds::cancel_queued(&ctx.state, id)
                 .await
                 .map_err(store_error)?
@@ -635,8 +676,7 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
             })?,
     };
     // The stored name: `job` may be another spelling of it.
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::JobRead)?;
+    let job = ctx.job(&job, Permission::JobRead).await?.name.clone();
     let rows = builds::history(&ctx.state, &job, limit)
         .await
         .map_err(store_error)?;
@@ -677,9 +717,9 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
             "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\t{tests}\n",
             row.number,
             utc(row.started_at_ms),
-            row.node,
-            row.cause.describe(&row.cause_user),
-            params
+            Shown(&row.node),
+            Shown(&row.cause.describe(&row.cause_user)),
+            Shown(&params)
         ));
     }
     ctx.out.stdout(text).await;
@@ -702,7 +742,7 @@ mod tests {
         );
         assert!(matches!(
             parameters(&["A"]),
-            Err(CommandError::IllegalArgument(m)) if m.contains("'A' has no value")
+            Err(CommandError::BadArgs(m)) if m.contains("must contain a \"=\" (\"A\" has none)")
         ));
     }
 
@@ -714,13 +754,14 @@ mod tests {
             [(1, 5), (8, 8), (3, 3)]
         );
         for (bad, why) in [
-            ("", "expected build numbers"),
-            ("1,,2", "expected build numbers"),
-            ("x", "expected build numbers"),
-            ("-3", "expected build numbers"),
-            ("1-2-3", "expected build numbers"),
-            ("99999999999999999999", "expected build numbers"),
-            ("5-3", "the range 5-3 runs backwards"),
+            ("", "expected number"),
+            ("1,,2", "expected correct notation M,N or M-N"),
+            ("1,2,", "expected correct notation M,N or M-N"),
+            ("x", "expected number"),
+            ("-3", "expected number"),
+            ("1-2-3", "expected correct notation M,N or M-N"),
+            ("99999999999999999999", "expected number"),
+            ("5-3", "expected string with a range M-N where M<N"),
         ] {
             match parse_ranges(bad) {
                 Err(CommandError::IllegalArgument(m)) => {

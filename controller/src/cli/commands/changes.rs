@@ -8,7 +8,6 @@ use super::args::Args;
 use super::builds::parse_ranges;
 use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
-use crate::jobs;
 
 pub const COMMANDS: &[&Command] = &[&LIST_CHANGES];
 
@@ -45,8 +44,7 @@ async fn list_changes(ctx: &mut Context) -> CommandResult {
         }
     };
     let (job, range) = (job.to_owned(), range.to_owned());
-    let job = jobs::get(&ctx.state, &job).await?.name.clone();
-    ctx.require(Permission::JobRead)?;
+    let job = ctx.job(&job, Permission::JobRead).await?.name.clone();
     let ranges = parse_ranges(&range)?;
     let builds = ctx
         .state

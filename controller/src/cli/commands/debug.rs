@@ -263,11 +263,7 @@ async fn held_build(
     args: &Args,
 ) -> Result<std::sync::Arc<breakpoints::Held>, CommandError> {
     let (job, number) = args.two("JOB", "BUILD")?;
-    let job = crate::jobs::get(&ctx.state, job)
-        .await
-        .map_err(CommandError::from)?
-        .name
-        .clone();
+    let job = ctx.job(job, Permission::JobDebug).await?.name.clone();
     let number = number
         .parse::<u64>()
         .ok()
@@ -275,7 +271,6 @@ async fn held_build(
         .ok_or_else(|| {
             CommandError::IllegalArgument(format!("‘{}’ is not a build number", Shown(number)))
         })?;
-    ctx.require(Permission::JobDebug)?;
     breakpoints::find(&ctx.state, &job, number).map_err(CommandError::IllegalState)
 }
 

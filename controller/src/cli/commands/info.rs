@@ -46,10 +46,20 @@ async fn who_am_i(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
+/// How to call the CLI with credentials, for `help` without them.
+const SIGN_IN_USAGE: &str = "\
+Usage: cli [-s URL] -auth USER:TOKEN COMMAND [ARGS...]
+   or: java -jar jenkins-cli.jar -s URL -auth USER:TOKEN COMMAND [ARGS...]
+Credentials: -auth USER:TOKEN or USER:PASSWORD (@FILE reads them from a file),
+-bearer TOKEN, or the JENKINS_USER_ID and JENKINS_API_TOKEN variables.
+Tokens come from create-api-token; admin's first one is in HOME/secrets/initialAdminToken.
+Run 'help' with credentials for the list of commands.";
+
 async fn help(ctx: &mut Context) -> CommandResult {
     if !ctx.identity.has(Permission::OverallRead) {
+        // As Jenkins' `help`: the refusal, then how to call with credentials.
         return Err(CommandError::AccessDenied(crate::auth::AccessDenied(
-            "You must authenticate to access this Jenkins.".into(),
+            format!("You must authenticate to access this Jenkins.\n{SIGN_IN_USAGE}"),
         )));
     }
     let args = Args::parse(&ctx.args, &[], &[])?;

@@ -97,14 +97,16 @@ const DISABLE_JOB: Command = Command {
 impl From<JobError> for CommandError {
     fn from(e: JobError) -> Self {
         match e {
-            JobError::NotFound(_)
+            JobError::NotFound { .. }
             | JobError::BadName(_)
             | JobError::TooLarge(_)
             | JobError::Ignored(_)
             | JobError::BadTrigger(_) => CommandError::IllegalArgument(e.to_string()),
-            JobError::Exists(_) | JobError::LooksLike { .. } => {
-                CommandError::IllegalState(e.to_string())
-            }
+            JobError::Exists(_)
+            | JobError::LooksLike { .. }
+            | JobError::Building
+            | JobError::NumberTooLow { .. } => CommandError::IllegalState(e.to_string()),
+            JobError::Denied(denied) => CommandError::AccessDenied(denied),
             JobError::Store(s) => CommandError::unexpected("job", s),
         }
     }
@@ -139,9 +141,10 @@ fn warnings(config: &JobConfig) -> String {
 }
 
 async fn get_job(ctx: &mut Context) -> CommandResult {
-    ctx.require(Permission::JobExtendedRead)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    let record = jobs::get(&ctx.state, args.one("JOB")?).await?;
+    let record = ctx
+        .job(args.one("JOB")?, Permission::JobExtendedRead)
+        .await?;
     ctx.out
         .stdout(format!("{JOB_XML_DECLARATION}\n{}", record.xml))
         .await;
@@ -149,9 +152,12 @@ async fn get_job(ctx: &mut Context) -> CommandResult {
 }
 
 async fn update_job(ctx: &mut Context) -> CommandResult {
-    ctx.require(Permission::JobConfigure)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    let name = jobs::get(&ctx.state, args.one("JOB")?).await?.name.clone();
+    let name = ctx
+        .job(args.one("JOB")?, Permission::JobConfigure)
+        .await?
+        .name
+        .clone();
     let config = read_job_xml(ctx).await?;
     let warnings = warnings(&config);
     jobs::update(&ctx.state, &name, config).await?;
@@ -160,11 +166,22 @@ async fn update_job(ctx: &mut Context) -> CommandResult {
 }
 
 async fn delete_job(ctx: &mut Context) -> CommandResult {
-    ctx.require(Permission::JobDelete)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(jobs::delete(&ctx.state, &name, ctx.identity.name()).await?) }.boxed()
+        async move {
+            // Jenkins' delete-job names the job it did not find, and suggests none.
+            let name =
+                match jobs::get_as(&ctx.state, &ctx.identity, &name, Permission::JobDelete).await {
+                    Ok(record) => record.name.clone(),
+                    Err(JobError::NotFound { name, .. }) => {
+                        return Err(JobError::not_found(&name).into());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            Ok(jobs::delete(&ctx.state, &name, ctx.identity.name()).await?)
+        }
+        .boxed()
     })
     .await
 }
@@ -173,12 +190,17 @@ async fn copy_job(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::JobCreate)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     let (from, to) = args.two("SRC", "DST")?;
-    jobs::copy(&ctx.state, from, to).await?;
+    // Jenkins asks to read the source's configuration too.
+    let from = ctx
+        .job(from, Permission::JobExtendedRead)
+        .await?
+        .name
+        .clone();
+    jobs::copy(&ctx.state, &from, to).await?;
     Ok(0)
 }
 
 async fn list_jobs(ctx: &mut Context) -> CommandResult {
-    ctx.require(Permission::JobRead)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     // Jenkins takes a view name; Steward has one view, "all".
     if let Some(view) = args.optional_one()?
@@ -189,7 +211,7 @@ async fn list_jobs(ctx: &mut Context) -> CommandResult {
         )));
     }
     let mut listing = String::new();
-    for name in jobs::names(&ctx.state).await? {
+    for name in jobs::readable_names(&ctx.state, &ctx.identity) {
         listing.push_str(&name);
         listing.push('\n');
     }
@@ -206,8 +228,12 @@ async fn disable_job(ctx: &mut Context) -> CommandResult {
 }
 
 async fn set_disabled(ctx: &mut Context, disabled: bool) -> CommandResult {
-    ctx.require(Permission::JobConfigure)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    jobs::set_disabled(&ctx.state, args.one("NAME")?, disabled).await?;
+    let name = ctx
+        .job(args.one("NAME")?, Permission::JobConfigure)
+        .await?
+        .name
+        .clone();
+    jobs::set_disabled(&ctx.state, &name, disabled).await?;
     Ok(0)
 }

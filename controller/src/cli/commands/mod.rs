@@ -62,6 +62,16 @@ impl Context {
             .require(permission)
             .map_err(CommandError::from)
     }
+
+    /// The job `name` if the caller may read it and has `permission` on it, the job's own
+    /// grants counted: see [`crate::jobs::get_as`].
+    pub async fn job(
+        &self,
+        name: &str,
+        permission: Permission,
+    ) -> Result<std::sync::Arc<crate::store::jobs::JobRecord>, CommandError> {
+        Ok(crate::jobs::get_as(&self.state, &self.identity, name, permission).await?)
+    }
 }
 
 /// A command's failure, mapped to Jenkins' exit codes (compat §7.2).

@@ -2,12 +2,14 @@
 //! `online-node`, `wait-node-online`, `wait-node-offline`.
 
 use futures_util::FutureExt;
+use steward_protocol::names;
+use steward_protocol::shown::Shown;
 
 use super::args::Args;
 use super::nodes::for_each_name;
-use super::{Command, CommandResult, Context};
+use super::{Command, CommandError, CommandResult, Context};
 use crate::auth::Permission;
-use crate::nodes;
+use crate::nodes::{self, NodeError, built_in};
 use crate::store::nodes::OfflineMark;
 
 pub const COMMANDS: &[&Command] = &[
@@ -73,6 +75,38 @@ const WAIT_OFFLINE: Command = Command {
     run: |ctx| wait(ctx, false).boxed(),
 };
 
+/// What a NAME of these commands names, as Jenkins resolves a computer.
+enum Computer {
+    /// The empty name, `(built-in)` or `(master)`.
+    BuiltIn,
+    /// A node, by its stored name.
+    Node(String),
+}
+
+/// Resolves `name`; an unknown one is Jenkins' `No such agent "x" exists. Did you mean
+/// "y"?`, the nearest node name suggested.
+async fn computer(ctx: &Context, name: &str) -> Result<Computer, CommandError> {
+    if built_in::is_built_in(name) {
+        return Ok(Computer::BuiltIn);
+    }
+    match nodes::get(&ctx.state, name).await {
+        Ok(record) => Ok(Computer::Node(record.config.name)),
+        Err(NodeError::NotFound(_)) => {
+            let all = nodes::list(&ctx.state).await?;
+            let nearest = names::nearest(name, all.iter().map(|r| r.config.name.as_str()));
+            Err(CommandError::IllegalArgument(match nearest {
+                Some(near) => format!(
+                    "No such agent \"{}\" exists. Did you mean \"{}\"?",
+                    Shown(name),
+                    Shown(near)
+                ),
+                None => format!("No such agent \"{}\" exists.", Shown(name)),
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Inbound agents dial in by themselves, so there is nothing to launch: the command checks
 /// the node exists; `-f` drops a live connection so the agent reconnects afresh.
 async fn connect_node(ctx: &mut Context) -> CommandResult {
@@ -82,7 +116,10 @@ async fn connect_node(ctx: &mut Context) -> CommandResult {
     let force = args.flag("-f");
     for_each_name(ctx, &names, |ctx, name| {
         async move {
-            if force {
+            // The built-in node is always connected.
+            if let Computer::Node(name) = computer(ctx, &name).await?
+                && force
+            {
                 nodes::disconnect(
                     &ctx.state,
                     &name,
@@ -90,8 +127,6 @@ async fn connect_node(ctx: &mut Context) -> CommandResult {
                     ctx.identity.name(),
                 )
                 .await?;
-            } else {
-                nodes::get(&ctx.state, &name).await?;
             }
             Ok(())
         }
@@ -108,7 +143,11 @@ async fn disconnect_node(ctx: &mut Context) -> CommandResult {
     for_each_name(ctx, &names, |ctx, name| {
         let message = message.clone();
         async move {
-            nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name()).await?;
+            // The built-in node has no connection to drop.
+            if let Computer::Node(name) = computer(ctx, &name).await? {
+                nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name())
+                    .await?;
+            }
             Ok(())
         }
         .boxed()
@@ -126,8 +165,16 @@ async fn offline_node(ctx: &mut Context) -> CommandResult {
     };
     for_each_name(ctx, &names, |ctx, name| {
         let mark = mark.clone();
-        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?) }
-            .boxed()
+        async move {
+            match computer(ctx, &name).await? {
+                Computer::BuiltIn => ctx.state.built_in.set_offline(Some(mark)),
+                Computer::Node(name) => {
+                    nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?
+                }
+            }
+            Ok(())
+        }
+        .boxed()
     })
     .await
 }
@@ -137,7 +184,16 @@ async fn online_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, None).await?) }.boxed()
+        async move {
+            match computer(ctx, &name).await? {
+                Computer::BuiltIn => ctx.state.built_in.set_offline(None),
+                Computer::Node(name) => {
+                    nodes::set_temporarily_offline(&ctx.state, &name, None).await?
+                }
+            }
+            Ok(())
+        }
+        .boxed()
     })
     .await
 }
@@ -145,6 +201,13 @@ async fn online_node(ctx: &mut Context) -> CommandResult {
 async fn wait(ctx: &mut Context, online: bool) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let name = args.one("NODE")?.to_owned();
-    nodes::wait_for(&ctx.state, &name, online, &ctx.cancel).await?;
+    match computer(ctx, &name).await? {
+        Computer::BuiltIn => {
+            if !ctx.state.built_in.wait(online, &ctx.cancel).await {
+                return Err(NodeError::Interrupted(name).into());
+            }
+        }
+        Computer::Node(name) => nodes::wait_for(&ctx.state, &name, online, &ctx.cancel).await?,
+    }
     Ok(0)
 }

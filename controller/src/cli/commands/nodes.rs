@@ -266,12 +266,14 @@ async fn list_nodes(ctx: &mut Context) -> CommandResult {
     Ok(0)
 }
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Left-aligned columns separated by two spaces, by display width (a CJK character takes
+/// two columns); the last column is not padded.
 fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.map(|h| h.chars().count());
+    use unicode_width::UnicodeWidthStr;
+    let mut widths = header.map(|h| h.width());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.width());
         }
     }
     // Written straight into one buffer: a fleet's table has tens of thousands of cells.
@@ -282,7 +284,7 @@ fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Stri
         for (i, cell) in cells.iter().enumerate() {
             out.push_str(cell);
             if i + 1 < N {
-                let pad = widths[i] - cell.chars().count() + 2;
+                let pad = widths[i] - cell.width() + 2;
                 out.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -372,6 +374,19 @@ mod tests {
         assert_eq!(
             render_table(["NAME", "STATE", "LABELS", "EXECUTORS"], &rows),
             "NAME  STATE   LABELS  EXECUTORS\na     online          1\n"
+        );
+    }
+
+    #[test]
+    fn table_aligns_wide_characters_by_display_width() {
+        let rows = [
+            ["构建机".to_string(), "online".to_string()],
+            ["ab".to_string(), "offline".to_string()],
+        ];
+        // 构建机 takes six columns, as a terminal draws it.
+        assert_eq!(
+            render_table(["NAME", "STATE"], &rows),
+            "NAME    STATE\n构建机  online\nab      offline\n"
         );
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use steward_protocol::duration::utc;
+use steward_protocol::shown::Shown;
 use steward_protocol::terminals::{ESCAPE_HELP, EscapeReader, Keys};
 
 use super::args::Args;
@@ -265,8 +266,8 @@ async fn list(ctx: &mut Context) -> CommandResult {
     for v in &views {
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",
-            v.name,
-            v.node,
+            Shown(&v.name),
+            Shown(&v.node),
             v.status.word(),
             v.clients.len(),
             since(&v.status)

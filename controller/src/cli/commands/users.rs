@@ -222,9 +222,9 @@ async fn list_users(ctx: &mut Context) -> CommandResult {
             .map(|u| {
                 format!(
                     "{}\t{}\t{}\t{}\t{} tokens\n",
-                    u.name,
-                    u.full_name,
-                    u.email.as_deref().unwrap_or("-"),
+                    Shown(&u.name),
+                    Shown(&u.full_name),
+                    Shown(u.email.as_deref().unwrap_or("-")),
                     if u.has_password {
                         "password"
                     } else {
@@ -348,7 +348,7 @@ async fn list_tokens(ctx: &mut Context) -> CommandResult {
                 format!(
                     "{}\t{}\t{}\t{}\n",
                     t.uuid,
-                    t.name,
+                    Shown(&t.name),
                     utc(t.created_at.saturating_mul(1000)),
                     t.last_used_at
                         .map_or_else(|| "never used".to_owned(), |s| utc(s.saturating_mul(1000)))

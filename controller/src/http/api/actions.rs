@@ -93,8 +93,8 @@ pub fn actions(
     actions
 }
 
-/// A queue item's `params`: `\nNAME='VALUE'` per parameter, as Jenkins writes them (a
-/// boolean without quotes, a password as `****`).
+/// A queue item's `params`: `\nNAME=VALUE` per parameter, as Jenkins writes them (a
+/// password as `****`).
 pub fn params_text(config: Option<&JobConfig>, params: &[(String, String)]) -> String {
     let mut text = String::new();
     for (name, value) in params {
@@ -102,8 +102,8 @@ pub fn params_text(config: Option<&JobConfig>, params: &[(String, String)]) -> S
         text.push('\n');
         text.push_str(&match definition {
             _ if is_secret(definition) => format!("{name}=****"),
-            Some(ParameterDefinition::Boolean(_)) => format!("{name}={value}"),
-            _ => format!("{name}='{value}'"),
+            // `NAME=VALUE`, unquoted, as Jenkins writes it since JENKINS-17454.
+            _ => format!("{name}={value}"),
         });
     }
     text
@@ -173,7 +173,7 @@ mod tests {
         );
         assert_eq!(
             params_text(Some(&config), &params),
-            "\nBRANCH='dev'\nFAST=false\nOS='mac'\nPW=****"
+            "\nBRANCH=dev\nFAST=false\nOS=mac\nPW=****"
         );
         // Without the definitions (a deleted job), values are strings.
         assert_eq!(

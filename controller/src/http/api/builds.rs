@@ -411,7 +411,7 @@ pub async fn toggle_log_keep(
     let keep = !row.keep_log;
     if !keep {
         identity
-            .require(Permission::RunDelete)
+            .require_on(job.config.authorization(), Permission::RunDelete)
             .map_err(|denied| ApiError(http::StatusCode::FORBIDDEN, denied.0))?;
     }
     if !keep_forever(&state, &name, row.number, keep).await? {

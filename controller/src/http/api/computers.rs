@@ -17,10 +17,9 @@ use crate::nodes::{self, NodeStatus};
 use crate::state::AppState;
 use crate::store::nodes::{NodeRecord, OfflineMark};
 
-/// Names Jenkins clients use for the built-in node (python-jenkins asks for `(master)`).
-const BUILT_IN_NAMES: &[&str] = &["(built-in)", "(master)", "Built-In Node"];
-
-fn built_in_json() -> Value {
+fn built_in_json(state: &AppState) -> Value {
+    let mark = state.built_in.offline();
+    let reason = mark.as_ref().map(|m| m.message.clone());
     json!({
         "_class": "hudson.model.Hudson$MasterComputer",
         "actions": [],
@@ -34,11 +33,14 @@ fn built_in_json() -> Value {
         "launchSupported": true,
         "manualLaunchAllowed": true,
         "numExecutors": 0,
-        "offline": false,
-        "offlineCause": null,
-        "offlineCauseReason": "",
+        "offline": mark.is_some(),
+        "offlineCause": reason.as_ref().map(|r| json!({
+            "_class": "hudson.slaves.OfflineCause$UserCause",
+            "description": r,
+        })),
+        "offlineCauseReason": reason.unwrap_or_default(),
         "oneOffExecutors": [],
-        "temporarilyOffline": false,
+        "temporarilyOffline": mark.is_some(),
     })
 }
 
@@ -110,7 +112,7 @@ fn computer_json(state: &AppState, record: &NodeRecord, status: &NodeStatus) -> 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     caller(&state, &headers, Permission::OverallRead).await?;
     let records = nodes::list(&state).await?;
-    let mut computers = vec![built_in_json()];
+    let mut computers = vec![built_in_json(&state)];
     let mut total = 0;
     let mut busy = 0;
     for record in records.iter() {
@@ -151,8 +153,8 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, Permission::OverallRead).await?;
-    if BUILT_IN_NAMES.contains(&name.as_str()) {
-        return Ok(super::json(built_in_json()));
+    if crate::nodes::built_in::is_built_in(&name) {
+        return Ok(super::json(built_in_json(&state)));
     }
     let record = nodes::get(&state, &name).await?;
     let status = nodes::status(&state, &record);

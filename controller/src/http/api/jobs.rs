@@ -63,9 +63,10 @@ pub struct JobOverview {
     pub color: String,
 }
 
-/// Every job, by name, with its colour: the jobs as kept in memory, one read of the builds.
-pub async fn overview(state: &AppState) -> Result<Vec<JobOverview>, ApiError> {
-    let records_now = jobs::list(state).await?;
+/// Every job `identity` may read, by name, with its colour: the jobs as kept in memory, one
+/// read of the builds.
+pub async fn overview(state: &AppState, identity: &Identity) -> Result<Vec<JobOverview>, ApiError> {
+    let records_now = jobs::readable_by(state, identity);
     let completed = state.store.call(|c| records::last_completed(c)).await?;
     let completed: HashMap<String, (u64, BuildResult)> = completed
         .into_iter()
@@ -93,7 +94,7 @@ pub async fn overview(state: &AppState) -> Result<Vec<JobOverview>, ApiError> {
 pub async fn overview_of(state: &AppState, name: &str) -> Result<Option<JobOverview>, ApiError> {
     let record = match jobs::get(state, name).await {
         Ok(record) => record,
-        Err(JobError::NotFound(_)) => return Ok(None),
+        Err(JobError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let name = record.name.as_str();
@@ -372,6 +373,63 @@ pub async fn disable(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     set_disabled(state, name, headers, true).await
+}
+
+/// `POST /job/NAME/doRename?newName=NEW` (python-jenkins' `rename_job`): Job/Configure on
+/// the job and Job/Create, as Jenkins asks; 302 to the renamed job. 409 while it builds.
+pub async fn rename(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    identity
+        .require(Permission::JobCreate)
+        .map_err(|denied| ApiError(StatusCode::FORBIDDEN, denied.0))?;
+    let to = query
+        .get("newName")
+        .ok_or_else(|| ApiError::bad_request("Query parameter 'newName' is required"))?;
+    let to = jobs::rename(&state, &job.name, to).await?;
+    Ok(super::redirect(&crate::builds::job_url(
+        &state.config.root_url,
+        &to,
+    )))
+}
+
+/// `POST /job/NAME/nextbuildnumber/submit` with the form field `nextBuildNumber`
+/// (python-jenkins' `set_next_build_number`): Job/Configure; 302 to the job.
+pub async fn set_next_build_number(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let field = query.get("nextBuildNumber").cloned().or_else(|| {
+        url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "nextBuildNumber")
+            .map(|(_, v)| v.into_owned())
+    });
+    let text =
+        field.ok_or_else(|| ApiError::bad_request("Form field 'nextBuildNumber' is required"))?;
+    let next = text
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "nextBuildNumber must be a positive whole number, not '{}'",
+                Shown(&text)
+            ))
+        })?;
+    jobs::set_next_build_number(&state, &job.name, next).await?;
+    Ok(super::redirect(&crate::builds::job_url(
+        &state.config.root_url,
+        &job.name,
+    )))
 }
 
 /// `POST /job/NAME/doWipeOutWorkspace`: deletes the workspace of the job's latest build, on

@@ -83,13 +83,16 @@ impl From<StoreError> for ApiError {
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         match e {
-            JobError::NotFound(_) => ApiError::not_found(e.to_string()),
+            JobError::NotFound { .. } => ApiError::not_found(e.to_string()),
             JobError::Exists(_)
             | JobError::LooksLike { .. }
             | JobError::BadName(_)
             | JobError::TooLarge(_)
             | JobError::Ignored(_)
             | JobError::BadTrigger(_) => ApiError::bad_request(e.to_string()),
+            JobError::Denied(denied) => ApiError(StatusCode::FORBIDDEN, denied.0),
+            JobError::Building => ApiError(StatusCode::CONFLICT, e.to_string()),
+            JobError::NumberTooLow { .. } => ApiError::bad_request(e.to_string()),
             JobError::Store(s) => s.into(),
         }
     }
@@ -172,10 +175,7 @@ pub async fn job_caller(
     permission: Permission,
 ) -> Result<(Identity, Arc<JobRecord>), ApiError> {
     let identity = caller(state, headers, Permission::OverallRead).await?;
-    let record = crate::jobs::get(state, name).await?;
-    identity
-        .require(permission)
-        .map_err(|denied| ApiError(StatusCode::FORBIDDEN, denied.0))?;
+    let record = crate::jobs::get_as(state, &identity, name, permission).await?;
     Ok((identity, record))
 }
 

@@ -89,22 +89,24 @@ pub async fn list(
     query: ApiQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::JobRead).await?;
-    let jobs: HashMap<String, _> = overview(&state)
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
+    let jobs: HashMap<String, _> = overview(&state, &identity)
         .await?
         .into_iter()
         .map(|o| (o.record.name.clone(), o))
         .collect();
     let root = state.config.root_url.clone();
-    // Each item's JSON is made as the answer streams: a full queue is 100,000 items.
-    let items = state.builds.queue().into_iter().map(move |view| {
-        let job = jobs.get(&view.row.job);
-        item_json(
+    // Each item's JSON is made as the answer streams: a full queue is 100,000 items. Only
+    // the items of jobs the caller may read are listed.
+    let queue = state.builds.queue().into_iter();
+    let items = queue.filter_map(move |view| {
+        let job = jobs.get(&view.row.job)?;
+        Some(item_json(
             &root,
             &ItemView::Waiting(view),
-            job.map(|j| j.color.as_str()),
-            job.map(|j| &j.record.config),
-        )
+            Some(job.color.as_str()),
+            Some(&job.record.config),
+        ))
     });
     let mut head = serde_json::Map::new();
     head.insert("_class".into(), json!("hudson.model.Queue"));
@@ -125,7 +127,7 @@ pub async fn item(
     query: ApiQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::JobRead).await?;
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
     let not_found = || ApiError::not_found(format!("No queue item {id}"));
     let view = parse_id(&id)
         .and_then(|n| state.builds.queue_item(n))
@@ -135,6 +137,12 @@ pub async fn item(
         ItemView::Left(l) => &l.row.job,
     };
     let overview = overview_of(&state, job).await?;
+    // An item of a job the caller may not read is not theirs to see.
+    match &overview {
+        Some(o) if !crate::jobs::readable(&identity, &o.record) => return Err(not_found()),
+        None if !identity.has(Permission::JobRead) => return Err(not_found()),
+        _ => {}
+    }
     Ok(query.answer(item_json(
         &state.config.root_url,
         &view,
@@ -151,7 +159,7 @@ pub async fn cancel_item(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let identity = caller(&state, &headers, Permission::JobRead).await?;
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
     let text = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "id")
         .map(|(_, v)| v.into_owned())
@@ -165,14 +173,31 @@ pub async fn cancel_item(
             format!("Queue item {id} has already started as build #{number}"),
         )
     };
-    match state.builds.queue_item(id).ok_or_else(not_found)? {
+    let job = match state.builds.queue_item(id).ok_or_else(not_found)? {
         ItemView::Left(left) => match left.outcome {
             ItemState::Started { number } => return Err(started(number)),
             _ => return Err(not_found()),
         },
-        ItemView::Waiting(_) => {}
+        ItemView::Waiting(waiting) => waiting.row.job.clone(),
+    };
+    // The job's own grants count; a job the caller may not read hides its items.
+    let (readable, may_cancel) = match crate::jobs::get(&state, &job).await {
+        Ok(record) => {
+            let granted = identity.on_job(record.config.authorization());
+            (
+                granted.contains(Permission::JobRead),
+                granted.contains(Permission::JobCancel),
+            )
+        }
+        Err(_) => (
+            identity.has(Permission::JobRead),
+            identity.has(Permission::JobCancel),
+        ),
+    };
+    if !readable {
+        return Err(not_found());
     }
-    if !identity.has(Permission::JobCancel) {
+    if !may_cancel {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("Item for id ({id}) is not cancellable"),

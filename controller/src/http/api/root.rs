@@ -19,22 +19,18 @@ pub async fn api_json(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::OverallRead).await?;
-    let jobs: Vec<serde_json::Value> = if identity.has(Permission::JobRead) {
-        overview(&state)
-            .await?
-            .into_iter()
-            .map(|o| {
-                json!({
-                    "_class": FREESTYLE_PROJECT,
-                    "name": o.record.name,
-                    "url": crate::builds::job_url(&state.config.root_url, &o.record.name),
-                    "color": o.color,
-                })
+    let jobs: Vec<serde_json::Value> = overview(&state, &identity)
+        .await?
+        .into_iter()
+        .map(|o| {
+            json!({
+                "_class": FREESTYLE_PROJECT,
+                "name": o.record.name,
+                "url": crate::builds::job_url(&state.config.root_url, &o.record.name),
+                "color": o.color,
             })
-            .collect()
-    } else {
-        Vec::new()
-    };
+        })
+        .collect();
     let root = state.config.root_url.as_str();
     Ok(query.answer(json!({
         "_class": "hudson.model.Hudson",

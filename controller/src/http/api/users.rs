@@ -35,6 +35,39 @@ pub async fn show(
     })))
 }
 
+/// `GET /user/NAME/`: the user for people, `NAME<TAB>FULL NAME`; 404 for no such user.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers, Permission::OverallRead).await?;
+    let n = name.clone();
+    match state.store.read(move |c| users::get(c, &n)).await? {
+        Some(user) => Ok(format!("{}\t{}\n", user.name, user.full_name).into_response()),
+        None => Err(ApiError::not_found(format!("No such user {name}"))),
+    }
+}
+
+/// `GET /me` and `/me/`: 302 to the caller's `/user/NAME/`, as Jenkins points it; anonymous
+/// has no page (403).
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let identity = caller(&state, &headers, Permission::OverallRead).await?;
+    let Identity::User(user) = identity else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "anonymous is not a user: authenticate to have a page".into(),
+        ));
+    };
+    let name: String =
+        url::form_urlencoded::byte_serialize(user.name.as_bytes()).collect::<String>();
+    Ok(super::redirect(&format!(
+        "{}user/{}/",
+        state.config.root_url,
+        name.replace('+', "%20")
+    )))
+}
+
 /// Field `key` of the query, else of the form body, as Jenkins' form fields are read.
 fn field(query: &HashMap<String, String>, body: &str, key: &str) -> Option<String> {
     query.get(key).cloned().or_else(|| {
