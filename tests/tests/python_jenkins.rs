@@ -206,3 +206,9 @@ fn rest_job_requests_with_bad_input_get_clear_answers() {
     expect("POST", "/job/x/doDelete", "", 302, "");
     expect("GET", "/job/x/api/json", "", 404, "No such job 'x'");
 }
+
+#[test]
+fn python_jenkins_renames_renumbers_and_reads_queued_parameters() {
+    let c = Controller::start();
+    run_python("rename_api.py", &[&c.url, "admin", &c.token]);
+}
