@@ -4,7 +4,7 @@
 use steward_protocol::channel::{Frame, GoAwayCode, Hello, Role};
 use steward_protocol::handshake as hs;
 use steward_tests::raw::{self, block_on, header, wsagents_url};
-use steward_tests::{Controller, DEADLINE, wait_until};
+use steward_tests::{Controller, DEADLINE, http_request, wait_until};
 use tokio_tungstenite::tungstenite::Message;
 
 fn agent_headers<'a>(name: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -489,4 +489,54 @@ fn an_empty_secret_is_a_wrong_secret() {
     ))
     .refused();
     assert_eq!(status, 403);
+}
+
+#[test]
+fn the_jnlp_document_of_a_node_with_a_space_has_valid_urls() {
+    let c = Controller::start();
+    c.create_node("my node", "");
+    let auth = c.admin_basic_auth_header();
+    let get = |path: &str| http_request(&c.addr, "GET", path, &[&auth], b"");
+    let answer = get("/computer/my%20node/jenkins-agent.jnlp");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let root = steward_protocol::xml::parse_document(&answer.text()).expect("the JNLP is XML");
+    // Valid as written: parsing (which would encode a raw space) leaves each unchanged.
+    let written = root.attribute("codebase").expect("a codebase");
+    assert_eq!(written, format!("{}computer/my%20node/", c.url));
+    let codebase = url::Url::parse(written).expect("the codebase is a URL");
+    assert_eq!(codebase.as_str(), written);
+    let jar = root
+        .child_elements()
+        .find(|e| e.name == "resources")
+        .and_then(|r| r.child_elements().find(|e| e.name == "jar"))
+        .and_then(|j| j.attribute("href"))
+        .expect("a jar href");
+    assert_eq!(
+        url::Url::parse(jar)
+            .expect("the jar's href is a URL")
+            .as_str(),
+        jar
+    );
+
+    // The codebase leads to the node's routes.
+    let again = get(&format!("{}jenkins-agent.jnlp", codebase.path()));
+    assert_eq!(again.status, 200, "{}", again.text());
+    let node = get(&format!("{}api/json", codebase.path()));
+    assert_eq!(node.status, 200, "{}", node.text());
+    assert_eq!(node.json()["displayName"], "my node");
+
+    // And the agent, given the document's address, connects.
+    let jnlp = codebase.join("jenkins-agent.jnlp").unwrap();
+    let secret = c.secret("my node");
+    let work = tempfile::tempdir().unwrap();
+    let agent = steward_tests::Agent::spawn(&[
+        "-jnlpUrl",
+        jnlp.as_str(),
+        "-secret",
+        &secret,
+        "-workDir",
+        work.path().to_str().unwrap(),
+    ]);
+    c.wait_online("my node", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
 }

@@ -280,8 +280,9 @@ pub async fn toggle_offline(
     };
     nodes::set_temporarily_offline(&state, &name, mark).await?;
     Ok(redirect(&format!(
-        "{}computer/{name}/",
-        state.config.root_url
+        "{}computer/{}/",
+        state.config.root_url,
+        steward_protocol::names::url_segment(&name)
     )))
 }
 
