@@ -252,7 +252,10 @@ pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Res
     Ok(())
 }
 
-pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
+/// Deletes a node for `by`. Its running builds are aborted at once (`Node NAME was deleted
+/// by BY`), their steps killed over the agent's connection, which is closed with that
+/// reason once they have ended (at most [`crate::builds::abort::NODE_DELETE_WAIT`]).
+pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), NodeError> {
     let stored = get(state, name).await?.config.name;
     let name = stored.as_str();
     let key = name.to_owned();
@@ -261,11 +264,14 @@ pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
     if !deleted? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
+    // Gone from the store, the node takes no new build; the ones it runs end now.
+    state.agents.notify_changed();
+    crate::builds::abort::for_deleted_node(state, name, by).await;
     state.agents.disconnect(
         name,
         GoAway {
             code: GoAwayCode::NodeDeleted,
-            reason: "node deleted".into(),
+            reason: format!("node {name} was deleted by {by}"),
         },
     );
     state.agents.forget(name);

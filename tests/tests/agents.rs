@@ -4,7 +4,7 @@
 use steward_protocol::channel::{Frame, GoAwayCode, Hello, Role};
 use steward_protocol::handshake as hs;
 use steward_tests::raw::{self, block_on, header, wsagents_url};
-use steward_tests::{Controller, DEADLINE, http_request, wait_until};
+use steward_tests::{Controller, DEADLINE, Freestyle, Gate, http_request, wait_until};
 use tokio_tungstenite::tungstenite::Message;
 
 fn agent_headers<'a>(name: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -70,6 +70,14 @@ fn wrong_secret_gets_403_agent_retries_and_node_stays_offline() {
     );
     assert!(
         agent.output.contains("Handshake error"),
+        "{}",
+        agent.output.text()
+    );
+    // What the 403 means, in words.
+    assert!(
+        agent
+            .output
+            .contains("The controller refused the secret for node linux-1"),
         "{}",
         agent.output.text()
     );
@@ -418,6 +426,14 @@ fn no_reconnect_after_bails_out() {
         "{}",
         agent.output.text()
     );
+    // The 400's body, with what it means; the minute's wait is cut short by the deadline.
+    assert!(
+        agent.output.contains(
+            "The controller refused the connection: no such agent (it has no node named ghost"
+        ),
+        "{}",
+        agent.output.text()
+    );
 }
 
 #[test]
@@ -539,4 +555,66 @@ fn the_jnlp_document_of_a_node_with_a_space_has_valid_urls() {
     ]);
     c.wait_online("my node", true, DEADLINE);
     agent.output.wait_for("Connected", DEADLINE);
+}
+
+#[test]
+fn deleting_a_node_aborts_its_build_at_once_and_its_agent_tries_once_a_minute() {
+    let c = Controller::start();
+    let (agent, _work) = c.node_with_agent("n3");
+    let gate = Gate::new();
+    let pid_file = gate.dir().join("pid");
+    // The step's shell becomes the long sleep, so its pid is the sleep's.
+    let script = format!("echo $$ > \"{}\"\nexec sleep 300\n", pid_file.display());
+    c.create_job("long", &Freestyle::shell(&script).label("n3"));
+    assert_eq!(c.cli(&["build", "long"]).code, 0);
+    let mut pid = String::new();
+    wait_until(DEADLINE, "the step's sleep runs", || {
+        pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        pid.trim().parse::<u32>().is_ok()
+    });
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(proc_dir.exists());
+
+    let deleted = c.cli(&["delete-node", "n3"]);
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    // Aborted at once (the reconnect grace, 60 s, would outlast this wait), the step killed
+    // on the agent, which was still connected.
+    assert_eq!(c.wait_result("long", 1), "ABORTED");
+    let console = c.console("long", 1);
+    assert!(
+        console.ends_with("Build was aborted\nNode n3 was deleted by admin\nFinished: ABORTED\n"),
+        "{console}"
+    );
+    assert!(!console.contains("was lost"), "{console}");
+    wait_until(DEADLINE, "the step's process is gone", || {
+        !proc_dir.exists()
+    });
+
+    // The agent is told why, is refused from then on with the controller's reason, and
+    // tries once a minute.
+    agent
+        .output
+        .wait_for("node n3 was deleted by admin", DEADLINE);
+    agent.output.wait_for(
+        "The controller refused the connection: no such agent (it has no node named n3",
+        DEADLINE,
+    );
+    agent
+        .output
+        .wait_for("Waiting 60 seconds before retry", DEADLINE);
+    assert!(
+        !agent.output.contains("Waiting 10 seconds before retry"),
+        "{}",
+        agent.output.text()
+    );
+
+    // Created again, the node gets its agent back at the next try, within the minute.
+    c.create_node_with("n3", "", 1, "NORMAL");
+    c.wait_online("n3", true, std::time::Duration::from_secs(75));
+    assert_eq!(
+        agent.output.count("Connected"),
+        2,
+        "{}",
+        agent.output.text()
+    );
 }

@@ -257,8 +257,8 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::AgentDelete).await?;
-    nodes::delete(&state, &name).await?;
+    let identity = caller(&state, &headers, Permission::AgentDelete).await?;
+    nodes::delete(&state, &name, identity.name()).await?;
     Ok(redirect(&format!("{}computer/", state.config.root_url)))
 }
 
