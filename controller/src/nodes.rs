@@ -67,9 +67,11 @@ fn refused(outcome: WriteOutcome, name: String) -> NodeError {
 pub struct NodeStatus {
     /// An agent connection is live.
     pub connected: bool,
-    /// Connected, not temporarily offline and not low on disk space: it may take work.
+    /// Connected with our agent, not temporarily offline and not low on disk space: it may
+    /// take work. A node held by a Java agent.jar is connected but offline: that agent
+    /// cannot run builds.
     pub online: bool,
-    /// Why the node is offline, or a note on an online one (a Java agent).
+    /// Why the node is offline.
     pub reason: Option<String>,
     pub live: Option<LiveAgent>,
     /// The latest sample shows less free disk than the node's threshold.
@@ -109,7 +111,10 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
                 .unwrap_or_else(|| "not connected".into()),
         ),
     };
-    let online = connected && record.temporarily_offline.is_none() && low_disk.is_none();
+    let java = live
+        .as_ref()
+        .is_some_and(|l| l.kind == AgentKind::JavaRemoting);
+    let online = connected && !java && record.temporarily_offline.is_none() && low_disk.is_none();
     NodeStatus {
         connected,
         online,

@@ -310,14 +310,15 @@ fn java_agent_handshake_is_accepted_and_held_with_a_status() {
         .unwrap();
         assert!(
             node.contains(
-                "Java remoting agent: cannot run work; use the agent binary from /jnlpJars/agent"
+                "connected with a Java agent.jar, which cannot run builds; use the agent binary from /jnlpJars/agent"
             ),
             "{node}"
         );
         drop(socket);
     });
     assert_eq!(
-        c.log.count("Java remoting agent: cannot run work"),
+        c.log
+            .count("a Java agent.jar connected: holding the connection"),
         1,
         "logged once"
     );
@@ -617,4 +618,69 @@ fn deleting_a_node_aborts_its_build_at_once_and_its_agent_tries_once_a_minute() 
         "{}",
         agent.output.text()
     );
+}
+
+#[test]
+fn a_node_held_by_a_java_agent_is_offline_for_builds_and_waits() {
+    let c = Controller::start();
+    c.create_node("java-1", "");
+    c.create_job("j", &Freestyle::shell("true").label("java-1"));
+    let secret = c.secret("java-1");
+    // What agent.jar sends (compat §1.1), held open on a runtime of its own, which answers
+    // the controller's pings while the test runs the cli.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (mut socket, _) = runtime
+        .block_on(raw::upgrade(
+            &wsagents_url(&c.url),
+            &agent_headers("java-1", &secret),
+        ))
+        .accepted();
+    let held = runtime.spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = socket.next().await {}
+    });
+    let waiting_online = c.cli_spawn(&["wait-node-online", "java-1"]);
+
+    let reason = "connected with a Java agent.jar, which cannot run builds; use the agent binary from /jnlpJars/agent";
+    wait_until(DEADLINE, "the node shows its agent", || {
+        c.node_json("java-1")["connected"] == true
+    });
+    let node = c.node_json("java-1");
+    assert_eq!(node["online"], false, "{node}");
+    assert_eq!(node["offlineReason"], reason, "{node}");
+    assert_eq!(node["state"], format!("offline ({reason})"), "{node}");
+    let table = c.cli(&["list-nodes"]).stdout;
+    assert!(table.contains(&format!("offline ({reason})")), "{table}");
+
+    let rest = http_request(
+        &c.addr,
+        "GET",
+        "/computer/java-1/api/json",
+        &[&c.admin_basic_auth_header()],
+        b"",
+    )
+    .json();
+    assert_eq!(rest["offline"], true, "{rest}");
+    assert_eq!(rest["offlineCauseReason"], reason, "{rest}");
+
+    // Waits see it offline.
+    assert_eq!(c.cli(&["wait-node-offline", "java-1"]).code, 0);
+    // A build waits, saying which node and why.
+    assert_eq!(c.cli(&["build", "j"]).code, 0);
+    c.wait_queued(
+        "j",
+        "All nodes of label ‘java-1’ are offline; the agent of ‘java-1’ is a Java agent.jar, \
+         which cannot run builds",
+    );
+    let mut waiting_online = waiting_online;
+    assert!(!waiting_online.has_exited(), "wait-node-online returned");
+
+    // Our agent in its place: the node is online, the wait ends and the build runs.
+    held.abort();
+    drop(runtime);
+    let work = tempfile::tempdir().unwrap();
+    let _agent = c.agent("java-1", &["-workDir", work.path().to_str().unwrap()]);
+    let out = waiting_online.wait(DEADLINE);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(c.wait_result("j", 1), "SUCCESS");
 }

@@ -83,6 +83,11 @@ fn computer_json(state: &AppState, record: &NodeRecord, status: &NodeStatus) -> 
             "path": low.path,
             "size": low.free_bytes,
         }),
+        // Held by a Java agent.jar, which cannot run builds.
+        (None, true, None) if !status.online => json!({
+            "_class": "hudson.slaves.OfflineCause$SimpleOfflineCause",
+            "description": status.reason,
+        }),
         (None, true, None) => Value::Null,
     };
     json!({
