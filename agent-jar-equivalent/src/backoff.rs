@@ -1,6 +1,8 @@
 //! The retry schedule between connection attempts (compat §3.3): 0, 1, 3, 7, 10, 10, …
 //! seconds (`next = min(10, 2·prev + 1)`), plus a little random jitter so that a thousand
-//! agents cut off by one controller restart do not all come back in the same second.
+//! agents cut off by one controller restart do not all come back in the same second. While
+//! the controller does not know the agent's node (deleted, or not created yet), one try a
+//! minute ([`Backoff::next_unknown_node_delay`]).
 //!
 //! Pure: the caller passes the random draw in, so the schedule is tested exactly.
 //! [`crate::retry`] does the waiting.
@@ -14,6 +16,11 @@ pub const MAX_DELAY_SECS: u64 = 10;
 pub const MAX_JITTER_FRACTION: f64 = 0.2;
 /// Jitter never exceeds this, whatever the base delay.
 pub const MAX_JITTER: Duration = Duration::from_secs(1);
+
+/// The delay while the controller answers that it has no such node: asking every 10 s
+/// would not make the node exist sooner, and a fleet whose nodes were deleted should not
+/// keep knocking. One try a minute still finds a node created again within a minute.
+pub const UNKNOWN_NODE_DELAY_SECS: u64 = 60;
 
 /// One wait before a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +50,18 @@ impl Backoff {
         let base = Duration::from_secs(base_secs);
         Delay {
             base_secs,
+            wait: base + jitter(base, unit_jitter),
+        }
+    }
+
+    /// The delay before the next retry when the controller has just said it has no such
+    /// node: [`UNKNOWN_NODE_DELAY_SECS`], with the same jitter. The usual schedule goes on
+    /// from its longest step if a later attempt fails for another reason.
+    pub fn next_unknown_node_delay(&mut self, unit_jitter: f64) -> Delay {
+        self.previous = Some(MAX_DELAY_SECS);
+        let base = Duration::from_secs(UNKNOWN_NODE_DELAY_SECS);
+        Delay {
+            base_secs: UNKNOWN_NODE_DELAY_SECS,
             wait: base + jitter(base, unit_jitter),
         }
     }
@@ -93,6 +112,21 @@ mod tests {
         backoff.reset();
         assert_eq!(backoff.next_delay(0.0).base_secs, 0);
         assert_eq!(backoff.next_delay(0.0).base_secs, 1);
+    }
+
+    #[test]
+    fn an_unknown_node_is_tried_once_a_minute_then_the_schedule_resumes() {
+        let mut backoff = Backoff::new();
+        backoff.next_delay(0.0);
+        let slow = backoff.next_unknown_node_delay(0.5);
+        assert_eq!(slow.base_secs, 60);
+        assert_eq!(slow.wait, Duration::from_millis(60_500));
+        assert_eq!(backoff.next_unknown_node_delay(0.0).base_secs, 60);
+        // The node exists again but the attempt failed otherwise: the usual longest step.
+        assert_eq!(backoff.next_delay(0.0).base_secs, 10);
+        // Connected: everything starts over.
+        backoff.reset();
+        assert_eq!(backoff.next_delay(0.0).base_secs, 0);
     }
 
     #[test]

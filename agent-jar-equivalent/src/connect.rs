@@ -222,7 +222,9 @@ pub async fn attempt(
             url: url.clone(),
             problem,
         },
-        e @ WsConnectError::TimedOut { .. } => AttemptError::Connect(e.to_string()),
+        e @ (WsConnectError::TimedOut { .. } | WsConnectError::NotHttp11 { .. }) => {
+            AttemptError::Connect(e.to_string())
+        }
         WsConnectError::Other(reason) => AttemptError::Connect(reason),
     })?;
     match read_upgrade_answer(response.headers()) {

@@ -11,7 +11,12 @@
 //! │     v                                                                          │
 //! └── Terminated (reconnect at once with the cookie; -noReconnect exits) <──────────┘
 //! ```
+//!
+//! A refusal says what it means at error level (a 403: the secret refused; a 400: the
+//! controller's reason). While the controller has no such node (it was deleted), the agent
+//! tries once a minute instead of every 10 s, and connects as usual once the node exists.
 
+use steward_protocol::handshake::MSG_NO_SUCH_AGENT;
 use steward_protocol::shown::Shown;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
@@ -60,8 +65,9 @@ async fn run(
             () = shutdown.cancelled() => return ExitReason::Shutdown,
             attempt = connect::attempt(endpoint, transport, cookie.as_deref()) => attempt,
         };
+        let mut unknown_node = false;
         match attempt {
-            Err(e) => report_failure(&e),
+            Err(e) => unknown_node = report_failure(&endpoint.node_name, &e),
             Ok((ws, answer)) => {
                 info!(
                     channel_version = answer.channel_version,
@@ -91,26 +97,51 @@ async fn run(
                 info!("Failed to connect: {}", Shown(&outcome.end.to_string()));
             }
         }
-        if let Err(stop) = retry.wait(shutdown).await {
+        let waited = if unknown_node {
+            retry.wait_for_node(shutdown).await
+        } else {
+            retry.wait(shutdown).await
+        };
+        if let Err(stop) = waited {
             return stop;
         }
     }
 }
 
-/// `Failed to connect: REASON`, and the controller's own words at error level when it gave any.
-/// A refused certificate is an error on every attempt, with what to do about it: retrying
+/// `Failed to connect: REASON`, then at error level what a refusal means: a 403 is the
+/// node's secret refused, another refusal gives the controller's own words (its body). A
+/// refused certificate is an error on every attempt, with what to do about it: retrying
 /// goes on (the server's certificate may be fixed), but not quietly.
-fn report_failure(error: &AttemptError) {
+///
+/// Whether the controller said it has no such node, which slows the retries down.
+fn report_failure(node: &str, error: &AttemptError) -> bool {
     if let AttemptError::Untrusted { .. } = error {
         error!("Failed to connect: {}", Shown(&error.to_string()));
-        return;
+        return false;
     }
     info!("Failed to connect: {}", Shown(&error.to_string()));
     match error {
+        AttemptError::Refused { status: 403, .. } => {
+            error!(
+                "The controller refused the secret for node {}: the -secret given is not this \
+                 node's (`cli agent-command {}` on the controller prints the right one)",
+                Shown(node),
+                Shown(node)
+            );
+        }
+        AttemptError::Refused { status: 400, body } if body == MSG_NO_SUCH_AGENT => {
+            error!(
+                "The controller refused the connection: {body} (it has no node named {}: \
+                 deleted, or not created yet); trying again once a minute",
+                Shown(node)
+            );
+            return true;
+        }
         AttemptError::Refused { body, .. } if !body.is_empty() => {
             error!("The controller refused the connection: {body}");
         }
         AttemptError::BadAnswer(reason) => error!("{}", Shown(reason)),
         _ => {}
     }
+    false
 }

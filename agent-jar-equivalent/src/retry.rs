@@ -1,5 +1,6 @@
-//! Waiting between failed attempts: the [`crate::backoff`] schedule with random jitter,
-//! the `Waiting N seconds before retry` line, `-noReconnectAfter`, and shutdown.
+//! Waiting between failed attempts: the [`crate::backoff`] schedule with random jitter (a
+//! minute while the controller has no such node), the `Waiting N seconds before retry`
+//! line, `-noReconnectAfter`, and shutdown.
 
 use std::time::Duration;
 
@@ -10,6 +11,13 @@ use tracing::info;
 use crate::ExitReason;
 use crate::backoff::Backoff;
 use crate::duration::format_duration;
+
+/// Which schedule a wait follows.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    Usual,
+    UnknownNode,
+}
 
 /// Paces the retries of one run of failures; [`Retry::reset`] after a success.
 #[derive(Debug)]
@@ -40,6 +48,19 @@ impl Retry {
     /// or `-noReconnectAfter` expired). The wait never runs past the give-up deadline, so
     /// one last attempt happens right at it.
     pub async fn wait(&mut self, shutdown: &CancellationToken) -> Result<(), ExitReason> {
+        self.wait_with(shutdown, Pace::Usual).await
+    }
+
+    /// [`Retry::wait`] after the controller said it has no such node: one try a minute.
+    pub async fn wait_for_node(&mut self, shutdown: &CancellationToken) -> Result<(), ExitReason> {
+        self.wait_with(shutdown, Pace::UnknownNode).await
+    }
+
+    async fn wait_with(
+        &mut self,
+        shutdown: &CancellationToken,
+        pace: Pace,
+    ) -> Result<(), ExitReason> {
         let mut cap = Duration::MAX;
         if let Some(limit) = self.give_up_after {
             let elapsed = self.since.elapsed();
@@ -49,7 +70,11 @@ impl Retry {
             }
             cap = limit - elapsed;
         }
-        let delay = self.backoff.next_delay(rand::random::<f64>());
+        let draw = rand::random::<f64>();
+        let delay = match pace {
+            Pace::Usual => self.backoff.next_delay(draw),
+            Pace::UnknownNode => self.backoff.next_unknown_node_delay(draw),
+        };
         let wait = delay.wait.min(cap);
         // Printed as the schedule says, unless the give-up deadline comes sooner.
         let secs = if wait < delay.wait {
@@ -88,6 +113,33 @@ mod tests {
                 "{marks:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_node_waits_a_minute_but_not_past_the_deadline() {
+        let shutdown = CancellationToken::new();
+        let mut retry = Retry::new(None);
+        let start = Instant::now();
+        retry.wait_for_node(&shutdown).await.unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_secs(60),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() <= Duration::from_secs(61),
+            "{:?}",
+            start.elapsed()
+        );
+
+        let mut bounded = Retry::new(Some(Duration::from_secs(2)));
+        let start = Instant::now();
+        bounded.wait_for_node(&shutdown).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(
+            bounded.wait_for_node(&shutdown).await,
+            Err(ExitReason::BailedOut(Duration::from_secs(2)))
+        );
     }
 
     #[tokio::test(start_paused = true)]

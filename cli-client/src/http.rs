@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream, StreamExt};
 use reqwest::{Client, Response, StatusCode};
 use steward_protocol::plaincli::{self, FEATURE_INTERRUPT, Frame, HEADER_STEWARD_CLI};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -47,12 +47,14 @@ pub const MAX_ERROR_BODY: usize = 4096;
 pub const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the configured command over full-duplex HTTP; an interrupt before the session
-/// starts ends it at once with the signal's exit code.
+/// starts ends it at once with the signal's exit code. `notice` (the WebSocket fallback's)
+/// goes to stderr once the root URL answered as a controller's.
 pub async fn run<I, O, E>(
     config: &Config,
     tls: &Arc<rustls::ClientConfig>,
     stdio: &mut Stdio<I, O, E>,
     interrupts: &Interrupts,
+    notice: Option<&str>,
 ) -> Result<i32, CliError>
 where
     I: AsyncRead + Unpin,
@@ -62,8 +64,17 @@ where
     let client = steward_transport::http_client(tls)?;
     let credentials = config.credentials.as_ref();
     let idle = config.idle_timeout;
+    let resolving = resolve_root(&client, &config.root, credentials, idle);
+    let base = match interrupts.clone().or_interrupt(resolving).await {
+        Ok(base) => base?,
+        Err(signal) => return Ok(signal.exit_code()),
+    };
+    if let Some(notice) = notice {
+        // Only a notice: failing to print it must not stop the command.
+        let _ = stdio.stderr.write_all(notice.as_bytes()).await;
+        let _ = stdio.stderr.flush().await;
+    }
     let opening = async {
-        let base = resolve_root(&client, &config.root, credentials, idle).await?;
         let target = base.join(CLI_HTTP_PATH).map_err(|e| CliError::Connect {
             url: base.to_string(),
             reason: e.to_string(),
@@ -150,7 +161,9 @@ async fn within_idle<T>(
 }
 
 /// `GET <root>`, following redirects like the real client (the POSTs cannot), and checking
-/// the answer comes from a Jenkins-like controller. Returns the URL the redirects led to.
+/// the answer comes from a Jenkins-like controller at its root: with `X-Jenkins`, and not a
+/// 404 (a controller's root answers, or refuses credentials; a 404 is a wrong path).
+/// Returns the URL the redirects led to.
 async fn resolve_root(
     client: &Client,
     root: &Url,
@@ -179,6 +192,12 @@ async fn resolve_root(
                 "no {} header in its HTTP {status} answer",
                 answer::HEADER_X_JENKINS
             ),
+        });
+    }
+    if status == StatusCode::NOT_FOUND.as_u16() {
+        return Err(CliError::NotJenkins {
+            url: root.to_string(),
+            reason: "HTTP 404 there: is the path in the URL the controller's root?".into(),
         });
     }
     Ok(response.url().clone())

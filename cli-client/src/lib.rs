@@ -40,7 +40,7 @@ pub use session::Stdio;
 use std::time::Duration;
 
 use steward_transport::TlsOptions;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long the client waits with nothing from the controller before it gives up, unless
 /// `-idleTimeout` says otherwise: the controller's keepalives come every 15 s (full-duplex
@@ -94,15 +94,15 @@ where
                 };
                 return Ok(session::run(sink, stream, &setup, stdio, interrupts.clone()).await?);
             }
-            ws::Dialed::FallBack { status } => {
+            ws::Dialed::FallBack { answer } => {
+                // Said once the URL is known to lead to a controller: a URL that leads to
+                // none gets its one line from the full-duplex side instead.
                 let notice = format!(
-                    "WebSocket CLI unavailable (HTTP {status}); falling back to full-duplex HTTP\n"
+                    "WebSocket CLI unavailable ({answer}); falling back to full-duplex HTTP\n"
                 );
-                // Only a notice: failing to print it must not stop the command.
-                let _ = stdio.stderr.write_all(notice.as_bytes()).await;
-                let _ = stdio.stderr.flush().await;
+                return http::run(config, &tls, stdio, interrupts, Some(&notice)).await;
             }
         }
     }
-    http::run(config, &tls, stdio, interrupts).await
+    http::run(config, &tls, stdio, interrupts, None).await
 }

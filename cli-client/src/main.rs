@@ -37,7 +37,9 @@ fn real_main() -> i32 {
         Ok(invocation) => invocation,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("{USAGE}");
+            if e.shows_usage() {
+                eprintln!("{USAGE}");
+            }
             return e.exit_code();
         }
     };

@@ -166,6 +166,16 @@ impl UsageError {
             _ => crate::error::exit::CONNECTION,
         }
     }
+
+    /// Whether the usage goes after the message: for a command line the client cannot
+    /// read, not for a file or certificate it names that is missing or unusable, which the
+    /// one line says all about.
+    pub fn shows_usage(&self) -> bool {
+        !matches!(
+            self,
+            UsageError::ReadFile { .. } | UsageError::Certificate(_)
+        )
+    }
 }
 
 /// Read access to environment variables.
@@ -376,6 +386,14 @@ mod tests {
         assert_eq!(UsageError::UnknownOption("-x".into()).exit_code(), 2);
         assert_eq!(UsageError::NoUrl.exit_code(), 255);
         assert_eq!(UsageError::HalfEnvCredentials.exit_code(), 255);
+        assert!(UsageError::NoUrl.shows_usage());
+        assert!(UsageError::UnknownOption("-x".into()).shows_usage());
+        let unreadable = UsageError::ReadFile {
+            path: "nofile".into(),
+            reason: "No such file or directory (os error 2)".into(),
+        };
+        assert!(!unreadable.shows_usage());
+        assert!(!UsageError::Certificate("no certificate".into()).shows_usage());
     }
     use super::*;
 

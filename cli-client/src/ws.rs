@@ -33,15 +33,23 @@ pub enum Dialed {
         socket: Box<WsStream>,
         interrupt: bool,
     },
-    /// Refused in a way that means "use full-duplex HTTP instead".
-    FallBack { status: u16 },
+    /// Refused in a way that means "use full-duplex HTTP instead", and how (`HTTP 404`).
+    FallBack { answer: String },
 }
 
 /// Whether a refused upgrade should be retried over full-duplex HTTP: 404 (a controller
-/// without `/cli/ws`), or 400/426/501 (a proxy in between that does not pass WebSockets).
-/// Anything else, such as 401 or a 403 origin mismatch, is the controller's answer to us.
+/// without `/cli/ws`, or a URL that leads to no controller, which the full-duplex side
+/// finds out), or 400/426/501 (a proxy in between that does not pass WebSockets). Anything
+/// else, such as 401 or a 403 origin mismatch, is the controller's answer to us.
 pub fn falls_back_to_http(status: u16) -> bool {
     matches!(status, 400 | 404 | 426 | 501)
+}
+
+/// Whether a refusal with `status` and `headers` is a Jenkins-compatible controller's: it
+/// carries `X-Jenkins`, or is an authentication refusal (401, 403), which a proxy in front
+/// of the controller may give too.
+fn refused_by_controller(status: u16, headers: &http::HeaderMap) -> bool {
+    answer::from_jenkins(headers) || matches!(status, 401 | 403)
 }
 
 /// Sends the upgrade request with our credentials and the root's `Origin`, waiting at most
@@ -75,13 +83,29 @@ pub async fn dial(
             interrupt: answer::honours_interrupt(response.headers()),
         }),
         Err(WsConnectError::Refused { status, .. }) if falls_back_to_http(status) => {
-            Ok(Dialed::FallBack { status })
+            Ok(Dialed::FallBack {
+                answer: format!("HTTP {status}"),
+            })
         }
+        // An HTTP/1.0 server, or a proxy that cannot carry a WebSocket: whether a
+        // controller answers over plain HTTP, the full-duplex side finds out.
+        Err(WsConnectError::NotHttp11 { .. }) => Ok(Dialed::FallBack {
+            answer: "not an HTTP/1.1 answer".into(),
+        }),
         Err(WsConnectError::Refused {
             status, headers, ..
-        }) if !answer::is_proxy_failure(status, &headers) => Err(CliError::HandshakeRefused {
+        }) if refused_by_controller(status, &headers) => Err(CliError::HandshakeRefused {
             status,
             message: answer::cli_error(&headers),
+        }),
+        Err(WsConnectError::Refused {
+            status, headers, ..
+        }) if !answer::is_proxy_failure(status, &headers) => Err(CliError::NotJenkins {
+            url: root.to_string(),
+            reason: format!(
+                "it answered the WebSocket upgrade with HTTP {status} and no {} header",
+                answer::HEADER_X_JENKINS
+            ),
         }),
         Err(e) => Err(dial_failed(&url, e)),
     }
@@ -106,6 +130,10 @@ pub fn dial_failed(url: &Url, error: WsConnectError) -> CliError {
         },
         WsConnectError::Untrusted { problem, .. } => CliError::Untrusted { url, problem },
         WsConnectError::TimedOut { after, .. } => CliError::NoAnswer { url, after },
+        e @ WsConnectError::NotHttp11 { .. } => CliError::Connect {
+            url,
+            reason: e.to_string(),
+        },
         WsConnectError::Other(reason) => CliError::Connect { url, reason },
     }
 }
@@ -178,6 +206,20 @@ mod tests {
         for status in [401, 403, 500, 502, 503] {
             assert!(!falls_back_to_http(status), "{status}");
         }
+    }
+
+    #[test]
+    fn a_refusal_without_x_jenkins_is_not_the_controllers() {
+        let mut headers = http::HeaderMap::new();
+        assert!(refused_by_controller(401, &headers));
+        assert!(refused_by_controller(403, &headers));
+        assert!(!refused_by_controller(200, &headers));
+        assert!(!refused_by_controller(405, &headers));
+        headers.insert(
+            answer::HEADER_X_JENKINS,
+            http::HeaderValue::from_static("2.579"),
+        );
+        assert!(refused_by_controller(405, &headers));
     }
 
     #[tokio::test]

@@ -69,9 +69,11 @@ fn refused(outcome: WriteOutcome, name: String) -> NodeError {
 pub struct NodeStatus {
     /// An agent connection is live.
     pub connected: bool,
-    /// Connected, not temporarily offline and not low on disk space: it may take work.
+    /// Connected with our agent, not temporarily offline and not low on disk space: it may
+    /// take work. A node held by a Java agent.jar is connected but offline: that agent
+    /// cannot run builds.
     pub online: bool,
-    /// Why the node is offline, or a note on an online one (a Java agent).
+    /// Why the node is offline.
     pub reason: Option<String>,
     pub live: Option<LiveAgent>,
     /// The latest sample shows less free disk than the node's threshold.
@@ -111,7 +113,10 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
                 .unwrap_or_else(|| "not connected".into()),
         ),
     };
-    let online = connected && record.temporarily_offline.is_none() && low_disk.is_none();
+    let java = live
+        .as_ref()
+        .is_some_and(|l| l.kind == AgentKind::JavaRemoting);
+    let online = connected && !java && record.temporarily_offline.is_none() && low_disk.is_none();
     NodeStatus {
         connected,
         online,
@@ -254,7 +259,10 @@ pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Res
     Ok(())
 }
 
-pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
+/// Deletes a node for `by`. Its running builds are aborted at once (`Node NAME was deleted
+/// by BY`), their steps killed over the agent's connection, which is closed with that
+/// reason once they have ended (at most [`crate::builds::abort::NODE_DELETE_WAIT`]).
+pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), NodeError> {
     let stored = get(state, name).await?.config.name;
     let name = stored.as_str();
     let key = name.to_owned();
@@ -263,11 +271,14 @@ pub async fn delete(state: &AppState, name: &str) -> Result<(), NodeError> {
     if !deleted? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
+    // Gone from the store, the node takes no new build; the ones it runs end now.
+    state.agents.notify_changed();
+    crate::builds::abort::for_deleted_node(state, name, by).await;
     state.agents.disconnect(
         name,
         GoAway {
             code: GoAwayCode::NodeDeleted,
-            reason: "node deleted".into(),
+            reason: format!("node {name} was deleted by {by}"),
         },
     );
     state.agents.forget(name);

@@ -26,6 +26,9 @@ pub struct NodeView<'a> {
     pub config: &'a NodeConfig,
     /// Connected and not temporarily offline.
     pub online: bool,
+    /// Held by a Java agent.jar, which cannot run builds (so not online): named in the wait
+    /// reason of the items it would otherwise take.
+    pub java_agent: bool,
     /// Executor numbers in use.
     pub busy: BTreeSet<u32>,
 }
@@ -118,8 +121,40 @@ fn takes(node: &NodeConfig, label: Option<&LabelExpr>) -> bool {
     }
 }
 
+/// Most nodes a wait reason names; the rest are counted.
+const MAX_NAMED_NODES: usize = 3;
+
 fn reason(label: Option<&LabelExpr>, eligible: &[&&NodeView<'_>]) -> String {
     let any_online = eligible.iter().any(|n| n.online);
+    let mut why = base_reason(label, eligible, any_online);
+    let java: Vec<&str> = eligible
+        .iter()
+        .filter(|n| n.java_agent)
+        .map(|n| n.config.name.as_str())
+        .collect();
+    if !any_online && !java.is_empty() {
+        let mut names = java
+            .iter()
+            .take(MAX_NAMED_NODES)
+            .map(|n| format!("‘{n}’"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if java.len() > MAX_NAMED_NODES {
+            names.push_str(&format!(" and {} more", java.len() - MAX_NAMED_NODES));
+        }
+        let (whose, what) = if java.len() == 1 {
+            ("agent of", "is a Java agent.jar")
+        } else {
+            ("agents of", "are Java agent.jars")
+        };
+        why.push_str(&format!(
+            "; the {whose} {names} {what}, which cannot run builds"
+        ));
+    }
+    why
+}
+
+fn base_reason(label: Option<&LabelExpr>, eligible: &[&&NodeView<'_>], any_online: bool) -> String {
     match label {
         None if eligible.is_empty() => "Waiting for next available executor (no node takes \
                                         jobs without a label)"
@@ -151,7 +186,15 @@ mod tests {
         NodeView {
             config,
             online,
+            java_agent: false,
             busy: BTreeSet::new(),
+        }
+    }
+
+    fn java(config: &NodeConfig) -> NodeView<'_> {
+        NodeView {
+            java_agent: true,
+            ..view(config, false)
         }
     }
 
@@ -230,6 +273,46 @@ mod tests {
         assert_eq!(
             assign(&[item("a", None)], &[view(&linux, false)]),
             [Decision::Stuck("All nodes are offline".into())]
+        );
+    }
+
+    #[test]
+    fn nodes_held_by_java_agents_are_named_in_the_reason() {
+        let held = node("java-1", "linux", 1, NodeMode::Normal);
+        let down = node("l2", "linux", 1, NodeMode::Normal);
+        let expr = parse("linux");
+        assert_eq!(
+            assign(
+                &[item("a", Some(&expr))],
+                &[java(&held), view(&down, false)]
+            ),
+            [Decision::Stuck(
+                "All nodes of label ‘linux’ are offline; the agent of ‘java-1’ is a Java \
+                 agent.jar, which cannot run builds"
+                    .into()
+            )]
+        );
+        let many: Vec<NodeConfig> = (1..=5)
+            .map(|i| node(&format!("j{i}"), "", 1, NodeMode::Normal))
+            .collect();
+        let views: Vec<NodeView<'_>> = many.iter().map(java).collect();
+        assert_eq!(
+            assign(&[item("a", None)], &views),
+            [Decision::Stuck(
+                "All nodes are offline; the agents of ‘j1’, ‘j2’, ‘j3’ and 2 more are Java \
+                 agent.jars, which cannot run builds"
+                    .into()
+            )]
+        );
+        // With a node online, the item waits for it and the Java agent is not the story.
+        let up = node("l3", "linux", 1, NodeMode::Normal);
+        let mut busy = view(&up, true);
+        busy.busy.insert(0);
+        assert_eq!(
+            assign(&[item("a", Some(&expr))], &[java(&held), busy]),
+            [Decision::Wait(
+                "Waiting for next available executor on ‘linux’".into()
+            )]
         );
     }
 

@@ -68,9 +68,14 @@ impl AgentLaunch<'_> {
         args
     }
 
-    /// The JNLP document, as Jenkins lays it out.
+    /// The JNLP document, as Jenkins lays it out. Its URLs are the root URL (already a URL)
+    /// and the node's name percent-encoded as one path segment.
     pub fn document(&self) -> String {
-        let codebase = format!("{}computer/{}/", self.root_url, self.node_name);
+        let codebase = format!(
+            "{}computer/{}/",
+            self.root_url,
+            crate::names::url_segment(self.node_name)
+        );
         let mut jnlp = Element::new("jnlp");
         jnlp.attributes = vec![
             ("codebase".into(), codebase),
@@ -197,6 +202,28 @@ mod tests {
         let secret = NodeSecret::new("ab".repeat(32));
         let l = launch(&secret);
         assert_eq!(parse_arguments(&l.document()).unwrap(), l.arguments());
+    }
+
+    #[test]
+    fn the_codebase_encodes_the_node_name() {
+        let secret = NodeSecret::new("ab".repeat(32));
+        let launch = AgentLaunch {
+            node_name: "my node/α",
+            ..launch(&secret)
+        };
+        let document = launch.document();
+        let root = xml::parse_document(&document).unwrap();
+        let codebase = root
+            .attributes
+            .iter()
+            .find(|(name, _)| name == "codebase")
+            .map(|(_, value)| value.as_str());
+        assert_eq!(
+            codebase,
+            Some("https://ci.example.com/jenkins/computer/my%20node%2F%CE%B1/")
+        );
+        // The arguments keep the name as it is.
+        assert_eq!(parse_arguments(&document).unwrap()[1], "my node/α");
     }
 
     #[test]

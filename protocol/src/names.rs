@@ -107,6 +107,21 @@ pub fn lookalike_key(name: &str) -> String {
     nfkc.normalize(&lower).into_owned()
 }
 
+/// A name as one URL path segment (`computer/NAME/`, `job/NAME/`): every byte of its UTF-8
+/// but the unreserved characters of RFC 3986 (letters, digits, `-`, `.`, `_`, `~`) is
+/// percent-encoded, as `%20` for a space.
+pub fn url_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Checks a name and gives it back in its [`canonical`] form, the one to store.
 pub fn check(kind: NameKind, name: &str) -> Result<String, NameError> {
     let name = canonical(name);
@@ -228,6 +243,14 @@ fn edit_distance(a: &[char], b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_segment_encodes_all_but_the_unreserved() {
+        assert_eq!(url_segment("linux-1_a.b~c"), "linux-1_a.b~c");
+        assert_eq!(url_segment("my node"), "my%20node");
+        assert_eq!(url_segment("a/b?c#d%e&f+g"), "a%2Fb%3Fc%23d%25e%26f%2Bg");
+        assert_eq!(url_segment("caf\u{e9}"), "caf%C3%A9");
+    }
 
     #[test]
     fn names_are_kept_in_nfc() {

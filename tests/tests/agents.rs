@@ -4,7 +4,7 @@
 use steward_protocol::channel::{Frame, GoAwayCode, Hello, Role};
 use steward_protocol::handshake as hs;
 use steward_tests::raw::{self, block_on, header, wsagents_url};
-use steward_tests::{Controller, DEADLINE, wait_until};
+use steward_tests::{Controller, DEADLINE, Freestyle, Gate, http_request, wait_until};
 use tokio_tungstenite::tungstenite::Message;
 
 fn agent_headers<'a>(name: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -70,6 +70,14 @@ fn wrong_secret_gets_403_agent_retries_and_node_stays_offline() {
     );
     assert!(
         agent.output.contains("Handshake error"),
+        "{}",
+        agent.output.text()
+    );
+    // What the 403 means, in words.
+    assert!(
+        agent
+            .output
+            .contains("The controller refused the secret for node linux-1"),
         "{}",
         agent.output.text()
     );
@@ -302,14 +310,15 @@ fn java_agent_handshake_is_accepted_and_held_with_a_status() {
         .unwrap();
         assert!(
             node.contains(
-                "Java remoting agent: cannot run work; use the agent binary from /jnlpJars/agent"
+                "connected with a Java agent.jar, which cannot run builds; use the agent binary from /jnlpJars/agent"
             ),
             "{node}"
         );
         drop(socket);
     });
     assert_eq!(
-        c.log.count("Java remoting agent: cannot run work"),
+        c.log
+            .count("a Java agent.jar connected: holding the connection"),
         1,
         "logged once"
     );
@@ -418,6 +427,14 @@ fn no_reconnect_after_bails_out() {
         "{}",
         agent.output.text()
     );
+    // The 400's body, with what it means; the minute's wait is cut short by the deadline.
+    assert!(
+        agent.output.contains(
+            "The controller refused the connection: no such agent (it has no node named ghost"
+        ),
+        "{}",
+        agent.output.text()
+    );
 }
 
 #[test]
@@ -489,4 +506,181 @@ fn an_empty_secret_is_a_wrong_secret() {
     ))
     .refused();
     assert_eq!(status, 403);
+}
+
+#[test]
+fn the_jnlp_document_of_a_node_with_a_space_has_valid_urls() {
+    let c = Controller::start();
+    c.create_node("my node", "");
+    let auth = c.admin_basic_auth_header();
+    let get = |path: &str| http_request(&c.addr, "GET", path, &[&auth], b"");
+    let answer = get("/computer/my%20node/jenkins-agent.jnlp");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let root = steward_protocol::xml::parse_document(&answer.text()).expect("the JNLP is XML");
+    // Valid as written: parsing (which would encode a raw space) leaves each unchanged.
+    let written = root.attribute("codebase").expect("a codebase");
+    assert_eq!(written, format!("{}computer/my%20node/", c.url));
+    let codebase = url::Url::parse(written).expect("the codebase is a URL");
+    assert_eq!(codebase.as_str(), written);
+    let jar = root
+        .child_elements()
+        .find(|e| e.name == "resources")
+        .and_then(|r| r.child_elements().find(|e| e.name == "jar"))
+        .and_then(|j| j.attribute("href"))
+        .expect("a jar href");
+    assert_eq!(
+        url::Url::parse(jar)
+            .expect("the jar's href is a URL")
+            .as_str(),
+        jar
+    );
+
+    // The codebase leads to the node's routes.
+    let again = get(&format!("{}jenkins-agent.jnlp", codebase.path()));
+    assert_eq!(again.status, 200, "{}", again.text());
+    let node = get(&format!("{}api/json", codebase.path()));
+    assert_eq!(node.status, 200, "{}", node.text());
+    assert_eq!(node.json()["displayName"], "my node");
+
+    // And the agent, given the document's address, connects.
+    let jnlp = codebase.join("jenkins-agent.jnlp").unwrap();
+    let secret = c.secret("my node");
+    let work = tempfile::tempdir().unwrap();
+    let agent = steward_tests::Agent::spawn(&[
+        "-jnlpUrl",
+        jnlp.as_str(),
+        "-secret",
+        &secret,
+        "-workDir",
+        work.path().to_str().unwrap(),
+    ]);
+    c.wait_online("my node", true, DEADLINE);
+    agent.output.wait_for("Connected", DEADLINE);
+}
+
+#[test]
+fn deleting_a_node_aborts_its_build_at_once_and_its_agent_tries_once_a_minute() {
+    let c = Controller::start();
+    let (agent, _work) = c.node_with_agent("n3");
+    let gate = Gate::new();
+    let pid_file = gate.dir().join("pid");
+    // The step's shell becomes the long sleep, so its pid is the sleep's.
+    let script = format!("echo $$ > \"{}\"\nexec sleep 300\n", pid_file.display());
+    c.create_job("long", &Freestyle::shell(&script).label("n3"));
+    assert_eq!(c.cli(&["build", "long"]).code, 0);
+    let mut pid = String::new();
+    wait_until(DEADLINE, "the step's sleep runs", || {
+        pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        pid.trim().parse::<u32>().is_ok()
+    });
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(proc_dir.exists());
+
+    let deleted = c.cli(&["delete-node", "n3"]);
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    // Aborted at once (the reconnect grace, 60 s, would outlast this wait), the step killed
+    // on the agent, which was still connected.
+    assert_eq!(c.wait_result("long", 1), "ABORTED");
+    let console = c.console("long", 1);
+    assert!(
+        console.ends_with("Build was aborted\nNode n3 was deleted by admin\nFinished: ABORTED\n"),
+        "{console}"
+    );
+    assert!(!console.contains("was lost"), "{console}");
+    wait_until(DEADLINE, "the step's process is gone", || {
+        !proc_dir.exists()
+    });
+
+    // The agent is told why, is refused from then on with the controller's reason, and
+    // tries once a minute.
+    agent
+        .output
+        .wait_for("node n3 was deleted by admin", DEADLINE);
+    agent.output.wait_for(
+        "The controller refused the connection: no such agent (it has no node named n3",
+        DEADLINE,
+    );
+    agent
+        .output
+        .wait_for("Waiting 60 seconds before retry", DEADLINE);
+    assert!(
+        !agent.output.contains("Waiting 10 seconds before retry"),
+        "{}",
+        agent.output.text()
+    );
+
+    // Created again, the node gets its agent back at the next try, within the minute.
+    c.create_node_with("n3", "", 1, "NORMAL");
+    c.wait_online("n3", true, std::time::Duration::from_secs(75));
+    assert_eq!(
+        agent.output.count("Connected"),
+        2,
+        "{}",
+        agent.output.text()
+    );
+}
+
+#[test]
+fn a_node_held_by_a_java_agent_is_offline_for_builds_and_waits() {
+    let c = Controller::start();
+    c.create_node("java-1", "");
+    c.create_job("j", &Freestyle::shell("true").label("java-1"));
+    let secret = c.secret("java-1");
+    // What agent.jar sends (compat §1.1), held open on a runtime of its own, which answers
+    // the controller's pings while the test runs the cli.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (mut socket, _) = runtime
+        .block_on(raw::upgrade(
+            &wsagents_url(&c.url),
+            &agent_headers("java-1", &secret),
+        ))
+        .accepted();
+    let held = runtime.spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = socket.next().await {}
+    });
+    let waiting_online = c.cli_spawn(&["wait-node-online", "java-1"]);
+
+    let reason = "connected with a Java agent.jar, which cannot run builds; use the agent binary from /jnlpJars/agent";
+    wait_until(DEADLINE, "the node shows its agent", || {
+        c.node_json("java-1")["connected"] == true
+    });
+    let node = c.node_json("java-1");
+    assert_eq!(node["online"], false, "{node}");
+    assert_eq!(node["offlineReason"], reason, "{node}");
+    assert_eq!(node["state"], format!("offline ({reason})"), "{node}");
+    let table = c.cli(&["list-nodes"]).stdout;
+    assert!(table.contains(&format!("offline ({reason})")), "{table}");
+
+    let rest = http_request(
+        &c.addr,
+        "GET",
+        "/computer/java-1/api/json",
+        &[&c.admin_basic_auth_header()],
+        b"",
+    )
+    .json();
+    assert_eq!(rest["offline"], true, "{rest}");
+    assert_eq!(rest["offlineCauseReason"], reason, "{rest}");
+
+    // Waits see it offline.
+    assert_eq!(c.cli(&["wait-node-offline", "java-1"]).code, 0);
+    // A build waits, saying which node and why.
+    assert_eq!(c.cli(&["build", "j"]).code, 0);
+    c.wait_queued(
+        "j",
+        "All nodes of label ‘java-1’ are offline; the agent of ‘java-1’ is a Java agent.jar, \
+         which cannot run builds",
+    );
+    let mut waiting_online = waiting_online;
+    assert!(!waiting_online.has_exited(), "wait-node-online returned");
+
+    // Our agent in its place: the node is online, the wait ends and the build runs.
+    held.abort();
+    drop(runtime);
+    let work = tempfile::tempdir().unwrap();
+    let _agent = c.agent("java-1", &["-workDir", work.path().to_str().unwrap()]);
+    let out = waiting_online.wait(DEADLINE);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(c.wait_result("j", 1), "SUCCESS");
 }

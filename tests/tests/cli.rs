@@ -502,3 +502,90 @@ fn pings_must_come_before_the_idle_timeout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--ws-ping-interval 0"), "{stderr}");
 }
+
+#[test]
+fn a_url_with_a_wrong_path_is_not_a_controller_exit_3_in_one_line() {
+    let c = Controller::start();
+    let url = format!("{}nope/", c.url);
+    let auth = format!("admin:{}", c.token);
+    for mode in ["-webSocket", "-http"] {
+        let out = run_cli(&["-s", &url, mode, "-auth", &auth, "who-am-i"], "");
+        assert_eq!(out.code, 3, "{mode}: {out:?}");
+        // One line: no fallback notice before it.
+        assert_eq!(
+            out.stderr,
+            format!(
+                "{url} does not look like a Jenkins-compatible controller (HTTP 404 there: is \
+                 the path in the URL the controller's root?)\n"
+            ),
+            "{mode}"
+        );
+    }
+}
+
+/// A web server that is not Jenkins: every request gets the same page in `version`
+/// (`HTTP/1.0`, as Python's `http.server` answers, or `HTTP/1.1`), and the connection
+/// closes. Runs until the test process ends.
+fn plain_web_server(version: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            // The request head, up to its empty line.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let page = "<html><body>Directory listing</body></html>";
+            let _ = write!(
+                stream,
+                "{version} 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn a_web_server_that_is_not_jenkins_is_exit_3_in_one_line() {
+    for version in ["HTTP/1.0", "HTTP/1.1"] {
+        let url = plain_web_server(version);
+        for mode in ["-webSocket", "-http"] {
+            let out = run_cli(&["-s", &url, mode, "who-am-i"], "");
+            assert_eq!(out.code, 3, "{version} {mode}: {out:?}");
+            assert_eq!(out.stderr.lines().count(), 1, "{version} {mode}: {out:?}");
+            assert!(
+                out.stderr.starts_with(&format!(
+                    "{url} does not look like a Jenkins-compatible controller ("
+                )),
+                "{version} {mode}: {out:?}"
+            );
+            assert!(
+                out.stderr.contains("HTTP 200") && out.stderr.contains("no X-Jenkins header"),
+                "{version} {mode}: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_auth_file_is_exit_255_in_one_line() {
+    let c = Controller::start();
+    let missing = tempfile::tempdir().unwrap().path().join("nofile");
+    let at_file = format!("@{}", missing.display());
+    let out = run_cli(&["-s", &c.url, "-auth", &at_file, "who-am-i"], "");
+    assert_eq!(out.code, 255, "{out:?}");
+    // The one line says it all: no usage after it.
+    assert_eq!(
+        out.stderr,
+        format!(
+            "cannot read {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+}

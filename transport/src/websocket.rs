@@ -45,6 +45,10 @@ pub enum WsConnectError {
         server: String,
         problem: UntrustedCertificate,
     },
+    /// The server answered, but not in HTTP/1.1, which a WebSocket upgrade needs: an
+    /// HTTP/1.0 server (or proxy), or something that does not speak HTTP at all.
+    #[error("WebSocket upgrade to {url} failed: {reason}")]
+    NotHttp11 { url: String, reason: String },
     /// No answer within the time allowed.
     #[error("timed out after {after:?} connecting to {url}")]
     TimedOut { url: String, after: Duration },
@@ -184,6 +188,15 @@ async fn dial(
                 body,
             })
         }
+        Err(
+            e @ tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::WrongHttpVersion
+                | tungstenite::error::ProtocolError::HttparseError(_),
+            ),
+        ) => Err(WsConnectError::NotHttp11 {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }),
         Err(e) => Err(other(format!("WebSocket upgrade to {url} failed: {e}"))),
     }
 }

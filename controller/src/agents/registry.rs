@@ -17,9 +17,10 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::monitors::Monitors;
 
-/// The status a Java agent.jar connection shows: it is held but cannot run anything.
-pub const JAVA_AGENT_STATUS: &str =
-    "Java remoting agent: cannot run work; use the agent binary from /jnlpJars/agent";
+/// Why a node held by a Java agent.jar is offline: the connection is held, but that agent
+/// cannot run anything.
+pub const JAVA_AGENT_STATUS: &str = "connected with a Java agent.jar, which cannot run builds; \
+                                     use the agent binary from /jnlpJars/agent";
 
 /// What kind of program is on the other end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

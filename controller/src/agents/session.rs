@@ -60,7 +60,7 @@ pub async fn run(
                 tracing::info!(channel_version, "agent connected")
             }
             AgentKind::JavaRemoting => {
-                tracing::warn!("{JAVA_AGENT_STATUS}: holding the connection")
+                tracing::warn!("a Java agent.jar connected: holding the connection, but the node is offline ({JAVA_AGENT_STATUS})")
             }
         }
         let ending = drive(socket, &mut registration, &kind, &state).await;

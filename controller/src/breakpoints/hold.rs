@@ -68,7 +68,9 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
             break how;
         }
         if abort.is_cancelled() {
-            let by = build.aborted_by().unwrap_or_else(|| "someone".to_owned());
+            let by = build
+                .aborted_by()
+                .map_or_else(|| "someone".to_owned(), |by| crate::builds::abort::who(&by));
             break format!("{} by {by}", super::ABORTED);
         }
         let now = now_ms();

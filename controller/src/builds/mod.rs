@@ -14,6 +14,8 @@
 //! - [`tails`]: console endings a full disk kept from being written, written when it can.
 //! - [`environment`]: a build's workspace and the variables its steps (and SSH sessions into
 //!   it) get.
+//! - [`abort`]: who or what aborted a build and the console line saying so; the builds of
+//!   a node being deleted, aborted.
 //! - [`history`] reads builds back: a job's list, one build by number or permalink, the
 //!   estimated duration. [`delete`] deletes ended builds, by number or by the job's build
 //!   discarder when one of its builds ends.
@@ -23,6 +25,7 @@
 //! record has no result. A step its build could not kill or remove (the agent was away
 //! when the build ended) is killed and removed when the agent connects again ([`orphans`]).
 
+pub mod abort;
 pub mod bindings;
 mod checkout;
 pub mod console;
@@ -104,6 +107,8 @@ pub struct RunningBuild {
     progress: watch::Sender<Progress>,
     abort: CancellationToken,
     aborted_by: Mutex<Option<String>>,
+    /// Cancelled once the build's end is recorded and its steps are removed from the agent.
+    ended: CancellationToken,
     /// Lines for the console from outside the runner, waiting to be written.
     notes: Mutex<Vec<String>>,
     noted: Notify,
@@ -153,6 +158,12 @@ impl RunningBuild {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Cancelled once the build has ended: its result recorded and told, its steps removed
+    /// from the agent (when it is connected).
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
     }
 }
 
@@ -249,6 +260,16 @@ impl Builds {
     /// Every running build, in the order they started.
     pub fn running(&self) -> Vec<Arc<RunningBuild>> {
         self.lock().running.values().cloned().collect()
+    }
+
+    /// The builds running on `node`.
+    pub fn running_on(&self, node: &str) -> Vec<Arc<RunningBuild>> {
+        self.lock()
+            .running
+            .values()
+            .filter(|b| b.row.node == node)
+            .cloned()
+            .collect()
     }
 
     /// What runs on `node`'s executors: executor number, job and build number, by executor.
@@ -380,6 +401,7 @@ fn register(state: &AppState, row: BuildRow) -> Arc<RunningBuild> {
         }),
         abort: CancellationToken::new(),
         aborted_by: Mutex::default(),
+        ended: CancellationToken::new(),
         notes: Mutex::default(),
         noted: Notify::new(),
     });

@@ -133,18 +133,25 @@ async fn pass(state: &AppState, retry_in: Duration) -> Pass {
     }
     let views: Vec<NodeView<'_>> = nodes
         .iter()
-        .map(|record| NodeView {
-            config: &record.config,
-            // A Java agent is online but has no channel to run steps over.
-            online: crate::nodes::status(state, record).online
-                && state
-                    .agents
-                    .channel(&record.config.name)
-                    .is_some_and(|c| !c.is_closed()),
-            busy: busy
-                .get(record.config.name.as_str())
-                .cloned()
-                .unwrap_or_default(),
+        .map(|record| {
+            let status = crate::nodes::status(state, record);
+            NodeView {
+                config: &record.config,
+                // Steps run over the channel, which our agent opens after its hello.
+                online: status.online
+                    && state
+                        .agents
+                        .channel(&record.config.name)
+                        .is_some_and(|c| !c.is_closed()),
+                java_agent: record.temporarily_offline.is_none()
+                    && status.live.is_some_and(|l| {
+                        l.kind == crate::agents::registry::AgentKind::JavaRemoting
+                    }),
+                busy: busy
+                    .get(record.config.name.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
+            }
         })
         .collect();
 

@@ -245,6 +245,7 @@ async fn record_end(
         ));
         let _ = steward_channel::call::call(&channel, &Request::Remove { path: files }).await;
     }
+    build.ended.cancel();
 }
 
 /// How many steps the build may have started.
@@ -830,8 +831,8 @@ impl Runner<'_> {
         {
             // Jenkins' lines: the abort, then who asked for it (a timeout said why itself).
             self.line("Build was aborted\n").await;
-            if by != TIMEOUT_ABORTED && by != TIMEOUT_FAILED {
-                self.line(&format!("Aborted by {by}\n")).await;
+            if let Some(line) = crate::builds::abort::console_line(&by) {
+                self.line(&line).await;
             }
         }
         self.line(&format!("Finished: {result}\n")).await;

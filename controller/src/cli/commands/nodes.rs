@@ -143,7 +143,7 @@ async fn delete_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(nodes::delete(&ctx.state, &name).await?) }.boxed()
+        async move { Ok(nodes::delete(&ctx.state, &name, ctx.identity.name()).await?) }.boxed()
     })
     .await
 }

@@ -85,6 +85,11 @@ fn computer_json(state: &AppState, record: &NodeRecord, status: &NodeStatus) -> 
             "path": low.path,
             "size": low.free_bytes,
         }),
+        // Held by a Java agent.jar, which cannot run builds.
+        (None, true, None) if !status.online => json!({
+            "_class": "hudson.slaves.OfflineCause$SimpleOfflineCause",
+            "description": status.reason,
+        }),
         (None, true, None) => Value::Null,
     };
     json!({
@@ -259,8 +264,8 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::AgentDelete).await?;
-    nodes::delete(&state, &name).await?;
+    let identity = caller(&state, &headers, Permission::AgentDelete).await?;
+    nodes::delete(&state, &name, identity.name()).await?;
     Ok(redirect(&format!("{}computer/", state.config.root_url)))
 }
 
@@ -282,8 +287,9 @@ pub async fn toggle_offline(
     };
     nodes::set_temporarily_offline(&state, &name, mark).await?;
     Ok(redirect(&format!(
-        "{}computer/{name}/",
-        state.config.root_url
+        "{}computer/{}/",
+        state.config.root_url,
+        steward_protocol::names::url_segment(&name)
     )))
 }
 
