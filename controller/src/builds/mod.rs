@@ -55,6 +55,7 @@ use steward_protocol::job_xml::ParameterError;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Actor;
 use crate::jobs::JobError;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -287,18 +288,34 @@ fn build_dir(jobs_dir: &Path, job: &str, number: u64) -> PathBuf {
     jobs_dir.join(job).join("builds").join(number.to_string())
 }
 
+/// Asks `build` to stop on behalf of `by` (`stop-builds`, `POST …/stop`, an interrupted
+/// `build -s`, a deleted job), and records it; only the first asker is named in the
+/// console.
+pub fn abort(state: &AppState, build: &RunningBuild, by: &Actor) {
+    let first = !build.abort_requested().is_cancelled();
+    build.abort(&by.user);
+    if first {
+        state.audit.record(
+            by,
+            crate::audit::Action::BuildAbort,
+            &format!("{}#{}", build.row.job, build.row.number),
+            serde_json::Value::Null,
+        );
+    }
+}
+
 /// Before a job is deleted: its queued items are cancelled and its running builds aborted
 /// and waited for (at most `wait`), then its records and console files are removed.
 pub async fn forget_job(
     state: &AppState,
     job: &str,
-    by: &str,
+    by: &Actor,
     wait: Duration,
 ) -> Result<(), StoreError> {
     cancel_queued_of(state, job).await?;
     let running = state.builds.running_of(job);
     for build in &running {
-        build.abort(by);
+        abort(state, build, by);
     }
     let _ = tokio::time::timeout(wait, async {
         for build in &running {

@@ -149,6 +149,7 @@ async fn download(
             outgoing: out_tx,
             gone: gone.clone(),
             explicit_interrupts,
+            remote: Some(remote.ip()),
         };
         let keepalive = download_keepalive(&task_state.config);
         let writer = async {

@@ -49,6 +49,8 @@ pub struct Transport {
     /// The client sends `INTERRUPT` when its user interrupts it (it announced the
     /// `interrupt` extension), so losing it is not an interrupt.
     pub explicit_interrupts: bool,
+    /// The client's address, for the audit log.
+    pub remote: Option<std::net::IpAddr>,
 }
 
 /// Runs the session to its `EXIT`. The transport ends when `outgoing` is dropped.
@@ -58,6 +60,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         outgoing,
         gone,
         explicit_interrupts,
+        remote,
     } = transport;
     let out = Output::new(outgoing);
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
@@ -105,6 +108,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     let invocation = Invocation {
         state: state.clone(),
         auth,
+        remote,
         args,
         stdin: Stdin::new(stdin_rx),
         out: out.clone(),

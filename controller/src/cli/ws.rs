@@ -20,6 +20,7 @@ use super::io::OUTPUT_QUEUE;
 use super::session::{self, FrameStream, Transport};
 use crate::agents::session::SEND_TIMEOUT;
 use crate::auth::{AuthError, authenticate};
+use crate::http::api::Remote;
 use crate::keepalive::Keepalive;
 use crate::state::AppState;
 use crate::ws_close;
@@ -40,6 +41,7 @@ pub fn cli_refusal(status: StatusCode, text: &str) -> Response {
 
 pub async fn cli_ws(
     State(state): State<AppState>,
+    Remote(remote): Remote,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -78,7 +80,7 @@ pub async fn cli_ws(
     let mut response = upgrade
         .max_message_size(MAX_FRAME_PAYLOAD + 1)
         .max_frame_size(MAX_FRAME_PAYLOAD + 1)
-        .on_upgrade(move |socket| serve(socket, auth, explicit_interrupts, state));
+        .on_upgrade(move |socket| serve(socket, auth, explicit_interrupts, remote, state));
     response.headers_mut().insert(
         HEADER_STEWARD_CLI,
         HeaderValue::from_static(super::FEATURES),
@@ -94,6 +96,7 @@ async fn serve(
     socket: WebSocket,
     auth: Result<crate::auth::Identity, AuthError>,
     explicit_interrupts: bool,
+    remote: Option<std::net::IpAddr>,
     state: AppState,
 ) {
     let (sink, stream) = socket.split();
@@ -112,6 +115,7 @@ async fn serve(
         outgoing: out_tx,
         gone: gone.clone(),
         explicit_interrupts,
+        remote,
     };
     tokio::join!(session::run(transport, auth, state.clone()), writer);
 }

@@ -123,7 +123,7 @@ async fn create_job(ctx: &mut Context) -> CommandResult {
     let name = jobs::check_new_name(&ctx.state, args.one("NAME")?).await?;
     let config = read_job_xml(ctx).await?;
     let warnings = warnings(&config);
-    jobs::create(&ctx.state, &name, config).await?;
+    jobs::create(&ctx.state, &name, config, &ctx.actor()).await?;
     ctx.out.stderr(warnings).await;
     Ok(0)
 }
@@ -154,7 +154,7 @@ async fn update_job(ctx: &mut Context) -> CommandResult {
     let name = jobs::get(&ctx.state, args.one("JOB")?).await?.name.clone();
     let config = read_job_xml(ctx).await?;
     let warnings = warnings(&config);
-    jobs::update(&ctx.state, &name, config).await?;
+    jobs::update(&ctx.state, &name, config, &ctx.actor()).await?;
     ctx.out.stderr(warnings).await;
     Ok(0)
 }
@@ -164,7 +164,7 @@ async fn delete_job(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(jobs::delete(&ctx.state, &name, ctx.identity.name()).await?) }.boxed()
+        async move { Ok(jobs::delete(&ctx.state, &name, &ctx.actor()).await?) }.boxed()
     })
     .await
 }
@@ -173,7 +173,7 @@ async fn copy_job(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::JobCreate)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
     let (from, to) = args.two("SRC", "DST")?;
-    jobs::copy(&ctx.state, from, to).await?;
+    jobs::copy(&ctx.state, from, to, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -208,6 +208,6 @@ async fn disable_job(ctx: &mut Context) -> CommandResult {
 async fn set_disabled(ctx: &mut Context, disabled: bool) -> CommandResult {
     ctx.require(Permission::JobConfigure)?;
     let args = Args::parse(&ctx.args, &[], &[])?;
-    jobs::set_disabled(&ctx.state, args.one("NAME")?, disabled).await?;
+    jobs::set_disabled(&ctx.state, args.one("NAME")?, disabled, &ctx.actor()).await?;
     Ok(0)
 }

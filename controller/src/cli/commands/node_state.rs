@@ -81,21 +81,7 @@ async fn connect_node(ctx: &mut Context) -> CommandResult {
     let names = args.at_least_one("NAME")?.to_vec();
     let force = args.flag("-f");
     for_each_name(ctx, &names, |ctx, name| {
-        async move {
-            if force {
-                nodes::disconnect(
-                    &ctx.state,
-                    &name,
-                    Some("reconnecting (connect-node -f)"),
-                    ctx.identity.name(),
-                )
-                .await?;
-            } else {
-                nodes::get(&ctx.state, &name).await?;
-            }
-            Ok(())
-        }
-        .boxed()
+        async move { Ok(nodes::connect(&ctx.state, &name, force, &ctx.actor()).await?) }.boxed()
     })
     .await
 }
@@ -108,7 +94,7 @@ async fn disconnect_node(ctx: &mut Context) -> CommandResult {
     for_each_name(ctx, &names, |ctx, name| {
         let message = message.clone();
         async move {
-            nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name()).await?;
+            nodes::disconnect(&ctx.state, &name, message.as_deref(), &ctx.actor()).await?;
             Ok(())
         }
         .boxed()
@@ -126,8 +112,10 @@ async fn offline_node(ctx: &mut Context) -> CommandResult {
     };
     for_each_name(ctx, &names, |ctx, name| {
         let mark = mark.clone();
-        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?) }
-            .boxed()
+        async move {
+            Ok(nodes::set_temporarily_offline(&ctx.state, &name, Some(mark), &ctx.actor()).await?)
+        }
+        .boxed()
     })
     .await
 }
@@ -137,7 +125,10 @@ async fn online_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(nodes::set_temporarily_offline(&ctx.state, &name, None).await?) }.boxed()
+        async move {
+            Ok(nodes::set_temporarily_offline(&ctx.state, &name, None, &ctx.actor()).await?)
+        }
+        .boxed()
     })
     .await
 }
