@@ -73,7 +73,8 @@ impl Rig {
             .await
             .context("starting the controller")?;
         let state = started.state().clone();
-        nodes::create(&state, NodeConfig::inbound(NODE))
+        let by = steward_controller::audit::Actor::system();
+        nodes::create(&state, NodeConfig::inbound(NODE), &by)
             .await
             .context("creating the node")?;
         let secret = state.secret_key.node_secret(NODE);

@@ -52,6 +52,8 @@ pub struct Config {
     /// Most connections from one address (an IPv6 /64); `None`: most of `max_connections`,
     /// not applied to loopback ([`crate::http::admission::Caps::new`]).
     pub max_connections_per_address: Option<usize>,
+    /// How long and how many audit log entries are kept (`crate::audit`).
+    pub audit_retention: crate::audit::Retention,
 }
 
 impl Config {
@@ -75,6 +77,7 @@ impl Config {
             github_webhook_secret: None,
             max_connections: None,
             max_connections_per_address: None,
+            audit_retention: crate::audit::Retention::default(),
         }
     }
 }
@@ -146,6 +149,12 @@ impl Config {
         }
         if self.max_connections_per_address == Some(0) {
             return Err("--max-connections-per-address must be at least 1".into());
+        }
+        if self.audit_retention.max_age.is_zero() {
+            return Err("--audit-retention must be more than 0 (e.g. 90d)".into());
+        }
+        if self.audit_retention.max_entries == 0 {
+            return Err("--audit-max-entries must be at least 1".into());
         }
         if let Some(idle) = self.ws_idle_timeout {
             match self.ws_ping_interval {

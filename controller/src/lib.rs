@@ -13,7 +13,8 @@
 //!   [`schedule`]: which queued build starts on which executor; [`builds`]: the queue,
 //!   running builds and console logs; [`keepalive`]: WebSocket ping and idle timers;
 //!   [`ws_close`]: the close codes for a peer's broken WebSocket; [`ssh`]: SSH sessions
-//!   into nodes and builds, forwarded to the agents' SSH servers, users' keys, host keys.
+//!   into nodes and builds, forwarded to the agents' SSH servers, users' keys, host keys;
+//!   [`audit`]: who did what, when and from where.
 //!
 //! - [`fd_limit`]: the open-file limit, raised at start-up; [`disk`]: space kept in
 //!   reserve for build records, and the "disk full" state; [`units`]: sizes as printed.
@@ -21,6 +22,7 @@
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod breakpoints;
 pub mod builds;
@@ -121,9 +123,11 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         .and_then(|settings| terminals::logs::Logs::start(&home.root.join("terminals"), &settings))
         .map_err(anyhow::Error::msg)
         .context("reading the settings file")?;
+    let (audit, audit_writer) = audit::AuditLog::start(store.clone(), config.audit_retention);
     let state = AppState {
         config: Arc::new(config),
         store,
+        audit,
         node_list: Arc::default(),
         built_in: Arc::default(),
         jobs: Arc::default(),
@@ -163,6 +167,9 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         });
         state.tasks.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await;
+        // Last, so the sessions' ends above are in it.
+        state.audit.close();
+        audit_writer.finish(SHUTDOWN_GRACE).await;
         Ok(())
     });
     Ok(Started {

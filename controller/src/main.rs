@@ -74,6 +74,17 @@ struct Options {
     /// given, it applies to every address.
     #[arg(long, env = "STEWARD_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    /// How long audit log entries are kept (30d, 12h…); older ones are pruned as new ones
+    /// come.
+    #[arg(long, env = "STEWARD_AUDIT_RETENTION", default_value = "90d", value_parser = audit_retention)]
+    audit_retention: Duration,
+    /// Most audit log entries kept; the oldest go first.
+    #[arg(long, env = "STEWARD_AUDIT_MAX_ENTRIES", default_value_t = steward_controller::audit::writer::DEFAULT_MAX_ENTRIES)]
+    audit_max_entries: u64,
+}
+
+fn audit_retention(text: &str) -> Result<Duration, String> {
+    steward_protocol::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn seconds(n: u64) -> Option<Duration> {
@@ -127,6 +138,10 @@ async fn main() -> anyhow::Result<()> {
     }
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
+    config.audit_retention = steward_controller::audit::Retention {
+        max_age: options.audit_retention,
+        max_entries: options.audit_max_entries,
+    };
     config.validate().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();

@@ -5,6 +5,7 @@
 
 pub mod built_in;
 
+use serde_json::{Value, json};
 use steward_protocol::channel::{GoAway, GoAwayCode};
 use steward_protocol::disk_space::node_threshold;
 use steward_protocol::names::{self, NameKind};
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agents::disk_space::{self, LowSpace};
 use crate::agents::registry::{AgentKind, JAVA_AGENT_STATUS, LiveAgent};
+use crate::audit::{Action, Actor};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::nodes::{self, NodeRecord, OfflineMark, WriteOutcome};
@@ -126,7 +128,7 @@ pub fn status(state: &AppState, record: &NodeRecord) -> NodeStatus {
     }
 }
 
-pub async fn create(state: &AppState, mut config: NodeConfig) -> Result<(), NodeError> {
+pub async fn create(state: &AppState, mut config: NodeConfig, by: &Actor) -> Result<(), NodeError> {
     let xml = check_storable(&mut config)?;
     let name = config.name.clone();
     let key = name.clone();
@@ -139,6 +141,9 @@ pub async fn create(state: &AppState, mut config: NodeConfig) -> Result<(), Node
         WriteOutcome::Done => {
             state.agents.forget(&name);
             state.agents.notify_changed();
+            state
+                .audit
+                .record(by, Action::NodeCreate, &name, Value::Null);
             Ok(())
         }
         refusal => Err(refused(refusal, name)),
@@ -221,7 +226,12 @@ impl NodeListCache {
 
 /// Replaces a node's configuration. A rename ends the old name's connection, whose secret
 /// no longer matches; other changes leave a live agent connected.
-pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Result<(), NodeError> {
+pub async fn update(
+    state: &AppState,
+    name: &str,
+    mut config: NodeConfig,
+    by: &Actor,
+) -> Result<(), NodeError> {
     let mut xml = check_storable(&mut config)?;
     let name = get(state, name).await?.config.name;
     // A node stored under another form of the same name (NFD, by an earlier version) keeps
@@ -242,6 +252,12 @@ pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Res
         WriteOutcome::NotFound => return Err(NodeError::NotFound(name)),
         refusal => return Err(refused(refusal, new)),
     }
+    let details = if new == name {
+        Value::Null
+    } else {
+        json!({ "renamedTo": new })
+    };
+    state.audit.record(by, Action::NodeUpdate, &name, details);
     let name = name.as_str();
     if new != name {
         state.agents.disconnect(
@@ -262,7 +278,7 @@ pub async fn update(state: &AppState, name: &str, mut config: NodeConfig) -> Res
 /// Deletes a node for `by`. Its running builds are aborted at once (`Node NAME was deleted
 /// by BY`), their steps killed over the agent's connection, which is closed with that
 /// reason once they have ended (at most [`crate::builds::abort::NODE_DELETE_WAIT`]).
-pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), NodeError> {
+pub async fn delete(state: &AppState, name: &str, by: &Actor) -> Result<(), NodeError> {
     let stored = get(state, name).await?.config.name;
     let name = stored.as_str();
     let key = name.to_owned();
@@ -271,6 +287,9 @@ pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), NodeEr
     if !deleted? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
+    state
+        .audit
+        .record(by, Action::NodeDelete, name, Value::Null);
     // Gone from the store, the node takes no new build; the ones it runs end now.
     state.agents.notify_changed();
     crate::builds::abort::for_deleted_node(state, name, by).await;
@@ -278,7 +297,7 @@ pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), NodeEr
         name,
         GoAway {
             code: GoAwayCode::NodeDeleted,
-            reason: format!("node {name} was deleted by {by}"),
+            reason: format!("node {name} was deleted by {}", by.user),
         },
     );
     state.agents.forget(name);
@@ -291,7 +310,12 @@ pub async fn set_temporarily_offline(
     state: &AppState,
     name: &str,
     mark: Option<OfflineMark>,
+    by: &Actor,
 ) -> Result<(), NodeError> {
+    let (action, details) = match &mark {
+        Some(mark) => (Action::NodeOffline, json!({ "message": mark.message })),
+        None => (Action::NodeOnline, Value::Null),
+    };
     let stored = get(state, name).await?.config.name;
     let name = stored.as_str();
     let key = name.to_owned();
@@ -303,7 +327,36 @@ pub async fn set_temporarily_offline(
     if !marked? {
         return Err(NodeError::NotFound(name.to_owned()));
     }
+    state.audit.record(by, action, name, details);
     state.agents.notify_changed();
+    Ok(())
+}
+
+/// `connect-node`: inbound agents dial in by themselves, so there is nothing to launch;
+/// the node must exist, and `force` drops a live connection so the agent reconnects
+/// afresh.
+pub async fn connect(
+    state: &AppState,
+    name: &str,
+    force: bool,
+    by: &Actor,
+) -> Result<(), NodeError> {
+    let stored = get(state, name).await?.config.name;
+    state
+        .audit
+        .record(by, Action::NodeConnect, &stored, json!({ "force": force }));
+    if force {
+        state.agents.disconnect(
+            &stored,
+            GoAway {
+                code: GoAwayCode::Disconnected,
+                reason: format!(
+                    "disconnected by {}: reconnecting (connect-node -f)",
+                    by.user
+                ),
+            },
+        );
+    }
     Ok(())
 }
 
@@ -312,10 +365,17 @@ pub async fn disconnect(
     state: &AppState,
     name: &str,
     message: Option<&str>,
-    by: &str,
+    by: &Actor,
 ) -> Result<bool, NodeError> {
     let stored = get(state, name).await?.config.name;
     let name = stored.as_str();
+    state.audit.record(
+        by,
+        Action::NodeDisconnect,
+        name,
+        json!({ "message": message }),
+    );
+    let by = &by.user;
     let reason = match message {
         Some(m) => format!("disconnected by {by}: {m}"),
         None => format!("disconnected by {by}"),
@@ -405,7 +465,9 @@ mod tests {
         // Its XML fed back, as get-node printed it.
         let mut changed = NodeConfig::inbound(nfd.clone());
         changed.description = "updated".into();
-        update(&state, &nfd, changed).await.unwrap();
+        update(&state, &nfd, changed, &Actor::system())
+            .await
+            .unwrap();
         let record = get(&state, &nfd).await.unwrap();
         assert_eq!(record.config.name, nfd, "renamed");
         assert_eq!(record.config.description, "updated");

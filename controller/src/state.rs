@@ -42,6 +42,8 @@ pub struct AppState {
     pub triggers: Arc<crate::triggers::Triggers>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
+    /// Who did what (`audit`).
+    pub audit: crate::audit::AuditLog,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the controller shuts down.
@@ -54,9 +56,14 @@ impl AppState {
     /// the services that take the whole state.
     pub fn for_tests(dir: &std::path::Path) -> AppState {
         let listen = "127.0.0.1:0".parse().expect("an address");
+        let store = Store::open(&dir.join("steward.db")).expect("a store");
+        // Its writer runs on the test's runtime until the test ends.
+        let (audit, _writer) =
+            crate::audit::AuditLog::start(store.clone(), crate::audit::Retention::default());
         AppState {
             config: Arc::new(Config::new(dir.to_path_buf(), listen)),
-            store: Store::open(&dir.join("steward.db")).expect("a store"),
+            store,
+            audit,
             node_list: Arc::default(),
             built_in: Arc::default(),
             jobs: Arc::default(),

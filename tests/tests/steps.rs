@@ -127,7 +127,8 @@ async fn a_step_survives_kill_9_of_its_agent_and_a_new_agent_serves_the_rest() {
         .unwrap();
     let state = started.state().clone();
     let url = started.root_url.to_string();
-    nodes::create(&state, NodeConfig::inbound(NODE))
+    let by = steward_controller::audit::Actor::system();
+    nodes::create(&state, NodeConfig::inbound(NODE), &by)
         .await
         .unwrap();
     let mut first = agent(&state, &url, work.path());

@@ -11,11 +11,13 @@
 //! connection or build is on, so an agent speaks only for what runs on it.
 
 use bytes::Bytes;
+use serde_json::json;
 use steward_channel::{Incoming, IncomingStream};
 use steward_protocol::agent_calls::{self, AgentCall, AgentReply};
 use steward_protocol::channel::ResetCode;
 use tokio::task::JoinSet;
 
+use crate::audit::{Action, Actor};
 use crate::ssh::connections::Login;
 use crate::state::AppState;
 
@@ -116,10 +118,28 @@ fn ssh_login(state: &AppState, node: &str, login: agent_calls::SshLogin) {
         return;
     };
     tracing::info!(node = ?node, connection = info.id, user = ?info.user, login = ?info.login, "SSH login");
-    if let Some(build) = info
+    let build = info
         .build
-        .and_then(|id| state.builds.running().into_iter().find(|b| b.row.id == id))
-    {
+        .and_then(|id| state.builds.running().into_iter().find(|b| b.row.id == id));
+    // The session starts: who, from where, with which key, as whom on the node.
+    let target = match &build {
+        Some(build) => format!("{}#{}", build.row.job, build.row.number),
+        None => info.node.clone(),
+    };
+    if let Some(login) = &info.login {
+        state.audit.record(
+            &Actor::new(&info.user, info.ip()),
+            Action::SshStart,
+            &target,
+            json!({
+                "connection": info.id,
+                "keyFingerprint": login.key_fingerprint,
+                "keyOwner": login.key_owner,
+                "sshUser": login.ssh_user,
+            }),
+        );
+    }
+    if let Some(build) = build {
         crate::ssh::console::logged_in(&build, &info);
     }
 }

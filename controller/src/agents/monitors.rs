@@ -321,9 +321,13 @@ mod tests {
     /// A controller state with node `n1` and a connection for it, the node list cached.
     async fn state_with_n1(dir: &std::path::Path) -> (AppState, Registration) {
         let state = AppState::for_tests(dir);
-        crate::nodes::create(&state, NodeConfig::inbound("n1"))
-            .await
-            .unwrap();
+        crate::nodes::create(
+            &state,
+            NodeConfig::inbound("n1"),
+            &crate::audit::Actor::system(),
+        )
+        .await
+        .unwrap();
         crate::nodes::list(&state).await.unwrap();
         let kind = AgentKind::Steward { channel_version: 1 };
         let registration = state

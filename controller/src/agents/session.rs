@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
+use serde_json::json;
 use steward_protocol::STEWARD_VERSION;
 use steward_protocol::channel::{FEATURE_MUX, Frame, GoAway, GoAwayCode, Hello, Role};
 use tracing::Instrument;
 
 use super::registry::{AgentKind, JAVA_AGENT_STATUS, Registration};
+use crate::audit::entry::SYSTEM;
+use crate::audit::{Action, Actor};
 use crate::keepalive::{Keepalive, Tick};
 use crate::state::AppState;
 
@@ -54,17 +57,33 @@ pub async fn run(
     state: AppState,
 ) {
     let span = tracing::info_span!("agent", node = ?registration.node, conn = registration.connection_id, %remote);
+    // The agent speaks for its node with the node's secret: the controller's own doing, from
+    // the agent's address.
+    let by = Actor::new(SYSTEM, Some(remote.ip()));
     async move {
-        match &kind {
+        let agent = match &kind {
             AgentKind::Steward { channel_version } => {
-                tracing::info!(channel_version, "agent connected")
+                tracing::info!(channel_version, "agent connected");
+                json!({ "agent": "steward", "channelVersion": channel_version })
             }
             AgentKind::JavaRemoting => {
-                tracing::warn!("a Java agent.jar connected: holding the connection, but the node is offline ({JAVA_AGENT_STATUS})")
+                tracing::warn!("a Java agent.jar connected: holding the connection, but the node is offline ({JAVA_AGENT_STATUS})");
+                json!({ "agent": "java" })
             }
-        }
+        };
+        let mut details = agent;
+        details["connection"] = registration.connection_id.into();
+        state
+            .audit
+            .record(&by, Action::AgentConnect, &registration.node, details);
         let ending = drive(socket, &mut registration, &kind, &state).await;
         tracing::info!(reason = ?ending.reason, "agent disconnected");
+        state.audit.record(
+            &by,
+            Action::AgentDisconnect,
+            &registration.node,
+            json!({ "connection": registration.connection_id, "reason": ending.reason }),
+        );
         registration.set_end_reason(ending.reason);
     }
     .instrument(span)

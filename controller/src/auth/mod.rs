@@ -6,6 +6,7 @@
 //! What a caller may do is what the permissions granted to them (and to `authenticated`,
 //! or to `anonymous`) give: [`permissions`].
 
+pub mod accounts;
 pub mod permissions;
 
 use base64::Engine;

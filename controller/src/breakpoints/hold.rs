@@ -177,6 +177,12 @@ pub async fn run(state: AppState, held: Arc<Held>, fresh: bool) {
     state.breakpoints.remove(&held);
     held.ended_as(how.clone());
     tracing::info!(job = ?build.row.job, number = build.row.number, how = ?how, "breakpoint ended");
+    state.audit.record(
+        &crate::audit::Actor::system(),
+        crate::audit::Action::BreakpointEnd,
+        &held.target(),
+        serde_json::json!({ "how": how }),
+    );
 }
 
 /// The build's clients: connections the agent's SSH server let in. One still

@@ -24,12 +24,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::json;
 use steward_protocol::breakpoint::{BreakpointClient, BreakpointStatus};
 use steward_protocol::duration::{format_duration, utc};
 use steward_protocol::job_xml::breakpoint::Breakpoint;
 use steward_protocol::shown::Shown;
 use tokio::sync::watch;
 
+use crate::audit::{Action, Actor};
 use crate::builds::{RunningBuild, now_ms};
 use crate::state::AppState;
 use crate::store::breakpoints::BreakpointRow;
@@ -116,6 +118,11 @@ impl Held {
     /// The stored form as it is now.
     pub fn row(&self) -> BreakpointRow {
         self.record().clone()
+    }
+
+    /// `JOB#N`, as the audit log names it.
+    pub fn target(&self) -> String {
+        format!("{}#{}", self.build.row.job, self.build.row.number)
     }
 
     /// Until when `.hold` in the workspace holds it (its mtime + the duration), as last
@@ -303,6 +310,20 @@ pub async fn hold(
         held
     };
     save(state, &held, None).await;
+    if fresh {
+        let row = held.row();
+        state.audit.record(
+            &Actor::system(),
+            Action::BreakpointStart,
+            &held.target(),
+            json!({
+                "reason": row.reason,
+                "node": build.row.node,
+                "expires": utc(row.expires_ms),
+                "maxExpires": utc(row.max_expires_ms),
+            }),
+        );
+    }
     tokio::spawn(hold::run(state.clone(), held.clone(), fresh));
     held
 }
@@ -345,9 +366,16 @@ pub fn find(state: &AppState, job: &str, number: u64) -> Result<Arc<Held>, Strin
         .ok_or_else(|| format!("Build {}#{number} is not held at a breakpoint", Shown(job)))
 }
 
-/// `breakpoint extend`, `extend-breakpoint`: the line the user is told.
-pub fn extend(held: &Held, by: Duration, who: &str) -> String {
+/// `breakpoint extend`, `extend-breakpoint`: the line the user is told. `who` is how the
+/// console names the asker, `actor` how the audit log records them.
+pub fn extend(state: &AppState, held: &Held, by: Duration, who: &str, actor: &Actor) -> String {
     let (expires, capped) = held.extend(by);
+    state.audit.record(
+        actor,
+        Action::BreakpointExtend,
+        &held.target(),
+        json!({ "by": format_duration(by), "until": utc(expires), "capped": capped }),
+    );
     let line = if capped {
         format!(
             "Breakpoint: extended by {who} until {} (its maximum; asked for {} more).",

@@ -8,6 +8,7 @@ use steward_protocol::breakpoint::{BreakpointCall, BreakpointCommand, Breakpoint
 use steward_protocol::shown::Shown;
 
 use super::{DEFAULT_EXTENSION, Settings, extend, hold, resume, stored};
+use crate::audit::Actor;
 use crate::state::AppState;
 
 /// The `breakpoint` command, relayed from the agent of `node`.
@@ -37,8 +38,12 @@ pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> Brea
             call.build.number
         ));
     }
-    let who = match call.connection.and_then(|id| state.ssh.get(id)) {
-        Some(connection) if connection.build == Some(build.row.id) => match &connection.login {
+    let connection = call
+        .connection
+        .and_then(|id| state.ssh.get(id))
+        .filter(|c| c.build == Some(build.row.id));
+    let who = match &connection {
+        Some(connection) => match &connection.login {
             Some(login) => format!(
                 "{} (SSH user {})",
                 Shown(&connection.user),
@@ -46,7 +51,12 @@ pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> Brea
             ),
             None => Shown(&connection.user).to_string(),
         },
-        _ => "a command in the build".to_owned(),
+        None => "a command in the build".to_owned(),
+    };
+    // The user whose SSH session ran the command, from where; else the build's steps.
+    let actor = match &connection {
+        Some(connection) => Actor::new(&connection.user, connection.ip()),
+        None => Actor::system(),
     };
     let held = state.breakpoints.of_build(build.row.id);
     match (call.command, held) {
@@ -89,7 +99,7 @@ pub async fn relayed(state: &AppState, node: &str, call: BreakpointCall) -> Brea
         (BreakpointCommand::Status, Some(held)) => BreakpointReply::Status(held.status(state)),
         (BreakpointCommand::Extend { by_ms }, Some(held)) => {
             let by = by_ms.map_or(DEFAULT_EXTENSION, Duration::from_millis);
-            extend(&held, by, &who);
+            extend(state, &held, by, &who, &actor);
             BreakpointReply::Status(held.status(state))
         }
         (BreakpointCommand::Resume, Some(held)) => {

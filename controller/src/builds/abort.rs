@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use super::ABORT_KILL_GRACE;
 use super::run::{TIMEOUT_ABORTED, TIMEOUT_FAILED};
+use super::{ABORT_KILL_GRACE, RunningBuild};
+use crate::audit::Actor;
 use crate::state::AppState;
 
 /// Prefix of what a build is aborted as when its node is deleted under it; the user who
@@ -53,19 +54,52 @@ pub fn who(by: &str) -> String {
     }
 }
 
+/// Asks `build` to stop on behalf of `by` (`stop-builds`, `POST …/stop`, an interrupted
+/// `build -s`, a deleted job), and records it; only the first asker is named in the
+/// console.
+pub fn asked_by(state: &AppState, build: &RunningBuild, by: &Actor) {
+    asked_as(state, build, by, &by.user, serde_json::Value::Null);
+}
+
+/// [`asked_by`] with `text` as the console's and the record's reason.
+fn asked_as(
+    state: &AppState,
+    build: &RunningBuild,
+    by: &Actor,
+    text: &str,
+    details: serde_json::Value,
+) {
+    let first = !build.abort_requested().is_cancelled();
+    build.abort(text);
+    if first {
+        state.audit.record(
+            by,
+            crate::audit::Action::BuildAbort,
+            &format!("{}#{}", build.row.job, build.row.number),
+            details,
+        );
+    }
+}
+
 /// Aborts every build running on `node`, which `user` has just deleted, and waits for them
 /// to end (at most [`NODE_DELETE_WAIT`]), so that their steps are killed and removed over
 /// the agent's connection before the caller closes it. A build whose agent is not connected
 /// ends at once; its step is killed if the agent comes back under a node of that name.
-pub async fn for_deleted_node(state: &AppState, node: &str, user: &str) {
+pub async fn for_deleted_node(state: &AppState, node: &str, by: &Actor) {
     let running = state.builds.running_on(node);
     if running.is_empty() {
         return;
     }
-    let by = node_deleted(node, user);
+    let text = node_deleted(node, &by.user);
     for build in &running {
-        tracing::info!(job = ?build.row.job, number = build.row.number, node = ?node, user = ?user, "aborting a build whose node was deleted");
-        build.abort(&by);
+        tracing::info!(job = ?build.row.job, number = build.row.number, node = ?node, user = ?by.user, "aborting a build whose node was deleted");
+        asked_as(
+            state,
+            build,
+            by,
+            &text,
+            serde_json::json!({ "nodeDeleted": node }),
+        );
     }
     let ended = async {
         for build in &running {

@@ -58,6 +58,7 @@ use steward_protocol::job_xml::ParameterError;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Actor;
 use crate::jobs::JobError;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -313,13 +314,13 @@ fn build_dir(jobs_dir: &Path, job: &str, number: u64) -> PathBuf {
 pub async fn forget_job(
     state: &AppState,
     job: &str,
-    by: &str,
+    by: &Actor,
     wait: Duration,
 ) -> Result<(), StoreError> {
     cancel_queued_of(state, job).await?;
     let running = state.builds.running_of(job);
     for build in &running {
-        build.abort(by);
+        abort::asked_by(state, build, by);
     }
     let _ = tokio::time::timeout(wait, async {
         for build in &running {

@@ -3,12 +3,14 @@
 //! kind) and of items that left recently ([`super::left`]). The scheduler takes items from
 //! here; the queue is persisted in `store::builds`.
 
+use serde_json::json;
 use steward_protocol::job_xml::JobConfig;
 use steward_protocol::job_xml::breakpoint::BreakpointWhen;
 use tokio::sync::watch;
 
 use super::left::LeftItem;
 use super::{BuildError, Builds, MAX_QUEUE_LEN, now_ms};
+use crate::audit::{Action, Actor};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::builds::{self as records, CauseKind, QueuedRow};
@@ -146,7 +148,7 @@ pub fn check_buildable(
     Ok(config.resolve_parameters(given)?)
 }
 
-/// Queues a build of `job` for `user`, asked for through `cause`. As in Jenkins, a build of
+/// Queues a build of `job` for `by`, asked for through `cause`. As in Jenkins, a build of
 /// the same job with the same parameters that is still waiting is not queued twice: its
 /// item is returned.
 pub async fn enqueue(
@@ -154,9 +156,9 @@ pub async fn enqueue(
     job: &str,
     given: &[(String, String)],
     cause: CauseKind,
-    user: &str,
+    by: &Actor,
 ) -> Result<Queued, BuildError> {
-    enqueue_with_breakpoint(state, job, given, cause, user, None).await
+    enqueue_with_breakpoint(state, job, given, cause, by, None).await
 }
 
 /// [`enqueue`], with the breakpoint `build -breakpoint` asks for (stored with the item, so
@@ -166,19 +168,38 @@ pub async fn enqueue_with_breakpoint(
     job: &str,
     given: &[(String, String)],
     cause: CauseKind,
-    user: &str,
+    by: &Actor,
     breakpoint: Option<BreakpointWhen>,
 ) -> Result<Queued, BuildError> {
     let record = crate::jobs::get(state, job).await?;
     // The stored name from here on: `job` may be another spelling of it.
     let job = record.name.as_str();
     let params = check_buildable(job, &record.config, given)?;
+    // The parameters' names only: a value may be a password.
+    let names: Vec<String> = params.iter().map(|(name, _)| name.clone()).collect();
     // Once the store may have the item, the memory must have it too: the rest runs as a
     // task of its own, which a client leaving (dropping this future) does not cut short.
-    let (for_task, job, user) = (state.clone(), job.to_owned(), user.to_owned());
-    tokio::spawn(async move { add_to_queue(&for_task, job, params, cause, user, breakpoint).await })
-        .await
-        .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
+    let (for_task, job, by) = (state.clone(), job.to_owned(), by.clone());
+    tokio::spawn(async move {
+        let queued = add_to_queue(
+            &for_task,
+            job.clone(),
+            params,
+            cause,
+            by.user.clone(),
+            breakpoint,
+        )
+        .await?;
+        for_task.audit.record(
+            &by,
+            Action::BuildQueue,
+            &job,
+            json!({"cause": cause.as_str(), "queueId": queued.id, "parameters": names}),
+        );
+        Ok(queued)
+    })
+    .await
+    .map_err(|e| BuildError::Store(StoreError::Task(e.to_string())))?
 }
 
 /// Queues `job` with `params` unless an identical item waits.

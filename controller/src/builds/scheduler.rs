@@ -312,6 +312,12 @@ async fn start_build(
         Some(row) => {
             let number = row.number;
             tracing::info!(job = ?row.job, number, node = ?node, executor, "build started");
+            state.audit.record(
+                &crate::audit::Actor::new(&row.cause_user, None),
+                crate::audit::Action::BuildStart,
+                &format!("{}#{number}", row.job),
+                serde_json::json!({"cause": row.cause.as_str(), "node": node, "queueId": queue_id}),
+            );
             let build = register(state, row);
             run::write_header(state, &build).await;
             leave(ItemState::Started { number });

@@ -151,6 +151,7 @@ async fn download(
             gone: gone.clone(),
             explicit_interrupts,
             credentials,
+            remote: Some(remote.ip()),
         };
         let keepalive = download_keepalive(&task_state.config);
         let writer = async {

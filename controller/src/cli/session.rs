@@ -53,6 +53,8 @@ pub struct Transport {
     /// when the command starts, so a token revoked or a password changed since the
     /// handshake stops the next command of a session already open.
     pub credentials: http::HeaderMap,
+    /// The client's address, for the audit log.
+    pub remote: Option<std::net::IpAddr>,
 }
 
 /// The `Authorization` header of `headers` alone, for [`Transport::credentials`].
@@ -72,6 +74,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         gone,
         explicit_interrupts,
         credentials,
+        remote,
     } = transport;
     let out = Output::new(outgoing);
     let args = match tokio::time::timeout(START_TIMEOUT, read_until_start(&mut incoming)).await {
@@ -129,6 +132,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
     let invocation = Invocation {
         state: state.clone(),
         auth,
+        remote,
         args,
         stdin: Stdin::new(stdin_rx),
         out: out.clone(),

@@ -20,6 +20,7 @@ use super::io::OUTPUT_QUEUE;
 use super::session::{self, FrameStream, Transport};
 use crate::agents::session::SEND_TIMEOUT;
 use crate::auth::{AuthError, authenticate};
+use crate::http::api::Remote;
 use crate::keepalive::Keepalive;
 use crate::state::AppState;
 use crate::ws_close;
@@ -40,6 +41,7 @@ pub fn cli_refusal(status: StatusCode, text: &str) -> Response {
 
 pub async fn cli_ws(
     State(state): State<AppState>,
+    Remote(remote): Remote,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -79,7 +81,16 @@ pub async fn cli_ws(
     let mut response = upgrade
         .max_message_size(MAX_FRAME_PAYLOAD + 1)
         .max_frame_size(MAX_FRAME_PAYLOAD + 1)
-        .on_upgrade(move |socket| serve(socket, auth, credentials, explicit_interrupts, state));
+        .on_upgrade(move |socket| {
+            serve(
+                socket,
+                auth,
+                credentials,
+                explicit_interrupts,
+                remote,
+                state,
+            )
+        });
     response.headers_mut().insert(
         HEADER_STEWARD_CLI,
         HeaderValue::from_static(super::FEATURES),
@@ -96,6 +107,7 @@ async fn serve(
     auth: Result<crate::auth::Identity, AuthError>,
     credentials: http::HeaderMap,
     explicit_interrupts: bool,
+    remote: Option<std::net::IpAddr>,
     state: AppState,
 ) {
     let (sink, stream) = socket.split();
@@ -115,6 +127,7 @@ async fn serve(
         gone: gone.clone(),
         explicit_interrupts,
         credentials,
+        remote,
     };
     tokio::join!(session::run(transport, auth, state.clone()), writer);
 }

@@ -9,11 +9,13 @@
 
 pub mod vault;
 
+use serde_json::json;
 use steward_protocol::credentials::{Credential, CredentialKind};
 use steward_protocol::job_xml::git::{
     GIT_ENV_PASSPHRASE, GIT_ENV_PASSWORD, GIT_ENV_SSH_KEY, GIT_ENV_USERNAME, GitCredentialKind,
 };
 
+use crate::audit::{Action, Actor};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::credentials as rows;
@@ -68,6 +70,7 @@ pub async fn get(state: &AppState, id: &str) -> Result<Credential, CredentialsEr
 pub async fn create(
     state: &AppState,
     mut credential: Credential,
+    by: &Actor,
 ) -> Result<String, CredentialsError> {
     if credential.id.is_empty() {
         credential.id = crate::store::users::new_uuid();
@@ -82,6 +85,13 @@ pub async fn create(
     if !added {
         return Err(steward_protocol::credentials::store::CommandFailure::NoChange.into());
     }
+    // Its id and kind, never its secret.
+    state.audit.record(
+        by,
+        Action::CredentialCreate,
+        &credential.id,
+        json!({ "class": class }),
+    );
     Ok(credential.id)
 }
 
@@ -90,6 +100,7 @@ pub async fn update(
     state: &AppState,
     id: &str,
     mut credential: Credential,
+    by: &Actor,
 ) -> Result<(), CredentialsError> {
     if credential.id.is_empty() {
         credential.id = id.to_owned();
@@ -106,7 +117,17 @@ pub async fn update(
         .call(move |c| rows::replace(c, &old, &new, class, &sealed, now))
         .await;
     match replaced {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            let details = if credential.id == id {
+                json!({ "class": class })
+            } else {
+                json!({ "class": class, "renamedTo": credential.id })
+            };
+            state
+                .audit
+                .record(by, Action::CredentialUpdate, id, details);
+            Ok(())
+        }
         Ok(false) => {
             Err(steward_protocol::credentials::store::CommandFailure::NoSuchCredential.into())
         }
@@ -120,9 +141,12 @@ pub async fn update(
     }
 }
 
-pub async fn delete(state: &AppState, id: &str) -> Result<(), CredentialsError> {
-    let id = id.to_owned();
-    if state.store.call(move |c| rows::delete(c, &id)).await? {
+pub async fn delete(state: &AppState, id: &str, by: &Actor) -> Result<(), CredentialsError> {
+    let key = id.to_owned();
+    if state.store.call(move |c| rows::delete(c, &key)).await? {
+        state
+            .audit
+            .record(by, Action::CredentialDelete, id, serde_json::Value::Null);
         Ok(())
     } else {
         Err(steward_protocol::credentials::store::CommandFailure::NoSuchCredential.into())

@@ -113,6 +113,7 @@ fn rest_routes() -> Router<AppState> {
             "/user/{name}/descriptorByName/jenkins.security.ApiTokenProperty/revoke",
             post(api::users::revoke_token),
         )
+        .route("/audit-log/api/json", get(api::audit::list))
         .route("/me/ssh-keys/api/json", get(api::debug::list_keys))
         .route("/me/ssh-keys/add", post(api::debug::add_keys))
         .route("/me/ssh-keys/remove", post(api::debug::remove_key))

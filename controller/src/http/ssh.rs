@@ -17,6 +17,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, StatusCode};
+use serde_json::json;
 use steward_channel::call::{self, CallError};
 use steward_channel::{MuxStream, RecvHalf, SendHalf, StreamError};
 use steward_protocol::channel::ResetCode;
@@ -26,6 +27,7 @@ use steward_protocol::ssh::TargetName;
 use tokio_util::sync::CancellationToken;
 
 use super::api::ApiError;
+use crate::audit::{Action, Actor};
 use crate::auth::{AuthError, Identity, authenticate};
 use crate::keepalive::{Keepalive, Tick};
 use crate::ssh::connections::ConnectionGuard;
@@ -149,16 +151,39 @@ async fn forward(
     };
     tracing::info!(target = ?resolved.describe(), node = ?resolved.node, user, remote = %remote, connection = guard.id(), "SSH connection forwarded");
     let build = resolved.build.clone();
+    let target = resolved.describe();
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_SSH_MESSAGE)
         .max_frame_size(MAX_SSH_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let by = Actor::new(&user, Some(remote.ip()));
+            let since = std::time::Instant::now();
+            state.audit.record(
+                &by,
+                Action::SshConnect,
+                &target,
+                json!({ "connection": guard.id() }),
+            );
             let ended = pump(socket, stream, &guard, &state).await;
             tracing::info!(connection = guard.id(), why = ended, "SSH connection ended");
+            let info = guard.info();
+            let login = info.as_ref().and_then(|i| i.login.as_ref());
+            state.audit.record(
+                &by,
+                Action::SshEnd,
+                &target,
+                json!({
+                    "connection": guard.id(),
+                    "keyFingerprint": login.map(|l| &l.key_fingerprint),
+                    "sshUser": login.map(|l| &l.ssh_user),
+                    "why": ended,
+                    "durationMs": u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }),
+            );
             if let Some(build) = build {
-                crate::ssh::console::disconnected(&build, guard.info().as_ref(), ended);
+                crate::ssh::console::disconnected(&build, info.as_ref(), ended);
             }
             drop(guard);
         })

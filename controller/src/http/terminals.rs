@@ -23,7 +23,8 @@ use serde::Deserialize;
 use serde_json::json;
 use steward_protocol::terminals::Size;
 
-use super::api::{ApiError, caller};
+use super::api::{ApiError, Remote, caller};
+use crate::audit::{Action, Actor};
 use crate::auth::{Identity, Permission};
 use crate::keepalive::{Keepalive, Tick};
 use crate::state::AppState;
@@ -85,16 +86,17 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// `POST /terminals`.
 pub async fn create(
     State(state): State<AppState>,
+    remote: Remote,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::TerminalConfigure).await?;
+    let identity = caller(&state, &headers, Permission::TerminalConfigure).await?;
     let body: TerminalBody = parse_body(&body)?;
-    create_one(&state, body).await?;
+    create_one(&state, body, &remote.actor(&identity)).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
-async fn create_one(state: &AppState, body: TerminalBody) -> Result<(), ApiError> {
+async fn create_one(state: &AppState, body: TerminalBody, by: &Actor) -> Result<(), ApiError> {
     let name = body
         .name
         .ok_or_else(|| ApiError::bad_request("the terminal has no \"name\""))?;
@@ -110,6 +112,7 @@ async fn create_one(state: &AppState, body: TerminalBody) -> Result<(), ApiError
             ondemand: body.ondemand.unwrap_or(false),
             params: body.params.into_iter().collect(),
         },
+        by,
     )
     .await?;
     Ok(())
@@ -150,17 +153,18 @@ pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<StateQuery>,
+    remote: Remote,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::TerminalConfigure).await?;
+    let identity = caller(&state, &headers, Permission::TerminalConfigure).await?;
     let on = query.on()?;
     let changes: Option<TerminalBody> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         Some(parse_body(&body)?)
     };
-    update_one(&state, &name, changes, on).await?;
+    update_one(&state, &name, changes, on, &remote.actor(&identity)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -169,6 +173,7 @@ async fn update_one(
     name: &str,
     body: Option<TerminalBody>,
     on: Option<bool>,
+    by: &Actor,
 ) -> Result<(), ApiError> {
     terminals::find(state, name)?;
     if let Some(body) = body {
@@ -181,10 +186,10 @@ async fn update_one(
             ondemand: body.ondemand,
             params: body.params.into_iter().collect(),
         };
-        terminals::update(state, name, changes).await?;
+        terminals::update(state, name, changes, by).await?;
     }
     if let Some(on) = on {
-        terminals::set_enabled(state, name, on).await?;
+        terminals::set_enabled(state, name, on, by).await?;
     }
     Ok(())
 }
@@ -193,10 +198,11 @@ async fn update_one(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::TerminalConfigure).await?;
-    terminals::delete(&state, &name).await?;
+    let identity = caller(&state, &headers, Permission::TerminalConfigure).await?;
+    terminals::delete(&state, &name, &remote.actor(&identity)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -211,10 +217,12 @@ pub async fn bulk(
     State(state): State<AppState>,
     method: http::Method,
     Query(query): Query<StateQuery>,
+    remote: Remote,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::TerminalConfigure).await?;
+    let identity = caller(&state, &headers, Permission::TerminalConfigure).await?;
+    let by = remote.actor(&identity);
     let body: BulkBody = parse_body(&body)?;
     if body.terminals.len() > MAX_BULK {
         return Err(ApiError::bad_request(format!(
@@ -236,7 +244,9 @@ pub async fn bulk(
                 http::Method::POST => {
                     let body: TerminalBody = serde_json::from_value(item)
                         .map_err(|e| ApiError::bad_request(format!("not a terminal: {e}")))?;
-                    create_one(&state, body).await.map(|()| StatusCode::CREATED)
+                    create_one(&state, body, &by)
+                        .await
+                        .map(|()| StatusCode::CREATED)
                 }
                 http::Method::PUT => {
                     let name = name
@@ -249,7 +259,7 @@ pub async fn bulk(
                                 |e| ApiError::bad_request(format!("not a terminal: {e}")),
                             )?),
                         };
-                    update_one(&state, &name, body, on)
+                    update_one(&state, &name, body, on, &by)
                         .await
                         .map(|()| StatusCode::NO_CONTENT)
                 }
@@ -257,7 +267,7 @@ pub async fn bulk(
                     let name = name
                         .clone()
                         .ok_or_else(|| ApiError::bad_request("an item has no name"))?;
-                    terminals::delete(&state, &name).await?;
+                    terminals::delete(&state, &name, &by).await?;
                     Ok(StatusCode::NO_CONTENT)
                 }
             }
@@ -361,8 +371,26 @@ pub async fn attach(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let by = Actor::new(&user, Some(remote.ip()));
+            let since = std::time::Instant::now();
+            state.audit.record(
+                &by,
+                Action::TerminalStart,
+                &terminal.name,
+                json!({ "readOnly": read_only, "node": terminal.settings().node }),
+            );
             let client = terminal.attach(&user, &remote.to_string(), read_only);
-            serve(socket, client, read_only, &state).await;
+            let why = serve(socket, client, read_only, &state).await;
+            state.audit.record(
+                &by,
+                Action::TerminalEnd,
+                &terminal.name,
+                json!({
+                    "readOnly": read_only,
+                    "why": why,
+                    "durationMs": u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }),
+            );
         })
 }
 
@@ -379,7 +407,7 @@ async fn serve(
     mut client: terminals::Attached,
     read_only: bool,
     state: &AppState,
-) {
+) -> String {
     let (mut tx, mut rx) = socket.split();
     let hello = json!({
         "type": "attached",
@@ -392,7 +420,7 @@ async fn serve(
         .await
         .is_err()
     {
-        return;
+        return CLIENT_GONE.to_owned();
     }
     if read_only {
         let text = json!({"type": "message", "text": "=== Attached to read-only session ==="});
@@ -401,7 +429,7 @@ async fn serve(
             .await
             .is_err()
         {
-            return;
+            return CLIENT_GONE.to_owned();
         }
     }
     let mut keepalive = Keepalive::new(state.config.ws_ping_interval, None);
@@ -430,7 +458,8 @@ async fn serve(
                     Ok(ClientText::Who) => Message::Text(json!({"type": "message", "text": client.who()}).to_string().into()),
                     Err(e) => break (close_code::PROTOCOL, format!("a text message that is not a command: {e}")),
                 },
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) => return "the client detached".to_owned(),
+                None | Some(Err(_)) => return CLIENT_GONE.to_owned(),
                 Some(Ok(_)) => continue,
             },
             tick = keepalive.tick() => match tick {
@@ -440,7 +469,7 @@ async fn serve(
             () = state.shutdown.cancelled() => break (close_code::AWAY, "the controller is shutting down".to_owned()),
         };
         if tx.send(outgoing).await.is_err() {
-            return;
+            return CLIENT_GONE.to_owned();
         }
     };
     let frame = CloseFrame {
@@ -448,7 +477,11 @@ async fn serve(
         reason: reason.chars().take(100).collect::<String>().into(),
     };
     let _ = tx.send(Message::Close(Some(frame))).await;
+    reason
 }
+
+/// Why a client's session ended when its connection went without a close.
+const CLIENT_GONE: &str = "the client's connection ended";
 
 /// `first` and the output queued behind it, up to [`MAX_OUTPUT_MESSAGE`], as one message.
 /// A large chunk (a flood's) goes as it is, shared with the other clients, not copied.

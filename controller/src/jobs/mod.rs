@@ -12,11 +12,13 @@ pub mod cache;
 
 use std::sync::Arc;
 
+use serde_json::{Value, json};
 use steward_protocol::job_xml::{JobConfig, JobNameError};
 use steward_protocol::names::{self, NameKind};
 use steward_protocol::shown::Shown;
 use steward_protocol::xml::{MAX_XML_BYTES, XmlError};
 
+use crate::audit::{Action, Actor};
 use crate::auth::{AccessDenied, Identity, Permission};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -188,11 +190,20 @@ async fn insert(state: &AppState, record: Arc<JobRecord>) -> Result<(), JobError
     outcome(written, &record.name)
 }
 
-pub async fn create(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
+pub async fn create(
+    state: &AppState,
+    name: &str,
+    config: JobConfig,
+    by: &Actor,
+) -> Result<(), JobError> {
     let name = names::check(NameKind::Job, name)?;
     strict(state, &config)?;
     crate::triggers::timer::check_zones(&config).map_err(JobError::BadTrigger)?;
-    insert(state, storable(name, config).await?).await
+    insert(state, storable(name.clone(), config).await?).await?;
+    state
+        .audit
+        .record(by, Action::JobCreate, &name, Value::Null);
+    Ok(())
 }
 
 /// With `--strict-jobs`, a job holding elements Steward does not act on is refused, each
@@ -310,7 +321,12 @@ fn stored_name(state: &AppState, name: &str) -> Result<String, JobError> {
         .ok_or_else(|| JobError::not_found(name))
 }
 
-pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(), JobError> {
+pub async fn update(
+    state: &AppState,
+    name: &str,
+    config: JobConfig,
+    by: &Actor,
+) -> Result<(), JobError> {
     strict(state, &config)?;
     crate::triggers::timer::check_zones(&config).map_err(JobError::BadTrigger)?;
     let record = storable(stored_name(state, name)?, config).await?;
@@ -327,12 +343,21 @@ pub async fn update(state: &AppState, name: &str, config: JobConfig) -> Result<(
         .await?;
     // Its queued builds may now go elsewhere, or wait for other reasons.
     state.builds.reschedule();
-    outcome(written, &record.name)
+    outcome(written, &record.name)?;
+    state
+        .audit
+        .record(by, Action::JobUpdate, &record.name, Value::Null);
+    Ok(())
 }
 
 /// Enables or disables a job (`<disabled>`); a disabled job is not built, and disabling
 /// one cancels its waiting builds, as Jenkins does.
-pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Result<(), JobError> {
+pub async fn set_disabled(
+    state: &AppState,
+    name: &str,
+    disabled: bool,
+    by: &Actor,
+) -> Result<(), JobError> {
     // Changed outside the store's lock, written only if no other write came meanwhile (an
     // `update-job` this would undo), else done again from the new configuration.
     let name = loop {
@@ -359,6 +384,12 @@ pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Resul
             break name;
         }
     };
+    let action = if disabled {
+        Action::JobDisable
+    } else {
+        Action::JobEnable
+    };
+    state.audit.record(by, action, &name, Value::Null);
     if disabled {
         crate::builds::cancel_queued_of(state, &name).await?;
     }
@@ -366,23 +397,34 @@ pub async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> Resul
     Ok(())
 }
 
-pub async fn copy(state: &AppState, from: &str, to: &str) -> Result<(), JobError> {
+pub async fn copy(state: &AppState, from: &str, to: &str, by: &Actor) -> Result<(), JobError> {
     let to = names::check(NameKind::Job, to)?;
     let source = get(state, from).await?;
+    let from = source.name.clone();
     let record = off_runtime(move || JobRecord {
         name: to,
         config: source.config.clone(),
         xml: source.xml.clone(),
     })
     .await?;
-    insert(state, Arc::new(record)).await
+    let to = record.name.clone();
+    insert(state, Arc::new(record)).await?;
+    state
+        .audit
+        .record(by, Action::JobCopy, &to, json!({ "from": from }));
+    Ok(())
 }
 
 /// Renames a job, as Jenkins' `doRename`: refused while one of its builds runs or waits in
 /// the queue. Its build records, consoles and artifacts, build counter, polled commits and
 /// timer fires follow it; other jobs' triggers that name it are not rewritten. The new
 /// stored name.
-pub async fn rename(state: &AppState, from: &str, to: &str) -> Result<String, JobError> {
+pub async fn rename(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    by: &Actor,
+) -> Result<String, JobError> {
     let to = names::check(NameKind::Job, to)?;
     let from = stored_name(state, from)?;
     if from == to {
@@ -432,11 +474,19 @@ pub async fn rename(state: &AppState, from: &str, to: &str) -> Result<String, Jo
     }
     outcome(written?, &to)?;
     tracing::info!(from = ?from, to = ?to, "job renamed");
+    state
+        .audit
+        .record(by, Action::JobRename, &to, json!({ "from": from }));
     Ok(to)
 }
 
 /// Sets the number `job`'s next build gets; see [`jobs::set_next_build_number`].
-pub async fn set_next_build_number(state: &AppState, job: &str, next: u64) -> Result<(), JobError> {
+pub async fn set_next_build_number(
+    state: &AppState,
+    job: &str,
+    next: u64,
+    by: &Actor,
+) -> Result<(), JobError> {
     let job = stored_name(state, job)?;
     let key = job.clone();
     match state
@@ -444,7 +494,15 @@ pub async fn set_next_build_number(state: &AppState, job: &str, next: u64) -> Re
         .call(move |c| jobs::set_next_build_number(c, &key, next))
         .await?
     {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            state.audit.record(
+                by,
+                Action::JobNextBuildNumber,
+                &job,
+                json!({ "next": next }),
+            );
+            Ok(())
+        }
         Err(lowest) => Err(JobError::NumberTooLow { job, lowest }),
     }
 }
@@ -455,7 +513,7 @@ pub const DELETE_ABORT_WAIT: std::time::Duration = std::time::Duration::from_sec
 /// Deletes a job: its queued builds are cancelled, its running builds aborted (waiting at
 /// most [`DELETE_ABORT_WAIT`]), and its build records and logs removed. Its build numbers
 /// are never given out again.
-pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), JobError> {
+pub async fn delete(state: &AppState, name: &str, by: &Actor) -> Result<(), JobError> {
     let stored = stored_name(state, name)?;
     let (cache, key) = (state.jobs.clone(), stored.clone());
     let deleted = state
@@ -469,6 +527,9 @@ pub async fn delete(state: &AppState, name: &str, by: &str) -> Result<(), JobErr
     if !deleted {
         return Err(JobError::not_found(name));
     }
+    state
+        .audit
+        .record(by, Action::JobDelete, &stored, Value::Null);
     crate::builds::forget_job(state, &stored, by, DELETE_ABORT_WAIT).await?;
     Ok(())
 }

@@ -4,6 +4,10 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
 use super::*;
+
+fn admin() -> Actor {
+    Actor::new("admin", None)
+}
 use crate::auth::authenticate;
 use crate::store::users;
 
@@ -51,7 +55,9 @@ async fn reading_jobs_and_authenticating_never_wait_for_the_store() {
         .await
         .unwrap()
         .unwrap();
-    create(&state, "j", shell_job("make")).await.unwrap();
+    create(&state, "j", shell_job("make"), &admin())
+        .await
+        .unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
 
@@ -80,7 +86,9 @@ async fn reading_jobs_and_authenticating_never_wait_for_the_store() {
 async fn a_job_is_parsed_when_written_not_when_read() {
     let dir = tempfile::tempdir().unwrap();
     let state = AppState::for_tests(dir.path());
-    create(&state, "j", shell_job("one")).await.unwrap();
+    create(&state, "j", shell_job("one"), &admin())
+        .await
+        .unwrap();
     // The row changed behind the service's back: readers still see what was written through
     // it, since they never read (or parse) the row again.
     state
@@ -98,11 +106,15 @@ async fn a_job_is_parsed_when_written_not_when_read() {
 async fn writes_keep_memory_and_store_together() {
     let dir = tempfile::tempdir().unwrap();
     let state = AppState::for_tests(dir.path());
-    create(&state, "a", shell_job("one")).await.unwrap();
-    update(&state, "a", shell_job("two")).await.unwrap();
-    set_disabled(&state, "a", true).await.unwrap();
-    copy(&state, "a", "b").await.unwrap();
-    delete(&state, "a", "admin").await.unwrap();
+    create(&state, "a", shell_job("one"), &admin())
+        .await
+        .unwrap();
+    update(&state, "a", shell_job("two"), &admin())
+        .await
+        .unwrap();
+    set_disabled(&state, "a", true, &admin()).await.unwrap();
+    copy(&state, "a", "b", &admin()).await.unwrap();
+    delete(&state, "a", &admin()).await.unwrap();
     let in_memory: Vec<(String, String)> = list(&state)
         .await
         .unwrap()
@@ -121,12 +133,14 @@ async fn names_are_kept_in_nfc_and_look_alikes_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = AppState::for_tests(dir.path());
     let nfd = "cafe\u{301}";
-    create(&state, nfd, JobConfig::new()).await.unwrap();
+    create(&state, nfd, JobConfig::new(), &admin())
+        .await
+        .unwrap();
     assert_eq!(names(&state).await.unwrap(), ["caf\u{e9}"]);
     // Found under either spelling, and taken under either.
     assert_eq!(get(&state, nfd).await.unwrap().name, "caf\u{e9}");
     assert!(matches!(
-        create(&state, "caf\u{e9}", JobConfig::new()).await,
+        create(&state, "caf\u{e9}", JobConfig::new(), &admin()).await,
         Err(JobError::Exists(name)) if name == "caf\u{e9}"
     ));
     assert!(matches!(
@@ -134,8 +148,12 @@ async fn names_are_kept_in_nfc_and_look_alikes_refused() {
         Err(JobError::Exists(_))
     ));
 
-    create(&state, "J1", JobConfig::new()).await.unwrap();
-    let refused = create(&state, "j1", JobConfig::new()).await.unwrap_err();
+    create(&state, "J1", JobConfig::new(), &admin())
+        .await
+        .unwrap();
+    let refused = create(&state, "j1", JobConfig::new(), &admin())
+        .await
+        .unwrap_err();
     assert_eq!(
         refused.to_string(),
         "A job named ‘J1’ already exists (‘j1’ differs from it only by case or compatibility form)"
@@ -145,7 +163,7 @@ async fn names_are_kept_in_nfc_and_look_alikes_refused() {
         Err(JobError::LooksLike { existing, .. }) if existing == "J1"
     ));
     assert!(matches!(
-        copy(&state, "J1", "j1").await,
+        copy(&state, "J1", "j1", &admin()).await,
         Err(JobError::LooksLike { .. })
     ));
     for bad in ["a\u{200B}b", "\u{202E}abc", "a\u{FF0F}b"] {
@@ -172,9 +190,14 @@ async fn a_job_that_cannot_be_read_can_still_be_deleted() {
     ));
     assert_eq!(names(&state).await.unwrap(), ["bad"]);
     // The jobs that can be read are still listed.
-    create(&state, "good", JobConfig::from_xml("<project/>").unwrap())
-        .await
-        .unwrap();
+    create(
+        &state,
+        "good",
+        JobConfig::from_xml("<project/>").unwrap(),
+        &admin(),
+    )
+    .await
+    .unwrap();
     let listed: Vec<String> = list(&state)
         .await
         .unwrap()
@@ -182,6 +205,6 @@ async fn a_job_that_cannot_be_read_can_still_be_deleted() {
         .map(|r| r.name.clone())
         .collect();
     assert_eq!(listed, ["good"]);
-    delete(&state, "bad", "admin").await.unwrap();
+    delete(&state, "bad", &admin()).await.unwrap();
     assert_eq!(names(&state).await.unwrap(), ["good"]);
 }

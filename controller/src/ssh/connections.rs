@@ -34,6 +34,17 @@ pub struct ConnectionInfo {
     pub login: Option<Login>,
 }
 
+impl ConnectionInfo {
+    /// The client's IP address (`address` is `IP:PORT`).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.address
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .or_else(|_| self.address.parse())
+            .ok()
+    }
+}
+
 /// Who an SSH server accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {

@@ -1,9 +1,11 @@
 //! Users' SSH public keys, over the store: what `add-ssh-key`, `list-ssh-keys`,
 //! `remove-ssh-key` and their REST forms call, and the keys a forwarded connection allows.
 
+use serde_json::json;
 use steward_protocol::shown::Shown;
 use steward_protocol::ssh::{self, AllowedKey, PublicKey};
 
+use crate::audit::{Action, Actor};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::ssh_keys::{self, Added, MAX_KEYS_PER_USER, SshKeyRow};
@@ -39,8 +41,9 @@ pub struct AddedKey {
 }
 
 /// Reads the keys in `text` (one per line; blank lines and `#` comments skipped), all
-/// checked before any is stored, then adds them to `user`'s keys in order.
-pub async fn add(state: &AppState, user: &str, text: &str) -> Result<Vec<AddedKey>, KeysError> {
+/// checked before any is stored, then adds them to `by`'s keys in order.
+pub async fn add(state: &AppState, by: &Actor, text: &str) -> Result<Vec<AddedKey>, KeysError> {
+    let user = by.user.as_str();
     let mut keys = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
@@ -81,6 +84,14 @@ pub async fn add(state: &AppState, user: &str, text: &str) -> Result<Vec<AddedKe
             Added::TooMany => return Err(KeysError::TooMany),
         }
     }
+    for key in added.iter().filter(|k| k.new) {
+        state.audit.record(
+            by,
+            Action::SshKeyAdd,
+            user,
+            json!({ "fingerprint": key.row.fingerprint }),
+        );
+    }
     Ok(added)
 }
 
@@ -89,17 +100,24 @@ pub async fn list(state: &AppState, user: &str) -> Result<Vec<SshKeyRow>, KeysEr
     Ok(state.store.call(move |c| ssh_keys::list(c, &user)).await?)
 }
 
-pub async fn remove(state: &AppState, user: &str, fingerprint: &str) -> Result<(), KeysError> {
+/// Removes `by`'s key `fingerprint`.
+pub async fn remove(state: &AppState, by: &Actor, fingerprint: &str) -> Result<(), KeysError> {
     let fingerprint = fingerprint.trim();
     if !ssh::is_fingerprint(fingerprint) {
         return Err(KeysError::NotAFingerprint(fingerprint.to_owned()));
     }
-    let (user, key) = (user.to_owned(), fingerprint.to_owned());
+    let (user, key) = (by.user.clone(), fingerprint.to_owned());
     if state
         .store
         .call(move |c| ssh_keys::remove(c, &user, &key))
         .await?
     {
+        state.audit.record(
+            by,
+            Action::SshKeyRemove,
+            &by.user,
+            json!({ "fingerprint": fingerprint }),
+        );
         Ok(())
     } else {
         Err(KeysError::NotFound(fingerprint.to_owned()))

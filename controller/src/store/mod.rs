@@ -1,12 +1,13 @@
 //! The embedded database (SQLite) under the home directory: nodes (and their SSH host keys),
 //! users with their API token hashes and SSH public keys, jobs and their build-number
-//! counters, the build queue and build records.
+//! counters, the build queue and build records, the audit log.
 //!
 //! SQLite calls block, so async code reaches the connection through [`Store::call`], which
 //! runs the closure on tokio's blocking pool. The schema is versioned with
 //! `PRAGMA user_version`; [`MIGRATIONS`] brings any older file up to date. Writes are
 //! durable before they are acknowledged (WAL with `synchronous=FULL`).
 
+pub mod audit;
 pub mod breakpoints;
 pub mod builds;
 pub mod credentials;
@@ -221,6 +222,18 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO grants SELECT name, 'hudson.model.Hudson.Administer' FROM users WHERE is_admin = 1;
     INSERT INTO grants VALUES ('authenticated', 'hudson.model.Hudson.Read'),
         ('authenticated', 'hudson.model.Item.Read');",
+    // The audit log (audit.rs): pruned by time and by id, listed by id, filtered by user.
+    "CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        remote TEXT,
+        details TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_time ON audit_log (time_ms);
+    CREATE INDEX audit_log_user ON audit_log (user, id);",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -37,6 +37,7 @@ use steward_protocol::terminals::{DEFAULT_SIZE, Size};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{Action, Actor};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::terminals::{self as rows, RecordingRow, TerminalRow};
@@ -392,7 +393,7 @@ pub struct NewTerminal {
     pub params: Vec<(String, String)>,
 }
 
-pub async fn create(state: &AppState, new: NewTerminal) -> Result<(), TerminalError> {
+pub async fn create(state: &AppState, new: NewTerminal, by: &Actor) -> Result<(), TerminalError> {
     let name = settings::check_name(&new.name)?;
     let driver = settings::check_driver(&new.driver)?;
     let node = crate::nodes::get(state, &new.node)
@@ -418,8 +419,22 @@ pub async fn create(state: &AppState, new: NewTerminal) -> Result<(), TerminalEr
     if !inserted {
         return Err(TerminalError::Exists(name));
     }
+    // Its settings' names, never their values: a parameter may be a secret.
+    state
+        .audit
+        .record(by, Action::TerminalCreate, &name, summary(&row));
     state.terminals.spawn(state, row);
     Ok(())
+}
+
+/// What the audit log says of a terminal's settings.
+fn summary(row: &TerminalRow) -> serde_json::Value {
+    serde_json::json!({
+        "node": row.node,
+        "driver": row.driver,
+        "ondemand": row.ondemand,
+        "params": row.params.keys().chain(row.secrets.keys()).collect::<Vec<_>>(),
+    })
 }
 
 /// What `update-terminal` and `PUT /terminals/NAME` change; `None` leaves it.
@@ -435,6 +450,7 @@ pub async fn update(
     state: &AppState,
     name: &str,
     changes: TerminalChanges,
+    by: &Actor,
 ) -> Result<(), TerminalError> {
     let terminal = find(state, name)?;
     let mut row = terminal.settings();
@@ -453,16 +469,35 @@ pub async fn update(
     }
     settings::apply_params(&mut row, &changes.params)?;
     row.updated_ms = crate::builds::now_ms();
-    store_settings(state, &terminal, row).await
+    let details = summary(&row);
+    store_settings(state, &terminal, row).await?;
+    state
+        .audit
+        .record(by, Action::TerminalUpdate, &terminal.name, details);
+    Ok(())
 }
 
 /// `start-terminal` and `stop-terminal`.
-pub async fn set_enabled(state: &AppState, name: &str, enabled: bool) -> Result<(), TerminalError> {
+pub async fn set_enabled(
+    state: &AppState,
+    name: &str,
+    enabled: bool,
+    by: &Actor,
+) -> Result<(), TerminalError> {
     let terminal = find(state, name)?;
     let mut row = terminal.settings();
     row.enabled = enabled;
     row.updated_ms = crate::builds::now_ms();
-    store_settings(state, &terminal, row).await
+    store_settings(state, &terminal, row).await?;
+    let action = if enabled {
+        Action::TerminalEnable
+    } else {
+        Action::TerminalDisable
+    };
+    state
+        .audit
+        .record(by, action, &terminal.name, serde_json::Value::Null);
+    Ok(())
 }
 
 async fn store_settings(
@@ -481,13 +516,19 @@ async fn store_settings(
 
 /// Deletes a terminal: its program is stopped on its node (when the node is connected),
 /// its clients disconnected, its recordings deleted.
-pub async fn delete(state: &AppState, name: &str) -> Result<(), TerminalError> {
+pub async fn delete(state: &AppState, name: &str, by: &Actor) -> Result<(), TerminalError> {
     let terminal = find(state, name)?;
     let key = terminal.name.clone();
     let deleted = state.store.call(move |c| rows::delete(c, &key)).await?;
     if !deleted {
         return Err(TerminalError::NotFound(name.to_owned()));
     }
+    state.audit.record(
+        by,
+        Action::TerminalDelete,
+        &terminal.name,
+        serde_json::Value::Null,
+    );
     state.terminals.map().remove(&terminal.name);
     terminal.deleted.cancel();
     terminal

@@ -33,9 +33,9 @@ pub async fn build_ended(state: &AppState, job: &str, number: u64, result: Build
             targets.push(other.name.clone());
         }
     }
-    let user = upstream_user(job, number);
+    let by = crate::audit::Actor::new(&upstream_user(job, number), None);
     for target in targets {
-        match crate::builds::enqueue(state, &target, &[], CauseKind::Upstream, &user).await {
+        match crate::builds::enqueue(state, &target, &[], CauseKind::Upstream, &by).await {
             Ok(queued) => {
                 tracing::info!(upstream = ?job, number, job = ?target, queue_id = queued.id, "downstream build queued")
             }

@@ -125,9 +125,15 @@ async fn poll_locked(
     for commit in &new {
         log.push_str(&format!("[poll] New head revision {commit}\n"));
     }
-    let queued = builds::enqueue(state, &record.name, &[], cause, user)
-        .await
-        .map_err(|e| e.to_string())?;
+    let queued = builds::enqueue(
+        state,
+        &record.name,
+        &[],
+        cause,
+        &crate::audit::Actor::new(user, None),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     // After the build is queued: a controller stopping in between builds again rather
     // than never.
     let (name, commits) = (record.name.clone(), new.clone());

@@ -65,9 +65,8 @@ pub async fn tick(state: &AppState, now: Timestamp) {
                 continue;
             }
             if kind == "timer" {
-                match crate::builds::enqueue(state, &job.name, &[], CauseKind::Timer, SYSTEM_USER)
-                    .await
-                {
+                let by = crate::audit::Actor::new(SYSTEM_USER, None);
+                match crate::builds::enqueue(state, &job.name, &[], CauseKind::Timer, &by).await {
                     Ok(queued) => {
                         tracing::info!(job = ?job.name, queue_id = queued.id, "timer fired")
                     }

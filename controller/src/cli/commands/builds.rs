@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::args::Args;
 use super::nodes::for_each_name;
 use super::{Command, CommandError, CommandResult, Context};
+use crate::audit::Actor;
 use crate::auth::Permission;
 use crate::builds::{self, BuildError, FindError, ItemState, RunningBuild, console};
 use crate::cli::stop::{Stop, StopCause};
@@ -209,16 +210,10 @@ async fn build(ctx: &mut Context) -> CommandResult {
     let follow = args.flag("-f");
     let sync = args.flag("-s") || follow;
     let wait = args.flag("-w") || sync;
-    let user = ctx.identity.name().to_owned();
-    let mut queued = builds::enqueue_with_breakpoint(
-        &ctx.state,
-        &job,
-        &given,
-        CauseKind::Cli,
-        &user,
-        breakpoint,
-    )
-    .await?;
+    let by = ctx.actor();
+    let mut queued =
+        builds::enqueue_with_breakpoint(&ctx.state, &job, &given, CauseKind::Cli, &by, breakpoint)
+            .await?;
     if !wait {
         return Ok(0);
     }
@@ -227,7 +222,7 @@ async fn build(ctx: &mut Context) -> CommandResult {
     let mut on_leave = AbortOnLeave {
         state: ctx.state.clone(),
         stop: ctx.stop.clone(),
-        user,
+        by,
         job: job.clone(),
         queue_id: queued.id,
         item: queued.state.clone(),
@@ -302,7 +297,7 @@ async fn build(ctx: &mut Context) -> CommandResult {
 struct AbortOnLeave {
     state: AppState,
     stop: StopCause,
-    user: String,
+    by: Actor,
     job: String,
     queue_id: u64,
     item: watch::Receiver<ItemState>,
@@ -323,7 +318,7 @@ impl Drop for AbortOnLeave {
                     build.note(format!(
                         "The client waiting for this build (build -s by {}) went away: {why}. \
                          The build goes on.\n",
-                        self.user
+                        self.by.user
                     ));
                 }
                 return;
@@ -332,12 +327,12 @@ impl Drop for AbortOnLeave {
         };
         if let Some(build) = &self.build {
             tracing::info!(job = ?build.row.job, number = build.row.number, reason = ?why, "build -s interrupted: aborting the build");
-            build.abort(&self.user);
+            builds::abort::asked_by(&self.state, build, &self.by);
             return;
         }
-        let (state, user, job, id, mut item) = (
+        let (state, by, job, id, mut item) = (
             self.state.clone(),
-            self.user.clone(),
+            self.by.clone(),
             self.job.clone(),
             self.queue_id,
             self.item.clone(),
@@ -354,7 +349,7 @@ impl Drop for AbortOnLeave {
             if let Ok(ItemState::Started { number }) = state_now
                 && let Some(build) = state.builds.running_build(&job, number)
             {
-                build.abort(&user);
+                builds::abort::asked_by(&state, &build, &by);
             }
         });
     }
@@ -471,7 +466,7 @@ async fn stop_builds(ctx: &mut Context) -> CommandResult {
     let mut stopped = false;
     for name in &names {
         for build in ctx.state.builds.running_of(name) {
-            build.abort(ctx.identity.name());
+            builds::abort::asked_by(&ctx.state, &build, &ctx.actor());
             stopped = true;
             ctx.out
                 .stdout(format!(

@@ -101,7 +101,7 @@ async fn create(ctx: &mut Context) -> CommandResult {
     store(store_id)?;
     domain(domain_name)?;
     let credential = read_credential(ctx).await?;
-    let id = credentials::create(&ctx.state, credential)
+    let id = credentials::create(&ctx.state, credential, &ctx.actor())
         .await
         .map_err(|e| from_service("create-credentials-by-xml", e))?;
     tracing::info!(id = ?id, by = ?ctx.identity.name(), "credential created");
@@ -119,7 +119,7 @@ async fn update(ctx: &mut Context) -> CommandResult {
         .await
         .map_err(|e| from_service("update-credentials-by-xml", e))?;
     let credential = read_credential(ctx).await?;
-    credentials::update(&ctx.state, &id, credential)
+    credentials::update(&ctx.state, &id, credential, &ctx.actor())
         .await
         .map_err(|e| from_service("update-credentials-by-xml", e))?;
     tracing::info!(id = ?id, by = ?ctx.identity.name(), "credential updated");
@@ -156,7 +156,7 @@ async fn delete(ctx: &mut Context) -> CommandResult {
     let [store_id, domain_name, id] = three(&args)?;
     store(&store_id)?;
     domain(&domain_name)?;
-    credentials::delete(&ctx.state, &id)
+    credentials::delete(&ctx.state, &id, &ctx.actor())
         .await
         .map_err(|e| from_service("delete-credentials", e))?;
     tracing::info!(id = ?id, by = ?ctx.identity.name(), "credential deleted");

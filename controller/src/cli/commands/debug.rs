@@ -135,7 +135,7 @@ async fn add_ssh_key(ctx: &mut Context) -> CommandResult {
     })?;
     let text = String::from_utf8(input)
         .map_err(|_| CommandError::IllegalArgument("the keys are not UTF-8 text".into()))?;
-    let added = keys::add(&ctx.state, ctx.identity.name(), &text).await?;
+    let added = keys::add(&ctx.state, &ctx.actor(), &text).await?;
     let mut out = String::new();
     for key in added {
         let _ = writeln!(
@@ -172,7 +172,7 @@ async fn list_ssh_keys(ctx: &mut Context) -> CommandResult {
 async fn remove_ssh_key(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let fingerprint = args.one("FINGERPRINT")?;
-    keys::remove(&ctx.state, ctx.identity.name(), fingerprint).await?;
+    keys::remove(&ctx.state, &ctx.actor(), fingerprint).await?;
     Ok(0)
 }
 
@@ -289,7 +289,7 @@ async fn extend_breakpoint(ctx: &mut Context) -> CommandResult {
             })?,
     };
     let held = held_build(ctx, &args).await?;
-    let line = breakpoints::extend(&held, by, ctx.identity.name());
+    let line = breakpoints::extend(&ctx.state, &held, by, ctx.identity.name(), &ctx.actor());
     ctx.out.stdout(format!("{line}\n")).await;
     Ok(0)
 }

@@ -125,7 +125,7 @@ async fn create_job(ctx: &mut Context) -> CommandResult {
     let name = jobs::check_new_name(&ctx.state, args.one("NAME")?).await?;
     let config = read_job_xml(ctx).await?;
     let warnings = warnings(&config);
-    jobs::create(&ctx.state, &name, config).await?;
+    jobs::create(&ctx.state, &name, config, &ctx.actor()).await?;
     ctx.out.stderr(warnings).await;
     Ok(0)
 }
@@ -160,7 +160,7 @@ async fn update_job(ctx: &mut Context) -> CommandResult {
         .clone();
     let config = read_job_xml(ctx).await?;
     let warnings = warnings(&config);
-    jobs::update(&ctx.state, &name, config).await?;
+    jobs::update(&ctx.state, &name, config, &ctx.actor()).await?;
     ctx.out.stderr(warnings).await;
     Ok(0)
 }
@@ -179,7 +179,7 @@ async fn delete_job(ctx: &mut Context) -> CommandResult {
                     }
                     Err(e) => return Err(e.into()),
                 };
-            Ok(jobs::delete(&ctx.state, &name, ctx.identity.name()).await?)
+            Ok(jobs::delete(&ctx.state, &name, &ctx.actor()).await?)
         }
         .boxed()
     })
@@ -196,7 +196,7 @@ async fn copy_job(ctx: &mut Context) -> CommandResult {
         .await?
         .name
         .clone();
-    jobs::copy(&ctx.state, &from, to).await?;
+    jobs::copy(&ctx.state, &from, to, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -234,6 +234,6 @@ async fn set_disabled(ctx: &mut Context, disabled: bool) -> CommandResult {
         .await?
         .name
         .clone();
-    jobs::set_disabled(&ctx.state, &name, disabled).await?;
+    jobs::set_disabled(&ctx.state, &name, disabled, &ctx.actor()).await?;
     Ok(0)
 }

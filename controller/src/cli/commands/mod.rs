@@ -3,6 +3,7 @@
 //! command checks its own permission.
 
 pub mod args;
+pub mod audit;
 pub mod builds;
 pub mod changes;
 pub mod credentials;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::io::{Output, Stdin};
 use super::stop::StopCause;
+use crate::audit::Actor;
 use crate::auth::{AccessDenied, AuthError, Identity, Permission};
 use crate::nodes::NodeError;
 use crate::state::AppState;
@@ -33,6 +35,8 @@ use crate::state::AppState;
 pub struct Invocation {
     pub state: AppState,
     pub auth: Result<Identity, AuthError>,
+    /// The client's address, for the audit log.
+    pub remote: Option<std::net::IpAddr>,
     /// The command line, command name first.
     pub args: Vec<String>,
     pub stdin: Stdin,
@@ -48,6 +52,8 @@ pub struct Invocation {
 pub struct Context {
     pub state: AppState,
     pub identity: Identity,
+    /// The client's address.
+    pub remote: Option<std::net::IpAddr>,
     /// Arguments after the command name.
     pub args: Vec<String>,
     pub stdin: Stdin,
@@ -71,6 +77,11 @@ impl Context {
         permission: Permission,
     ) -> Result<std::sync::Arc<crate::store::jobs::JobRecord>, CommandError> {
         Ok(crate::jobs::get_as(&self.state, &self.identity, name, permission).await?)
+    }
+
+    /// Who runs the command, from where, as the audit log records them.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.identity.name(), self.remote)
     }
 }
 
@@ -185,6 +196,7 @@ pub fn all() -> Vec<&'static Command> {
         quiet::COMMANDS,
         terminals::COMMANDS,
         users::COMMANDS,
+        audit::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);
@@ -200,6 +212,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
     let Invocation {
         state,
         auth,
+        remote,
         mut args,
         stdin,
         out,
@@ -228,6 +241,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
     let mut ctx = Context {
         state,
         identity,
+        remote,
         args,
         stdin,
         out: out.clone(),

@@ -117,16 +117,8 @@ async fn connect_node(ctx: &mut Context) -> CommandResult {
     for_each_name(ctx, &names, |ctx, name| {
         async move {
             // The built-in node is always connected.
-            if let Computer::Node(name) = computer(ctx, &name).await?
-                && force
-            {
-                nodes::disconnect(
-                    &ctx.state,
-                    &name,
-                    Some("reconnecting (connect-node -f)"),
-                    ctx.identity.name(),
-                )
-                .await?;
+            if let Computer::Node(name) = computer(ctx, &name).await? {
+                nodes::connect(&ctx.state, &name, force, &ctx.actor()).await?;
             }
             Ok(())
         }
@@ -145,8 +137,7 @@ async fn disconnect_node(ctx: &mut Context) -> CommandResult {
         async move {
             // The built-in node has no connection to drop.
             if let Computer::Node(name) = computer(ctx, &name).await? {
-                nodes::disconnect(&ctx.state, &name, message.as_deref(), ctx.identity.name())
-                    .await?;
+                nodes::disconnect(&ctx.state, &name, message.as_deref(), &ctx.actor()).await?;
             }
             Ok(())
         }
@@ -169,7 +160,8 @@ async fn offline_node(ctx: &mut Context) -> CommandResult {
             match computer(ctx, &name).await? {
                 Computer::BuiltIn => ctx.state.built_in.set_offline(Some(mark)),
                 Computer::Node(name) => {
-                    nodes::set_temporarily_offline(&ctx.state, &name, Some(mark)).await?
+                    nodes::set_temporarily_offline(&ctx.state, &name, Some(mark), &ctx.actor())
+                        .await?
                 }
             }
             Ok(())
@@ -188,7 +180,7 @@ async fn online_node(ctx: &mut Context) -> CommandResult {
             match computer(ctx, &name).await? {
                 Computer::BuiltIn => ctx.state.built_in.set_offline(None),
                 Computer::Node(name) => {
-                    nodes::set_temporarily_offline(&ctx.state, &name, None).await?
+                    nodes::set_temporarily_offline(&ctx.state, &name, None, &ctx.actor()).await?
                 }
             }
             Ok(())

@@ -111,7 +111,7 @@ async fn create_node(ctx: &mut Context) -> CommandResult {
     if let Some(name) = name_override {
         config.name = name;
     }
-    nodes::create(&ctx.state, config).await?;
+    nodes::create(&ctx.state, config, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -134,7 +134,7 @@ async fn update_node(ctx: &mut Context) -> CommandResult {
     if config.name.is_empty() {
         config.name = name.clone();
     }
-    nodes::update(&ctx.state, &name, config).await?;
+    nodes::update(&ctx.state, &name, config, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -143,7 +143,7 @@ async fn delete_node(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
     let names = args.at_least_one("NAME")?.to_vec();
     for_each_name(ctx, &names, |ctx, name| {
-        async move { Ok(nodes::delete(&ctx.state, &name, ctx.identity.name()).await?) }.boxed()
+        async move { Ok(nodes::delete(&ctx.state, &name, &ctx.actor()).await?) }.boxed()
     })
     .await
 }

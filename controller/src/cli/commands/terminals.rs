@@ -175,7 +175,7 @@ async fn create(ctx: &mut Context) -> CommandResult {
         ondemand: ondemand(&args)?.unwrap_or(false),
         params: params(&args)?,
     };
-    terminals::create(&ctx.state, new).await?;
+    terminals::create(&ctx.state, new, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -287,7 +287,7 @@ async fn update(ctx: &mut Context) -> CommandResult {
         ondemand: ondemand(&args)?,
         params: params(&args)?,
     };
-    terminals::update(&ctx.state, name, changes).await?;
+    terminals::update(&ctx.state, name, changes, &ctx.actor()).await?;
     Ok(0)
 }
 
@@ -305,7 +305,7 @@ async fn delete(ctx: &mut Context) -> CommandResult {
     let names = args.at_least_one("NAME")?.to_vec();
     all_found(ctx, &names)?;
     for name in &names {
-        terminals::delete(&ctx.state, name).await?;
+        terminals::delete(&ctx.state, name, &ctx.actor()).await?;
     }
     Ok(0)
 }
@@ -324,7 +324,7 @@ async fn switch(ctx: &mut Context, on: bool) -> CommandResult {
     let names = args.at_least_one("NAME")?.to_vec();
     all_found(ctx, &names)?;
     for name in &names {
-        terminals::set_enabled(&ctx.state, name, on).await?;
+        terminals::set_enabled(&ctx.state, name, on, &ctx.actor()).await?;
     }
     Ok(0)
 }

@@ -8,8 +8,8 @@ use steward_protocol::shown::Shown;
 
 use super::args::Args;
 use super::{Command, CommandError, CommandResult, Context};
-use crate::auth::Permission;
 use crate::auth::permissions::ALL;
+use crate::auth::{Permission, accounts};
 use crate::store::users::{self, ANONYMOUS, AUTHENTICATED};
 
 pub const COMMANDS: &[&Command] = &[
@@ -162,12 +162,8 @@ async fn create_user(ctx: &mut Context) -> CommandResult {
     let name = args.one("NAME")?.to_owned();
     check_user_name(&name)?;
     let full_name = args.value("-full-name").unwrap_or(&name).to_owned();
-    let email = args.value("-email").map(str::to_owned);
-    let (n, f) = (name.clone(), full_name.clone());
-    let created = ctx
-        .state
-        .store
-        .call(move |c| users::create(c, &n, &f, email.as_deref()))
+    let email = args.value("-email");
+    let created = accounts::create_user(&ctx.state, &name, &full_name, email, &ctx.actor())
         .await
         .map_err(store_error("create-user"))?;
     if !created {
@@ -175,7 +171,6 @@ async fn create_user(ctx: &mut Context) -> CommandResult {
             "User ‘{name}’ already exists"
         )));
     }
-    tracing::info!(user = ?name, by = ?ctx.identity.name(), "user created");
     Ok(0)
 }
 
@@ -188,17 +183,12 @@ async fn delete_user(ctx: &mut Context) -> CommandResult {
             "You cannot delete yourself".into(),
         ));
     }
-    let n = name.clone();
-    let deleted = ctx
-        .state
-        .store
-        .call(move |c| users::delete(c, &n))
+    let deleted = accounts::delete_user(&ctx.state, &name, &ctx.actor())
         .await
         .map_err(store_error("delete-user"))?;
     if !deleted {
         return Err(no_such_user(&name));
     }
-    tracing::info!(user = ?name, by = ?ctx.identity.name(), "user deleted");
     Ok(0)
 }
 
@@ -279,21 +269,12 @@ async fn set_password(ctx: &mut Context) -> CommandResult {
             "A password is at most {MAX_PASSWORD} bytes"
         )));
     }
-    let hash = tokio::task::spawn_blocking(move || users::hash_password(&password))
-        .await
-        .map_err(|e| CommandError::unexpected("set-password", e))?
-        .map_err(store_error("set-password"))?;
-    let n = name.clone();
-    let set = ctx
-        .state
-        .store
-        .call(move |c| users::set_password(c, &n, &hash))
+    let set = accounts::set_password(&ctx.state, &name, password, &ctx.actor())
         .await
         .map_err(store_error("set-password"))?;
     if !set {
         return Err(no_such_user(&name));
     }
-    tracing::info!(user = ?name, by = ?ctx.identity.name(), "password set");
     Ok(0)
 }
 
@@ -306,17 +287,12 @@ async fn create_token(ctx: &mut Context) -> CommandResult {
         ));
     }
     let user = target_user(ctx, args.value("-user"))?;
-    let (u, n) = (user.clone(), token_name.clone());
-    let created = ctx
-        .state
-        .store
-        .call(move |c| users::create_token(c, &u, &n))
+    let created = accounts::create_token(&ctx.state, &user, &token_name, &ctx.actor())
         .await
         .map_err(store_error("create-api-token"))?;
     let Some((uuid, value)) = created else {
         return Err(no_such_user(&user));
     };
-    tracing::info!(user = ?user, token = ?uuid, by = ?ctx.identity.name(), "API token created");
     ctx.out.stdout(format!("{value}\n")).await;
     ctx.out
         .stderr(format!(
@@ -364,11 +340,7 @@ async fn revoke_token(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &["-user"])?;
     let uuid = args.one("UUID")?.to_owned();
     let user = target_user(ctx, args.value("-user"))?;
-    let (u, id) = (user.clone(), uuid.clone());
-    let revoked = ctx
-        .state
-        .store
-        .call(move |c| users::revoke_token(c, &u, &id))
+    let revoked = accounts::revoke_token(&ctx.state, &user, &uuid, &ctx.actor())
         .await
         .map_err(store_error("revoke-api-token"))?;
     if !revoked {
@@ -377,7 +349,6 @@ async fn revoke_token(ctx: &mut Context) -> CommandResult {
             Shown(&uuid)
         )));
     }
-    tracing::info!(user = ?user, token = ?uuid, by = ?ctx.identity.name(), "API token revoked");
     Ok(0)
 }
 
@@ -424,13 +395,9 @@ async fn principal_and_permissions(
 async fn grant(ctx: &mut Context) -> CommandResult {
     ctx.require(Permission::OverallAdminister)?;
     let (principal, permissions) = principal_and_permissions(ctx).await?;
-    let (p, list) = (principal.clone(), permissions.clone());
-    ctx.state
-        .store
-        .call(move |c| users::grant(c, &p, &list))
+    accounts::grant(&ctx.state, &principal, &permissions, &ctx.actor())
         .await
         .map_err(store_error("grant-permissions"))?;
-    tracing::info!(principal = ?principal, permissions = ?permissions, by = ?ctx.identity.name(), "permissions granted");
     Ok(0)
 }
 
@@ -442,13 +409,9 @@ async fn revoke(ctx: &mut Context) -> CommandResult {
             "You cannot revoke your own Overall/Administer: another administrator can".into(),
         ));
     }
-    let (p, list) = (principal.clone(), permissions.clone());
-    ctx.state
-        .store
-        .call(move |c| users::revoke(c, &p, &list))
+    accounts::revoke(&ctx.state, &principal, &permissions, &ctx.actor())
         .await
         .map_err(store_error("revoke-permissions"))?;
-    tracing::info!(principal = ?principal, permissions = ?permissions, by = ?ctx.identity.name(), "permissions revoked");
     Ok(0)
 }
 

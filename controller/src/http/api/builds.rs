@@ -15,7 +15,7 @@ use steward_protocol::job_xml::git::CheckoutResult;
 use tokio_util::io::ReaderStream;
 
 use super::actions::actions;
-use super::{ApiError, ApiQuery, job_caller, redirect};
+use super::{ApiError, ApiQuery, Remote, job_caller, redirect};
 use crate::auth::Permission;
 use crate::builds::delete::{DeleteError, delete_ranges, keep_forever};
 use crate::builds::history::{duration_ms, estimate};
@@ -381,6 +381,7 @@ pub async fn progressive_text(
 pub async fn stop(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::JobCancel).await?;
@@ -388,7 +389,7 @@ pub async fn stop(
     let row = builds::find(&state, &name, &which).await?;
     if let Some(build) = state.builds.running_build(&name, row.number) {
         tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build stopped over the REST API");
-        build.abort(identity.name());
+        builds::abort::asked_by(&state, &build, &remote.actor(&identity));
     }
     Ok(redirect(&build_url(
         &state.config.root_url,

@@ -11,7 +11,7 @@ use http::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use steward_protocol::node_xml::{INBOUND_LAUNCHER, NodeConfig, NodeMode, XML_DECLARATION};
 
-use super::{ApiError, caller, redirect};
+use super::{ApiError, Remote, caller, redirect};
 use crate::auth::Permission;
 use crate::nodes::{self, NodeStatus};
 use crate::state::AppState;
@@ -181,10 +181,11 @@ pub async fn page(
 /// `POST /computer/doCreateItem` with `name`, `type` and the `json` form field.
 pub async fn create(
     State(state): State<AppState>,
+    remote: Remote,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::AgentCreate).await?;
+    let identity = caller(&state, &headers, Permission::AgentCreate).await?;
     let name = form
         .get("name")
         .ok_or_else(|| ApiError::bad_request("missing form field 'name'"))?;
@@ -203,7 +204,7 @@ pub async fn create(
         None => json!({}),
     };
     let config = config_from_form(name, &spec)?;
-    nodes::create(&state, config).await?;
+    nodes::create(&state, config, &remote.actor(&identity)).await?;
     Ok(redirect(&format!("{}computer/", state.config.root_url)))
 }
 
@@ -262,10 +263,11 @@ fn config_from_form(name: &str, spec: &Value) -> Result<NodeConfig, ApiError> {
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::AgentDelete).await?;
-    nodes::delete(&state, &name, identity.name()).await?;
+    nodes::delete(&state, &name, &remote.actor(&identity)).await?;
     Ok(redirect(&format!("{}computer/", state.config.root_url)))
 }
 
@@ -274,6 +276,7 @@ pub async fn toggle_offline(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::AgentDisconnect).await?;
@@ -285,7 +288,7 @@ pub async fn toggle_offline(
             by: identity.name().to_owned(),
         }),
     };
-    nodes::set_temporarily_offline(&state, &name, mark).await?;
+    nodes::set_temporarily_offline(&state, &name, mark, &remote.actor(&identity)).await?;
     Ok(redirect(&format!(
         "{}computer/{}/",
         state.config.root_url,
@@ -309,16 +312,17 @@ pub async fn get_config(
 pub async fn post_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::AgentConfigure).await?;
+    let identity = caller(&state, &headers, Permission::AgentConfigure).await?;
     nodes::get(&state, &name).await?;
     let mut config = NodeConfig::from_xml(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid node XML: {e}")))?;
     if config.name.is_empty() {
         config.name = name.clone();
     }
-    nodes::update(&state, &name, config).await?;
+    nodes::update(&state, &name, config, &remote.actor(&identity)).await?;
     Ok(http::StatusCode::OK.into_response())
 }

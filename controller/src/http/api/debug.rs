@@ -11,7 +11,8 @@ use serde_json::json;
 use steward_protocol::duration::parse_duration;
 use steward_protocol::shown::Shown;
 
-use super::{ApiError, caller, job_caller, json};
+use super::{ApiError, Remote, caller, job_caller, json};
+use crate::audit::Actor;
 use crate::auth::{Identity, Permission};
 use crate::breakpoints;
 use crate::ssh::keys::{self, KeysError};
@@ -66,11 +67,12 @@ pub async fn list_keys(
 /// `POST /me/ssh-keys/add` with the keys as the body (text, one per line).
 pub async fn add_keys(
     State(state): State<AppState>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
     let user = user(&state, &headers).await?;
-    let added = keys::add(&state, &user, &body).await?;
+    let added = keys::add(&state, &Actor::new(&user, remote.0), &body).await?;
     let keys: Vec<_> = added
         .iter()
         .map(|k| json!({ "fingerprint": k.row.fingerprint, "new": k.new }))
@@ -86,11 +88,12 @@ pub struct RemoveQuery {
 /// `POST /me/ssh-keys/remove?fingerprint=SHA256:…`.
 pub async fn remove_key(
     State(state): State<AppState>,
+    remote: Remote,
     headers: HeaderMap,
     Query(query): Query<RemoveQuery>,
 ) -> Result<Response, ApiError> {
     let user = user(&state, &headers).await?;
-    keys::remove(&state, &user, &query.fingerprint).await?;
+    keys::remove(&state, &Actor::new(&user, remote.0), &query.fingerprint).await?;
     Ok(json(json!({ "removed": query.fingerprint })))
 }
 
@@ -132,6 +135,7 @@ pub struct ExtendQuery {
 pub async fn extend(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
+    remote: Remote,
     headers: HeaderMap,
     Query(query): Query<ExtendQuery>,
 ) -> Result<Response, ApiError> {
@@ -148,7 +152,7 @@ pub async fn extend(
             })?,
     };
     let (identity, held) = held(&state, &headers, &name, &which).await?;
-    let message = breakpoints::extend(&held, by, identity.name());
+    let message = breakpoints::extend(&state, &held, by, identity.name(), &remote.actor(&identity));
     let mut status = serde_json::to_value(held.status(&state)).map_err(ApiError::internal)?;
     status["message"] = message.into();
     Ok(json(status))

@@ -19,7 +19,8 @@ use steward_protocol::shown::Shown;
 use super::actions::job_properties;
 use super::builds::build_ref;
 use super::queue::item_json;
-use super::{ApiError, ApiQuery, caller, job_caller, redirect};
+use super::{ApiError, ApiQuery, Remote, caller, job_caller, redirect};
+use crate::audit::Actor;
 use crate::auth::{Identity, Permission};
 use crate::builds::history::{JobSummary, summary};
 use crate::builds::{self, BuildError, ItemView, MAX_HISTORY, job_url};
@@ -284,10 +285,12 @@ pub async fn page(
 pub async fn create_item(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, Permission::JobCreate).await?;
+    let identity = caller(&state, &headers, Permission::JobCreate).await?;
+    let by = remote.actor(&identity);
     let name = query
         .get("name")
         .ok_or_else(|| ApiError::bad_request("Query parameter 'name' is required"))?;
@@ -296,14 +299,14 @@ pub async fn create_item(
     match query.get("mode").map(String::as_str) {
         None | Some("") => {
             let config = parse_job_xml(body).await?;
-            jobs::create(&state, &name, config).await?;
+            jobs::create(&state, &name, config, &by).await?;
             Ok(StatusCode::OK.into_response())
         }
         Some("copy") => {
             let from = query
                 .get("from")
                 .ok_or_else(|| ApiError::bad_request("mode=copy needs the 'from' parameter"))?;
-            jobs::copy(&state, from, &name).await?;
+            jobs::copy(&state, from, &name, &by).await?;
             Ok(redirect(&job_url(&state.config.root_url, &name)))
         }
         Some(other) => Err(ApiError::bad_request(format!(
@@ -336,12 +339,13 @@ pub async fn get_config(
 pub async fn post_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
     let config = parse_job_xml(body).await?;
-    jobs::update(&state, &job.name, config).await?;
+    jobs::update(&state, &job.name, config, &remote.actor(&identity)).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -349,11 +353,12 @@ pub async fn post_config(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::JobDelete).await?;
     let name = job.name.clone();
-    jobs::delete(&state, &name, identity.name()).await?;
+    jobs::delete(&state, &name, &remote.actor(&identity)).await?;
     Ok(redirect(state.config.root_url.as_str()))
 }
 
@@ -361,18 +366,20 @@ pub async fn delete(
 pub async fn enable(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    set_disabled(state, name, headers, false).await
+    set_disabled(state, name, remote, headers, false).await
 }
 
 /// `POST /job/NAME/disable`: 302 to the job.
 pub async fn disable(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    set_disabled(state, name, headers, true).await
+    set_disabled(state, name, remote, headers, true).await
 }
 
 /// `POST /job/NAME/doRename?newName=NEW` (python-jenkins' `rename_job`): Job/Configure on
@@ -381,6 +388,7 @@ pub async fn rename(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
@@ -390,7 +398,7 @@ pub async fn rename(
     let to = query
         .get("newName")
         .ok_or_else(|| ApiError::bad_request("Query parameter 'newName' is required"))?;
-    let to = jobs::rename(&state, &job.name, to).await?;
+    let to = jobs::rename(&state, &job.name, to, &remote.actor(&identity)).await?;
     Ok(super::redirect(&crate::builds::job_url(
         &state.config.root_url,
         &to,
@@ -403,10 +411,11 @@ pub async fn set_next_build_number(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
     let field = query.get("nextBuildNumber").cloned().or_else(|| {
         url::form_urlencoded::parse(body.as_bytes())
             .find(|(k, _)| k == "nextBuildNumber")
@@ -425,7 +434,7 @@ pub async fn set_next_build_number(
                 Shown(&text)
             ))
         })?;
-    jobs::set_next_build_number(&state, &job.name, next).await?;
+    jobs::set_next_build_number(&state, &job.name, next, &remote.actor(&identity)).await?;
     Ok(super::redirect(&crate::builds::job_url(
         &state.config.root_url,
         &job.name,
@@ -507,12 +516,13 @@ pub async fn wipe_out_workspace(
 async fn set_disabled(
     state: AppState,
     name: String,
+    remote: Remote,
     headers: HeaderMap,
     disabled: bool,
 ) -> Result<Response, ApiError> {
-    let (_, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
     let name = job.name.clone();
-    jobs::set_disabled(&state, &name, disabled).await?;
+    jobs::set_disabled(&state, &name, disabled, &remote.actor(&identity)).await?;
     Ok(redirect(&job_url(&state.config.root_url, &name)))
 }
 
@@ -571,9 +581,9 @@ async fn queue_build(
     state: &AppState,
     name: &str,
     given: &[(String, String)],
-    identity: &Identity,
+    by: &Actor,
 ) -> Result<Response, ApiError> {
-    let queued = builds::enqueue(state, name, given, CauseKind::User, identity.name()).await?;
+    let queued = builds::enqueue(state, name, given, CauseKind::User, by).await?;
     let location = format!("{}queue/item/{}/", state.config.root_url, queued.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)]).into_response())
 }
@@ -585,6 +595,7 @@ pub async fn build(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    remote: Remote,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -605,7 +616,7 @@ pub async fn build(
             }
         }
     };
-    queue_build(&state, &name, &given, &identity).await
+    queue_build(&state, &name, &given, &remote.actor(&identity)).await
 }
 
 /// `POST /job/NAME/buildWithParameters?NAME=VALUE…` (query or form body). As in Jenkins,
@@ -615,6 +626,7 @@ pub async fn build_with_parameters(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    remote: Remote,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -636,7 +648,7 @@ pub async fn build_with_parameters(
             given.push((key, value));
         }
     }
-    queue_build(&state, &name, &given, &identity).await
+    queue_build(&state, &name, &given, &remote.actor(&identity)).await
 }
 
 #[cfg(test)]

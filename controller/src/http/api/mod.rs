@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod artifacts;
+pub mod audit;
 pub mod builds;
 pub mod computers;
 pub mod debug;
@@ -290,6 +291,31 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiQuery {
                 .map(|tree| ApiQuery { tree: Some(tree) })
                 .map_err(|e| ApiError::bad_request(e.to_string())),
         }
+    }
+}
+
+/// The client's address, when the server put it in the request (`http::server` does for
+/// every connection); for the audit log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Remote(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+impl Remote {
+    /// `identity` acting from this address, as the audit log records it.
+    pub fn actor(self, identity: &Identity) -> crate::audit::Actor {
+        crate::audit::Actor::new(identity.name(), self.0)
     }
 }
 

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::{ApiError, caller};
-use crate::auth::{Identity, Permission};
+use super::{ApiError, Remote, caller};
+use crate::auth::{Identity, Permission, accounts};
 use crate::state::AppState;
 use crate::store::users;
 
@@ -99,6 +99,7 @@ pub async fn generate_token(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
@@ -107,15 +108,11 @@ pub async fn generate_token(
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Token created on REST".to_owned());
-    let (u, n) = (name.clone(), token_name.clone());
-    let created = state
-        .store
-        .call(move |c| users::create_token(c, &u, &n))
-        .await?;
+    let created =
+        accounts::create_token(&state, &name, &token_name, &remote.actor(&identity)).await?;
     let Some((uuid, value)) = created else {
         return Err(ApiError::not_found(format!("No such user {name}")));
     };
-    tracing::info!(user = ?name, token = ?uuid, by = ?identity.name(), "API token created");
     Ok(super::json(json!({
         "status": "ok",
         "data": {"tokenName": token_name, "tokenUuid": uuid, "tokenValue": value},
@@ -128,6 +125,7 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    remote: Remote,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
@@ -142,16 +140,11 @@ pub async fn revoke_token(
     else {
         return Err(ApiError::bad_request("tokenUuid is required"));
     };
-    let (u, id) = (name.clone(), uuid.clone());
-    let revoked = state
-        .store
-        .call(move |c| users::revoke_token(c, &u, &id))
-        .await?;
+    let revoked = accounts::revoke_token(&state, &name, &uuid, &remote.actor(&identity)).await?;
     if !revoked {
         return Err(ApiError::not_found(format!(
             "{name} has no API token {uuid}"
         )));
     }
-    tracing::info!(user = ?name, token = ?uuid, by = ?identity.name(), "API token revoked");
     Ok(StatusCode::OK.into_response())
 }
