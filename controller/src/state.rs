@@ -40,6 +40,8 @@ pub struct AppState {
     pub triggers: Arc<crate::triggers::Triggers>,
     /// The home's disk: the reserved space and the "disk full" state.
     pub disk: Arc<crate::disk::Disk>,
+    /// The session id and the end administrators ask for (`lifecycle`).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the controller shuts down.
@@ -52,6 +54,7 @@ impl AppState {
     /// the services that take the whole state.
     pub fn for_tests(dir: &std::path::Path) -> AppState {
         let listen = "127.0.0.1:0".parse().expect("an address");
+        let shutdown = CancellationToken::new();
         AppState {
             config: Arc::new(Config::new(dir.to_path_buf(), listen)),
             store: Store::open(&dir.join("steward.db")).expect("a store"),
@@ -76,7 +79,8 @@ impl AppState {
             )),
             disk: Arc::new(crate::disk::Disk::open(dir)),
             tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            lifecycle: Arc::new(crate::lifecycle::Lifecycle::new(shutdown.clone())),
+            shutdown,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod scm;
 pub mod ssh_keys;
 pub mod terminals;
 pub mod users;
+pub mod views;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -221,6 +222,16 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO grants SELECT name, 'hudson.model.Hudson.Administer' FROM users WHERE is_admin = 1;
     INSERT INTO grants VALUES ('authenticated', 'hudson.model.Hudson.Read'),
         ('authenticated', 'hudson.model.Item.Read');",
+    // A build's description and display name (`set-build-description`,
+    // `set-build-display-name`), and the views (views.rs): each one's XML by name.
+    "ALTER TABLE builds ADD COLUMN description TEXT;
+    ALTER TABLE builds ADD COLUMN display_name TEXT;
+    CREATE TABLE views (
+        name TEXT PRIMARY KEY NOT NULL,
+        config_xml TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -11,10 +11,12 @@ pub mod builds;
 pub mod computers;
 pub mod debug;
 pub mod jobs;
+pub mod plugins;
 pub mod queue;
 pub mod root;
 pub mod tree;
 pub mod users;
+pub mod views;
 
 use std::sync::Arc;
 

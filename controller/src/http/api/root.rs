@@ -35,6 +35,11 @@ pub async fn api_json(
     } else {
         Vec::new()
     };
+    let views: Vec<serde_json::Value> = super::views::readable_views(&state, &identity)
+        .await?
+        .iter()
+        .map(|v| super::views::view_ref(&state.config.root_url, v))
+        .collect();
     let root = state.config.root_url.as_str();
     Ok(query.answer(json!({
         "_class": "hudson.model.Hudson",
@@ -49,7 +54,8 @@ pub async fn api_json(
         "url": root,
         "useCrumbs": false,
         "useSecurity": true,
-        "views": [{"_class": "hudson.model.AllView", "name": "all", "url": root}],
+        "primaryView": {"_class": "hudson.model.AllView", "name": "all", "url": root},
+        "views": views,
     })))
 }
 
