@@ -109,8 +109,18 @@ pub fn find(name: &str) -> Option<&'static Plugin> {
 /// padded to the longest of each, as Jenkins' `%-Ns %-Ms %s`.
 pub fn table(plugins: &[&Plugin]) -> String {
     // Jenkins pads to `String.length()`: UTF-16 units. Every name here is ASCII.
-    let short = plugins.iter().map(|p| p.short_name.len()).max().unwrap_or(1).max(1);
-    let long = plugins.iter().map(|p| p.long_name.len()).max().unwrap_or(1).max(1);
+    let short = plugins
+        .iter()
+        .map(|p| p.short_name.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let long = plugins
+        .iter()
+        .map(|p| p.long_name.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     plugins
         .iter()
         .map(|p| {

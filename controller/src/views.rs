@@ -78,10 +78,11 @@ fn compile(pattern: &str) -> Result<regex_automata::meta::Regex, ViewError> {
                     .hybrid_cache_capacity(REGEX_SIZE_LIMIT),
             )
             .build(text)
+            .map_err(|e| bad(e.to_string()))
     };
     // Checked alone first, so a stray `)` cannot close the anchoring group.
-    build(pattern).map_err(|e| bad(e.to_string()))?;
-    build(&format!("^(?:{pattern})$")).map_err(|e| bad(e.to_string()))
+    build(pattern)?;
+    build(&format!("^(?:{pattern})$"))
 }
 
 impl View {
@@ -181,13 +182,17 @@ pub async fn list(state: &AppState) -> Result<Vec<View>, ViewError> {
                 config.name = name;
                 match View::new(config) {
                     Ok(view) => views.push(view),
-                    Err(e) => tracing::error!(view = ?name_of(&xml), error = ?e.to_string(), "cannot read a stored view"),
+                    Err(e) => {
+                        tracing::error!(view = ?name_of(&xml), error = ?e.to_string(), "cannot read a stored view")
+                    }
                 }
             }
-            Err(e) => tracing::error!(view = ?name, error = ?e.to_string(), "cannot read a stored view"),
+            Err(e) => {
+                tracing::error!(view = ?name, error = ?e.to_string(), "cannot read a stored view")
+            }
         }
     }
-    views.sort_by(|a, b| a.name().to_lowercase().cmp(&b.name().to_lowercase()));
+    views.sort_by_key(|v| v.name().to_lowercase());
     Ok(views)
 }
 
@@ -311,7 +316,10 @@ mod tests {
         );
         assert!(view.contains("deploy"), "names are compared case aside");
         assert!(view.contains("web-frontend"));
-        assert!(!view.contains("old-web-frontend"), "the whole name must match");
+        assert!(
+            !view.contains("old-web-frontend"),
+            "the whole name must match"
+        );
         assert!(!view.contains("api"));
         let names: Vec<String> = ["api", "deploy", "web-1"].map(String::from).into();
         assert_eq!(view.jobs(&names), ["deploy", "web-1"]);
@@ -341,17 +349,28 @@ mod tests {
     async fn views_are_created_updated_and_deleted_and_all_always_exists() {
         let dir = tempfile::tempdir().unwrap();
         let state = AppState::for_tests(dir.path());
-        let names = |views: Vec<View>| views.iter().map(|v| v.name().to_owned()).collect::<Vec<_>>();
+        let names = |views: Vec<View>| {
+            views
+                .iter()
+                .map(|v| v.name().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(list(&state).await.unwrap()), ["all"]);
         let web = ViewConfig::from_xml(
             "<hudson.model.ListView><name>Web</name><jobNames><string>a</string></jobNames></hudson.model.ListView>",
         )
         .unwrap();
         assert_eq!(create(&state, web.clone()).await.unwrap(), "Web");
-        assert!(matches!(create(&state, web.clone()).await, Err(ViewError::Exists(_))));
+        assert!(matches!(
+            create(&state, web.clone()).await,
+            Err(ViewError::Exists(_))
+        ));
         let mut all = web.clone();
         all.name = "all".into();
-        assert!(matches!(create(&state, all).await, Err(ViewError::Exists(_))));
+        assert!(matches!(
+            create(&state, all).await,
+            Err(ViewError::Exists(_))
+        ));
         assert_eq!(names(list(&state).await.unwrap()), ["all", "Web"]);
         // A new kind is refused; the name in the XML is not taken.
         let renamed = ViewConfig::from_xml(
@@ -363,15 +382,27 @@ mod tests {
         assert_eq!(got.config.description.as_deref(), Some("d"));
         let kind = ViewConfig::new(ViewKind::All, "Web");
         assert_eq!(
-            update(&state, "Web", kind).await.unwrap_err().to_string().lines().next(),
-            Some("Expecting view type: class hudson.model.ListView but got: class hudson.model.AllView instead.")
+            update(&state, "Web", kind)
+                .await
+                .unwrap_err()
+                .to_string()
+                .lines()
+                .next(),
+            Some(
+                "Expecting view type: class hudson.model.ListView but got: class hudson.model.AllView instead."
+            )
         );
         // The built-in view: described, not deleted; found as `All` too.
         let mut described = ViewConfig::new(ViewKind::All, "all");
         described.description = Some("Everything".into());
         update(&state, "All", described).await.unwrap();
         assert_eq!(
-            get(&state, "all").await.unwrap().config.description.as_deref(),
+            get(&state, "all")
+                .await
+                .unwrap()
+                .config
+                .description
+                .as_deref(),
             Some("Everything")
         );
         assert_eq!(

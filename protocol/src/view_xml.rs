@@ -180,9 +180,10 @@ impl ViewConfig {
         if self.kind == ViewKind::List {
             let mut job_names = Element::new("jobNames");
             let mut comparator = Element::new("comparator");
-            comparator
-                .attributes
-                .push(("class".into(), "hudson.util.CaseInsensitiveComparator".into()));
+            comparator.attributes.push((
+                "class".into(),
+                "hudson.util.CaseInsensitiveComparator".into(),
+            ));
             job_names.children.push(Node::Element(comparator));
             for name in &self.job_names {
                 job_names
@@ -199,7 +200,11 @@ impl ViewConfig {
         }
         let written: Vec<&str> = COMMON
             .iter()
-            .chain(if self.kind == ViewKind::List { LIST_ONLY } else { &[] })
+            .chain(if self.kind == ViewKind::List {
+                LIST_ONLY
+            } else {
+                &[]
+            })
             .copied()
             .collect();
         for other in &self.kept {
@@ -266,7 +271,10 @@ mod tests {
             ),
             "{written}"
         );
-        assert!(written.contains("<custom a=\"1\">kept</custom>"), "{written}");
+        assert!(
+            written.contains("<custom a=\"1\">kept</custom>"),
+            "{written}"
+        );
         assert!(
             written.find("<columns>").unwrap() < written.find("<includeRegex>").unwrap(),
             "{written}"
@@ -287,10 +295,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(all.kind, ViewKind::All);
-        assert_eq!(
-            all.to_xml(),
-            ViewConfig::new(ViewKind::All, "all").to_xml()
-        );
+        assert_eq!(all.to_xml(), ViewConfig::new(ViewKind::All, "all").to_xml());
         assert!(!all.to_xml().contains("jobNames"));
         for (bad, why) in [
             (

@@ -206,3 +206,12 @@ fn rest_job_requests_with_bad_input_get_clear_answers() {
     expect("POST", "/job/x/doDelete", "", 302, "");
     expect("GET", "/job/x/api/json", "", 404, "No such job 'x'");
 }
+
+#[test]
+fn python_jenkins_manages_views_and_reads_the_plugins() {
+    let c = Controller::start();
+    for job in ["web-app", "web-docs", "api"] {
+        c.create_job(job, &steward_tests::Freestyle::shell("true"));
+    }
+    run_python("views_api.py", &[&c.url, "admin", &c.token]);
+}

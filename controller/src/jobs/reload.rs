@@ -108,7 +108,10 @@ pub async fn reload(state: &AppState, name: &str) -> Result<Reloaded, JobError> 
             return Ok(outcome(state, &entry));
         }
     }
-    Err(StoreError::Task(format!("job '{stored}' kept changing while it was reloaded")).into())
+    Err(StoreError::Task(format!(
+        "job '{stored}' kept changing while it was reloaded"
+    ))
+    .into())
 }
 
 /// Reads every job again from the store: new rows appear, rows gone disappear, every
@@ -172,16 +175,27 @@ mod tests {
         let edited = job("edited");
         state
             .store
-            .call(move |c| Ok(jobs::update(c, "app", &edited)?))
+            .call(move |c| jobs::update(c, "app", &edited))
             .await
             .unwrap();
         assert_eq!(
-            super::super::get(&state, "app").await.unwrap().config.description,
+            super::super::get(&state, "app")
+                .await
+                .unwrap()
+                .config
+                .description,
             "first"
         );
-        assert_eq!(reload(&state, "app").await.unwrap(), Reloaded::Ready(vec![]));
         assert_eq!(
-            super::super::get(&state, "app").await.unwrap().config.description,
+            reload(&state, "app").await.unwrap(),
+            Reloaded::Ready(vec![])
+        );
+        assert_eq!(
+            super::super::get(&state, "app")
+                .await
+                .unwrap()
+                .config
+                .description,
             "edited"
         );
         // A row added behind the cache, and one broken.
@@ -190,7 +204,7 @@ mod tests {
             .store
             .call(move |c| {
                 jobs::insert(c, "added", &added)?;
-                Ok(jobs::update(c, "app", &broken)?)
+                jobs::update(c, "app", &broken)
             })
             .await
             .unwrap();
@@ -201,7 +215,7 @@ mod tests {
         // A row removed behind the cache.
         state
             .store
-            .call(|c| Ok(jobs::delete(c, "added")?))
+            .call(|c| jobs::delete(c, "added"))
             .await
             .unwrap();
         assert!(matches!(

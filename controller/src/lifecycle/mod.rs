@@ -145,9 +145,20 @@ mod tests {
         let state = AppState::for_tests(dir.path());
         // Idle: it ends once the answer is out.
         let answered = CancellationToken::new();
-        end_after(&state, Exit::Restart, true, "admin", Some("upgrade"), answered.clone());
+        end_after(
+            &state,
+            Exit::Restart,
+            true,
+            "admin",
+            Some("upgrade"),
+            answered.clone(),
+        );
         assert_eq!(
-            state.builds.quieting_down().and_then(|q| q.reason).as_deref(),
+            state
+                .builds
+                .quieting_down()
+                .and_then(|q| q.reason)
+                .as_deref(),
             Some("upgrade")
         );
         tokio::task::yield_now().await;

@@ -49,7 +49,10 @@ pub fn inherited(listen: SocketAddr) -> Option<std::net::TcpListener> {
         return None;
     };
     if fd <= 2 || !is_listening_socket(fd) {
-        tracing::warn!(fd, "{LISTEN_FD_VAR} names no listening socket; binding anew");
+        tracing::warn!(
+            fd,
+            "{LISTEN_FD_VAR} names no listening socket; binding anew"
+        );
         return None;
     }
     // SAFETY: `fd` is open (fstat and getsockopt succeeded on it), a listening socket,
@@ -129,7 +132,10 @@ fn exec(listener: Option<OwnedFd>) -> std::io::Error {
     // a library opened without close-on-exec are closed by the exec too.
     if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
         for entry in entries.flatten() {
-            if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok())
+            if let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
                 && fd > 2
                 && Some(fd) != keep
             {

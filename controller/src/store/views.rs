@@ -22,9 +22,11 @@ pub fn rows(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
 /// The XML of view `name`, if stored.
 pub fn get_xml(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row("SELECT config_xml FROM views WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT config_xml FROM views WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

@@ -59,7 +59,11 @@ async fn target(
     let [job, which, text] = match args.positional.as_slice() {
         [a, b, c] => [a.clone(), b.clone(), c.clone()],
         [] => return Err(CommandError::BadArgs("Argument \"JOB\" is required".into())),
-        [_] => return Err(CommandError::BadArgs("Argument \"BUILD#\" is required".into())),
+        [_] => {
+            return Err(CommandError::BadArgs(
+                "Argument \"BUILD#\" is required".into(),
+            ));
+        }
         [_, _] => {
             return Err(CommandError::BadArgs(format!(
                 "Argument \"{text}\" is required"
