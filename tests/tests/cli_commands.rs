@@ -706,3 +706,35 @@ fn views_over_rest() {
     assert_eq!(deleted.status, 302);
     assert_eq!(get("/view/web/api/json").status, 404);
 }
+
+#[test]
+fn jenkins_lifecycle_posts_answer_then_act() {
+    let c = Controller::start();
+    let auth = c.admin_basic_auth_header();
+    let password = user(&c, "reader", &[]);
+    for path in ["/restart", "/safeRestart", "/exit", "/safeExit", "/reload"] {
+        let refused = http_request(&c.addr, "POST", path, &[&basic("reader", password)], b"");
+        assert_eq!(refused.status, 403, "{path}: {}", refused.text());
+    }
+    let reload = http_request(&c.addr, "POST", "/reload", &[&auth], b"");
+    assert_eq!(reload.status, 302, "{}", reload.text());
+    let before = session_id(&c).unwrap();
+    let restart = http_request(&c.addr, "POST", "/safeRestart?message=now", &[&auth], b"");
+    assert_eq!(restart.status, 302, "{}", restart.text());
+    wait_until(DEADLINE, "the controller restarted", || {
+        c.stdout.count("listening on ") == 2
+    });
+    let mut after = None;
+    wait_until(DEADLINE, "a new session id", || {
+        after = session_id(&c);
+        after.is_some()
+    });
+    assert_ne!(after.unwrap(), before);
+    let pid = c.pid();
+    let exit = http_request(&c.addr, "POST", "/exit", &[&auth], b"");
+    assert_eq!(
+        (exit.status, exit.text()),
+        (200, "Shutting down\n".to_owned())
+    );
+    wait_until(DEADLINE, "the controller exited", || exited(pid));
+}

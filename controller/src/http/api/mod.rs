@@ -11,6 +11,7 @@ pub mod builds;
 pub mod computers;
 pub mod debug;
 pub mod jobs;
+pub mod lifecycle;
 pub mod plugins;
 pub mod queue;
 pub mod root;
