@@ -18,6 +18,8 @@
 //!
 //! - [`fd_limit`]: the open-file limit, raised at start-up; [`disk`]: space kept in
 //!   reserve for build records, and the "disk full" state; [`units`]: sizes as printed.
+//! - [`lifecycle`]: the session id, and `restart`/`shutdown` (safe or not), the restart
+//!   running the binary again in place with its listening socket.
 //!
 //! [`start`] binds and serves; the binary in `main.rs` only parses options and calls it.
 
@@ -35,7 +37,9 @@ pub mod home;
 pub mod http;
 pub mod jobs;
 pub mod keepalive;
+pub mod lifecycle;
 pub mod nodes;
+pub mod plugins;
 pub mod schedule;
 pub mod ssh;
 pub mod state;
@@ -43,6 +47,7 @@ pub mod store;
 pub mod terminals;
 pub mod triggers;
 pub mod units;
+pub mod views;
 pub mod ws_close;
 
 use std::net::SocketAddr;
@@ -70,6 +75,8 @@ pub struct Started {
     pub initial_admin_token: Option<String>,
     pub home: Home,
     state: AppState,
+    /// The listening socket, kept to hand over to a restart.
+    listener: Option<std::os::fd::OwnedFd>,
     serve: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -77,6 +84,15 @@ impl Started {
     /// The running controller's shared state (registry, store), for in-process tools.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// What the binary needs to carry out a `restart` once [`Started::wait`] is back
+    /// ([`lifecycle::reexec::Handover::finish`]).
+    pub fn handover(&mut self) -> lifecycle::reexec::Handover {
+        lifecycle::reexec::Handover {
+            lifecycle: self.state.lifecycle.clone(),
+            listener: self.listener.take(),
+        }
     }
 
     /// Waits until the server has stopped (after the shutdown token was cancelled).
@@ -107,8 +123,15 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         })
         .await?;
 
-    let listener =
-        http::server::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    // A restart in place hands its listening socket over (`lifecycle::reexec`).
+    let listener = match lifecycle::reexec::inherited(config.listen) {
+        Some(inherited) => tokio::net::TcpListener::from_std(inherited)?,
+        None => http::server::bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?,
+    };
+    let kept = lifecycle::reexec::keep(&listener)
+        .map_err(|e| tracing::warn!(error = ?e.to_string(), "cannot keep the listening socket for a restart"))
+        .ok();
     let local_addr = listener.local_addr()?;
     if config.listen.port() == 0 && config.root_url == default_root_url(config.listen) {
         config.root_url = default_root_url(local_addr);
@@ -145,6 +168,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         )),
         disk: disk.clone(),
         tasks: TaskTracker::new(),
+        lifecycle: Arc::new(lifecycle::Lifecycle::new(shutdown.clone())),
         shutdown: shutdown.clone(),
     };
     state.tasks.spawn(disk::watch(disk, shutdown.clone()));
@@ -178,6 +202,7 @@ pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::R
         initial_admin_token,
         home,
         state: shared,
+        listener: kept,
         serve,
     })
 }

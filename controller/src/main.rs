@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();
-    let started = steward_controller::start(config, shutdown.clone())
+    let mut started = steward_controller::start(config, shutdown.clone())
         .await
         .context("starting the controller")?;
     println!(
@@ -192,7 +192,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    started.wait().await
+    // `restart` runs this binary again in place once the server has stopped.
+    let handover = started.handover();
+    started.wait().await?;
+    handover
+        .finish()
+        .context("running the controller again for a restart")
 }
 
 async fn wait_for_signal() {

@@ -215,8 +215,9 @@ impl NodeListCache {
         }
     }
 
-    /// Called after every committed write.
-    fn invalidate(&self) {
+    /// Called after every committed write, and to read the nodes again from the store
+    /// (`reload-configuration`).
+    pub fn invalidate(&self) {
         let mut slot = self.list.lock().unwrap_or_else(|p| p.into_inner());
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

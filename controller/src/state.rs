@@ -44,6 +44,8 @@ pub struct AppState {
     pub disk: Arc<crate::disk::Disk>,
     /// Who did what (`audit`).
     pub audit: crate::audit::AuditLog,
+    /// The session id and the end administrators ask for (`lifecycle`).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Background sessions (CLI over HTTP) the server waits for on shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the controller shuts down.
@@ -60,6 +62,7 @@ impl AppState {
         // Its writer runs on the test's runtime until the test ends.
         let (audit, _writer) =
             crate::audit::AuditLog::start(store.clone(), crate::audit::Retention::default());
+        let shutdown = CancellationToken::new();
         AppState {
             config: Arc::new(Config::new(dir.to_path_buf(), listen)),
             store,
@@ -86,7 +89,8 @@ impl AppState {
             )),
             disk: Arc::new(crate::disk::Disk::open(dir)),
             tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            lifecycle: Arc::new(crate::lifecycle::Lifecycle::new(shutdown.clone())),
+            shutdown,
         }
     }
 }

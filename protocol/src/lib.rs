@@ -16,6 +16,8 @@
 //!   timer or SCM poll fires at.
 //! - [`label`]: Jenkins label expressions (`linux && !arm`), which nodes a job may run on.
 //! - [`job_xml`]: the freestyle job XML that `create-job`/`get-job` speak, build parameters.
+//! - [`view_xml`]: the view XML that `create-view`/`get-view` speak (list views, the `all`
+//!   view).
 //! - [`junit`]: JUnit XML test reports, read as Jenkins' JUnit publisher reads them, and the
 //!   `testReport` JSON they make.
 //! - [`ant_glob`]: Ant file patterns (`**/target/*.jar`), as the artifact and test report
@@ -62,6 +64,7 @@ pub mod shown;
 pub mod ssh;
 pub mod steps;
 pub mod terminals;
+pub mod view_xml;
 pub mod xml;
 pub mod zip;
 

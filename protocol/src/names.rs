@@ -34,6 +34,7 @@ pub enum NameKind {
     Node,
     Job,
     Terminal,
+    View,
 }
 
 impl NameKind {
@@ -42,6 +43,7 @@ impl NameKind {
             NameKind::Node => "node",
             NameKind::Job => "job",
             NameKind::Terminal => "terminal",
+            NameKind::View => "view",
         }
     }
 
@@ -50,6 +52,7 @@ impl NameKind {
             NameKind::Node => "Node",
             NameKind::Job => "Job",
             NameKind::Terminal => "Terminal",
+            NameKind::View => "View",
         }
     }
 }

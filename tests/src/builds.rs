@@ -232,6 +232,10 @@ pub struct BuildLine {
     pub params: String,
     /// `T tests, F failed, S skipped`, or `-` without a test report.
     pub tests: String,
+    /// The display name set on it, or `-`.
+    pub display_name: String,
+    /// Its description, or `-`.
+    pub description: String,
 }
 
 impl Controller {
@@ -347,7 +351,7 @@ impl Controller {
             .lines()
             .map(|line| {
                 let fields: Vec<&str> = line.split('\t').collect();
-                assert_eq!(fields.len(), 8, "list-builds line {line:?}");
+                assert_eq!(fields.len(), 10, "list-builds line {line:?}");
                 BuildLine {
                     number: fields[0]
                         .strip_prefix('#')
@@ -358,6 +362,8 @@ impl Controller {
                     cause: fields[5].to_owned(),
                     params: fields[6].to_owned(),
                     tests: fields[7].to_owned(),
+                    display_name: fields[8].to_owned(),
+                    description: fields[9].to_owned(),
                 }
             })
             .collect()

@@ -212,3 +212,12 @@ fn python_jenkins_renames_renumbers_and_reads_queued_parameters() {
     let c = Controller::start();
     run_python("rename_api.py", &[&c.url, "admin", &c.token]);
 }
+
+#[test]
+fn python_jenkins_manages_views_and_reads_the_plugins() {
+    let c = Controller::start();
+    for job in ["web-app", "web-docs", "api"] {
+        c.create_job(job, &steward_tests::Freestyle::shell("true"));
+    }
+    run_python("views_api.py", &[&c.url, "admin", &c.token]);
+}

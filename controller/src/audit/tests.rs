@@ -65,6 +65,7 @@ async fn cli(state: &AppState, args: &[&str], stdin: &str) -> (i32, String) {
         out: Output::new(out_tx),
         cancel: CancellationToken::new(),
         stop: Default::default(),
+        answered: CancellationToken::new(),
     })
     .await;
     let (stdout, stderr) = collect.await.expect("the output");

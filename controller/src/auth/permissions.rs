@@ -30,8 +30,14 @@ pub enum Permission {
     JobDebug,
     /// Delete a build's record and console.
     RunDelete,
-    /// Change a build's record (keep it forever).
+    /// Change a build's record (keep it forever, its description and display name).
     RunUpdate,
+    /// Change a view's configuration.
+    ViewConfigure,
+    ViewCreate,
+    ViewDelete,
+    /// See a view (also given by View/Configure, or by a job in it the caller can read).
+    ViewRead,
     /// Attach to a terminal, read-write or read-only (our own).
     TerminalAttach,
     /// Create, change, start, stop and delete terminals, and read their recordings (our
@@ -70,6 +76,10 @@ pub const ALL: &[Permission] = &[
     JobDebug,
     RunDelete,
     RunUpdate,
+    ViewConfigure,
+    ViewCreate,
+    ViewDelete,
+    ViewRead,
     TerminalAttach,
     TerminalConfigure,
     CredentialsView,
@@ -104,6 +114,10 @@ impl Permission {
             JobDebug => "Job/Debug",
             RunDelete => "Run/Delete",
             RunUpdate => "Run/Update",
+            ViewConfigure => "View/Configure",
+            ViewCreate => "View/Create",
+            ViewDelete => "View/Delete",
+            ViewRead => "View/Read",
             TerminalAttach => "Terminal/Attach",
             TerminalConfigure => "Terminal/Configure",
             CredentialsView => "Credentials/View",
@@ -138,6 +152,10 @@ impl Permission {
             JobDebug => "steward.Item.Debug",
             RunDelete => "hudson.model.Run.Delete",
             RunUpdate => "hudson.model.Run.Update",
+            ViewConfigure => "hudson.model.View.Configure",
+            ViewCreate => "hudson.model.View.Create",
+            ViewDelete => "hudson.model.View.Delete",
+            ViewRead => "hudson.model.View.Read",
             TerminalAttach => "steward.Terminal.Attach",
             TerminalConfigure => "steward.Terminal.Configure",
             CredentialsView => "com.cloudbees.plugins.credentials.CredentialsProvider.View",
@@ -178,6 +196,7 @@ impl Permission {
         match self {
             OverallAdminister => ALL,
             JobConfigure => &[JobRead, JobExtendedRead],
+            ViewConfigure => &[ViewRead],
             AgentConfigure => &[AgentExtendedRead],
             TerminalConfigure => &[TerminalAttach],
             CredentialsCreate
@@ -251,6 +270,12 @@ mod tests {
         let configure = PermissionSet::from_iter([JobConfigure]);
         assert!(configure.contains(JobRead) && configure.contains(JobExtendedRead));
         assert!(!configure.contains(JobBuild));
+        assert_eq!(Permission::parse("View/Read"), Some(ViewRead));
+        assert_eq!(
+            Permission::parse("hudson.model.View.Configure"),
+            Some(ViewConfigure)
+        );
+        assert!(PermissionSet::from_iter([ViewConfigure]).contains(ViewRead));
         assert!(ALL.len() <= 64, "a set is one u64");
         for p in ALL {
             assert_eq!(Permission::parse(p.display_name()), Some(*p));

@@ -214,6 +214,8 @@ mod tests {
             keep_log: false,
             end_reason: None,
             unstable: false,
+            description: None,
+            display_name: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod bindings;
 mod checkout;
 pub mod console;
 pub mod delete;
+pub mod describe;
 pub mod environment;
 pub mod history;
 pub mod left;

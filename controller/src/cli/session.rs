@@ -113,6 +113,10 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         refused => refused,
     };
 
+    // Cancelled when this function returns: the answer is out and the client has closed
+    // (or the drain gave up on it).
+    let answered = CancellationToken::new();
+    let _answered = answered.clone().drop_guard();
     let events = ClientEvents {
         gone: gone.child_token(),
         interrupted: CancellationToken::new(),
@@ -138,6 +142,7 @@ pub async fn run(transport: Transport, auth: Result<Identity, AuthError>, state:
         out: out.clone(),
         cancel: events.gone.clone(),
         stop: stop.clone(),
+        answered,
     };
     // Boxed so it can be dropped explicitly, after its stop cause is recorded.
     let mut command = Box::pin(commands::dispatch(invocation));

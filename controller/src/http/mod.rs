@@ -13,6 +13,7 @@
 //! | `GET /jnlpJars/agent` | [`agent_binary`] |
 //! | `/api/json`, `/me/api/json`, `/crumbIssuer/api/json`, `/computer/…` | [`api`] (REST, compat §10) |
 //! | `/createItem`, `/job/NAME/…`, `/job/NAME/N/…`, `/queue/…` | [`api`] (REST, compat §10) |
+//! | `/createView`, `/view/NAME/…` (and `/view/NAME/job/…` as `/job/…`), `/pluginManager/api/json` | [`api`] |
 
 pub mod accept;
 pub mod adaptive_read;
@@ -85,14 +86,32 @@ pub fn router(state: AppState) -> Router {
             .nest(prefix, routes)
     };
     let for_fallback = state.clone();
-    app.fallback(move |headers: http::HeaderMap| {
-        root::not_found(axum::extract::State(for_fallback.clone()), headers)
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        state,
-        guard::same_origin,
+    let app = app
+        .fallback(move |headers: http::HeaderMap| {
+            root::not_found(axum::extract::State(for_fallback.clone()), headers)
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_origin,
+        ))
+        .layer(axum::middleware::map_response(add_version_headers));
+    // `/view/NAME/job/…` is `/job/…`: rewritten before the routes see the path.
+    let prefix = prefix.to_owned();
+    Router::new().fallback_service(tower::ServiceExt::map_request(
+        app,
+        move |mut request: axum::extract::Request| {
+            if let Some(path) = api::views::through_view(&prefix, request.uri().path()) {
+                let target = match request.uri().query() {
+                    Some(query) => format!("{path}?{query}"),
+                    None => path,
+                };
+                if let Ok(uri) = target.parse() {
+                    *request.uri_mut() = uri;
+                }
+            }
+            request
+        },
     ))
-    .layer(axum::middleware::map_response(add_version_headers))
 }
 
 /// The REST API (compat §10).
@@ -118,8 +137,14 @@ fn rest_routes() -> Router<AppState> {
         .route("/me/ssh-keys/add", post(api::debug::add_keys))
         .route("/me/ssh-keys/remove", post(api::debug::remove_key))
         .route("/crumbIssuer/api/json", get(api::root::crumb_issuer))
+        .route("/pluginManager/api/json", get(api::plugins::api_json))
         .route("/quietDown", post(api::root::quiet_down))
         .route("/cancelQuietDown", post(api::root::cancel_quiet_down))
+        .route("/restart", post(api::lifecycle::restart))
+        .route("/safeRestart", post(api::lifecycle::safe_restart))
+        .route("/exit", post(api::lifecycle::exit))
+        .route("/safeExit", post(api::lifecycle::safe_exit))
+        .route("/reload", post(api::lifecycle::reload))
         .route("/computer", get(api::computers::index))
         .route("/computer/", get(api::computers::index))
         .route("/computer/api/json", get(api::computers::list))
@@ -136,6 +161,13 @@ fn rest_routes() -> Router<AppState> {
             "/computer/{name}/config.xml",
             get(api::computers::get_config).post(api::computers::post_config),
         )
+        .route("/createView", post(api::views::create))
+        .route("/view/{name}/api/json", get(api::views::show))
+        .route(
+            "/view/{name}/config.xml",
+            get(api::views::get_config).post(api::views::post_config),
+        )
+        .route("/view/{name}/doDelete", post(api::views::delete))
         .merge(job_routes())
 }
 
@@ -199,6 +231,10 @@ fn job_routes() -> Router<AppState> {
             post(api::debug::resume),
         )
         .route("/job/{name}/{build}/doDelete", post(builds::delete))
+        .route(
+            "/job/{name}/{build}/submitDescription",
+            post(builds::submit_description),
+        )
         .route(
             "/job/{name}/{build}/toggleLogKeep",
             post(builds::toggle_log_keep),

@@ -87,7 +87,14 @@ impl JobCache {
         self.lock().remove(name);
     }
 
-    /// Fills the cache at start-up, before anything reads or writes jobs.
+    /// Replaces what the cache holds for `name` (a job read again from the store), inside
+    /// the store call that read it.
+    pub fn fill_one(&self, name: String, entry: Entry) {
+        self.lock().insert(name, entry);
+    }
+
+    /// Fills the cache at start-up, before anything reads or writes jobs; and, on a reload,
+    /// inside the store call that read the rows.
     pub fn fill(&self, entries: impl IntoIterator<Item = (String, Entry)>) {
         let mut jobs = self.lock();
         jobs.clear();

@@ -9,6 +9,7 @@
 //! a job under the name as given, else under its NFC form ([`cache::JobCache::find`]).
 
 pub mod cache;
+pub mod reload;
 
 use std::sync::Arc;
 

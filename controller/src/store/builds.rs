@@ -204,6 +204,10 @@ pub struct BuildRow {
     pub end_reason: Option<String>,
     /// A step ended with its `unstableReturn`: the build ends UNSTABLE at best.
     pub unstable: bool,
+    /// Set by `set-build-description` or `submitDescription`; `None` until then.
+    pub description: Option<String>,
+    /// Set by `set-build-display-name`: shown instead of `#N`; `None` until then.
+    pub display_name: Option<String>,
 }
 
 /// A step's recorded end.
@@ -362,6 +366,8 @@ pub fn start(conn: &mut Connection, start: &Start<'_>) -> Result<Option<BuildRow
         keep_log: false,
         end_reason: None,
         unstable: false,
+        description: None,
+        display_name: None,
     }))
 }
 
@@ -491,7 +497,7 @@ pub fn clear_console_tail(conn: &Connection, id: u64) -> Result<(), StoreError> 
 const BUILD_COLUMNS: &str = "id, job, number, params, cause_user, node, executor, config_xml,
     queued_at_ms, started_at_ms, finished_at_ms, result, step_index, step_log_start,
     step_code, step_log_end, step_note, aborted_by, cause, queue_id, workspace, keep_log,
-    end_reason, unstable";
+    end_reason, unstable, description, display_name";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
     Ok(RawBuild {
@@ -519,6 +525,8 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<RawBuild> {
         keep_log: r.get(21)?,
         end_reason: r.get(22)?,
         unstable: r.get(23)?,
+        description: r.get(24)?,
+        display_name: r.get(25)?,
     })
 }
 
@@ -547,6 +555,8 @@ struct RawBuild {
     keep_log: bool,
     end_reason: Option<String>,
     unstable: bool,
+    description: Option<String>,
+    display_name: Option<String>,
 }
 
 impl RawBuild {
@@ -590,6 +600,8 @@ impl RawBuild {
             keep_log: self.keep_log,
             end_reason: self.end_reason,
             unstable: self.unstable,
+            description: self.description,
+            display_name: self.display_name,
         })
     }
 }
@@ -761,6 +773,36 @@ pub fn set_keep_log(
     let changed = conn.execute(
         "UPDATE builds SET keep_log = ?3 WHERE job = ?1 AND number = ?2",
         params![job, number as i64, i64::from(keep)],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Sets (or, with `None`, clears) a build's description; `false` when there is no such
+/// build.
+pub fn set_description(
+    conn: &Connection,
+    job: &str,
+    number: u64,
+    description: Option<&str>,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE builds SET description = ?3 WHERE job = ?1 AND number = ?2",
+        params![job, number as i64, description],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Sets (or, with `None`, clears) a build's display name; `false` when there is no such
+/// build.
+pub fn set_display_name(
+    conn: &Connection,
+    job: &str,
+    number: u64,
+    display_name: Option<&str>,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE builds SET display_name = ?3 WHERE job = ?1 AND number = ?2",
+        params![job, number as i64, display_name],
     )?;
     Ok(changed == 1)
 }

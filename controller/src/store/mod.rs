@@ -20,6 +20,7 @@ pub mod scm;
 pub mod ssh_keys;
 pub mod terminals;
 pub mod users;
+pub mod views;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -234,6 +235,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_log_time ON audit_log (time_ms);
     CREATE INDEX audit_log_user ON audit_log (user, id);",
+    // A build's description and display name (`set-build-description`,
+    // `set-build-display-name`), and the views (views.rs): each one's XML by name.
+    "ALTER TABLE builds ADD COLUMN description TEXT;
+    ALTER TABLE builds ADD COLUMN display_name TEXT;
+    CREATE TABLE views (
+        name TEXT PRIMARY KEY NOT NULL,
+        config_xml TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -126,7 +126,8 @@ const CLEAR_QUEUE: Command = Command {
 const LIST_BUILDS: Command = Command {
     name: "list-builds",
     summary: "Lists a job's builds, newest first: number, result, start, duration, node, \
-              cause, parameters and test counts.\n-n N: at most N builds (default 20)",
+              cause, parameters, test counts, display name and description.\n\
+              -n N: at most N builds (default 20)",
     usage: "JOB [-n N]",
     needs_overall_read: true,
     reads_stdin: false,
@@ -708,13 +709,20 @@ async fn list_builds(ctx: &mut Context) -> CommandResult {
                 .collect::<Vec<_>>()
                 .join(" "),
         };
+        // What people wrote on it, each on this one line: `-` when none.
+        let written = |text: &Option<String>| match text.as_deref() {
+            None | Some("") => "-".to_owned(),
+            Some(text) => Shown(text).to_string(),
+        };
         text.push_str(&format!(
-            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\t{tests}\n",
+            "#{}\t{result}\t{}\t{seconds:.1} s\t{}\t{}\t{}\t{tests}\t{}\t{}\n",
             row.number,
             utc(row.started_at_ms),
             Shown(&row.node),
             Shown(&row.cause.describe(&row.cause_user)),
-            Shown(&params)
+            Shown(&params),
+            written(&row.display_name),
+            written(&row.description),
         ));
     }
     ctx.out.stdout(text).await;

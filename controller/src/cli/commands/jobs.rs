@@ -69,8 +69,9 @@ const COPY_JOB: Command = Command {
 
 const LIST_JOBS: Command = Command {
     name: "list-jobs",
-    summary: "Lists all jobs.",
-    usage: "[all]",
+    summary: "Lists all jobs in a specific view or item group.\n\
+              VIEW: only the jobs of this view (default: all)",
+    usage: "[VIEW]",
     needs_overall_read: true,
     reads_stdin: false,
     run: |ctx| list_jobs(ctx).boxed(),
@@ -202,17 +203,25 @@ async fn copy_job(ctx: &mut Context) -> CommandResult {
 
 async fn list_jobs(ctx: &mut Context) -> CommandResult {
     let args = Args::parse(&ctx.args, &[], &[])?;
-    // Jenkins takes a view name; Steward has one view, "all".
-    if let Some(view) = args.optional_one()?
-        && !view.eq_ignore_ascii_case("all")
-    {
-        return Err(CommandError::IllegalArgument(format!(
-            "No view or item group with the given name '{view}' found."
-        )));
-    }
+    // Only the jobs the caller may read, as Jenkins lists them.
+    let all = jobs::readable_names(&ctx.state, &ctx.identity);
+    // Jenkins takes a view name (or a folder's, which Steward has none of).
+    let listed: Vec<&String> = match args.optional_one()? {
+        None => all.iter().collect(),
+        Some(name) => match crate::views::get(&ctx.state, name).await {
+            Ok(view) if crate::views::readable(&ctx.identity, &view, &all) => view.jobs(&all),
+            Ok(_) | Err(crate::views::ViewError::NotFound(_) | crate::views::ViewError::Empty) => {
+                return Err(CommandError::IllegalArgument(format!(
+                    "No view or item group with the given name '{}' found.",
+                    steward_protocol::shown::Shown(name)
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let mut listing = String::new();
-    for name in jobs::readable_names(&ctx.state, &ctx.identity) {
-        listing.push_str(&name);
+    for name in listed {
+        listing.push_str(name);
         listing.push('\n');
     }
     ctx.out.stdout(listing).await;

@@ -8,17 +8,23 @@ pub mod builds;
 pub mod changes;
 pub mod credentials;
 pub mod debug;
+pub mod describe;
 pub mod files;
 pub mod info;
 pub mod jobs;
+pub mod lifecycle;
 pub mod measure;
 pub mod node_info;
 pub mod node_state;
 pub mod nodes;
+pub mod plugins;
 pub mod quiet;
+pub mod reload;
 pub mod remote;
+pub mod scripts;
 pub mod terminals;
 pub mod users;
+pub mod views;
 
 use futures_util::future::BoxFuture;
 use steward_protocol::shown::Shown;
@@ -46,6 +52,8 @@ pub struct Invocation {
     /// Why the session stopped the command, once it has; read by what a dropped command
     /// leaves behind.
     pub stop: StopCause,
+    /// Cancelled once the session has sent its answer and closed.
+    pub answered: CancellationToken,
 }
 
 /// What the caller is, once the dispatcher has checked the credentials.
@@ -60,6 +68,9 @@ pub struct Context {
     pub out: Output,
     pub cancel: CancellationToken,
     pub stop: StopCause,
+    /// Cancelled once the session has sent the command's answer and closed: what a command
+    /// that ends the controller waits for, so its client hears back first.
+    pub answered: CancellationToken,
 }
 
 impl Context {
@@ -197,6 +208,12 @@ pub fn all() -> Vec<&'static Command> {
         terminals::COMMANDS,
         users::COMMANDS,
         audit::COMMANDS,
+        describe::COMMANDS,
+        lifecycle::COMMANDS,
+        plugins::COMMANDS,
+        reload::COMMANDS,
+        scripts::COMMANDS,
+        views::COMMANDS,
     ]
     .concat();
     all.sort_by_key(|c| c.name);
@@ -218,6 +235,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
         out,
         cancel,
         stop,
+        answered,
     } = invocation;
     let name = args.remove(0);
     let Some(command) = find(&name) else {
@@ -247,6 +265,7 @@ pub async fn dispatch(invocation: Invocation) -> i32 {
         out: out.clone(),
         cancel,
         stop,
+        answered,
     };
     let result = (command.run)(&mut ctx).await.map_err(|e| match e {
         // Helpers deep down do not know which command they serve; name it here.

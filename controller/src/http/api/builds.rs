@@ -18,6 +18,7 @@ use super::actions::actions;
 use super::{ApiError, ApiQuery, Remote, job_caller, redirect};
 use crate::auth::Permission;
 use crate::builds::delete::{DeleteError, delete_ranges, keep_forever};
+use crate::builds::describe::{self, DescribeError};
 use crate::builds::history::{duration_ms, estimate};
 use crate::builds::{self, build_url, console, job_url};
 use crate::jobs;
@@ -73,12 +74,12 @@ fn build_json(
         // job (and clients written for them) read.
         "changeSets": if checkout.is_some() { vec![change_set] } else { Vec::new() },
         "culprits": [],
-        "description": null,
-        "displayName": format!("#{}", row.number),
+        "description": row.description,
+        "displayName": describe::shown_name(row),
         // Jenkins says 0 until the build has ended.
         "duration": duration_ms(row).unwrap_or(0),
         "estimatedDuration": estimated_ms,
-        "fullDisplayName": format!("{} #{}", row.job, row.number),
+        "fullDisplayName": format!("{} {}", row.job, describe::shown_name(row)),
         "id": row.number.to_string(),
         "keepLog": row.keep_log,
         "number": row.number,
@@ -422,6 +423,39 @@ pub async fn toggle_log_keep(
         )));
     }
     tracing::info!(job = ?name, number = row.number, keep, by = ?identity.name(), "build keep-forever changed over the REST API");
+    Ok(redirect(&build_url(
+        &state.config.root_url,
+        &name,
+        row.number,
+    )))
+}
+
+/// `POST /job/NAME/N/submitDescription` with the form field `description` (in the query
+/// or a form body), as Jenkins' build page posts it: sets the build's description; 302 to
+/// the build. Needs Run/Update.
+pub async fn submit_description(
+    State(state): State<AppState>,
+    Path((name, which)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let (identity, job) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
+    let name = job.name.clone();
+    let row = builds::find(&state, &name, &which).await?;
+    let fields = super::jobs::form_fields(query.as_deref(), &headers, &body);
+    let Some((_, description)) = fields.iter().rev().find(|(k, _)| k == "description") else {
+        return Err(ApiError::bad_request(
+            "Missing the form field 'description'",
+        ));
+    };
+    match describe::set_description(&state, &name, row.number, description).await {
+        Ok(()) => {}
+        Err(e @ DescribeError::NoSuchBuild(_)) => return Err(ApiError::not_found(e.to_string())),
+        Err(e @ DescribeError::TooLong { .. }) => return Err(ApiError::bad_request(e.to_string())),
+        Err(DescribeError::Store(e)) => return Err(e.into()),
+    }
+    tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build description set over the REST API");
     Ok(redirect(&build_url(
         &state.config.root_url,
         &name,

@@ -527,7 +527,11 @@ async fn set_disabled(
 }
 
 /// The query's and, for a form post, the body's fields, in order.
-fn form_fields(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form_fields(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .into_owned()

@@ -12,10 +12,13 @@ pub mod builds;
 pub mod computers;
 pub mod debug;
 pub mod jobs;
+pub mod lifecycle;
+pub mod plugins;
 pub mod queue;
 pub mod root;
 pub mod tree;
 pub mod users;
+pub mod views;
 
 use std::sync::Arc;
 

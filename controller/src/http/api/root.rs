@@ -31,6 +31,11 @@ pub async fn api_json(
             })
         })
         .collect();
+    let views: Vec<serde_json::Value> = super::views::readable_views(&state, &identity)
+        .await?
+        .iter()
+        .map(|v| super::views::view_ref(&state.config.root_url, v))
+        .collect();
     let root = state.config.root_url.as_str();
     Ok(query.answer(json!({
         "_class": "hudson.model.Hudson",
@@ -45,7 +50,8 @@ pub async fn api_json(
         "url": root,
         "useCrumbs": false,
         "useSecurity": true,
-        "views": [{"_class": "hudson.model.AllView", "name": "all", "url": root}],
+        "primaryView": {"_class": "hudson.model.AllView", "name": "all", "url": root},
+        "views": views,
     })))
 }
 
