@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, now_unix};
-use crate::auth::{Permission, PermissionSet};
+use crate::auth::permissions::{Permission, PermissionSet};
 
 /// The administrator created on first start.
 pub const ADMIN_USER: &str = "admin";

@@ -416,11 +416,7 @@ pub async fn set_next_build_number(
     body: String,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::JobConfigure).await?;
-    let field = query.get("nextBuildNumber").cloned().or_else(|| {
-        url::form_urlencoded::parse(body.as_bytes())
-            .find(|(k, _)| k == "nextBuildNumber")
-            .map(|(_, v)| v.into_owned())
-    });
+    let field = super::form_field(&query, &body, "nextBuildNumber");
     let text =
         field.ok_or_else(|| ApiError::bad_request("Form field 'nextBuildNumber' is required"))?;
     let next = text

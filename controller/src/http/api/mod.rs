@@ -322,6 +322,19 @@ impl Remote {
     }
 }
 
+/// Field `key` of the query, else of the form body, as Jenkins' form fields are read.
+pub fn form_field(
+    query: &std::collections::HashMap<String, String>,
+    body: &str,
+    key: &str,
+) -> Option<String> {
+    query.get(key).cloned().or_else(|| {
+        url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
 /// The 302 Jenkins answers form posts with.
 pub fn redirect(location: &str) -> Response {
     let mut response = StatusCode::FOUND.into_response();

@@ -68,15 +68,6 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     )))
 }
 
-/// Field `key` of the query, else of the form body, as Jenkins' form fields are read.
-fn field(query: &HashMap<String, String>, body: &str, key: &str) -> Option<String> {
-    query.get(key).cloned().or_else(|| {
-        url::form_urlencoded::parse(body.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
-    })
-}
-
 /// Who may manage `name`'s tokens: that user, or an administrator.
 async fn token_owner(
     state: &AppState,
@@ -104,7 +95,7 @@ pub async fn generate_token(
     body: String,
 ) -> Result<Response, ApiError> {
     let identity = token_owner(&state, &headers, &name).await?;
-    let token_name = field(&query, &body, "newTokenName")
+    let token_name = super::form_field(&query, &body, "newTokenName")
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Token created on REST".to_owned());
@@ -130,14 +121,7 @@ pub async fn revoke_token(
     body: String,
 ) -> Result<Response, ApiError> {
     let identity = token_owner(&state, &headers, &name).await?;
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let Some(uuid) = query
-        .get("tokenUuid")
-        .or_else(|| form.get("tokenUuid"))
-        .cloned()
-    else {
+    let Some(uuid) = super::form_field(&query, &body, "tokenUuid") else {
         return Err(ApiError::bad_request("tokenUuid is required"));
     };
     let revoked = accounts::revoke_token(&state, &name, &uuid, &remote.actor(&identity)).await?;
