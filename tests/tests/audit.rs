@@ -295,3 +295,34 @@ fn bounds_that_keep_nothing_are_refused_at_start() {
         assert!(stderr.contains(why), "{option} {value}: {stderr}");
     }
 }
+
+#[test]
+fn build_records_the_queue_and_quiet_down_changed_by_hand_are_recorded() {
+    let c = Controller::start();
+    let work = tempfile::tempdir().unwrap();
+    c.create_node_with("n1", "", 1, "NORMAL");
+    let _agent = c.start_agent_in("n1", work.path());
+    c.create_job("app", &Freestyle::shell("echo hi"));
+    assert_eq!(c.cli(&["build", "app", "-s"]).code, 0);
+    assert_eq!(c.cli(&["build", "app", "-s"]).code, 0);
+    assert_eq!(c.cli(&["keep-build", "app", "2"]).code, 0);
+    let kept = wait_entry(&c, "admin", "build.keep", "app#2");
+    assert_eq!(kept["details"]["keep"], true, "{kept}");
+    assert_eq!(c.cli(&["delete-builds", "app", "1"]).code, 0);
+    let deleted = wait_entry(&c, "admin", "build.delete", "app");
+    assert_eq!(deleted["details"]["numbers"], serde_json::json!([1]), "{deleted}");
+
+    // A build that cannot start waits; cancelling it is recorded with its job.
+    c.create_job("elsewhere", &Freestyle::shell("true").label("nowhere"));
+    assert_eq!(c.cli(&["build", "elsewhere"]).code, 0);
+    let waiting = c.wait_queued_matching("elsewhere", |_| true);
+    assert_eq!(c.cli(&["cancel-queue", &waiting.id.to_string()]).code, 0);
+    let cancelled = wait_entry(&c, "admin", "queue.cancel", "elsewhere");
+    assert_eq!(cancelled["details"]["id"], waiting.id, "{cancelled}");
+
+    assert_eq!(c.cli(&["quiet-down", "-reason", "upgrade"]).code, 0);
+    let quiet = wait_entry(&c, "admin", "quiet-down", "");
+    assert_eq!(quiet["details"]["reason"], "upgrade", "{quiet}");
+    assert_eq!(c.cli(&["cancel-quiet-down"]).code, 0);
+    wait_entry(&c, "admin", "quiet-down.cancel", "");
+}

@@ -56,6 +56,14 @@ pub enum Action {
     /// A build started on a node.
     BuildStart,
     BuildAbort,
+    /// Build records deleted (`delete-builds`, a build's `doDelete`).
+    BuildDelete,
+    /// A build kept forever, or no longer.
+    BuildKeep,
+    /// A waiting build taken out of the queue by someone.
+    QueueCancel,
+    QuietDown,
+    QuietDownCancel,
     AgentConnect,
     AgentDisconnect,
     NodeCreate,
@@ -111,6 +119,11 @@ impl Action {
             Action::BuildQueue => "build.queue",
             Action::BuildStart => "build.start",
             Action::BuildAbort => "build.abort",
+            Action::BuildDelete => "build.delete",
+            Action::BuildKeep => "build.keep",
+            Action::QueueCancel => "queue.cancel",
+            Action::QuietDown => "quiet-down",
+            Action::QuietDownCancel => "quiet-down.cancel",
             Action::AgentConnect => "agent.connect",
             Action::AgentDisconnect => "agent.disconnect",
             Action::NodeCreate => "node.create",

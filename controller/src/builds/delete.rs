@@ -51,6 +51,24 @@ pub async fn delete_ranges(
     state: &AppState,
     job: &str,
     ranges: Vec<(u64, u64)>,
+    by: &crate::audit::Actor,
+) -> Result<Vec<u64>, DeleteError> {
+    let deleted = delete_ranges_unrecorded(state, job, ranges).await?;
+    if !deleted.is_empty() {
+        state.audit.record(
+            by,
+            crate::audit::Action::BuildDelete,
+            job,
+            serde_json::json!({ "numbers": deleted }),
+        );
+    }
+    Ok(deleted)
+}
+
+async fn delete_ranges_unrecorded(
+    state: &AppState,
+    job: &str,
+    ranges: Vec<(u64, u64)>,
 ) -> Result<Vec<u64>, DeleteError> {
     let attempt = || {
         let (key, ranges) = (job.to_owned(), ranges.clone());
@@ -112,12 +130,22 @@ pub async fn keep_forever(
     job: &str,
     number: u64,
     keep: bool,
+    by: &crate::audit::Actor,
 ) -> Result<bool, StoreError> {
     let key = job.to_owned();
-    state
+    let found = state
         .store
         .call(move |c| records::set_keep_log(c, &key, number, keep))
-        .await
+        .await?;
+    if found {
+        state.audit.record(
+            by,
+            crate::audit::Action::BuildKeep,
+            &format!("{job}#{number}"),
+            serde_json::json!({ "keep": keep }),
+        );
+    }
+    Ok(found)
 }
 
 /// Applies the job's build discarder, if it has one; called when one of its builds ends.

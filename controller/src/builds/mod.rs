@@ -46,8 +46,8 @@ pub mod timestamps;
 
 pub use history::{FindError, estimated_duration, find, get, history};
 pub use queue::{
-    ItemState, ItemView, QueueView, Queued, WaitKind, cancel_queued, cancel_queued_of,
-    check_buildable, enqueue, enqueue_with_breakpoint,
+    ItemState, ItemView, QueueView, Queued, WaitKind, cancel_queued, cancel_queued_by,
+    cancel_queued_of, check_buildable, enqueue, enqueue_with_breakpoint,
 };
 
 use std::collections::BTreeMap;

@@ -283,6 +283,31 @@ pub async fn cancel_queued_of(state: &AppState, job: &str) -> Result<(), StoreEr
     Ok(())
 }
 
+/// [`cancel_queued`] on behalf of `by` (`cancel-queue`, `clear-queue`, `/queue/cancelItem`),
+/// recorded in the audit log when an item was taken out.
+pub async fn cancel_queued_by(
+    state: &AppState,
+    id: u64,
+    by: &crate::audit::Actor,
+) -> Result<bool, StoreError> {
+    let job = state
+        .builds
+        .queue()
+        .into_iter()
+        .find(|q| q.row.id == id)
+        .map(|q| q.row.job.clone());
+    let cancelled = cancel_queued(state, id).await?;
+    if cancelled {
+        state.audit.record(
+            by,
+            crate::audit::Action::QueueCancel,
+            job.as_deref().unwrap_or_default(),
+            serde_json::json!({ "id": id }),
+        );
+    }
+    Ok(cancelled)
+}
+
 /// Removes a waiting item from the queue; `false` when no such item waits.
 pub async fn cancel_queued(state: &AppState, id: u64) -> Result<bool, StoreError> {
     // The store decides: the scheduler may be starting this very item.

@@ -63,6 +63,32 @@ pub enum Quieted {
     Cancelled,
 }
 
+/// `quiet-down` (or `/quietDown`) by `by`, recorded in the audit log.
+pub fn quiet_down_by(state: &crate::state::AppState, quiet: QuietDown, by: &crate::audit::Actor) {
+    let reason = quiet.reason.clone();
+    state.builds.quiet_down(quiet);
+    state.audit.record(
+        by,
+        crate::audit::Action::QuietDown,
+        "",
+        serde_json::json!({ "reason": reason }),
+    );
+}
+
+/// `cancel-quiet-down` (or `/cancelQuietDown`) by `by`, recorded when it was quieting down.
+pub fn cancel_quiet_down_by(state: &crate::state::AppState, by: &crate::audit::Actor) -> bool {
+    let was = state.builds.cancel_quiet_down(&by.user);
+    if was {
+        state.audit.record(
+            by,
+            crate::audit::Action::QuietDownCancel,
+            "",
+            serde_json::Value::Null,
+        );
+    }
+    was
+}
+
 impl Builds {
     /// Starts quieting down (or replaces the reason); queued builds get its reason.
     pub fn quiet_down(&self, quiet: QuietDown) {

@@ -531,7 +531,7 @@ async fn delete_builds(ctx: &mut Context) -> CommandResult {
     // The stored name: `job` may be another spelling of it.
     let job = ctx.job(&job, Permission::RunDelete).await?.name.clone();
     let ranges = parse_ranges(&range)?;
-    let deleted = builds::delete::delete_ranges(&ctx.state, &job, ranges)
+    let deleted = builds::delete::delete_ranges(&ctx.state, &job, ranges, &ctx.actor())
         .await
         .map_err(|e| match e {
             builds::delete::DeleteError::Running { .. } => {
@@ -553,7 +553,7 @@ async fn keep_build(ctx: &mut Context) -> CommandResult {
     // The stored name: `job` may be another spelling of it.
     let job = ctx.job(&job, Permission::RunUpdate).await?.name.clone();
     let build = find_build(&ctx.state, &job, Some(&which)).await?;
-    if !builds::delete::keep_forever(&ctx.state, &job, build.number, true)
+    if !builds::delete::keep_forever(&ctx.state, &job, build.number, true, &ctx.actor())
         .await
         .map_err(store_error)?
     {
@@ -619,7 +619,7 @@ async fn cancel_queue(ctx: &mut Context) -> CommandResult {
                     other => other?,
                 };
             }
-            if builds::cancel_queued(&ctx.state, id)
+            if builds::cancel_queued_by(&ctx.state, id, &ctx.actor())
                 .await
                 .map_err(store_error)?
             {
@@ -644,7 +644,7 @@ async fn clear_queue(ctx: &mut Context) -> CommandResult {
     let waiting: Vec<u64> = ctx.state.builds.queue().iter().map(|q| q.row.id).collect();
     let mut cancelled = 0;
     for id in waiting {
-        if builds::cancel_queued(&ctx.state, id)
+        if builds::cancel_queued_by(&ctx.state, id, &ctx.actor())
             .await
             .map_err(store_error)?
         {

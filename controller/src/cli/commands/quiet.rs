@@ -48,7 +48,11 @@ async fn quiet_down(ctx: &mut Context) -> CommandResult {
     };
     ctx.require(Permission::OverallAdminister)?;
     let builds = &ctx.state.builds;
-    builds.quiet_down(QuietDown::new(ctx.identity.name(), args.value("-reason")));
+    crate::builds::quiet::quiet_down_by(
+        &ctx.state,
+        QuietDown::new(ctx.identity.name(), args.value("-reason")),
+        &ctx.actor(),
+    );
     if !args.flag("-block") {
         return Ok(0);
     }
@@ -76,6 +80,6 @@ async fn quiet_down(ctx: &mut Context) -> CommandResult {
 async fn cancel_quiet_down(ctx: &mut Context) -> CommandResult {
     Args::none(&ctx.args)?;
     ctx.require(Permission::OverallAdminister)?;
-    ctx.state.builds.cancel_quiet_down(ctx.identity.name());
+    crate::builds::quiet::cancel_quiet_down_by(&ctx.state, &ctx.actor());
     Ok(0)
 }

@@ -405,6 +405,7 @@ pub async fn stop(
 pub async fn toggle_log_keep(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::RunUpdate).await?;
@@ -416,7 +417,7 @@ pub async fn toggle_log_keep(
             .require_on(job.config.authorization(), Permission::RunDelete)
             .map_err(|denied| ApiError(http::StatusCode::FORBIDDEN, denied.0))?;
     }
-    if !keep_forever(&state, &name, row.number, keep).await? {
+    if !keep_forever(&state, &name, row.number, keep, &remote.actor(&identity)).await? {
         return Err(ApiError::not_found(format!(
             "No such build #{}",
             row.number
@@ -468,6 +469,7 @@ pub async fn submit_description(
 pub async fn delete(
     State(state): State<AppState>,
     Path((name, which)): Path<(String, String)>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, job) = job_caller(&state, &headers, &name, Permission::RunDelete).await?;
@@ -480,7 +482,14 @@ pub async fn delete(
             row.number
         )));
     }
-    match delete_ranges(&state, &name, vec![(row.number, row.number)]).await {
+    match delete_ranges(
+        &state,
+        &name,
+        vec![(row.number, row.number)],
+        &remote.actor(&identity),
+    )
+    .await
+    {
         Ok(_) => {
             tracing::info!(job = ?name, number = row.number, by = ?identity.name(), "build deleted over the REST API");
             Ok(redirect(&job_url(&state.config.root_url, &name)))

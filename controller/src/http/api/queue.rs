@@ -13,7 +13,7 @@ use steward_protocol::shown::Shown;
 use super::actions::{actions, params_text};
 use super::builds::build_ref;
 use super::jobs::{FREESTYLE_PROJECT, overview, overview_of};
-use super::{ApiError, ApiQuery, caller, streamed_list};
+use super::{ApiError, ApiQuery, Remote, caller, streamed_list};
 use crate::auth::Permission;
 use crate::builds::{self, ItemState, ItemView, WaitKind, job_url};
 use crate::state::AppState;
@@ -157,6 +157,7 @@ pub async fn item(
 pub async fn cancel_item(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::OverallRead).await?;
@@ -203,7 +204,7 @@ pub async fn cancel_item(
             format!("Item for id ({id}) is not cancellable"),
         ));
     }
-    if builds::cancel_queued(&state, id).await? {
+    if builds::cancel_queued_by(&state, id, &remote.actor(&identity)).await? {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     // It left meanwhile.

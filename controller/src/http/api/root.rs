@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
 use super::jobs::{FREESTYLE_PROJECT, overview};
-use super::{ApiError, ApiQuery, caller, redirect};
+use super::{ApiError, ApiQuery, Remote, caller, redirect};
 use crate::auth::{Identity, Permission};
 use crate::builds::quiet::{QuietDown, parse_timeout};
 use crate::state::AppState;
@@ -90,6 +90,7 @@ pub struct QuietQuery {
 pub async fn quiet_down(
     State(state): State<AppState>,
     Query(query): Query<QuietQuery>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::OverallAdminister).await?;
@@ -113,9 +114,11 @@ pub async fn quiet_down(
         })?,
     };
     let reason = query.reason.or(query.message);
-    state
-        .builds
-        .quiet_down(QuietDown::new(identity.name(), reason.as_deref()));
+    crate::builds::quiet::quiet_down_by(
+        &state,
+        QuietDown::new(identity.name(), reason.as_deref()),
+        &remote.actor(&identity),
+    );
     if block {
         state.builds.wait_until_quiet(timeout).await;
     }
@@ -125,10 +128,11 @@ pub async fn quiet_down(
 /// `POST /cancelQuietDown`: builds start again; 302 to the root.
 pub async fn cancel_quiet_down(
     State(state): State<AppState>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = caller(&state, &headers, Permission::OverallAdminister).await?;
-    state.builds.cancel_quiet_down(identity.name());
+    crate::builds::quiet::cancel_quiet_down_by(&state, &remote.actor(&identity));
     Ok(redirect(state.config.root_url.as_str()))
 }
 
