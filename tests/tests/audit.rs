@@ -310,7 +310,11 @@ fn build_records_the_queue_and_quiet_down_changed_by_hand_are_recorded() {
     assert_eq!(kept["details"]["keep"], true, "{kept}");
     assert_eq!(c.cli(&["delete-builds", "app", "1"]).code, 0);
     let deleted = wait_entry(&c, "admin", "build.delete", "app");
-    assert_eq!(deleted["details"]["numbers"], serde_json::json!([1]), "{deleted}");
+    assert_eq!(
+        deleted["details"]["numbers"],
+        serde_json::json!([1]),
+        "{deleted}"
+    );
 
     // A build that cannot start waits; cancelling it is recorded with its job.
     c.create_job("elsewhere", &Freestyle::shell("true").label("nowhere"));
